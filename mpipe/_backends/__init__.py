@@ -1,0 +1,31 @@
+"""Backends: inline, thread, and (when installed) process and dask. One module each."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._errors import ConfigurationError
+from .._placement import check_placement
+from ._base import END, Backend, FiringSlot
+from ._inline import InlineBackend
+from ._thread import ThreadBackend
+
+__all__ = ["END", "Backend", "FiringSlot", "make_backend"]
+
+
+def make_backend(name: str, max_workers: int, options: dict[str, Any]) -> Backend:
+    """A new, not yet started backend for the placement ``name``.
+
+    Raises:
+        ConfigurationError: Unknown placement, or one this installation cannot run.
+    """
+    check_placement(name, "executor")
+    if name == "inline":
+        return InlineBackend(max_workers)
+    if name == "thread":
+        return ThreadBackend(max_workers)
+    raise ConfigurationError(
+        f"execution={name!r} is not available in this version of mpipe yet; "
+        f"use 'inline' or 'thread'",
+        field="execution",
+    )

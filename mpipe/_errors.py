@@ -1,0 +1,182 @@
+"""The exceptions mpipe raises.
+
+Every exception derives from :class:`PipelineError` and can describe itself as a JSON-compatible
+dict with ``to_dict()`` (for event logs, checkpoints and the command line).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = [
+    "ConfigurationError",
+    "ExecutionError",
+    "GraphError",
+    "PipeError",
+    "PipelineError",
+    "ProcessorError",
+    "ProcessorTimeoutError",
+    "ValidationError",
+    "WorkerCrashedError",
+]
+
+
+class PipelineError(Exception):
+    """Base class of every error mpipe raises.
+
+    Args:
+        message: What went wrong, in one sentence.
+        details: Extra JSON-compatible facts about the error.
+    """
+
+    def __init__(self, message: str = "", **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: dict[str, Any] = details
+
+    def to_dict(self) -> dict[str, Any]:
+        """Describe the error as a JSON-compatible dict."""
+        out: dict[str, Any] = {"type": type(self).__name__, "message": self.message}
+        if self.details:
+            out["details"] = {k: _jsonable(v) for k, v in self.details.items()}
+        cause = self.__cause__
+        if cause is not None:
+            out["cause"] = {"type": type(cause).__name__, "message": str(cause)}
+        return out
+
+
+class ProcessorError(PipelineError):
+    """A processor failed, or was used wrongly.
+
+    Args:
+        message: What went wrong.
+        processor_id: The processor concerned, when known.
+    """
+
+    def __init__(self, message: str = "", processor_id: str | None = None, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.processor_id = processor_id
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out["processor_id"] = self.processor_id
+        return out
+
+
+class GraphError(PipelineError):
+    """A graph was built wrongly: an unknown or duplicate processor id, say."""
+
+
+class ValidationError(PipelineError):
+    """A graph or an input failed validation.
+
+    Args:
+        message: A summary.
+        validation_errors: Every problem found, one sentence each.
+    """
+
+    def __init__(self, message: str = "", validation_errors: Sequence[str] | None = None) -> None:
+        self.validation_errors = list(validation_errors or [])
+        if self.validation_errors and message and not message.endswith(":"):
+            full = message + ": " + "; ".join(self.validation_errors)
+        else:
+            full = message or "; ".join(self.validation_errors)
+        super().__init__(full)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out["validation_errors"] = list(self.validation_errors)
+        return out
+
+
+class ExecutionError(PipelineError):
+    """A run stopped before it finished.
+
+    Args:
+        message: What stopped the run.
+        failed_processors: Ids of the processors whose errors stopped it.
+        cause: The original exception, also set as ``__cause__``.
+    """
+
+    def __init__(
+        self,
+        message: str = "",
+        failed_processors: Sequence[str] | None = None,
+        cause: BaseException | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.failed_processors = list(failed_processors or [])
+        self.cause = cause
+        if cause is not None:
+            self.__cause__ = cause
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out["failed_processors"] = list(self.failed_processors)
+        return out
+
+
+class PipeError(PipelineError):
+    """A pipe was used wrongly: getting from a closed, drained pipe, or putting into a closed one."""
+
+
+class ConfigurationError(PipelineError):
+    """A configuration value is wrong.
+
+    Args:
+        message: What is wrong and what was expected.
+        field: The path of the offending field (``processors[2].processor_type``), when known.
+    """
+
+    def __init__(self, message: str = "", field: str | None = None, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.field = field
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out["field"] = self.field
+        return out
+
+
+class ProcessorTimeoutError(ProcessorError):
+    """A firing ran past its processor's ``timeout``."""
+
+
+class WorkerCrashedError(ProcessorError):
+    """A worker process died while running a firing.
+
+    Args:
+        message: What died and how.
+        processor_id: The processor whose firing was running.
+        exitcode: The worker's exit code (negative: the signal that killed it).
+        item_index: The index of the firing's item within the processor's stream.
+    """
+
+    def __init__(
+        self,
+        message: str = "",
+        processor_id: str | None = None,
+        exitcode: int | None = None,
+        item_index: int | None = None,
+        **details: Any,
+    ) -> None:
+        super().__init__(message, processor_id, **details)
+        self.exitcode = exitcode
+        self.item_index = item_index
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out["exitcode"] = self.exitcode
+        out["item_index"] = self.item_index
+        return out
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return repr(value)

@@ -1,0 +1,426 @@
+"""The graph executor: turns a graph and its input into a scheduled run.
+
+Batch is a stream of one: ``execute`` feeds one item per source through the same scheduler that
+``stream`` drives. Backends are started per run, or once for the life of an ``async with`` block.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ._backends import Backend, make_backend
+from ._errors import ConfigurationError, ExecutionError, PipelineError, ValidationError
+from ._graph import ProcessingGraph, connection_id
+from ._hooks import RunHooks, RunInfo
+from ._inputs import Entry, resolve_feeds
+from ._interfaces import ProcessorInterface, ProcessorState
+from ._pipe import Pipe, PipeType
+from ._placement import check_placement
+from ._processors import BaseProcessor
+from ._scheduler import Node, ResultSink, Scheduler, feeder
+
+__all__ = ["GraphExecutor"]
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (respects CPU affinity)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+class _Foreign:
+    """Bookkeeping for a processor that implements the interface but is not a BaseProcessor."""
+
+    has_callbacks = False
+    stateful = True
+
+    def __init__(self, processor: ProcessorInterface) -> None:
+        self.processor = processor
+        self._items_out = 0
+
+    def _record(self, duration: float, failed: bool) -> None:
+        pass
+
+    def _fire_callbacks(self, event: str, arg: Any) -> None:
+        pass
+
+
+class GraphExecutor:
+    """Runs a :class:`ProcessingGraph`.
+
+    Args:
+        graph: The graph to run.
+        monitor: An observer of every run (a :class:`RunHooks`, such as the monitor).
+        backend: Default placement of firings: ``"inline"``, ``"thread"``, ``"process"`` or
+            ``"dask"``; a processor's ``execution`` config overrides it.
+        max_workers: Workers per pool backend (default: the usable cores).
+        hooks: More observers.
+
+    Raises:
+        ConfigurationError: An unknown backend, a bad ``max_workers`` or a monitor that is not
+            an observer.
+    """
+
+    def __init__(
+        self,
+        graph: ProcessingGraph,
+        monitor: Any = None,
+        *,
+        backend: str = "inline",
+        max_workers: int | None = None,
+        hooks: list[RunHooks] | None = None,
+    ) -> None:
+        if not isinstance(graph, ProcessingGraph):
+            raise ConfigurationError(
+                f"GraphExecutor needs a ProcessingGraph, got {type(graph).__name__}", "graph"
+            )
+        self.graph = graph
+        self.backend = check_placement(backend, "GraphExecutor backend")
+        if max_workers is not None and (
+            not isinstance(max_workers, int) or isinstance(max_workers, bool) or max_workers < 1
+        ):
+            raise ConfigurationError(
+                f"max_workers must be a positive integer, got {max_workers!r}", "max_workers"
+            )
+        self.max_workers = max_workers or usable_cores()
+        self.monitor = monitor
+        self._hooks: list[RunHooks] = [*_as_hooks(monitor, "monitor"), *(hooks or [])]
+        for h in self._hooks:
+            _as_hooks(h, "hooks")
+        self._backends: dict[str, Backend] = {}
+        self._entered = False
+        self._current: Scheduler | None = None
+        self._status: dict[str, Any] = {"state": "idle", "run_id": None}
+
+    # -- lifetime ----------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> GraphExecutor:
+        self._entered = True
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._entered = False
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop every backend this executor started (worker pools included)."""
+        backends, self._backends = list(self._backends.values()), {}
+        errors = await asyncio.gather(*(b.close() for b in backends), return_exceptions=True)
+        for err in errors:
+            if isinstance(err, BaseException):
+                raise err
+
+    def add_hooks(self, hooks: RunHooks) -> None:
+        """Add an observer of every later run."""
+        self._hooks.extend(_as_hooks(hooks, "hooks"))
+
+    async def _backend(self, placement: str) -> Backend:
+        backend = self._backends.get(placement)
+        if backend is None:
+            backend = self._backends[placement] = make_backend(placement, self.max_workers, {})
+        if not backend.started:
+            await backend.start()
+        return backend
+
+    # -- planning -----------------------------------------------------------------------------------
+
+    def _check_idle(self) -> None:
+        if self._current is not None and not self._current.done:
+            raise PipelineError(
+                f"graph {self.graph.graph_id!r} is already running in this executor; "
+                "runs of one executor do not overlap"
+            )
+
+    def _placements(self) -> dict[str, str]:
+        out = {}
+        for pid, node in self.graph.nodes.items():
+            p = node.processor
+            placement = getattr(p, "execution", None) or self.backend
+            out[pid] = check_placement(placement, f"processor {pid!r}")
+        return out
+
+    def _entries(self) -> tuple[list[Entry], dict[tuple[str, str], Pipe]]:
+        connected = {(b, i) for _, _, b, i in self.graph.connections}
+        entries: list[Entry] = []
+        pipes: dict[tuple[str, str], Pipe] = {}
+        for pid, gnode in self.graph.nodes.items():
+            proc = gnode.processor
+            is_source = not gnode.dependencies
+            names = list(proc.input_pipes) or (["input"] if is_source else [])
+            for name in names:
+                if (pid, name) in connected:
+                    continue
+                entries.append(Entry(pid, name, is_source))
+                pipe = proc.input_pipes.get(name) or Pipe(f"{pid}:{name}", pipe_type=PipeType.INPUT)
+                pipe.reset()
+                pipes[(pid, name)] = pipe
+        return entries, pipes
+
+    async def _plan(self, data: Any, streaming: bool) -> tuple[Scheduler, RunInfo]:
+        graph = self.graph
+        problems = graph.validate()
+        if problems:
+            raise ValidationError(f"graph {graph.graph_id!r} is invalid", problems)
+        placements = self._placements()
+        entries, entry_pipes = self._entries()
+        feeds = resolve_feeds(entries, data, streaming)
+
+        inputs_of: dict[tuple[str, str], Pipe] = dict(entry_pipes)
+        outputs_of: dict[tuple[str, str], list[Pipe]] = {}
+        for conn in graph.connections:
+            pipe = graph.pipes[connection_id(conn)]
+            pipe.reset()
+            inputs_of[(conn[2], conn[3])] = pipe
+            outputs_of.setdefault((conn[0], conn[1]), []).append(pipe)
+
+        sink = ResultSink(streaming)
+        run_id = uuid.uuid4().hex[:12]
+        nodes: list[Node] = []
+        for pid, gnode in graph.nodes.items():
+            proc = gnode.processor
+            backend = await self._backend(placements[pid])
+            input_names = list(proc.input_pipes) or ["input"]
+            outputs: dict[str, list[Pipe]] = {}
+            for name, own in proc.output_pipes.items():
+                targets = list(outputs_of.get((pid, name), []))
+                if not gnode.dependents:
+                    own.reset()
+                    sink.attach(f"{pid}:{name}", own)
+                    targets.append(own)
+                outputs[name] = targets
+            if isinstance(proc, BaseProcessor):
+                fn, item_arg = proc._firing_call()
+                book: Any = proc
+                concurrency = proc.max_concurrent or backend.concurrency(proc.stateful)
+                timeout = proc.timeout
+            else:
+                fn, item_arg, book = proc.process, False, _Foreign(proc)
+                concurrency, timeout = backend.concurrency(True), None
+            nodes.append(
+                Node(
+                    pid,
+                    book,
+                    fn,
+                    item_arg and len(input_names) == 1,
+                    input_names,
+                    [inputs_of[(pid, n)] for n in input_names],
+                    outputs,
+                    backend,
+                    concurrency,
+                    self._strategy_for(pid, proc),
+                    timeout,
+                )
+            )
+        inline = await self._backend("inline")
+        feeders = [
+            feeder(
+                f"<input {f.name}>",
+                f.items,
+                {
+                    name: [entry_pipes[(e.processor_id, e.pipe_name)] for e in targets]
+                    for name, targets in f.targets.items()
+                },
+                inline,
+            )
+            for f in feeds
+        ]
+        for strategy in {id(n.strategy): n.strategy for n in nodes if n.strategy}.values():
+            reset = getattr(strategy, "reset", None)
+            if reset is not None:
+                reset()
+        info = RunInfo(
+            run_id=run_id,
+            graph_id=graph.graph_id,
+            processor_ids=list(graph.nodes),
+            placements=placements,
+            started_at=time.time(),
+            mode="stream" if streaming else "batch",
+        )
+        return Scheduler(nodes, feeders, sink, list(self._hooks), run_id), info
+
+    def _strategy_for(self, pid: str, proc: ProcessorInterface) -> Any:
+        graph = self.graph
+        if pid in graph.error_strategies:
+            return graph.error_strategies[pid]
+        own = getattr(proc, "config", {}).get("error_strategy")
+        if own is not None and not isinstance(own, (str, dict)):
+            return own
+        return graph.error_strategy
+
+    # -- running ------------------------------------------------------------------------------------
+
+    async def _run(self, sched: Scheduler, info: RunInfo) -> None:
+        """Run one planned schedule with its processors' lifecycle around it."""
+        self._current = sched
+        self._status = {"state": "running", "run_id": info.run_id, "started_at": info.started_at}
+        hooks = sched.hooks
+        error: BaseException | None = None
+        procs = [n.processor for n in sched.nodes if isinstance(n.processor, BaseProcessor)]
+        foreign = [n.processor.processor for n in sched.nodes if isinstance(n.processor, _Foreign)]
+        try:
+            for hook in hooks:
+                hook.run_start(info)
+            for p in procs:
+                p.state = ProcessorState.RUNNING
+            await asyncio.gather(*(_maybe_await(p.initialize()) for p in [*procs, *foreign]))
+            await sched.run()
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            results = await asyncio.gather(
+                *(_maybe_await(p.cleanup()) for p in [*procs, *foreign]), return_exceptions=True
+            )
+            failed = {sched.failure[0]} if sched.failure else set()
+            for p in procs:
+                p.state = ProcessorState.ERROR if p.processor_id in failed else (
+                    ProcessorState.COMPLETED if error is None else ProcessorState.IDLE
+                )
+            state = "completed" if error is None else ("stopped" if sched.stopped else "failed")
+            self._status = {**self._status, "state": state, "ended_at": time.time()}
+            for hook in hooks:
+                hook.run_end(info, error)
+            if not self._entered:
+                await self.aclose()
+            if error is None:
+                for r in results:
+                    if isinstance(r, BaseException):
+                        raise ExecutionError(f"cleanup failed: {r!r}", cause=r)
+
+    async def execute(self, input_data: Any, monitor: Any = None) -> dict[str, Any]:
+        """Run the graph once: one item per source.
+
+        Args:
+            input_data: Keys name source processors (value: the item, or for a source with
+                several input pipes a dict of pipe name -> item), a source's input pipe, or
+                ``"processor:pipe"``. A source not named receives the whole ``input_data``.
+            monitor: An extra observer for this run only.
+
+        Returns:
+            ``"processor_id:output_pipe"`` -> value, for every output pipe of every sink that
+            produced a value; a list of values when it produced several.
+
+        Raises:
+            ValidationError: The graph or the input is invalid (before anything runs).
+            ExecutionError: A firing failed and the strategy halted, or the run was stopped.
+        """
+        self._check_idle()
+        sched, info = await self._plan(input_data, streaming=False)
+        sched.hooks.extend(_as_hooks(monitor, "monitor"))
+        await self._run(sched, info)
+        return {k: v[0] if len(v) == 1 else v for k, v in sched.sink.results.items()}
+
+    async def stream(self, inputs: Any) -> AsyncIterator[tuple[str, Any]]:
+        """Run the graph over streams of items; yield ``(key, item)`` as sink items arrive.
+
+        All stages run at once (pipeline parallelism); a slow consumer slows the sources
+        (backpressure). Leaving the loop early stops the run.
+
+        Args:
+            inputs: Source processor (or input pipe) -> iterable or async iterable of items.
+
+        Raises:
+            ValidationError: The graph or the inputs are invalid.
+            ExecutionError: A firing failed and the strategy halted.
+        """
+        self._check_idle()
+        sched, info = await self._plan(inputs, streaming=True)
+        sink = sched.sink
+        task = asyncio.ensure_future(self._run(sched, info))
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                arrivals = sink.arrivals
+                while arrivals:
+                    key, pipe = arrivals.popleft()
+                    item = sched._take(pipe)
+                    sched.poke()
+                    yield key, item
+                if task.done():
+                    if not sink.arrivals:
+                        task.result()
+                        return
+                    continue
+                sink.waiter = loop.create_future()
+                await asyncio.wait({sink.waiter, task}, return_when=asyncio.FIRST_COMPLETED)
+                sink.waiter = None
+        finally:
+            if not task.done():
+                sched.stop()
+            try:
+                await asyncio.shield(task) if not task.done() else None
+            except ExecutionError:
+                if not sched.stopped:
+                    raise
+
+    async def execute_stream(self, inputs: Any) -> dict[str, list[Any]]:
+        """Run :meth:`stream` to the end and collect every sink item per key."""
+        out: dict[str, list[Any]] = {}
+        async for key, item in self.stream(inputs):
+            out.setdefault(key, []).append(item)
+        return out
+
+    def run(self, input_data: Any) -> dict[str, Any]:
+        """Synchronous :meth:`execute`, for scripts.
+
+        Raises:
+            PipelineError: Called from a running event loop (use ``await execute`` there).
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.execute(input_data))
+        raise PipelineError("run() cannot be called from a running event loop; await execute()")
+
+    async def stop_execution(self) -> None:
+        """Cancel the current run: firings in flight are cancelled; ``execute`` raises."""
+        sched = self._current
+        if sched is not None and not sched.done:
+            sched.stop()
+
+    def get_execution_status(self) -> dict[str, Any]:
+        """The current or last run's state and per-processor progress (JSON-compatible)."""
+        status = dict(self._status)
+        sched = self._current
+        if sched is not None:
+            status["processors"] = {
+                n.node_id: {
+                    "firings_started": n.index,
+                    "in_flight": n.inflight,
+                    "finished": n.finished,
+                    "state": getattr(n.processor, "state", ProcessorState.IDLE).value,
+                }
+                for n in sched.nodes
+            }
+            if sched.failure is not None:
+                status["failed_processor"] = sched.failure[0]
+                status["error"] = repr(sched.failure[1])
+        started = status.get("started_at")
+        if started is not None:
+            status["elapsed"] = status.get("ended_at", time.time()) - started
+        return status
+
+
+async def _maybe_await(value: Any) -> Any:
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+def _as_hooks(obj: Any, what: str) -> list[RunHooks]:
+    if obj is None:
+        return []
+    if isinstance(obj, RunHooks):
+        return [obj]
+    raise ConfigurationError(
+        f"{what} must be a RunHooks observer (such as mpipe.Monitor), got {type(obj).__name__}",
+        what,
+    )

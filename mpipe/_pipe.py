@@ -1,0 +1,397 @@
+"""Pipes: bounded FIFO queues that carry items between processors.
+
+A pipe is usable on its own, from coroutines (``aput``/``aget``) and from threads (``put``/``get``).
+Inside a run the scheduler owns the pipes of the graph and moves items through the private fast
+path (``_offer``/``_take``) from the event-loop thread only; the public methods take a lock.
+
+Invariant: ``len(self._items) <= max_size`` for every public ``put``; the scheduler may exceed
+``max_size`` by at most a processor's concurrency (a firing already running when the pipe filled
+still delivers its output), so memory stays bounded by capacity whatever the stream's length.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from enum import Enum
+from typing import Any
+
+from ._errors import PipeError
+
+__all__ = ["Pipe", "PipeFactory", "PipeState", "PipeType", "payload_nbytes"]
+
+_log = logging.getLogger("mpipe")
+_ids = itertools.count(1)
+
+
+class PipeType(Enum):
+    """Which way a pipe faces, seen from its processor."""
+
+    INPUT = "input"
+    OUTPUT = "output"
+    BIDIRECTIONAL = "bidirectional"
+
+
+class PipeState(Enum):
+    """Whether a pipe still accepts items."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+def payload_nbytes(item: Any) -> int:
+    """Best cheap estimate of an item's size in bytes (exact for buffers, arrays and tables)."""
+    if isinstance(item, (bytes, bytearray)):
+        return len(item)
+    if isinstance(item, str):
+        return len(item)
+    nbytes = getattr(item, "nbytes", None)
+    if isinstance(nbytes, int):
+        return nbytes
+    return sys.getsizeof(item)
+
+
+class Pipe:
+    """A bounded FIFO queue of items.
+
+    A full pipe makes its producer wait (backpressure). Getting from a closed pipe that has been
+    drained raises :class:`PipeError`.
+
+    Args:
+        pipe_id: A name for the pipe; generated when omitted.
+        max_size: Capacity in items (at least 1).
+        pipe_type: Which way the pipe faces, for processors' own pipes.
+
+    Raises:
+        PipeError: ``max_size`` is not a positive integer.
+    """
+
+    def __init__(
+        self,
+        pipe_id: str | None = None,
+        max_size: int = 1000,
+        pipe_type: PipeType = PipeType.BIDIRECTIONAL,
+    ) -> None:
+        if not isinstance(max_size, int) or isinstance(max_size, bool) or max_size < 1:
+            raise PipeError(f"pipe max_size must be a positive integer, got {max_size!r}")
+        self.pipe_id = pipe_id or f"pipe_{next(_ids)}"
+        self.max_size = max_size
+        self.pipe_type = pipe_type
+        self._items: deque[Any] = deque()
+        self._closed = False
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._getters: deque[asyncio.Future[None]] = deque()
+        self._putters: deque[asyncio.Future[None]] = deque()
+        self._taps: dict[str, Callable[[Any], Any]] = {}
+        # Set by the scheduler for the length of a run: the nodes that take from and put into
+        # this pipe, so that a take can wake a blocked producer and an offer a waiting consumer.
+        self._consumer: Any = None
+        self._producer: Any = None
+        self._reset_counters()
+
+    def _reset_counters(self) -> None:
+        self._items_in = 0
+        self._items_out = 0
+        self._bytes_in = 0
+        self._peak = 0
+        self._blocked_time = 0.0
+        self._blocked_since: float | None = None
+        self._full_events = 0
+
+    # -- state -------------------------------------------------------------------------------
+
+    @property
+    def state(self) -> PipeState:
+        """``PipeState.OPEN`` or ``PipeState.CLOSED``."""
+        return PipeState.CLOSED if self._closed else PipeState.OPEN
+
+    @property
+    def closed(self) -> bool:
+        """Whether the pipe was closed."""
+        return self._closed
+
+    def is_empty(self) -> bool:
+        """Whether no item is waiting."""
+        return not self._items
+
+    def is_full(self) -> bool:
+        """Whether the pipe holds ``max_size`` items or more."""
+        return len(self._items) >= self.max_size
+
+    def size(self) -> int:
+        """How many items are waiting."""
+        return len(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def close(self) -> None:
+        """Close the pipe: no more puts; gets drain what is left, then raise :class:`PipeError`."""
+        with self._lock:
+            self._closed = True
+            self._cond.notify_all()
+        self._wake_all(self._getters)
+        self._wake_all(self._putters)
+
+    def reset(self) -> None:
+        """Empty and reopen the pipe and zero its counters; taps stay."""
+        with self._lock:
+            self._items.clear()
+            self._closed = False
+            self._reset_counters()
+
+    # -- taps ----------------------------------------------------------------------------------
+
+    def add_tap(self, tap_id: str, fn: Callable[[Any], Any]) -> None:
+        """Call ``fn(item)`` for every item that enters the pipe.
+
+        A tap observes; an exception it raises is logged and does not stop the flow.
+
+        Raises:
+            PipeError: ``fn`` is not callable.
+        """
+        if not callable(fn):
+            raise PipeError(f"tap {tap_id!r} on pipe {self.pipe_id!r} is not callable: {fn!r}")
+        self._taps[tap_id] = fn
+
+    def remove_tap(self, tap_id: str) -> None:
+        """Remove a tap; unknown ids are ignored."""
+        self._taps.pop(tap_id, None)
+
+    # -- scheduler fast path (event-loop thread, no lock) -------------------------------------
+
+    def _offer(self, item: Any) -> None:
+        items = self._items
+        items.append(item)
+        self._items_in += 1
+        self._bytes_in += payload_nbytes(item)
+        n = len(items)
+        if n > self._peak:
+            self._peak = n
+        if self._taps:
+            self._run_taps(item)
+        if self._getters:
+            self._wake_one(self._getters)
+
+    def _take(self) -> Any:
+        item = self._items.popleft()
+        self._items_out += 1
+        if self._putters:
+            self._wake_one(self._putters)
+        return item
+
+    def _run_taps(self, item: Any) -> None:
+        for tap_id, fn in list(self._taps.items()):
+            try:
+                fn(item)
+            except Exception:
+                _log.exception("tap %r on pipe %r failed", tap_id, self.pipe_id)
+
+    def _note_blocked(self, blocked: bool) -> None:
+        """Account the time producers spend waiting on this pipe (scheduler side)."""
+        now = time.perf_counter()
+        if blocked:
+            if self._blocked_since is None:
+                self._blocked_since = now
+                self._full_events += 1
+        elif self._blocked_since is not None:
+            self._blocked_time += now - self._blocked_since
+            self._blocked_since = None
+
+    # -- public producer / consumer API -------------------------------------------------------
+
+    def put(self, item: Any, timeout: float | None = None) -> None:
+        """Put an item, waiting while the pipe is full. For threads, not coroutines.
+
+        Raises:
+            PipeError: The pipe is closed, or still full after ``timeout`` seconds.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            start = None
+            while not self._closed and len(self._items) >= self.max_size:
+                if start is None:
+                    start = time.perf_counter()
+                    self._full_events += 1
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise PipeError(f"pipe {self.pipe_id!r} still full after {timeout} s")
+                self._cond.wait(remaining)
+            if start is not None:
+                self._blocked_time += time.perf_counter() - start
+            if self._closed:
+                raise PipeError(f"put into closed pipe {self.pipe_id!r}")
+            self._offer_locked(item)
+
+    async def aput(self, item: Any, timeout: float | None = None) -> None:
+        """Put an item, awaiting while the pipe is full.
+
+        Raises:
+            PipeError: The pipe is closed, or still full after ``timeout`` seconds.
+        """
+        start = None
+        while True:
+            with self._lock:
+                if self._closed:
+                    raise PipeError(f"put into closed pipe {self.pipe_id!r}")
+                if len(self._items) < self.max_size:
+                    if start is not None:
+                        self._blocked_time += time.perf_counter() - start
+                    self._offer_locked(item)
+                    return
+                if start is None:
+                    start = time.perf_counter()
+                    self._full_events += 1
+                fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                self._putters.append(fut)
+            await self._wait(fut, timeout, "full")
+
+    def get(self, timeout: float | None = None) -> Any:
+        """Take the oldest item, waiting while the pipe is empty. For threads, not coroutines.
+
+        Raises:
+            PipeError: The pipe is closed and drained, or still empty after ``timeout`` seconds.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while not self._items:
+                if self._closed:
+                    raise PipeError(f"get from closed, drained pipe {self.pipe_id!r}")
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise PipeError(f"pipe {self.pipe_id!r} still empty after {timeout} s")
+                self._cond.wait(remaining)
+            item = self._take()
+            self._cond.notify_all()
+            return item
+
+    async def aget(self, timeout: float | None = None) -> Any:
+        """Take the oldest item, awaiting while the pipe is empty.
+
+        Raises:
+            PipeError: The pipe is closed and drained, or still empty after ``timeout`` seconds.
+        """
+        while True:
+            with self._lock:
+                if self._items:
+                    item = self._take()
+                    self._cond.notify_all()
+                    return item
+                if self._closed:
+                    raise PipeError(f"get from closed, drained pipe {self.pipe_id!r}")
+                fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                self._getters.append(fut)
+            await self._wait(fut, timeout, "empty")
+
+    def _offer_locked(self, item: Any) -> None:
+        self._offer(item)
+        self._cond.notify_all()
+
+    async def _wait(self, fut: asyncio.Future[None], timeout: float | None, what: str) -> None:
+        try:
+            if timeout is None:
+                await fut
+            else:
+                await asyncio.wait_for(fut, timeout)
+        except asyncio.TimeoutError:
+            raise PipeError(f"pipe {self.pipe_id!r} still {what} after {timeout} s") from None
+        finally:
+            with self._lock:
+                for waiters in (self._getters, self._putters):
+                    if fut in waiters:
+                        waiters.remove(fut)
+
+    @staticmethod
+    def _wake_one(waiters: deque[asyncio.Future[None]]) -> None:
+        while waiters:
+            fut = waiters.popleft()
+            if not fut.done():
+                _resolve(fut)
+                return
+
+    @staticmethod
+    def _wake_all(waiters: deque[asyncio.Future[None]]) -> None:
+        while waiters:
+            fut = waiters.popleft()
+            if not fut.done():
+                _resolve(fut)
+
+    # -- status --------------------------------------------------------------------------------
+
+    def get_metrics(self) -> dict[str, Any]:
+        """Counters of the pipe's traffic since it was created or last reset (JSON-compatible)."""
+        blocked = self._blocked_time
+        if self._blocked_since is not None:
+            blocked += time.perf_counter() - self._blocked_since
+        return {
+            "items_in": self._items_in,
+            "items_out": self._items_out,
+            "bytes_in": self._bytes_in,
+            "size": len(self._items),
+            "peak_size": self._peak,
+            "max_size": self.max_size,
+            "utilization": len(self._items) / self.max_size,
+            "peak_utilization": self._peak / self.max_size,
+            "blocked_time": blocked,
+            "full_events": self._full_events,
+        }
+
+    def get_status(self) -> dict[str, Any]:
+        """The pipe's id, type, state and metrics (JSON-compatible)."""
+        return {
+            "pipe_id": self.pipe_id,
+            "pipe_type": self.pipe_type.value,
+            "state": self.state.value,
+            "taps": sorted(self._taps),
+            **self.get_metrics(),
+        }
+
+    def __repr__(self) -> str:
+        return f"Pipe({self.pipe_id!r}, size={len(self._items)}/{self.max_size}, {self.state.value})"
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    loop = fut.get_loop()
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        fut.set_result(None)
+    else:
+        loop.call_soon_threadsafe(_set_if_pending, fut)
+
+
+def _set_if_pending(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+class PipeFactory:
+    """Makes pipes of the usual shapes."""
+
+    @staticmethod
+    def create_pipe(
+        pipe_type: PipeType = PipeType.BIDIRECTIONAL,
+        max_size: int = 1000,
+        pipe_id: str | None = None,
+    ) -> Pipe:
+        """A pipe of the given type and capacity."""
+        return Pipe(pipe_id, max_size=max_size, pipe_type=pipe_type)
+
+    @staticmethod
+    def create_buffered_pipe(buffer_size: int = 10000, pipe_id: str | None = None) -> Pipe:
+        """A pipe with a large buffer, for bursty producers."""
+        return Pipe(pipe_id, max_size=buffer_size)
+
+    @staticmethod
+    def create_streaming_pipe(pipe_id: str | None = None, max_size: int = 100) -> Pipe:
+        """A pipe with a small buffer, so that producers and consumers stay in step."""
+        return Pipe(pipe_id, max_size=max_size)

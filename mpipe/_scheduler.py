@@ -1,0 +1,699 @@
+"""The dataflow scheduler: plain state transitions driven by one asyncio task.
+
+Design note. Every processor of the graph is a :class:`Node`; every connection a bounded
+:class:`~mpipe.Pipe`. The state of a run is:
+
+- per pipe: its items (FIFO) and whether it is closed;
+- per node: the next firing index, the firings in flight, the finished firings waiting for
+  their turn to emit (``pending``, so that outputs leave in input order), the generator being
+  drained (``stream``), and whether it is ``finished``;
+- the ``ready`` queue of nodes that may be able to make progress.
+
+Transitions (all on the event-loop thread, none of them awaits):
+
+- *fire*: a node whose every input pipe holds an item, whose outputs have room and which has
+  fewer than ``concurrency`` firings in flight takes one item from each input (zip) and hands
+  ``fn(arg)`` to its backend. A result that is already there completes the firing at once (the
+  inline fast path: no task, no future); an awaitable completes it from a done-callback.
+- *complete*: a firing's outcome is emitted when its index is the next to emit: a value is
+  routed to the output pipes, a generator becomes the node's ``stream`` and is drained one item
+  at a time while the outputs have room (backpressure reaches into generators).
+- *fail*: the processor's error strategy decides (in a small task, since strategies are async):
+  RETRY runs the same firing again with the same input, SKIP completes it with no output, HALT
+  records the failure, which ends the run.
+- *finish*: a node with a closed, drained input pipe and nothing in flight closes its outputs;
+  a node whose every output is closed (nobody listens any more) stops early and closes its
+  inputs, so an endless source stops when its consumers are done.
+
+Putting into or taking from a pipe puts the node on the other side into ``ready``; the driver
+task drains ``ready`` and otherwise sleeps on one future that every callback resolves. The
+scheduler never polls. It knows backends only through ``submit``/``advance``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+import types
+from collections import deque
+from collections.abc import Callable, Iterable
+from functools import partial
+from typing import Any
+
+from ._backends import END, Backend, FiringSlot
+from ._errors import ExecutionError, PipelineError, ProcessorTimeoutError
+from ._hooks import RunHooks
+from ._pipe import Pipe
+from ._strategies import CircuitOpenError, ErrorAction, resolve_action
+
+__all__ = ["Node", "ResultSink", "Scheduler"]
+
+_STREAM_TYPES = (types.GeneratorType, types.AsyncGeneratorType)
+_SKIPPED = object()
+
+
+class _Stream:
+    """A generator being drained: the firing it belongs to and how far it got."""
+
+    __slots__ = ("base", "emitted", "firing", "gen", "pulling", "skip")
+
+    def __init__(self, gen: Any, firing: _Firing, skip: int) -> None:
+        self.gen = gen
+        self.firing = firing
+        # A retried generator re-yields what its failed tries already emitted: the first
+        # ``base`` items are dropped (``skip`` counts down), then ``emitted`` counts new ones.
+        self.base = skip
+        self.skip = skip
+        self.emitted = 0
+        self.pulling = False
+
+
+class _Firing:
+    """One firing: which node, which item index, its input and which try this is."""
+
+    __slots__ = ("arg", "attempt", "index", "node", "slot", "start")
+
+    def __init__(self, node: Node, index: int, arg: Any) -> None:
+        self.node = node
+        self.index = index
+        self.arg = arg
+        self.attempt = 1
+        self.slot = FiringSlot()
+        self.start = 0.0
+
+    def input_dict(self) -> Any:
+        node = self.node
+        if node.item_arg and len(node.input_names) == 1:
+            return {node.input_names[0]: self.arg}
+        return self.arg
+
+
+class Node:
+    """A processor's state within one run (or a feeder of external input, when ``processor`` is None).
+
+    Args:
+        node_id: The processor id (or the feeder's name).
+        processor: The processor, or None for a feeder.
+        fn: What a firing calls.
+        item_arg: Whether ``fn`` takes the single item rather than a dict of pipe name -> item.
+        input_names: Input pipe names, in the order of ``inputs``.
+        inputs: The pipes the node takes from.
+        outputs: Output pipe name -> the pipes each item goes to (fan-out).
+        backend: Where firings run.
+        concurrency: Firings in flight at once.
+        strategy: Error strategy, or None for halt-on-first-error.
+        timeout: Seconds a firing may take (enforced for awaitable firings).
+    """
+
+    __slots__ = (
+        "backend",
+        "concurrency",
+        "done_inputs",
+        "finished",
+        "fn",
+        "index",
+        "inflight",
+        "input_names",
+        "inputs",
+        "item_arg",
+        "next_emit",
+        "node_id",
+        "out_names",
+        "out_pipes",
+        "outputs",
+        "pending",
+        "processor",
+        "queued",
+        "single_out",
+        "strategy",
+        "stream",
+        "timeout",
+    )
+
+    def __init__(
+        self,
+        node_id: str,
+        processor: Any,
+        fn: Callable[[Any], Any] | None,
+        item_arg: bool,
+        input_names: list[str],
+        inputs: list[Pipe],
+        outputs: dict[str, list[Pipe]],
+        backend: Backend,
+        concurrency: int,
+        strategy: Any,
+        timeout: float | None,
+    ) -> None:
+        self.node_id = node_id
+        self.processor = processor
+        self.fn = fn
+        self.item_arg = item_arg
+        self.input_names = input_names
+        self.inputs = inputs
+        self.outputs = outputs
+        self.out_names = frozenset(outputs)
+        self.single_out: list[Pipe] | None = (
+            next(iter(outputs.values())) if len(outputs) == 1 else None
+        )
+        self.out_pipes: list[Pipe] = [p for ps in outputs.values() for p in ps]
+        self.backend = backend
+        self.concurrency = concurrency
+        self.strategy = strategy
+        self.timeout = timeout
+        self.index = 0
+        self.next_emit = 0
+        self.inflight = 0
+        self.pending: dict[int, Any] = {}
+        self.stream: _Stream | None = None
+        self.queued = False
+        self.finished = False
+        self.done_inputs = False
+
+    def __repr__(self) -> str:
+        return f"Node({self.node_id!r}, inflight={self.inflight}, finished={self.finished})"
+
+
+class ResultSink:
+    """Where sink items go: collected in lists (batch) or queued for a consumer (stream).
+
+    The sink is the consumer side of every sink output pipe. In batch mode it takes each item as
+    it arrives (the pipe never fills); in stream mode the pipes fill up to capacity and the
+    consumer's ``take`` makes room, which is the backpressure a slow consumer exerts.
+    """
+
+    def __init__(self, streaming: bool) -> None:
+        self.streaming = streaming
+        self.results: dict[str, list[Any]] = {}
+        self.arrivals: deque[tuple[str, Pipe]] = deque()
+        self.waiter: asyncio.Future[None] | None = None
+        self.keys: dict[int, str] = {}
+
+    def attach(self, key: str, pipe: Pipe) -> None:
+        self.keys[id(pipe)] = key
+        pipe._consumer = self
+
+    def on_item(self, pipe: Pipe) -> None:
+        key = self.keys[id(pipe)]
+        if self.streaming:
+            self.arrivals.append((key, pipe))
+            self.wake()
+        else:
+            self.results.setdefault(key, []).append(pipe._take())
+
+    def wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+class Scheduler:
+    """Runs one graph once, as a stream, to the end or to the first unhandled failure.
+
+    Args:
+        nodes: Every processor's node, in graph order.
+        feeders: Nodes that pull external input from iterables into entry pipes.
+        sink: Where sink items go.
+        hooks: Observers told of every firing.
+        run_id: The run's id, passed to error strategies in ``context``.
+    """
+
+    def __init__(
+        self,
+        nodes: list[Node],
+        feeders: list[Node],
+        sink: ResultSink,
+        hooks: list[RunHooks],
+        run_id: str,
+    ) -> None:
+        self.nodes = nodes
+        self.feeders = feeders
+        self.sink = sink
+        self.hooks = hooks
+        self.run_id = run_id
+        self.ready: deque[Node] = deque()
+        self.unfinished = len(nodes) + len(feeders)
+        self.failure: tuple[str, BaseException] | None = None
+        self.stopped = False
+        self.outstanding: set[asyncio.Future[Any]] = set()
+        self._wake: asyncio.Future[None] | None = None
+        self.done = False
+        for node in [*nodes, *feeders]:
+            for pipe in node.inputs:
+                pipe._consumer = node
+            for pipe in node.out_pipes:
+                pipe._producer = node
+
+    # -- driving ---------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Drive the run until every node has finished.
+
+        Raises:
+            ExecutionError: A failure the strategy did not absorb, or ``stop()``.
+        """
+        loop = asyncio.get_running_loop()
+        try:
+            for node in [*self.feeders, *self.nodes]:
+                self.schedule(node)
+            while True:
+                self._drain()
+                if self.failure is not None or self.stopped:
+                    raise self._error()
+                if not self.unfinished:
+                    break
+                if not self.outstanding and not self.ready and not self._waiting_on_consumer():
+                    raise ExecutionError(
+                        "the run stalled: no firing in flight and none ready "
+                        f"({', '.join(repr(n) for n in self.nodes if not n.finished)})"
+                    )
+                self._wake = loop.create_future()
+                await self._wake
+                self._wake = None
+        finally:
+            self.done = True
+            self._cancel_outstanding()
+            self.sink.wake()
+
+    def _waiting_on_consumer(self) -> bool:
+        return self.sink.streaming and bool(self.sink.arrivals)
+
+    def _error(self) -> ExecutionError:
+        if self.failure is not None:
+            pid, exc = self.failure
+            if isinstance(exc, ExecutionError):
+                return exc
+            return ExecutionError(
+                f"processor {pid!r} failed: {type(exc).__name__}: {exc}", [pid], cause=exc
+            )
+        return ExecutionError("execution stopped by stop_execution()")
+
+    def poke(self) -> None:
+        """Wake the driver task (from callbacks on the loop thread)."""
+        wake = self._wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
+
+    def stop(self) -> None:
+        """Cancel everything still running; ``run`` raises ExecutionError."""
+        self.stopped = True
+        self._cancel_outstanding()
+        self.poke()
+
+    def halt(self, node: Node, exc: BaseException) -> None:
+        """Record the failure that ends the run and cancel everything still running."""
+        if self.failure is None:
+            self.failure = (node.node_id, exc)
+        self._cancel_outstanding()
+        self.poke()
+
+    def _cancel_outstanding(self) -> None:
+        for fut in list(self.outstanding):
+            fut.cancel()
+        self.outstanding.clear()
+
+    def _track(self, fut: asyncio.Future[Any], callback: Callable[[asyncio.Future[Any]], None]) -> None:
+        self.outstanding.add(fut)
+        fut.add_done_callback(callback)
+
+    def schedule(self, node: Any) -> None:
+        """Put a node into the ready queue (no-op for the result sink or a queued node)."""
+        if type(node) is Node and not node.queued and not node.finished:
+            node.queued = True
+            self.ready.append(node)
+
+    def _drain(self) -> None:
+        ready = self.ready
+        while ready:
+            if self.failure is not None or self.stopped:
+                return
+            node = ready.popleft()
+            node.queued = False
+            self._advance(node)
+
+    # -- the node's step ------------------------------------------------------------------------
+
+    def _advance(self, node: Node) -> None:
+        """Make all the progress a node can make now."""
+        while not node.finished:
+            if node.stream is not None:
+                if not self._pull(node):
+                    return
+                continue
+            if node.processor is None:  # a feeder without a stream has nothing left
+                self._finish(node)
+                return
+            inputs = node.inputs
+            if not node.done_inputs:
+                for pipe in inputs:
+                    if not pipe._items:
+                        break
+                else:
+                    if node.inflight >= node.concurrency or not self._has_room(node):
+                        return
+                    self._fire(node)
+                    continue
+                if any(p._closed and not p._items for p in inputs):
+                    # Zip ends with its shortest input: what waits in the others is dropped,
+                    # and their producers learn that nobody listens.
+                    node.done_inputs = True
+                    for pipe in inputs:
+                        if not pipe._closed:
+                            self._close_input(pipe)
+            if node.done_inputs and not node.inflight and node.stream is None:
+                self._finish(node)
+            return
+
+    def _has_room(self, node: Node) -> bool:
+        listening = False
+        for pipe in node.out_pipes:
+            if pipe._closed:
+                continue
+            listening = True
+            if len(pipe._items) >= pipe.max_size:
+                if pipe._blocked_since is None:
+                    pipe._note_blocked(True)
+                    for hook in self.hooks:
+                        hook.pipe_full(pipe.pipe_id)
+                return False
+        if not listening and node.out_pipes:
+            self._stop_early(node)
+            return False
+        return True
+
+    def _stop_early(self, node: Node) -> None:
+        """Nobody listens to the node any more: drop its input and let it finish."""
+        node.done_inputs = True
+        for pipe in node.inputs:
+            self._close_input(pipe)
+        if node.stream is not None and not node.stream.pulling:
+            node.stream = None
+            node.inflight -= 1
+            node.next_emit += 1
+        if not node.inflight:
+            self._finish(node)
+
+    def _close_input(self, pipe: Pipe) -> None:
+        pipe._items.clear()
+        pipe._closed = True
+        self.schedule(pipe._producer)
+
+    def _take(self, pipe: Pipe) -> Any:
+        item = pipe._take()
+        if pipe._blocked_since is not None:
+            pipe._note_blocked(False)
+        if len(pipe._items) + 1 >= pipe.max_size:
+            # The pipe was full: its producer may be waiting for this room.
+            self.schedule(pipe._producer)
+        return item
+
+    def _fire(self, node: Node) -> None:
+        if node.item_arg:
+            arg = self._take(node.inputs[0])
+        else:
+            arg = {name: self._take(pipe) for name, pipe in zip(node.input_names, node.inputs)}
+        firing = _Firing(node, node.index, arg)
+        node.index += 1
+        node.inflight += 1
+        self._start(firing)
+
+    def _start(self, firing: _Firing, skip: int = 0) -> None:
+        node = firing.node
+        strategy = node.strategy
+        if strategy is not None and not _allows(strategy, node.node_id):
+            exc = CircuitOpenError(
+                f"processor {node.node_id!r}: circuit open, firing {firing.index} not run",
+                node.node_id,
+            )
+            self._failed(firing, exc, skip)
+            return
+        start = firing.start = time.perf_counter()
+        for hook in self.hooks:
+            hook.firing_start(node.node_id, firing.index, start)
+        processor = node.processor
+        if processor.has_callbacks:
+            processor._fire_callbacks("start", firing.input_dict())
+        assert node.fn is not None
+        try:
+            result = node.backend.submit(node.fn, firing.arg, firing.slot)
+        except Exception as exc:
+            self._failed(firing, exc, skip)
+            return
+        if isinstance(result, _STREAM_TYPES):
+            self._complete(firing, _Stream(result, firing, skip))
+        elif inspect.isawaitable(result):
+            if node.timeout is not None:
+                result = _within(result, node.timeout, node.node_id, firing.index)
+            self._track(asyncio.ensure_future(result), partial(self._on_done, firing, skip))
+        else:
+            self._succeeded(firing)
+            self._complete(firing, result)
+
+    def _on_done(self, firing: _Firing, skip: int, fut: asyncio.Future[Any]) -> None:
+        self.outstanding.discard(fut)
+        if fut.cancelled() or self.done:
+            return
+        exc = fut.exception()
+        if exc is None:
+            result = fut.result()
+            if isinstance(result, _STREAM_TYPES):
+                self._complete(firing, _Stream(result, firing, skip))
+            elif inspect.isawaitable(result):  # e.g. an async function run by a thread backend
+                self._track(asyncio.ensure_future(result), partial(self._on_done, firing, skip))
+                return
+            else:
+                self._succeeded(firing)
+                self._complete(firing, result)
+        else:
+            self._failed(firing, exc, skip)
+        self.schedule(firing.node)
+        self.poke()
+
+    def _succeeded(self, firing: _Firing) -> None:
+        end = time.perf_counter()
+        node = firing.node
+        processor = node.processor
+        processor._record(end - firing.start, False)
+        for hook in self.hooks:
+            hook.firing_end(node.node_id, firing.index, firing.start, end, firing.slot.worker, None)
+        if node.strategy is not None:
+            _record_success(node.strategy, node.node_id)
+
+    def _complete(self, firing: _Firing, outcome: Any) -> None:
+        """A firing's outcome (value, stream, or skipped) is known; emit it in input order."""
+        node = firing.node
+        if firing.index == node.next_emit and node.stream is None:
+            self._emit(node, outcome)
+        else:
+            node.pending[firing.index] = outcome
+        pending = node.pending
+        while pending and node.stream is None and node.next_emit in pending:
+            self._emit(node, pending.pop(node.next_emit))
+
+    def _emit(self, node: Node, outcome: Any) -> None:
+        if type(outcome) is _Stream:
+            node.stream = outcome
+            self.schedule(node)
+            return
+        if outcome is not _SKIPPED:
+            if node.processor.has_callbacks:
+                node.processor._fire_callbacks("complete", outcome)
+            self._route(node, outcome)
+        node.inflight -= 1
+        node.next_emit += 1
+
+    def _route(self, node: Node, value: Any) -> None:
+        single = node.single_out
+        if single is not None:
+            self._send(single, value)
+        elif isinstance(value, dict) and value and node.out_names.issuperset(value):
+            for name, item in value.items():
+                self._send(node.outputs[name], item)
+        else:
+            for pipes in node.outputs.values():
+                self._send(pipes, value)
+        if node.processor is not None:
+            node.processor._items_out += 1
+
+    def _send(self, pipes: list[Pipe], value: Any) -> None:
+        for pipe in pipes:
+            if pipe._closed:
+                continue
+            pipe._offer(value)
+            consumer = pipe._consumer
+            if type(consumer) is Node:
+                if not consumer.queued:
+                    consumer.queued = True
+                    self.ready.append(consumer)
+            elif consumer is not None:
+                consumer.on_item(pipe)
+
+    # -- generators ------------------------------------------------------------------------------
+
+    def _pull(self, node: Node) -> bool:
+        """Move one item of the node's stream on; False when it must wait (room or a result)."""
+        stream = node.stream
+        assert stream is not None
+        if stream.pulling or not self._has_room(node):
+            return False
+        try:
+            item = node.backend.advance(stream.gen)
+        except Exception as exc:
+            self._stream_failed(node, stream, exc)
+            return True
+        if inspect.isawaitable(item):
+            stream.pulling = True
+            fut = asyncio.ensure_future(item)
+            self._track(fut, partial(self._on_pulled, node, stream))
+            return False
+        self._stream_item(node, stream, item)
+        return True
+
+    def _on_pulled(self, node: Node, stream: _Stream, fut: asyncio.Future[Any]) -> None:
+        self.outstanding.discard(fut)
+        stream.pulling = False
+        if fut.cancelled() or self.done or node.stream is not stream:
+            return
+        exc = fut.exception()
+        if exc is None:
+            self._stream_item(node, stream, fut.result())
+        else:
+            self._stream_failed(node, stream, exc)
+        self.schedule(node)
+        self.poke()
+
+    def _stream_item(self, node: Node, stream: _Stream, item: Any) -> None:
+        if item is END:
+            node.stream = None
+            if node.processor is None:  # a feeder's input is exhausted
+                self._finish(node)
+                return
+            self._succeeded(stream.firing)
+            node.inflight -= 1
+            node.next_emit += 1
+            self._complete_pending(node)
+            return
+        if stream.skip:
+            # A retried generator re-yields what its failed try already emitted: drop those.
+            stream.skip -= 1
+            return
+        stream.emitted += 1
+        self._route(node, item)
+
+    def _complete_pending(self, node: Node) -> None:
+        pending = node.pending
+        while pending and node.stream is None and node.next_emit in pending:
+            self._emit(node, pending.pop(node.next_emit))
+
+    def _stream_failed(self, node: Node, stream: _Stream, exc: BaseException) -> None:
+        node.stream = None
+        if node.processor is None:
+            self.halt(node, PipelineError(f"input stream {node.node_id!r} failed: {exc!r}"))
+            return
+        self._failed(stream.firing, exc, stream.base + stream.emitted)
+
+    # -- failures --------------------------------------------------------------------------------
+
+    def _failed(self, firing: _Firing, exc: BaseException, skip: int) -> None:
+        node = firing.node
+        end = time.perf_counter()
+        node.processor._record(end - (firing.start or end), True)
+        for hook in self.hooks:
+            hook.firing_end(node.node_id, firing.index, firing.start or end, end, firing.slot.worker, exc)
+        if node.processor.has_callbacks:
+            node.processor._fire_callbacks("error", exc)
+        if node.strategy is None:
+            self.halt(node, exc)
+            return
+        fut = asyncio.ensure_future(self._decide(firing, exc, skip))
+        self._track(fut, self._on_decided)
+
+    def _on_decided(self, fut: asyncio.Future[Any]) -> None:
+        self.outstanding.discard(fut)
+        self.poke()
+
+    async def _decide(self, firing: _Firing, exc: BaseException, skip: int) -> None:
+        node = firing.node
+        context = {
+            "attempt": firing.attempt,
+            "input": firing.input_dict(),
+            "item_index": firing.index,
+            "run_id": self.run_id,
+            "processor_id": node.node_id,
+        }
+        try:
+            action = resolve_action(await node.strategy.handle_error(exc, node.node_id, context))
+        except Exception as strategy_exc:
+            strategy_exc.__context__ = exc
+            self.halt(node, strategy_exc)
+            return
+        if self.done or self.failure is not None:
+            return
+        if action is ErrorAction.RETRY:
+            firing.attempt += 1
+            firing.slot = FiringSlot()
+            for hook in self.hooks:
+                hook.firing_retry(node.node_id, firing.index, firing.attempt, exc)
+            self._start(firing, skip)
+        elif action is ErrorAction.SKIP:
+            for hook in self.hooks:
+                hook.firing_skip(node.node_id, firing.index, exc)
+            self._complete(firing, _SKIPPED)
+        else:
+            self.halt(node, exc)
+        self.schedule(node)
+
+    # -- the end of a node --------------------------------------------------------------------------
+
+    def _finish(self, node: Node) -> None:
+        if node.finished:
+            return
+        node.finished = True
+        self.unfinished -= 1
+        for pipe in node.out_pipes:
+            if not pipe._closed:
+                pipe._closed = True
+                consumer = pipe._consumer
+                if type(consumer) is Node:
+                    self.schedule(consumer)
+        if self.sink.streaming:
+            self.sink.wake()
+        if node.processor is not None:
+            for hook in self.hooks:
+                hook.processor_end(node.node_id, node.index)
+
+
+async def _within(awaitable: Any, timeout: float, processor_id: str, index: int) -> Any:
+    """Await ``awaitable`` for at most ``timeout`` seconds, else cancel it and raise."""
+    fut = asyncio.ensure_future(awaitable)
+    done, _ = await asyncio.wait({fut}, timeout=timeout)
+    if not done:
+        fut.cancel()
+        raise ProcessorTimeoutError(
+            f"processor {processor_id!r}: firing {index} ran past its timeout of {timeout} s",
+            processor_id,
+        )
+    return fut.result()
+
+
+def _allows(strategy: Any, processor_id: str) -> bool:
+    allow = getattr(strategy, "allow", None)
+    return True if allow is None else bool(allow(processor_id))
+
+
+def _record_success(strategy: Any, processor_id: str) -> None:
+    record = getattr(strategy, "record_success", None)
+    if record is not None:
+        record(processor_id)
+
+
+def feeder(name: str, items: Iterable[Any] | Any, outputs: dict[str, list[Pipe]], backend: Backend) -> Node:
+    """A node that pulls external input from an (async) iterable into entry pipes.
+
+    With several outputs, each item should be a dict of pipe name -> item (routed key by key).
+    """
+    node = Node(name, None, None, False, [], [], outputs, backend, 1, None, None)
+    gen = items.__aiter__() if hasattr(items, "__aiter__") else iter(items)
+    node.stream = _Stream(gen, _Firing(node, 0, None), 0)
+    node.inflight = 1
+    return node

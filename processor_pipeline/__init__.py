@@ -1,0 +1,1 @@
+"""Compatibility package: ``processor_pipeline.v2`` re-exports mpipe's public API."""

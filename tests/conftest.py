@@ -1,0 +1,50 @@
+"""Shared fixtures: every test must leave no child process and no shared memory behind."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any, TypeVar
+
+import psutil
+import pytest
+
+T = TypeVar("T")
+
+
+def _shm_names() -> set[str]:
+    try:
+        return set(os.listdir("/dev/shm"))
+    except FileNotFoundError:  # pragma: no cover - not Linux
+        return set()
+
+
+@pytest.fixture(autouse=True)
+def no_leaks() -> Iterator[None]:
+    """Fail a test that leaves a child process alive or a new file in /dev/shm."""
+    before_shm = _shm_names()
+    me = psutil.Process()
+    before_children = {c.pid for c in me.children(recursive=True)}
+    yield
+    leftover: list[psutil.Process] = []
+    for child in me.children(recursive=True):
+        if child.pid in before_children:
+            continue
+        try:
+            child.wait(timeout=5)
+        except psutil.TimeoutExpired:
+            leftover.append(child)
+        except psutil.NoSuchProcess:
+            pass
+    for child in leftover:
+        child.kill()
+    assert not leftover, f"child processes left alive: {[c.pid for c in leftover]}"
+    new_shm = _shm_names() - before_shm
+    assert not new_shm, f"shared memory left in /dev/shm: {sorted(new_shm)}"
+
+
+@pytest.fixture
+def run() -> Callable[[Coroutine[Any, Any, T]], T]:
+    """Run a coroutine to completion in a fresh event loop (tests stay plain functions)."""
+    return asyncio.run
