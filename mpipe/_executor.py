@@ -18,11 +18,11 @@ from ._backends import Backend, make_backend
 from ._errors import ConfigurationError, ExecutionError, PipelineError, ValidationError
 from ._graph import ProcessingGraph, connection_id
 from ._hooks import RunHooks, RunInfo
-from ._inputs import Entry, resolve_feeds
+from ._inputs import Entry, EntryIndex, resolve_feeds
 from ._interfaces import ProcessorInterface, ProcessorState
 from ._pipe import Pipe, PipeType
 from ._placement import check_placement
-from ._processors import BaseProcessor
+from ._processors import BaseProcessor, plan_epoch
 from ._scheduler import Node, ResultSink, Scheduler, feeder
 
 __all__ = ["GraphExecutor"]
@@ -51,6 +51,28 @@ class _Foreign:
 
     def _fire_callbacks(self, event: str, arg: Any) -> None:
         pass
+
+
+class _Plan:
+    """A graph compiled for running: its nodes, entries and sinks, valid for one fingerprint."""
+
+    def __init__(
+        self,
+        fingerprint: tuple[int, ...],
+        nodes: list[Node],
+        index: EntryIndex,
+        entry_pipes: dict[tuple[str, str], Pipe],
+        sinks: list[tuple[str, Pipe]],
+        pipes: list[Pipe],
+        placements: dict[str, str],
+    ) -> None:
+        self.fingerprint = fingerprint
+        self.nodes = nodes
+        self.index = index
+        self.entry_pipes = entry_pipes
+        self.sinks = sinks
+        self.pipes = pipes
+        self.placements = placements
 
 
 class GraphExecutor:
@@ -96,6 +118,7 @@ class GraphExecutor:
         for h in self._hooks:
             _as_hooks(h, "hooks")
         self._backends: dict[str, Backend] = {}
+        self._compiled: _Plan | None = None
         self._entered = False
         self._current: Scheduler | None = None
         self._status: dict[str, Any] = {"state": "idle", "run_id": None}
@@ -112,7 +135,7 @@ class GraphExecutor:
 
     async def aclose(self) -> None:
         """Stop every backend this executor started (worker pools included)."""
-        backends, self._backends = list(self._backends.values()), {}
+        backends = [b for b in self._backends.values() if b.started]
         errors = await asyncio.gather(*(b.close() for b in backends), return_exceptions=True)
         for err in errors:
             if isinstance(err, BaseException):
@@ -139,61 +162,55 @@ class GraphExecutor:
                 "runs of one executor do not overlap"
             )
 
-    def _placements(self) -> dict[str, str]:
-        out = {}
-        for pid, node in self.graph.nodes.items():
-            p = node.processor
-            placement = getattr(p, "execution", None) or self.backend
-            out[pid] = check_placement(placement, f"processor {pid!r}")
-        return out
+    def _fingerprint(self) -> tuple[int, ...]:
+        """What a compiled plan depends on: the graph's and the processors' change counters."""
+        graph = self.graph
+        return (
+            graph._version,
+            plan_epoch(),
+            id(graph.error_strategy),
+            hash(self.backend),
+            self.max_workers,
+        )
 
-    def _entries(self) -> tuple[list[Entry], dict[tuple[str, str], Pipe]]:
-        connected = {(b, i) for _, _, b, i in self.graph.connections}
-        entries: list[Entry] = []
-        pipes: dict[tuple[str, str], Pipe] = {}
-        for pid, gnode in self.graph.nodes.items():
-            proc = gnode.processor
-            is_source = not gnode.dependencies
-            names = list(proc.input_pipes) or (["input"] if is_source else [])
-            for name in names:
-                if (pid, name) in connected:
-                    continue
-                entries.append(Entry(pid, name, is_source))
-                pipe = proc.input_pipes.get(name) or Pipe(f"{pid}:{name}", pipe_type=PipeType.INPUT)
-                pipe.reset()
-                pipes[(pid, name)] = pipe
-        return entries, pipes
-
-    async def _plan(self, data: Any, streaming: bool) -> tuple[Scheduler, RunInfo]:
+    def _compile(self, fingerprint: tuple[int, ...]) -> _Plan:
+        """Validate the graph and build its nodes (done once per version of the graph)."""
         graph = self.graph
         problems = graph.validate()
         if problems:
             raise ValidationError(f"graph {graph.graph_id!r} is invalid", problems)
-        placements = self._placements()
-        entries, entry_pipes = self._entries()
-        feeds = resolve_feeds(entries, data, streaming)
-
-        inputs_of: dict[tuple[str, str], Pipe] = dict(entry_pipes)
+        connected = {(b, i) for _, _, b, i in graph.connections}
+        entries: list[Entry] = []
+        inputs_of: dict[tuple[str, str], Pipe] = {}
         outputs_of: dict[tuple[str, str], list[Pipe]] = {}
         for conn in graph.connections:
             pipe = graph.pipes[connection_id(conn)]
-            pipe.reset()
             inputs_of[(conn[2], conn[3])] = pipe
             outputs_of.setdefault((conn[0], conn[1]), []).append(pipe)
-
-        sink = ResultSink(streaming)
-        run_id = uuid.uuid4().hex[:12]
+        entry_pipes: dict[tuple[str, str], Pipe] = {}
+        sinks: list[tuple[str, Pipe]] = []
         nodes: list[Node] = []
+        placements: dict[str, str] = {}
         for pid, gnode in graph.nodes.items():
             proc = gnode.processor
-            backend = await self._backend(placements[pid])
+            placement = getattr(proc, "execution", None) or self.backend
+            placements[pid] = check_placement(placement, f"processor {pid!r}")
+            backend = self._backends.get(placement)
+            if backend is None:
+                backend = self._backends[placement] = make_backend(placement, self.max_workers, {})
             input_names = list(proc.input_pipes) or ["input"]
+            for name in input_names:
+                if (pid, name) not in connected:
+                    entries.append(Entry(pid, name, not gnode.dependencies))
+                    own_in = proc.input_pipes.get(name)
+                    if own_in is None:
+                        own_in = Pipe(f"{pid}:{name}", pipe_type=PipeType.INPUT)
+                    entry_pipes[(pid, name)] = inputs_of[(pid, name)] = own_in
             outputs: dict[str, list[Pipe]] = {}
             for name, own in proc.output_pipes.items():
                 targets = list(outputs_of.get((pid, name), []))
                 if not gnode.dependents:
-                    own.reset()
-                    sink.attach(f"{pid}:{name}", own)
+                    sinks.append((f"{pid}:{name}", own))
                     targets.append(own)
                 outputs[name] = targets
             if isinstance(proc, BaseProcessor):
@@ -219,32 +236,61 @@ class GraphExecutor:
                     timeout,
                 )
             )
-        inline = await self._backend("inline")
-        feeders = [
-            feeder(
-                f"<input {f.name}>",
-                f.items,
-                {
-                    name: [entry_pipes[(e.processor_id, e.pipe_name)] for e in targets]
+        pipes = [*graph.pipes.values(), *entry_pipes.values(), *(p for _, p in sinks)]
+        return _Plan(fingerprint, nodes, EntryIndex(entries), entry_pipes, sinks, pipes, placements)
+
+    async def _plan(self, data: Any, streaming: bool) -> tuple[Scheduler, RunInfo]:
+        fingerprint = self._fingerprint()
+        plan = self._compiled
+        if plan is None or plan.fingerprint != fingerprint:
+            plan = self._compiled = self._compile(fingerprint)
+        entry_pipes = plan.entry_pipes
+        for pipe in plan.pipes:
+            pipe._reopen()
+        for node in plan.nodes:
+            node.reset()
+
+        def deliver(entry: Entry, item: Any) -> None:
+            pipe = entry_pipes[(entry.processor_id, entry.pipe_name)]
+            if not pipe._items:
+                pipe._consumer.filled += 1
+            pipe._offer(item)
+
+        # Validation of the input happens here, before any processor runs.
+        feeds = resolve_feeds(plan.index, data, streaming, None if streaming else deliver)
+        for backend in {id(n.backend): n.backend for n in plan.nodes}.values():
+            if not backend.started:
+                await backend.start()
+        sink = ResultSink(streaming)
+        for key, pipe in plan.sinks:
+            sink.attach(key, pipe)
+        feeders: list[Node] = []
+        if streaming:
+            inline = await self._backend("inline")
+            for f in feeds:
+                outputs = {
+                    name: [plan.entry_pipes[(e.processor_id, e.pipe_name)] for e in targets]
                     for name, targets in f.targets.items()
-                },
-                inline,
-            )
-            for f in feeds
-        ]
-        for strategy in {id(n.strategy): n.strategy for n in nodes if n.strategy}.values():
+                }
+                feeders.append(feeder(f"<input {f.name}>", f.items, outputs, inline))
+        else:
+            # A batch is a stream of one: each entry pipe got its item; now it is closed.
+            for pipe in entry_pipes.values():
+                pipe._closed = True
+                pipe._producer = None
+        for strategy in {id(n.strategy): n.strategy for n in plan.nodes if n.strategy}.values():
             reset = getattr(strategy, "reset", None)
             if reset is not None:
                 reset()
         info = RunInfo(
-            run_id=run_id,
-            graph_id=graph.graph_id,
-            processor_ids=list(graph.nodes),
-            placements=placements,
+            run_id=uuid.uuid4().hex[:12],
+            graph_id=self.graph.graph_id,
+            processor_ids=list(plan.placements),
+            placements=plan.placements,
             started_at=time.time(),
             mode="stream" if streaming else "batch",
         )
-        return Scheduler(nodes, feeders, sink, list(self._hooks), run_id), info
+        return Scheduler(plan.nodes, feeders, sink, list(self._hooks), info.run_id), info
 
     def _strategy_for(self, pid: str, proc: ProcessorInterface) -> Any:
         graph = self.graph
@@ -265,24 +311,28 @@ class GraphExecutor:
         error: BaseException | None = None
         procs = [n.processor for n in sched.nodes if isinstance(n.processor, BaseProcessor)]
         foreign = [n.processor.processor for n in sched.nodes if isinstance(n.processor, _Foreign)]
+        # Only processors that override the lifecycle hooks cost a task per run.
+        lifecycle = [p for p in procs if _overrides_lifecycle(p)] + foreign
         try:
             for hook in hooks:
                 hook.run_start(info)
             for p in procs:
                 p.state = ProcessorState.RUNNING
-            await asyncio.gather(*(_maybe_await(p.initialize()) for p in [*procs, *foreign]))
+            await asyncio.gather(*(_maybe_await(p.initialize()) for p in lifecycle))
             await sched.run()
         except BaseException as exc:
             error = exc
             raise
         finally:
             results = await asyncio.gather(
-                *(_maybe_await(p.cleanup()) for p in [*procs, *foreign]), return_exceptions=True
+                *(_maybe_await(p.cleanup()) for p in lifecycle), return_exceptions=True
             )
             failed = {sched.failure[0]} if sched.failure else set()
             for p in procs:
-                p.state = ProcessorState.ERROR if p.processor_id in failed else (
-                    ProcessorState.COMPLETED if error is None else ProcessorState.IDLE
+                p.state = (
+                    ProcessorState.ERROR
+                    if p.processor_id in failed
+                    else (ProcessorState.COMPLETED if error is None else ProcessorState.IDLE)
                 )
             state = "completed" if error is None else ("stopped" if sched.stopped else "failed")
             self._status = {**self._status, "state": state, "ended_at": time.time()}
@@ -407,6 +457,13 @@ class GraphExecutor:
         if started is not None:
             status["elapsed"] = status.get("ended_at", time.time()) - started
         return status
+
+
+def _overrides_lifecycle(processor: BaseProcessor) -> bool:
+    cls = type(processor)
+    return (
+        cls.initialize is not BaseProcessor.initialize or cls.cleanup is not BaseProcessor.cleanup
+    )
 
 
 async def _maybe_await(value: Any) -> Any:

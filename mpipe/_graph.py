@@ -57,6 +57,8 @@ class ProcessingGraph(GraphInterface):
         self.connections: list[Connection] = []
         self.pipes: dict[str, Pipe] = {}
         self.execution_order: list[list[str]] = []
+        #: Bumped by every structural change, so executors know when to re-plan.
+        self._version = 0
 
     # -- building --------------------------------------------------------------------------------
 
@@ -76,6 +78,7 @@ class ProcessingGraph(GraphInterface):
             raise GraphError(f"graph {self.graph_id!r} already has a processor {pid!r}")
         self.nodes[pid] = GraphNode(processor)
         self.execution_order = []
+        self._version += 1
 
     def remove_processor(self, processor_id: str) -> None:
         """Remove a processor and every connection to or from it.
@@ -89,6 +92,7 @@ class ProcessingGraph(GraphInterface):
         del self.nodes[processor_id]
         self.error_strategies.pop(processor_id, None)
         self.execution_order = []
+        self._version += 1
 
     def connect(
         self,
@@ -132,6 +136,7 @@ class ProcessingGraph(GraphInterface):
         self.nodes[from_id].dependents.add(to_id)
         self.nodes[to_id].dependencies.add(from_id)
         self.execution_order = []
+        self._version += 1
         return pipe
 
     def _drop_connection(self, conn: Connection) -> None:
@@ -150,6 +155,7 @@ class ProcessingGraph(GraphInterface):
         """
         self._node(processor_id)
         self.error_strategies[processor_id] = strategy
+        self._version += 1
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -157,9 +163,7 @@ class ProcessingGraph(GraphInterface):
         try:
             return self.nodes[processor_id]
         except KeyError:
-            raise GraphError(
-                f"graph {self.graph_id!r} has no processor {processor_id!r}"
-            ) from None
+            raise GraphError(f"graph {self.graph_id!r} has no processor {processor_id!r}") from None
 
     def get_processor(self, processor_id: str) -> ProcessorInterface:
         """The processor with this id.
@@ -269,7 +273,7 @@ class ProcessingGraph(GraphInterface):
                     colour[path.pop()] = black
                     stack.pop()
                 elif colour[nxt] == grey:
-                    cycle = path[path.index(nxt) :] + [nxt]
+                    cycle = [*path[path.index(nxt) :], nxt]
                     key = frozenset(cycle)
                     if key not in seen:
                         seen.add(key)
@@ -284,6 +288,7 @@ class ProcessingGraph(GraphInterface):
         indegree = {pid: len(node.dependencies) for pid, node in self.nodes.items()}
         level = [pid for pid, d in indegree.items() if d == 0]
         levels: list[list[str]] = []
+        order = {pid: i for i, pid in enumerate(self.nodes)}
         while level:
             levels.append(level)
             nxt: list[str] = []
@@ -292,7 +297,6 @@ class ProcessingGraph(GraphInterface):
                     indegree[dep] -= 1
                     if indegree[dep] == 0:
                         nxt.append(dep)
-            order = {pid: i for i, pid in enumerate(self.nodes)}
             level = sorted(nxt, key=order.__getitem__)
         return levels
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -46,7 +47,7 @@ def create_simple_pipeline(steps: Sequence[Step], graph_id: str | None = None) -
     procs = _steps(steps, "create_simple_pipeline")
     for p in procs:
         graph.add_processor(p)
-    for a, b in zip(procs, procs[1:]):
+    for a, b in itertools.pairwise(procs):
         graph.connect(a.processor_id, "output", b.processor_id, "input")
     return graph
 
@@ -98,7 +99,9 @@ def create_diamond_pipeline(
     return graph
 
 
-async def run_simple_pipeline(graph: ProcessingGraph, data: Any, **executor_options: Any) -> dict[str, Any]:
+async def run_simple_pipeline(
+    graph: ProcessingGraph, data: Any, **executor_options: Any
+) -> dict[str, Any]:
     """Run a graph made by :func:`create_simple_pipeline`: the first step gets ``data``."""
     sources = graph.sources()
     if len(sources) != 1:

@@ -46,7 +46,9 @@ class RunHooks:
     ) -> None:
         """A firing finished: successfully when ``error`` is None."""
 
-    def firing_retry(self, processor_id: str, index: int, attempt: int, error: BaseException) -> None:
+    def firing_retry(
+        self, processor_id: str, index: int, attempt: int, error: BaseException
+    ) -> None:
         """A failed firing is run again (``attempt`` is the coming try, 2 for the first retry)."""
 
     def firing_skip(self, processor_id: str, index: int, error: BaseException) -> None:

@@ -12,16 +12,16 @@ everyone's payload; one that addresses some entries and also has unknown keys is
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ._errors import ValidationError
 
-__all__ = ["Entry", "Feed", "resolve_feeds"]
+__all__ = ["Entry", "EntryIndex", "Feed", "resolve_feeds"]
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Entry:
     """An input pipe fed from outside the graph."""
 
@@ -43,28 +43,56 @@ class Feed:
     targets: dict[str, list[Entry]] = field(default_factory=dict)
 
 
-def resolve_feeds(entries: list[Entry], data: Any, streaming: bool) -> list[Feed]:
+class EntryIndex:
+    """The entries of a graph, indexed by every way an input key can name them."""
+
+    def __init__(self, entries: list[Entry]) -> None:
+        self.entries = entries
+        self.by_proc: dict[str, list[Entry]] = {}
+        self.by_pipe: dict[str, list[Entry]] = {}
+        self.by_ref: dict[str, Entry] = {}
+        for e in entries:
+            self.by_proc.setdefault(e.processor_id, []).append(e)
+            self.by_pipe.setdefault(e.pipe_name, []).append(e)
+            self.by_ref[f"{e.processor_id}:{e.pipe_name}"] = e
+
+
+def resolve_feeds(
+    index: EntryIndex,
+    data: Any,
+    streaming: bool,
+    deliver: Callable[[Entry, Any], None] | None = None,
+) -> list[Feed]:
     """Turn a run's input into feeds that fill every entry exactly once.
 
     Args:
-        entries: Every entry of the graph.
+        index: Every entry of the graph.
         data: ``execute``'s ``input_data`` (batch) or ``stream``'s ``inputs``.
         streaming: Whether values are iterables of items (stream) or items (batch).
+        deliver: Batch only: called as ``deliver(entry, item)`` for each entry's item instead of
+            building feeds (a graph with thousands of sources then allocates nothing per source).
+
+    Returns:
+        The feeds (empty when ``deliver`` took the items).
 
     Raises:
         ValidationError: Unknown keys next to known ones, an entry fed twice or not at all, or
             a value of the wrong shape; the message names each.
     """
-    by_proc: dict[str, list[Entry]] = {}
-    by_pipe: dict[str, list[Entry]] = {}
-    by_ref: dict[str, Entry] = {}
-    for e in entries:
-        by_proc.setdefault(e.processor_id, []).append(e)
-        by_pipe.setdefault(e.pipe_name, []).append(e)
-        by_ref[f"{e.processor_id}:{e.pipe_name}"] = e
+    entries = index.entries
+    by_proc, by_pipe, by_ref = index.by_proc, index.by_pipe, index.by_ref
+    feeds: list[Feed] = []
 
-    def one(items: Any) -> Any:
-        return items if streaming else [items]
+    def feed(name: str, value: Any, targets: dict[str, list[Entry]]) -> None:
+        if deliver is None:
+            feeds.append(Feed(name, value if streaming else [value], targets))
+        elif len(targets) == 1:
+            for e in next(iter(targets.values())):
+                deliver(e, value)
+        else:
+            for pipe_name, es in targets.items():
+                for e in es:
+                    deliver(e, value[pipe_name])
 
     if not isinstance(data, Mapping) or not any(
         k in by_proc or k in by_ref or k in by_pipe for k in data
@@ -74,27 +102,25 @@ def resolve_feeds(entries: list[Entry], data: Any, streaming: bool) -> list[Feed
                 "stream inputs must map source processors (or their input pipes) to iterables",
                 [f"unknown input key {k!r}" for k in data] or ["no input given"],
             )
-        feed = Feed("input", one(_check_stream("input", data) if streaming else data))
-        _target_all(feed, [e for e in entries if e.is_source])
-        _require_fed(entries, {e for e in entries if e.is_source})
-        return [feed]
-
-    problems: list[str] = []
-    feeds: list[Feed] = []
-    fed: dict[Entry, str] = {}
-
-    def claim(entry: Entry, key: str) -> None:
-        if entry in fed:
-            problems.append(
-                f"input pipe {entry.processor_id}:{entry.pipe_name} is given twice "
-                f"(by {fed[entry]!r} and {key!r})"
-            )
-        fed[entry] = key
+        sources = [e for e in entries if e.is_source]
+        _require_fed(entries, set(sources))
+        feed("input", _check_stream("input", data) if streaming else data, {"input": sources})
+        return feeds
 
     unknown = [k for k in data if not (k in by_proc or k in by_ref or k in by_pipe)]
+    if unknown:
+        known = sorted(by_proc) + sorted(by_ref)
+        raise ValidationError(
+            "invalid input",
+            [
+                f"unknown input key(s) {', '.join(map(repr, unknown))}; inputs can name "
+                f"{', '.join(map(repr, known))}"
+            ],
+        )
+    problems: list[str] = []
+    fed: dict[Entry, str] = {}
+    plan: list[tuple[str, Any, dict[str, list[Entry]]]] = []
     for key, value in data.items():
-        if key in unknown:
-            continue
         if streaming:
             try:
                 value = _check_stream(key, value)
@@ -103,9 +129,8 @@ def resolve_feeds(entries: list[Entry], data: Any, streaming: bool) -> list[Feed
                 continue
         if key in by_proc:
             own = by_proc[key]
-            feed = Feed(key, one(value))
             if len(own) == 1:
-                feed.targets[own[0].pipe_name] = [own[0]]
+                targets = {own[0].pipe_name: own}
             else:
                 names = {e.pipe_name for e in own}
                 if not streaming and not (isinstance(value, Mapping) and set(value) == names):
@@ -114,45 +139,37 @@ def resolve_feeds(entries: list[Entry], data: Any, streaming: bool) -> list[Feed
                         f"{sorted(names)}, got {_describe(value)}"
                     )
                     continue
-                for e in own:
-                    feed.targets[e.pipe_name] = [e]
-            for e in own:
-                claim(e, key)
+                targets = {e.pipe_name: [e] for e in own}
         elif key in by_ref:
-            feed = Feed(key, one(value), {by_ref[key].pipe_name: [by_ref[key]]})
-            claim(by_ref[key], key)
+            targets = {by_ref[key].pipe_name: [by_ref[key]]}
         else:
-            feed = Feed(key, one(value), {key: list(by_pipe[key])})
-            for e in by_pipe[key]:
-                claim(e, key)
-        feeds.append(feed)
-    if unknown:
-        known = sorted(by_proc) + sorted(by_ref)
-        problems.append(
-            f"unknown input key(s) {', '.join(map(repr, unknown))}; inputs can name "
-            f"{', '.join(map(repr, known))}"
-        )
+            targets = {key: by_pipe[key]}
+        for es in targets.values():
+            for e in es:
+                if e in fed:
+                    problems.append(
+                        f"input pipe {e.processor_id}:{e.pipe_name} is given twice "
+                        f"(by {fed[e]!r} and {key!r})"
+                    )
+                fed[e] = key
+        plan.append((key, value, targets))
     if problems:
         raise ValidationError("invalid input", problems)
 
-    unnamed = [e for e in entries if e not in fed]
-    if unnamed and not streaming:
+    rest: list[Entry] = []
+    if len(fed) < len(entries) and not streaming:
         # A source not named receives the whole input mapping.
-        rest = [e for e in unnamed if e.is_source]
-        if rest:
-            feed = Feed("input", [data])
-            _target_all(feed, rest)
-            feeds.append(feed)
-            fed.update(dict.fromkeys(rest, "input"))
-    _require_fed(entries, set(fed))
+        rest = [e for e in entries if e not in fed and e.is_source]
+        fed.update(dict.fromkeys(rest, "input"))
+    _require_fed(entries, fed)
+    for key, value, targets in plan:
+        feed(key, value, targets)
+    if rest:
+        feed("input", data, {"input": rest})
     return feeds
 
 
-def _target_all(feed: Feed, entries: list[Entry]) -> None:
-    feed.targets["input"] = list(entries)
-
-
-def _require_fed(entries: list[Entry], fed: set[Entry]) -> None:
+def _require_fed(entries: list[Entry], fed: Container[Entry]) -> None:
     missing = [e for e in entries if e not in fed]
     if missing:
         raise ValidationError(
@@ -170,8 +187,10 @@ def _check_stream(key: str, value: Any) -> Iterable[Any]:
     ):
         raise ValidationError(
             "invalid input",
-            [f"stream input {key!r} must be an iterable or async iterable of items, "
-             f"got {_describe(value)}"],
+            [
+                f"stream input {key!r} must be an iterable or async iterable of items, "
+                f"got {_describe(value)}"
+            ],
         )
     return value  # type: ignore[no-any-return]
 

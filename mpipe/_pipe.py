@@ -27,6 +27,7 @@ from ._errors import PipeError
 __all__ = ["Pipe", "PipeFactory", "PipeState", "PipeType", "payload_nbytes"]
 
 _log = logging.getLogger("mpipe")
+_cond_lock = threading.Lock()
 _ids = itertools.count(1)
 
 
@@ -45,15 +46,23 @@ class PipeState(Enum):
     CLOSED = "closed"
 
 
+_sized_by_len = (bytes, bytearray, str)
+# Per type: whether its instances carry an exact ``nbytes`` (numpy arrays, Arrow data).
+_has_nbytes: dict[type, bool] = {}
+
+
 def payload_nbytes(item: Any) -> int:
     """Best cheap estimate of an item's size in bytes (exact for buffers, arrays and tables)."""
-    if isinstance(item, (bytes, bytearray)):
+    cls = type(item)
+    if cls in _sized_by_len:
         return len(item)
-    if isinstance(item, str):
-        return len(item)
-    nbytes = getattr(item, "nbytes", None)
-    if isinstance(nbytes, int):
-        return nbytes
+    has = _has_nbytes.get(cls)
+    if has is None:
+        has = _has_nbytes[cls] = hasattr(cls, "nbytes")
+    if has:
+        nbytes = getattr(item, "nbytes", None)
+        if isinstance(nbytes, int):
+            return nbytes
     return sys.getsizeof(item)
 
 
@@ -86,7 +95,9 @@ class Pipe:
         self._items: deque[Any] = deque()
         self._closed = False
         self._lock = threading.Lock()
-        self._cond = threading.Condition(self._lock)
+        # Waiting machinery is made on first use: graphs hold thousands of pipes that the
+        # scheduler drives without ever waiting on them.
+        self._cond_: threading.Condition | None = None
         self._getters: deque[asyncio.Future[None]] = deque()
         self._putters: deque[asyncio.Future[None]] = deque()
         self._taps: dict[str, Callable[[Any], Any]] = {}
@@ -95,6 +106,16 @@ class Pipe:
         self._consumer: Any = None
         self._producer: Any = None
         self._reset_counters()
+
+    @property
+    def _cond(self) -> threading.Condition:
+        cond = self._cond_
+        if cond is None:
+            with _cond_lock:
+                cond = self._cond_
+                if cond is None:
+                    cond = self._cond_ = threading.Condition(self._lock)
+        return cond
 
     def _reset_counters(self) -> None:
         self._items_in = 0
@@ -136,7 +157,7 @@ class Pipe:
         """Close the pipe: no more puts; gets drain what is left, then raise :class:`PipeError`."""
         with self._lock:
             self._closed = True
-            self._cond.notify_all()
+            self._notify()
         self._wake_all(self._getters)
         self._wake_all(self._putters)
 
@@ -146,6 +167,13 @@ class Pipe:
             self._items.clear()
             self._closed = False
             self._reset_counters()
+
+    def _reopen(self) -> None:
+        """Empty and reopen for a new run; the counters go on adding up (scheduler side)."""
+        if self._items:
+            self._items.clear()
+        self._closed = False
+        self._blocked_since = None
 
     # -- taps ----------------------------------------------------------------------------------
 
@@ -269,7 +297,7 @@ class Pipe:
                     raise PipeError(f"pipe {self.pipe_id!r} still empty after {timeout} s")
                 self._cond.wait(remaining)
             item = self._take()
-            self._cond.notify_all()
+            self._notify()
             return item
 
     async def aget(self, timeout: float | None = None) -> Any:
@@ -282,7 +310,7 @@ class Pipe:
             with self._lock:
                 if self._items:
                     item = self._take()
-                    self._cond.notify_all()
+                    self._notify()
                     return item
                 if self._closed:
                     raise PipeError(f"get from closed, drained pipe {self.pipe_id!r}")
@@ -292,7 +320,12 @@ class Pipe:
 
     def _offer_locked(self, item: Any) -> None:
         self._offer(item)
-        self._cond.notify_all()
+        self._notify()
+
+    def _notify(self) -> None:
+        """Wake threads blocked in ``put``/``get`` (call with the lock held)."""
+        if self._cond_ is not None:
+            self._cond_.notify_all()
 
     async def _wait(self, fut: asyncio.Future[None], timeout: float | None, what: str) -> None:
         try:
@@ -354,7 +387,9 @@ class Pipe:
         }
 
     def __repr__(self) -> str:
-        return f"Pipe({self.pipe_id!r}, size={len(self._items)}/{self.max_size}, {self.state.value})"
+        return (
+            f"Pipe({self.pipe_id!r}, size={len(self._items)}/{self.max_size}, {self.state.value})"
+        )
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:

@@ -24,6 +24,24 @@ CALLBACK_EVENTS = ("start", "complete", "error")
 _ids = itertools.count(1)
 
 
+class _Epoch:
+    """Counts changes to what executors compile from processors (placement, pipes, function).
+
+    Executors cache a compiled plan per graph and recompile when this or the graph changes.
+    """
+
+    value = 0
+
+    @classmethod
+    def bump(cls) -> None:
+        cls.value += 1
+
+
+def plan_epoch() -> int:
+    """The current processor epoch (see :class:`_Epoch`)."""
+    return _Epoch.value
+
+
 def _positive_int(value: Any, what: str, name: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ConfigurationError(f"{what}: {name} must be a positive integer, got {value!r}", name)
@@ -61,7 +79,7 @@ class BaseProcessor(ProcessorInterface):
         self.output_pipes: dict[str, Pipe] = {}
         self.state = ProcessorState.IDLE
         what = f"processor {self.processor_id!r}"
-        self.execution: str | None = placement_from_config(self.config, what)
+        self._execution: str | None = placement_from_config(self.config, what)
         timeout = self.config.get("timeout")
         if timeout is not None and (
             isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
@@ -69,21 +87,63 @@ class BaseProcessor(ProcessorInterface):
             raise ConfigurationError(
                 f"{what}: timeout must be a positive number of seconds, got {timeout!r}", "timeout"
             )
-        self.timeout: float | None = None if timeout is None else float(timeout)
+        self._timeout: float | None = None if timeout is None else float(timeout)
         mc = self.config.get("max_concurrent")
-        self.max_concurrent: int | None = None if mc is None else _positive_int(mc, what, "max_concurrent")
-        self._callbacks: dict[str, list[Callable[..., Any]]] = {e: [] for e in CALLBACK_EVENTS}
+        self._max_concurrent = None if mc is None else _positive_int(mc, what, "max_concurrent")
+        self._callbacks: dict[str, list[Callable[..., Any]]] = {}
+        #: Whether any callback is registered (read per firing, so a plain attribute).
+        self.has_callbacks = False
         self.reset_metrics()
+
+    # -- what executors compile (setting any of these makes them re-plan) ---------------------
+
+    @property
+    def execution(self) -> str | None:
+        """Where firings run ("inline", "thread", "process", "dask"); None: the executor's default."""
+        return self._execution
+
+    @execution.setter
+    def execution(self, value: str | None) -> None:
+        what = f"processor {self.processor_id!r}"
+        self._execution = (
+            None if value is None else placement_from_config({"execution": value}, what)
+        )
+        _Epoch.bump()
+
+    @property
+    def timeout(self) -> float | None:
+        """Seconds a firing may take, or None."""
+        return self._timeout
+
+    @timeout.setter
+    def timeout(self, value: float | None) -> None:
+        self._timeout = value
+        _Epoch.bump()
+
+    @property
+    def max_concurrent(self) -> int | None:
+        """Firings in flight at once, or None for the backend's choice."""
+        return self._max_concurrent
+
+    @max_concurrent.setter
+    def max_concurrent(self, value: int | None) -> None:
+        what = f"processor {self.processor_id!r}"
+        self._max_concurrent = (
+            None if value is None else _positive_int(value, what, "max_concurrent")
+        )
+        _Epoch.bump()
 
     # -- pipes -------------------------------------------------------------------------------
 
     def register_input_pipe(self, name: str, pipe: Pipe) -> None:
         """Declare an input pipe under ``name``."""
         self.input_pipes[name] = pipe
+        _Epoch.bump()
 
     def register_output_pipe(self, name: str, pipe: Pipe) -> None:
         """Declare an output pipe under ``name``."""
         self.output_pipes[name] = pipe
+        _Epoch.bump()
 
     def create_default_pipes(
         self, inputs: list[str] | None = None, outputs: list[str] | None = None
@@ -144,7 +204,7 @@ class BaseProcessor(ProcessorInterface):
         Raises:
             ConfigurationError: Unknown event, or ``fn`` is not callable.
         """
-        if event not in self._callbacks:
+        if event not in CALLBACK_EVENTS:
             raise ConfigurationError(
                 f"processor {self.processor_id!r}: callback event must be one of "
                 f"{', '.join(CALLBACK_EVENTS)}; got {event!r}",
@@ -154,15 +214,11 @@ class BaseProcessor(ProcessorInterface):
             raise ConfigurationError(
                 f"processor {self.processor_id!r}: callback for {event!r} is not callable", "fn"
             )
-        self._callbacks[event].append(fn)
-
-    @property
-    def has_callbacks(self) -> bool:
-        """Whether any callback is registered (lets the scheduler skip the calls)."""
-        return any(self._callbacks.values())
+        self._callbacks.setdefault(event, []).append(fn)
+        self.has_callbacks = True
 
     def _fire_callbacks(self, event: str, arg: Any) -> None:
-        for fn in self._callbacks[event]:
+        for fn in self._callbacks.get(event, ()):
             fn(self, arg)
 
     # -- metrics -------------------------------------------------------------------------------
@@ -230,7 +286,22 @@ class SimpleProcessor(BaseProcessor):
             base = "lambda" if base == "<lambda>" else base
             processor_id = f"{base}_{next(_ids)}"
         super().__init__(processor_id, **config)
-        self.func = func
+        self._func = func
+
+    @property
+    def func(self) -> Callable[..., Any]:
+        """The function each firing calls."""
+        return self._func
+
+    @func.setter
+    def func(self, value: Callable[..., Any]) -> None:
+        if not callable(value):
+            raise ConfigurationError(
+                f"SimpleProcessor {self.processor_id!r}: func must be callable, got {value!r}",
+                "func",
+            )
+        self._func = value
+        _Epoch.bump()
 
     async def process_data(self, input_data: dict[str, Any]) -> Any:
         """Call ``func`` on the firing's input (unwrapped when there is one input pipe)."""

@@ -50,6 +50,8 @@ from ._strategies import CircuitOpenError, ErrorAction, resolve_action
 __all__ = ["Node", "ResultSink", "Scheduler"]
 
 _STREAM_TYPES = (types.GeneratorType, types.AsyncGeneratorType)
+# Results of these types are plain values: no awaitable or generator check needed.
+_PLAIN = frozenset({int, float, str, bytes, bool, type(None), dict, list, tuple, set, complex})
 _SKIPPED = object()
 
 
@@ -69,17 +71,20 @@ class _Stream:
         self.pulling = False
 
 
-class _Firing:
-    """One firing: which node, which item index, its input and which try this is."""
+class _Firing(FiringSlot):
+    """One firing: which node, which item index, its input and which try this is.
 
-    __slots__ = ("arg", "attempt", "index", "node", "slot", "start")
+    It is also the slot the backend fills in (which worker ran it).
+    """
+
+    __slots__ = ("arg", "attempt", "index", "node", "start")
 
     def __init__(self, node: Node, index: int, arg: Any) -> None:
         self.node = node
         self.index = index
         self.arg = arg
         self.attempt = 1
-        self.slot = FiringSlot()
+        self.worker = "main"
         self.start = 0.0
 
     def input_dict(self) -> Any:
@@ -110,6 +115,8 @@ class Node:
         "backend",
         "concurrency",
         "done_inputs",
+        "drained",
+        "filled",
         "finished",
         "fn",
         "index",
@@ -123,6 +130,7 @@ class Node:
         "out_pipes",
         "outputs",
         "pending",
+        "placement",
         "processor",
         "queued",
         "single_out",
@@ -161,14 +169,31 @@ class Node:
         self.concurrency = concurrency
         self.strategy = strategy
         self.timeout = timeout
+        self.placement = backend.name
+        self.pending: dict[int, Any] = {}
+        self.stream: _Stream | None = None
+        self.reset()
+        for pipe in inputs:
+            pipe._consumer = self
+        for pipe in self.out_pipes:
+            pipe._producer = self
+
+    def reset(self) -> None:
+        """Forget the state of an earlier run (a node is planned once, run many times)."""
         self.index = 0
         self.next_emit = 0
         self.inflight = 0
-        self.pending: dict[int, Any] = {}
-        self.stream: _Stream | None = None
+        if self.pending:
+            self.pending = {}
+        self.stream = None
         self.queued = False
         self.finished = False
         self.done_inputs = False
+        # How many input pipes hold an item, and whether one is closed and empty: kept up to
+        # date by every offer and take, so that checking a node with thousands of inputs
+        # (a wide fan-in) costs O(1), not O(inputs).
+        self.filled = 0
+        self.drained = False
 
     def __repr__(self) -> str:
         return f"Node({self.node_id!r}, inflight={self.inflight}, finished={self.finished})"
@@ -238,11 +263,6 @@ class Scheduler:
         self.outstanding: set[asyncio.Future[Any]] = set()
         self._wake: asyncio.Future[None] | None = None
         self.done = False
-        for node in [*nodes, *feeders]:
-            for pipe in node.inputs:
-                pipe._consumer = node
-            for pipe in node.out_pipes:
-                pipe._producer = node
 
     # -- driving ---------------------------------------------------------------------------------
 
@@ -312,7 +332,9 @@ class Scheduler:
             fut.cancel()
         self.outstanding.clear()
 
-    def _track(self, fut: asyncio.Future[Any], callback: Callable[[asyncio.Future[Any]], None]) -> None:
+    def _track(
+        self, fut: asyncio.Future[Any], callback: Callable[[asyncio.Future[Any]], None]
+    ) -> None:
         self.outstanding.add(fut)
         fut.add_done_callback(callback)
 
@@ -343,21 +365,17 @@ class Scheduler:
             if node.processor is None:  # a feeder without a stream has nothing left
                 self._finish(node)
                 return
-            inputs = node.inputs
             if not node.done_inputs:
-                for pipe in inputs:
-                    if not pipe._items:
-                        break
-                else:
+                if node.filled == len(node.inputs):
                     if node.inflight >= node.concurrency or not self._has_room(node):
                         return
                     self._fire(node)
                     continue
-                if any(p._closed and not p._items for p in inputs):
+                if node.drained:
                     # Zip ends with its shortest input: what waits in the others is dropped,
                     # and their producers learn that nobody listens.
                     node.done_inputs = True
-                    for pipe in inputs:
+                    for pipe in node.inputs:
                         if not pipe._closed:
                             self._close_input(pipe)
             if node.done_inputs and not node.inflight and node.stream is None:
@@ -394,15 +412,24 @@ class Scheduler:
             self._finish(node)
 
     def _close_input(self, pipe: Pipe) -> None:
-        pipe._items.clear()
+        if pipe._items:
+            pipe._items.clear()
+            pipe._consumer.filled -= 1
         pipe._closed = True
         self.schedule(pipe._producer)
 
     def _take(self, pipe: Pipe) -> Any:
         item = pipe._take()
+        left = len(pipe._items)
+        if not left:
+            consumer = pipe._consumer
+            if type(consumer) is Node:
+                consumer.filled -= 1
+                if pipe._closed:
+                    consumer.drained = True
         if pipe._blocked_since is not None:
             pipe._note_blocked(False)
-        if len(pipe._items) + 1 >= pipe.max_size:
+        if left + 1 >= pipe.max_size:
             # The pipe was full: its producer may be waiting for this room.
             self.schedule(pipe._producer)
         return item
@@ -411,7 +438,10 @@ class Scheduler:
         if node.item_arg:
             arg = self._take(node.inputs[0])
         else:
-            arg = {name: self._take(pipe) for name, pipe in zip(node.input_names, node.inputs)}
+            arg = {
+                name: self._take(pipe)
+                for name, pipe in zip(node.input_names, node.inputs, strict=True)
+            }
         firing = _Firing(node, node.index, arg)
         node.index += 1
         node.inflight += 1
@@ -435,11 +465,14 @@ class Scheduler:
             processor._fire_callbacks("start", firing.input_dict())
         assert node.fn is not None
         try:
-            result = node.backend.submit(node.fn, firing.arg, firing.slot)
+            result = node.backend.submit(node.fn, firing.arg, firing)
         except Exception as exc:
             self._failed(firing, exc, skip)
             return
-        if isinstance(result, _STREAM_TYPES):
+        if type(result) in _PLAIN:
+            self._succeeded(firing)
+            self._complete(firing, result)
+        elif isinstance(result, _STREAM_TYPES):
             self._complete(firing, _Stream(result, firing, skip))
         elif inspect.isawaitable(result):
             if node.timeout is not None:
@@ -475,7 +508,7 @@ class Scheduler:
         processor = node.processor
         processor._record(end - firing.start, False)
         for hook in self.hooks:
-            hook.firing_end(node.node_id, firing.index, firing.start, end, firing.slot.worker, None)
+            hook.firing_end(node.node_id, firing.index, firing.start, end, firing.worker, None)
         if node.strategy is not None:
             _record_success(node.strategy, node.node_id)
 
@@ -519,9 +552,12 @@ class Scheduler:
         for pipe in pipes:
             if pipe._closed:
                 continue
+            was_empty = not pipe._items
             pipe._offer(value)
             consumer = pipe._consumer
             if type(consumer) is Node:
+                if was_empty:
+                    consumer.filled += 1
                 if not consumer.queued:
                     consumer.queued = True
                     self.ready.append(consumer)
@@ -599,7 +635,9 @@ class Scheduler:
         end = time.perf_counter()
         node.processor._record(end - (firing.start or end), True)
         for hook in self.hooks:
-            hook.firing_end(node.node_id, firing.index, firing.start or end, end, firing.slot.worker, exc)
+            hook.firing_end(
+                node.node_id, firing.index, firing.start or end, end, firing.worker, exc
+            )
         if node.processor.has_callbacks:
             node.processor._fire_callbacks("error", exc)
         if node.strategy is None:
@@ -631,7 +669,7 @@ class Scheduler:
             return
         if action is ErrorAction.RETRY:
             firing.attempt += 1
-            firing.slot = FiringSlot()
+            firing.worker = "main"
             for hook in self.hooks:
                 hook.firing_retry(node.node_id, firing.index, firing.attempt, exc)
             self._start(firing, skip)
@@ -655,6 +693,8 @@ class Scheduler:
                 pipe._closed = True
                 consumer = pipe._consumer
                 if type(consumer) is Node:
+                    if not pipe._items:
+                        consumer.drained = True
                     self.schedule(consumer)
         if self.sink.streaming:
             self.sink.wake()
@@ -687,7 +727,9 @@ def _record_success(strategy: Any, processor_id: str) -> None:
         record(processor_id)
 
 
-def feeder(name: str, items: Iterable[Any] | Any, outputs: dict[str, list[Pipe]], backend: Backend) -> Node:
+def feeder(
+    name: str, items: Iterable[Any] | Any, outputs: dict[str, list[Pipe]], backend: Backend
+) -> Node:
     """A node that pulls external input from an (async) iterable into entry pipes.
 
     With several outputs, each item should be a dict of pipe name -> item (routed key by key).

@@ -149,7 +149,9 @@ class RetryStrategy(ErrorStrategy):
         retry_on: Sequence[type[BaseException]] | type[BaseException] | None = None,
     ) -> None:
         if not isinstance(max_retries, int) or max_retries < 0:
-            raise ConfigurationError(f"max_retries must be a non-negative integer, got {max_retries!r}")
+            raise ConfigurationError(
+                f"max_retries must be a non-negative integer, got {max_retries!r}"
+            )
         for name, value in (("initial_delay", initial_delay), ("max_delay", max_delay)):
             if not isinstance(value, (int, float)) or value < 0:
                 raise ConfigurationError(f"{name} must be a non-negative number, got {value!r}")

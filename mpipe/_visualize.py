@@ -43,7 +43,9 @@ def visualize_graph(graph: ProcessingGraph, format: str = "text") -> str:
         return "\n".join(lines)
     if format == "dot":
         lines = [f'digraph "{_quote(graph.graph_id)}" {{', "    rankdir=LR;"]
-        lines += [f'    "{_quote(pid)}" [label="{_quote(_label(graph, pid))}"];' for pid in graph.nodes]
+        lines += [
+            f'    "{_quote(pid)}" [label="{_quote(_label(graph, pid))}"];' for pid in graph.nodes
+        ]
         lines += [
             f'    "{_quote(a)}" -> "{_quote(b)}" [label="{_quote(o)} → {_quote(i)}"];'
             for a, o, b, i in graph.connections
@@ -51,7 +53,9 @@ def visualize_graph(graph: ProcessingGraph, format: str = "text") -> str:
         lines.append("}")
         return "\n".join(lines)
     problems = graph.validate()
-    lines = [f"Graph {graph.graph_id} ({len(graph.nodes)} processors, {len(graph.connections)} connections)"]
+    lines = [
+        f"Graph {graph.graph_id} ({len(graph.nodes)} processors, {len(graph.connections)} connections)"
+    ]
     if problems:
         lines.append("  INVALID:")
         lines += [f"    - {p}" for p in problems]
