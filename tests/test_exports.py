@@ -1,0 +1,71 @@
+"""The public surface: declared once in mpipe.__all__, re-exported by processor_pipeline.v2."""
+
+from __future__ import annotations
+
+import mpipe
+import processor_pipeline.v2 as v2
+
+SPEC_NAMES = {
+    # SPEC §2-§6 and §10: what code written against the v2 API imports.
+    "ProcessingGraph",
+    "GraphExecutor",
+    "ProcessorInterface",
+    "PipeInterface",
+    "MonitorInterface",
+    "CheckpointInterface",
+    "ErrorHandlerInterface",
+    "GraphInterface",
+    "BaseProcessor",
+    "SimpleProcessor",
+    "AsyncProcessor",
+    "ProcessorState",
+    "Pipe",
+    "PipeType",
+    "PipeFactory",
+    "PipelineError",
+    "ProcessorError",
+    "GraphError",
+    "ValidationError",
+    "ExecutionError",
+    "PipeError",
+    "ConfigurationError",
+    "ProcessorTimeoutError",
+    "WorkerCrashedError",
+    "ErrorStrategy",
+    "ErrorAction",
+    "SkipStrategy",
+    "RetryStrategy",
+    "HaltStrategy",
+    "CircuitBreakerStrategy",
+    "CompositeStrategy",
+    "create_simple_pipeline",
+    "create_parallel_pipeline",
+    "create_diamond_pipeline",
+    "run_simple_pipeline",
+    "visualize_graph",
+}
+
+
+def test_all_is_sorted_unique_and_importable() -> None:
+    names = [n for n in mpipe.__all__ if n != "__version__"]
+    assert names == sorted(names)
+    assert len(set(mpipe.__all__)) == len(mpipe.__all__)
+    for name in mpipe.__all__:
+        assert hasattr(mpipe, name), name
+
+
+def test_spec_names_are_public() -> None:
+    assert set(mpipe.__all__) >= SPEC_NAMES
+
+
+def test_v2_reexports_the_same_objects() -> None:
+    assert set(v2.__all__) == set(mpipe.__all__)
+    for name in mpipe.__all__:
+        assert getattr(v2, name) is getattr(mpipe, name), name
+
+
+def test_public_names_have_docstrings() -> None:
+    for name in mpipe.__all__:
+        obj = getattr(mpipe, name)
+        if callable(obj):
+            assert (obj.__doc__ or "").strip(), f"{name} has no docstring"

@@ -1,0 +1,160 @@
+"""SPEC §4: pipes on their own, from coroutines and from threads."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import numpy as np
+import pytest
+
+from mpipe import Pipe, PipeError, PipeFactory, PipeState, PipeType
+
+
+def test_fifo_and_status() -> None:
+    pipe = Pipe("p", max_size=3)
+    assert pipe.is_empty() and pipe.size() == 0
+    for i in range(3):
+        pipe.put(i)
+    assert pipe.is_full() and pipe.size() == 3
+    assert [pipe.get() for _ in range(3)] == [0, 1, 2]
+    status = pipe.get_status()
+    assert status["pipe_id"] == "p"
+    assert status["items_in"] == 3 and status["items_out"] == 3
+    assert status["peak_size"] == 3 and status["peak_utilization"] == 1.0
+    assert status["state"] == "open"
+
+
+def test_bytes_are_counted_exactly_for_buffers_and_arrays() -> None:
+    pipe = Pipe(max_size=10)
+    pipe.put(b"x" * 100)
+    pipe.put(np.zeros(50, dtype=np.float64))
+    assert pipe.get_metrics()["bytes_in"] == 100 + 400
+
+
+def test_invalid_capacity() -> None:
+    with pytest.raises(PipeError, match="positive integer"):
+        Pipe(max_size=0)
+
+
+def test_closed_and_drained_pipe_raises() -> None:
+    pipe = Pipe("p")
+    pipe.put("last")
+    pipe.close()
+    assert pipe.state is PipeState.CLOSED
+    with pytest.raises(PipeError, match="closed"):
+        pipe.put("more")
+    assert pipe.get() == "last"
+    with pytest.raises(PipeError, match="closed, drained"):
+        pipe.get()
+
+    async def aget() -> None:
+        await pipe.aget()
+
+    with pytest.raises(PipeError, match="closed, drained"):
+        asyncio.run(aget())
+
+
+def test_get_and_put_time_out() -> None:
+    pipe = Pipe("p", max_size=1)
+    with pytest.raises(PipeError, match="still empty after 0.01 s"):
+        pipe.get(timeout=0.01)
+    pipe.put(1)
+    with pytest.raises(PipeError, match="still full after 0.01 s"):
+        pipe.put(2, timeout=0.01)
+
+    async def main() -> None:
+        with pytest.raises(PipeError, match="still full"):
+            await pipe.aput(2, timeout=0.01)
+        assert await pipe.aget() == 1
+        with pytest.raises(PipeError, match="still empty"):
+            await pipe.aget(timeout=0.01)
+
+    asyncio.run(main())
+
+
+def test_full_pipe_blocks_a_thread_producer_until_room() -> None:
+    pipe = Pipe("p", max_size=2)
+    done = threading.Event()
+
+    def producer() -> None:
+        for i in range(5):
+            pipe.put(i)
+        done.set()
+
+    t = threading.Thread(target=producer)
+    t.start()
+    got = [pipe.get(timeout=5) for _ in range(5)]
+    t.join(5)
+    assert got == [0, 1, 2, 3, 4]
+    assert done.is_set()
+    metrics = pipe.get_metrics()
+    assert metrics["peak_size"] <= 2
+
+
+def test_async_backpressure_between_tasks() -> None:
+    pipe = Pipe("p", max_size=2)
+
+    async def main() -> list[int]:
+        async def producer() -> None:
+            for i in range(20):
+                await pipe.aput(i)
+                assert pipe.size() <= 2
+            pipe.close()
+
+        task = asyncio.create_task(producer())
+        out = []
+        while True:
+            try:
+                out.append(await pipe.aget())
+            except PipeError:
+                break
+            await asyncio.sleep(0)
+        await task
+        return out
+
+    assert asyncio.run(main()) == list(range(20))
+    assert pipe.get_metrics()["full_events"] > 0
+
+
+def test_thread_put_wakes_async_getter() -> None:
+    pipe = Pipe("p")
+
+    async def main() -> object:
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.01, lambda: threading.Thread(target=pipe.put, args=("hi",)).start())
+        return await pipe.aget(timeout=5)
+
+    assert asyncio.run(main()) == "hi"
+
+
+def test_taps_see_every_item_and_errors_do_not_stop_flow(caplog: pytest.LogCaptureFixture) -> None:
+    pipe = Pipe("p")
+    seen: list[int] = []
+    pipe.add_tap("t", seen.append)
+    pipe.add_tap("bad", lambda item: 1 / 0)
+    for i in range(3):
+        pipe.put(i)
+    assert seen == [0, 1, 2]
+    assert "tap 'bad' on pipe 'p' failed" in caplog.text
+    pipe.remove_tap("t")
+    pipe.remove_tap("unknown")
+    pipe.put(3)
+    assert seen == [0, 1, 2]
+    with pytest.raises(PipeError, match="not callable"):
+        pipe.add_tap("x", 3)  # type: ignore[arg-type]
+
+
+def test_factory_shapes() -> None:
+    assert PipeFactory.create_pipe(pipe_type=PipeType.INPUT, max_size=5).pipe_type is PipeType.INPUT
+    assert PipeFactory.create_buffered_pipe(50).max_size == 50
+    assert PipeFactory.create_streaming_pipe().max_size == 100
+
+
+def test_reset_empties_reopens_and_zeroes() -> None:
+    pipe = Pipe()
+    pipe.put(1)
+    pipe.close()
+    pipe.reset()
+    assert pipe.state is PipeState.OPEN and pipe.is_empty()
+    assert pipe.get_metrics()["items_in"] == 0
