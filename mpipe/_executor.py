@@ -239,7 +239,11 @@ class GraphExecutor:
         pipes = [*graph.pipes.values(), *entry_pipes.values(), *(p for _, p in sinks)]
         return _Plan(fingerprint, nodes, EntryIndex(entries), entry_pipes, sinks, pipes, placements)
 
-    async def _plan(self, data: Any, streaming: bool) -> tuple[Scheduler, RunInfo]:
+    async def _plan(
+        self, data: Any, streaming: bool, collect: bool = True
+    ) -> tuple[Scheduler, RunInfo]:
+        """Prepare a run: ``streaming`` inputs are iterables; ``collect`` gathers sink items in
+        lists (batch, ``execute_stream``) instead of queueing them for a consumer (``stream``)."""
         fingerprint = self._fingerprint()
         plan = self._compiled
         if plan is None or plan.fingerprint != fingerprint:
@@ -261,7 +265,7 @@ class GraphExecutor:
         for backend in {id(n.backend): n.backend for n in plan.nodes}.values():
             if not backend.started:
                 await backend.start()
-        sink = ResultSink(streaming)
+        sink = ResultSink(streaming=not collect)
         for key, pipe in plan.sinks:
             sink.attach(key, pipe)
         feeders: list[Node] = []
@@ -382,7 +386,7 @@ class GraphExecutor:
             ExecutionError: A firing failed and the strategy halted.
         """
         self._check_idle()
-        sched, info = await self._plan(inputs, streaming=True)
+        sched, info = await self._plan(inputs, streaming=True, collect=False)
         sink = sched.sink
         task = asyncio.ensure_future(self._run(sched, info))
         loop = asyncio.get_running_loop()
@@ -412,11 +416,14 @@ class GraphExecutor:
                     raise
 
     async def execute_stream(self, inputs: Any) -> dict[str, list[Any]]:
-        """Run :meth:`stream` to the end and collect every sink item per key."""
-        out: dict[str, list[Any]] = {}
-        async for key, item in self.stream(inputs):
-            out.setdefault(key, []).append(item)
-        return out
+        """Run the graph over streams of items to the end; collect every sink item per key.
+
+        Same semantics as :meth:`stream`, without a consumer in the loop.
+        """
+        self._check_idle()
+        sched, info = await self._plan(inputs, streaming=True, collect=True)
+        await self._run(sched, info)
+        return sched.sink.results
 
     def run(self, input_data: Any) -> dict[str, Any]:
         """Synchronous :meth:`execute`, for scripts.

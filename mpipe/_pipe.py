@@ -46,24 +46,26 @@ class PipeState(Enum):
     CLOSED = "closed"
 
 
-_sized_by_len = (bytes, bytearray, str)
-# Per type: whether its instances carry an exact ``nbytes`` (numpy arrays, Arrow data).
-_has_nbytes: dict[type, bool] = {}
+def _nbytes_or_size(item: Any) -> int:
+    nbytes = getattr(item, "nbytes", None)
+    return nbytes if isinstance(nbytes, int) else sys.getsizeof(item)
+
+
+# Per type, how to size its instances: ``len`` for buffers and text, ``nbytes`` where the type
+# has one (numpy arrays, Arrow data: exact), else the shallow ``sys.getsizeof``.
+_sizers: dict[type, Callable[[Any], int]] = {bytes: len, bytearray: len, str: len}
+
+
+def _sizer(cls: type) -> Callable[[Any], int]:
+    sizer = _sizers.get(cls)
+    if sizer is None:
+        sizer = _sizers[cls] = _nbytes_or_size if hasattr(cls, "nbytes") else sys.getsizeof
+    return sizer
 
 
 def payload_nbytes(item: Any) -> int:
     """Best cheap estimate of an item's size in bytes (exact for buffers, arrays and tables)."""
-    cls = type(item)
-    if cls in _sized_by_len:
-        return len(item)
-    has = _has_nbytes.get(cls)
-    if has is None:
-        has = _has_nbytes[cls] = hasattr(cls, "nbytes")
-    if has:
-        nbytes = getattr(item, "nbytes", None)
-        if isinstance(nbytes, int):
-            return nbytes
-    return sys.getsizeof(item)
+    return _sizer(type(item))(item)
 
 
 class Pipe:
@@ -199,7 +201,8 @@ class Pipe:
         items = self._items
         items.append(item)
         self._items_in += 1
-        self._bytes_in += payload_nbytes(item)
+        sizer = _sizers.get(type(item))
+        self._bytes_in += (sizer or _sizer(type(item)))(item)
         n = len(items)
         if n > self._peak:
             self._peak = n

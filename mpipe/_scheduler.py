@@ -45,7 +45,7 @@ from ._backends import END, Backend, FiringSlot
 from ._errors import ExecutionError, PipelineError, ProcessorTimeoutError
 from ._hooks import RunHooks
 from ._pipe import Pipe
-from ._strategies import CircuitOpenError, ErrorAction, resolve_action
+from ._strategies import CircuitOpenError, ErrorAction, ErrorStrategy, resolve_action
 
 __all__ = ["Node", "ResultSink", "Scheduler"]
 
@@ -116,9 +116,11 @@ class Node:
         "concurrency",
         "done_inputs",
         "drained",
+        "fast",
         "filled",
         "finished",
         "fn",
+        "gated",
         "index",
         "inflight",
         "input_names",
@@ -170,6 +172,11 @@ class Node:
         self.strategy = strategy
         self.timeout = timeout
         self.placement = backend.name
+        # Inline, untimed firings take the hot path (see Scheduler._fire_inline).
+        self.fast = backend.name == "inline" and timeout is None and processor is not None
+        # The strategy, when it can refuse a firing before it runs (a circuit breaker).
+        allow = getattr(type(strategy), "allow", None)
+        self.gated = strategy if allow is not None and allow is not ErrorStrategy.allow else None
         self.pending: dict[int, Any] = {}
         self.stream: _Stream | None = None
         self.reset()
@@ -369,7 +376,15 @@ class Scheduler:
                 if node.filled == len(node.inputs):
                     if node.inflight >= node.concurrency or not self._has_room(node):
                         return
-                    self._fire(node)
+                    if (
+                        node.fast
+                        and not node.inflight
+                        and not node.processor.has_callbacks
+                        and (node.gated is None or node.gated.allow(node.node_id))
+                    ):
+                        self._fire_inline(node)
+                    else:
+                        self._fire(node)
                     continue
                 if node.drained:
                     # Zip ends with its shortest input: what waits in the others is dropped,
@@ -435,17 +450,54 @@ class Scheduler:
         return item
 
     def _fire(self, node: Node) -> None:
-        if node.item_arg:
-            arg = self._take(node.inputs[0])
-        else:
-            arg = {
-                name: self._take(pipe)
-                for name, pipe in zip(node.input_names, node.inputs, strict=True)
-            }
+        arg = self._take(node.inputs[0]) if node.item_arg else self._take_all(node)
         firing = _Firing(node, node.index, arg)
         node.index += 1
         node.inflight += 1
         self._start(firing)
+
+    def _fire_inline(self, node: Node) -> None:
+        """The hot path: one sync firing run right here, with nothing in flight before it.
+
+        Same transitions as ``_fire`` + ``_start`` + ``_complete``, without a firing record;
+        one is made only when the firing turns out to need it (error, awaitable, generator).
+        """
+        arg = self._take(node.inputs[0]) if node.item_arg else self._take_all(node)
+        index = node.index
+        node.index = index + 1
+        hooks = self.hooks
+        start = time.perf_counter()
+        for hook in hooks:
+            hook.firing_start(node.node_id, index, start)
+        try:
+            result = node.fn(arg)  # type: ignore[misc]
+        except Exception as exc:
+            firing = _Firing(node, index, arg)
+            firing.start = start
+            node.inflight += 1
+            self._failed(firing, exc, 0)
+            return
+        if type(result) not in _PLAIN and (
+            isinstance(result, _STREAM_TYPES) or inspect.isawaitable(result)
+        ):
+            firing = _Firing(node, index, arg)
+            firing.start = start
+            node.inflight += 1
+            self._handle_result(firing, result, 0)
+            return
+        end = time.perf_counter()
+        node.processor._record(end - start, False)
+        for hook in hooks:
+            hook.firing_end(node.node_id, index, start, end, "main", None)
+        if node.strategy is not None:
+            _record_success(node.strategy, node.node_id)
+        self._route(node, result)
+        node.next_emit += 1
+
+    def _take_all(self, node: Node) -> dict[str, Any]:
+        return {
+            name: self._take(pipe) for name, pipe in zip(node.input_names, node.inputs, strict=True)
+        }
 
     def _start(self, firing: _Firing, skip: int = 0) -> None:
         node = firing.node
@@ -469,6 +521,11 @@ class Scheduler:
         except Exception as exc:
             self._failed(firing, exc, skip)
             return
+        self._handle_result(firing, result, skip)
+
+    def _handle_result(self, firing: _Firing, result: Any, skip: int) -> None:
+        """What ``submit`` returned: a value, a generator to drain, or an awaitable."""
+        node = firing.node
         if type(result) in _PLAIN:
             self._succeeded(firing)
             self._complete(firing, result)
@@ -577,7 +634,7 @@ class Scheduler:
         except Exception as exc:
             self._stream_failed(node, stream, exc)
             return True
-        if inspect.isawaitable(item):
+        if type(item) not in _PLAIN and inspect.isawaitable(item):
             stream.pulling = True
             fut = asyncio.ensure_future(item)
             self._track(fut, partial(self._on_pulled, node, stream))

@@ -1,0 +1,150 @@
+"""Scheduler overhead per firing, and stream throughput, against Dask and hand-written asyncio.
+
+Run: ``python -m pytest benchmarks/bench_engine.py --benchmark-only -q``
+
+- 10,000 tiny firings as 100 chains of 100 and as a 10,000-leaf fan-in, through mpipe's inline
+  scheduler (with a hook observer in place, as a monitor would be) against Dask's synchronous and
+  threaded schedulers on the same graph. ``mpipe warm`` reuses its executor (the plan is compiled
+  once, as when a graph runs repeatedly); ``mpipe cold`` builds a new executor every round.
+- 100,000 tiny items through 4 inline stream stages against a hand-written asyncio.Queue pipeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any
+
+import dask
+import dask.threaded
+import pytest
+from _graphs import chains_dask, chains_graph, fan_in_dask, fan_in_graph, inc, stages_graph
+
+from mpipe import GraphExecutor, RunHooks
+
+_offsets = itertools.count(1)
+
+
+class CountingHooks(RunHooks):
+    """A minimal observer: what monitoring costs at the least."""
+
+    def __init__(self) -> None:
+        self.started = 0
+        self.ended = 0
+
+    def firing_start(self, processor_id: str, index: int, start: float) -> None:
+        self.started += 1
+
+    def firing_end(
+        self, processor_id: str, index: int, start: float, end: float, worker: str, error: Any
+    ) -> None:
+        self.ended += 1
+
+
+SHAPES = {
+    "chains 100x100": (
+        lambda: chains_graph(100, 100),
+        lambda off: chains_dask(100, 100, off),
+        10_000,
+    ),
+    "fan-in 10000": (lambda: fan_in_graph(10_000), lambda off: fan_in_dask(10_000, off), 10_001),
+}
+
+
+def _shift(inputs: dict[str, int]) -> dict[str, int]:
+    off = next(_offsets)
+    return {k: v + off for k, v in inputs.items()}
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_mpipe_warm(record: Any, shape: str) -> None:
+    make, _, units = SHAPES[shape]
+    graph, inputs = make()
+    hooks = CountingHooks()
+    ex = GraphExecutor(graph, hooks=[hooks])
+    asyncio.run(ex.execute(inputs))  # compile the plan once
+    record(
+        f"overhead: {shape}",
+        "mpipe warm",
+        lambda i: asyncio.run(ex.execute(i)),
+        lambda: _shift(inputs),
+        units,
+    )
+    assert hooks.ended == hooks.started >= units
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_mpipe_cold(record: Any, shape: str) -> None:
+    make, _, units = SHAPES[shape]
+    graph, inputs = make()
+
+    def run(i: dict[str, int]) -> Any:
+        return asyncio.run(GraphExecutor(graph, hooks=[CountingHooks()]).execute(i))
+
+    record(
+        f"overhead: {shape}",
+        "mpipe cold (new executor)",
+        run,
+        lambda: _shift(inputs),
+        units,
+        rounds=3,
+    )
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+@pytest.mark.parametrize("scheduler", ["sync", "threads"])
+def test_dask(record: Any, shape: str, scheduler: str) -> None:
+    _, make_dask, units = SHAPES[shape]
+    get = dask.get if scheduler == "sync" else dask.threaded.get
+
+    def setup() -> tuple[dict[str, Any], Any]:
+        dsk, keys = make_dask(next(_offsets))
+        return dsk, keys
+
+    record(f"overhead: {shape}", f"dask {scheduler}", lambda dk: get(dk[0], dk[1]), setup, units)
+
+
+N_ITEMS = 100_000
+
+
+def test_stream_mpipe(record: Any) -> None:
+    ex = GraphExecutor(stages_graph(4), hooks=[CountingHooks()])
+
+    def run(start: int) -> Any:
+        out = asyncio.run(ex.execute_stream({"s0": range(start, start + N_ITEMS)}))
+        assert len(out["s3:output"]) == N_ITEMS
+
+    record("stream: 4 stages, tiny items", "mpipe", run, lambda: next(_offsets), N_ITEMS)
+
+
+async def _queue_pipeline(start: int, stages: int = 4, size: int = 1000) -> list[int]:
+    queues: list[asyncio.Queue[Any]] = [asyncio.Queue(size) for _ in range(stages + 1)]
+    done = object()
+
+    async def stage(q_in: asyncio.Queue[Any], q_out: asyncio.Queue[Any]) -> None:
+        while (item := await q_in.get()) is not done:
+            await q_out.put(inc(item))
+        await q_out.put(done)
+
+    async def feed() -> None:
+        for i in range(start, start + N_ITEMS):
+            await queues[0].put(i)
+        await queues[0].put(done)
+
+    tasks = [asyncio.create_task(stage(queues[i], queues[i + 1])) for i in range(stages)]
+    tasks.append(asyncio.create_task(feed()))
+    out = []
+    while (item := await queues[-1].get()) is not done:
+        out.append(item)
+    await asyncio.gather(*tasks)
+    return out
+
+
+def test_stream_asyncio_queues(record: Any) -> None:
+    record(
+        "stream: 4 stages, tiny items",
+        "asyncio.Queue pipeline (by hand)",
+        lambda s: asyncio.run(_queue_pipeline(s)),
+        lambda: next(_offsets),
+        N_ITEMS,
+    )
