@@ -71,7 +71,7 @@ int mp_repair(char *base) {
         if (b->magic != MP_BLOCK_MAGIC || b->size < MP_MIN_BLOCK || b->size % MP_ALIGN ||
             b->size > end - off || (b->state != MP_FREE && b->state != MP_USED))
             return -1;
-        if (b->state == MP_USED && atomic_load(&b->holders) == 0) b->state = MP_FREE;
+        if (b->state == MP_USED && mp_unheld(b)) b->state = MP_FREE;
         if (b->state == MP_FREE && prev && B(base, prev)->state == MP_FREE) {
             mp_block *p = B(base, prev);
             fl_remove(base, prev);
@@ -216,7 +216,8 @@ uint64_t mp_alloc_locked(char *base, uint64_t nbytes, int slot) {
             mp_crash_point(3);
             b->gen = ++h->gen_counter;
             b->writer = (uint32_t)slot;
-            atomic_store(&b->holders, 1ull << slot);
+            mp_clear_holds(b);
+            atomic_store(&b->holds[slot], 1);
             b->state = MP_USED;
             h->used_bytes += b->size;
             h->used_blocks += 1;
@@ -232,7 +233,7 @@ uint64_t mp_alloc_locked(char *base, uint64_t nbytes, int slot) {
 int mp_free_locked(char *base, uint64_t off, uint64_t gen) {
     mp_arena_hdr *h = H(base);
     mp_block *b = B(base, off);
-    if (b->state != MP_USED || b->gen != gen || atomic_load(&b->holders) != 0) return 0;
+    if (b->state != MP_USED || b->gen != gen || !mp_unheld(b)) return 0;
     h->used_bytes -= b->size;
     h->used_blocks -= 1;
     mp_crash_point(4);
@@ -245,15 +246,14 @@ int mp_free_locked(char *base, uint64_t off, uint64_t gen) {
 uint64_t mp_reclaim_locked(char *base, int slot) {
     mp_arena_hdr *h = H(base);
     uint64_t end = atomic_load(&h->heap_end), freed = 0;
-    uint64_t bit = 1ull << slot;
     uint64_t off = h->heap_start;
     while (off < end) {
         mp_block *b = B(base, off);
         uint64_t size = b->size;
         if (b->state == MP_USED) {
-            if (b->writer == (uint32_t)slot && slot != 0) atomic_store(&b->holders, 0);
-            else atomic_fetch_and(&b->holders, ~bit);
-            if (atomic_load(&b->holders) == 0) {
+            if (b->writer == (uint32_t)slot && slot != 0) mp_clear_holds(b);
+            else atomic_store(&b->holds[slot], 0);
+            if (mp_unheld(b)) {
                 uint64_t prev = b->prev_size ? off - b->prev_size : 0;
                 int merged_left = prev && B(base, prev)->state == MP_FREE;
                 mp_free_locked(base, off, b->gen);

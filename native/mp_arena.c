@@ -269,12 +269,20 @@ static mp_block *valid_block(ArenaObject *self, unsigned long long off, unsigned
     return b;
 }
 
-static int release_bit(ArenaObject *self, uint64_t off, uint64_t gen, int slot, int *freed) {
-    mp_block *b = (mp_block *)(self->base + off);
-    uint64_t bit = 1ull << slot;
-    uint64_t old = atomic_fetch_and(&b->holders, ~bit);
+/* Drop one reference of `slot`; free the block when nobody holds it any more. */
+static int release_ref(ArenaObject *self, mp_block *b, uint64_t off, uint64_t gen, int slot,
+                       int *freed) {
     *freed = 0;
-    if ((old & ~bit) != 0 || !(old & bit)) return 0;
+    uint16_t cur = atomic_load(&b->holds[slot]);
+    do {
+        if (cur == 0) {
+            PyErr_Format(mp_TransportError,
+                         "slot %d releases block %llu generation %llu that it does not hold",
+                         slot, (unsigned long long)off, (unsigned long long)gen);
+            return -1;
+        }
+    } while (!atomic_compare_exchange_weak(&b->holds[slot], &cur, (uint16_t)(cur - 1)));
+    if (cur != 1 || !mp_unheld(b)) return 0;
     mp_arena_hdr *h = HDR(self);
     int rc;
     Py_BEGIN_ALLOW_THREADS
@@ -297,9 +305,10 @@ static PyObject *Arena_release(ArenaObject *self, PyObject *args) {
     int slot = self->slot;
     if (!PyArg_ParseTuple(args, "KK|i", &off, &gen, &slot)) return NULL;
     if (mp_arena_check_alive(self) != 0 || check_slot(slot) != 0) return NULL;
-    if (!valid_block(self, off, gen)) return NULL;
+    mp_block *b = valid_block(self, off, gen);
+    if (!b) return NULL;
     int freed;
-    if (release_bit(self, off, gen, slot, &freed) != 0) return NULL;
+    if (release_ref(self, b, off, gen, slot, &freed) != 0) return NULL;
     return PyBool_FromLong(freed);
 }
 
@@ -311,7 +320,11 @@ static PyObject *Arena_share(ArenaObject *self, PyObject *args) {
     mp_block *b = valid_block(self, off, gen);
     if (!b) return NULL;
     /* Only a holder may share: the block cannot be freed concurrently. */
-    atomic_fetch_or(&b->holders, 1ull << slot);
+    uint16_t cur = atomic_load(&b->holds[slot]);
+    do {
+        if (cur == UINT16_MAX)
+            return PyErr_Format(mp_TransportError, "too many references to block %llu", off);
+    } while (!atomic_compare_exchange_weak(&b->holds[slot], &cur, (uint16_t)(cur + 1)));
     Py_RETURN_NONE;
 }
 
@@ -370,7 +383,7 @@ static PyObject *Arena_stats(ArenaObject *self, PyObject *Py_UNUSED(ignored)) {
             if (s > largest) largest = s;
         }
     PyObject *d = Py_BuildValue(
-        "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K}", "capacity",
+        "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:I}", "capacity",
         (unsigned long long)h->capacity, "heap_bytes",
         (unsigned long long)(atomic_load(&h->heap_end) - h->heap_start), "used_bytes",
         (unsigned long long)h->used_bytes, "used_blocks", (unsigned long long)h->used_blocks,
@@ -378,7 +391,8 @@ static PyObject *Arena_stats(ArenaObject *self, PyObject *Py_UNUSED(ignored)) {
         (unsigned long long)free_bytes, "free_blocks", (unsigned long long)free_blocks,
         "largest_free_block", (unsigned long long)(largest ? largest - MP_BLOCK_HDR : 0),
         "repairs", (unsigned long long)h->repairs, "reclaimed_blocks",
-        (unsigned long long)h->reclaimed, "allocations", (unsigned long long)h->gen_counter);
+        (unsigned long long)h->reclaimed, "allocations", (unsigned long long)h->gen_counter, "waiters",
+        (unsigned int)atomic_load(&h->waiters));
     mp_unlock(self->base);
     return d;
 }
@@ -451,8 +465,8 @@ static PyMethodDef Arena_methods[] = {
     {"alloc", (PyCFunction)Arena_alloc, METH_VARARGS,
      "alloc(nbytes, timeout=0) -> (block, gen, room)."},
     {"release", (PyCFunction)Arena_release, METH_VARARGS,
-     "release(block, gen[, slot]) -> freed: drop a slot's reference."},
-    {"share", (PyCFunction)Arena_share, METH_VARARGS, "share(block, gen, slot): add a holder."},
+     "release(block, gen[, slot]) -> freed: drop one reference of a slot."},
+    {"share", (PyCFunction)Arena_share, METH_VARARGS, "share(block, gen, slot): add a reference for a slot (the caller must hold one)."},
     {"adopt", (PyCFunction)Arena_adopt, METH_VARARGS, "adopt(block, gen): the parent owns it."},
     {"block", (PyCFunction)Arena_block, METH_VARARGS,
      "block(block, gen) -> (data_offset, room, writer); validates the handle."},

@@ -18,10 +18,10 @@
 #define MP_ARENA_VERSION 1u
 #define MP_HDR_BYTES 4096u                   /* arena header page */
 #define MP_BLOCK_MAGIC 0x424c4b31u           /* "BLK1" */
-#define MP_BLOCK_HDR 64u
-#define MP_MIN_BLOCK 128u
+#define MP_BLOCK_HDR 192u
+#define MP_MIN_BLOCK 256u
 #define MP_NCLASSES 64
-#define MP_MAX_SLOTS 64 /* holder bitmap width: slot 0 is the parent, 1..63 workers */
+#define MP_MAX_SLOTS 64 /* holder counters: slot 0 is the parent, 1..63 workers */
 
 enum { MP_FREE = 1, MP_USED = 2 };
 
@@ -32,13 +32,25 @@ typedef struct {
     uint32_t magic;
     uint32_t state;            /* MP_FREE or MP_USED */
     uint64_t gen;              /* unique per allocation: stale handles are detected */
-    _Atomic uint64_t holders;  /* bit i set: slot i holds at least one reference */
     uint64_t prev_size;        /* derived (rebuilt by repair) */
     uint64_t next_free;        /* derived: free-list links, valid while MP_FREE */
     uint64_t prev_free;
     uint32_t writer;           /* slot that allocated it, until the parent adopts it */
     uint32_t pad;
+    uint64_t pad2[1];
+    _Atomic uint16_t holds[MP_MAX_SLOTS]; /* references held by each slot (messages in flight
+                                             to a slot count for that slot) */
 } mp_block;
+_Static_assert(sizeof(mp_block) == MP_BLOCK_HDR, "block header size");
+
+static inline int mp_unheld(mp_block *b) {
+    for (int i = 0; i < MP_MAX_SLOTS; i++)
+        if (atomic_load(&b->holds[i])) return 0;
+    return 1;
+}
+static inline void mp_clear_holds(mp_block *b) {
+    for (int i = 0; i < MP_MAX_SLOTS; i++) atomic_store(&b->holds[i], 0);
+}
 
 typedef struct {
     uint64_t magic;

@@ -43,7 +43,7 @@ typedef struct {
     int pidfd;
     int consumer;
     int armed;
-    int spin;
+    int spin; /* microseconds */
     long peer_pid;
 } RingObject;
 
@@ -304,7 +304,11 @@ static PyObject *Ring_recv(RingObject *self, PyObject *args) {
     double deadline = timeout >= 0 ? now_s() + timeout : 0;
     int err = 0;
     Py_BEGIN_ALLOW_THREADS
-    for (int i = 0; i < self->spin && ring_empty(r); i++) cpu_relax();
+    if (self->spin > 0 && ring_empty(r)) { /* a short spin: cheaper than sleeping and waking */
+        double until = now_s() + self->spin * 1e-6;
+        while (ring_empty(r) && now_s() < until)
+            for (int i = 0; i < 32; i++) cpu_relax();
+    }
     for (;;) {
         if (!ring_empty(r)) { outcome = 1; break; }
         atomic_store(&r->consumer_waiting, 1);
