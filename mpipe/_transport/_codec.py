@@ -10,10 +10,13 @@ INLINE         ``meta`` is a pickle (protocol 5) of a small value; no block
 ARROW          Arrow IPC stream in the block; ``meta[0]`` says table, batch, array or
                chunked array; read back zero-copy
 NUMPY          the array's bytes (C order) in the block; ``meta``: dtype and shape
-PICKLE         pickle 5 stream and its out-of-band buffers in the block (index first)
+PICKLE         pickle 5 stream and its out-of-band buffers in the block (index first);
+               a buffer already in another block is referenced there, not copied
 CALLABLE       dill bytes of a function or processor, inline or in the block, cached
                by the receiver under a key
 CALLABLE_REF   only the key: the receiver has it cached
+PICKLE_REFS    like PICKLE, but index and pickle travel inline and every out-of-band
+               buffer is a reference into blocks that exist already: nothing is copied
 =============  =======================================================================
 
 A message that names a block carries one reference to it for the receiving slot: the encoder
@@ -42,17 +45,22 @@ _HEADER = struct.Struct("<2sBBIQQQQQ")
 HEADER_BYTES = _HEADER.size
 _MAGIC = b"MP"
 _VERSION = 1
-INLINE, ARROW, NUMPY, PICKLE, CALLABLE, CALLABLE_REF = range(6)
-_KIND_NAMES = ("inline", "arrow", "numpy", "pickle", "callable", "callable-ref")
+INLINE, ARROW, NUMPY, PICKLE, CALLABLE, CALLABLE_REF, PICKLE_REFS = range(7)
+_KIND_NAMES = ("inline", "arrow", "numpy", "pickle", "callable", "callable-ref", "pickle-refs")
 _TABLE, _BATCH, _ARRAY, _CHUNKED = range(4)
 _FLAG_BLOCK = 1
 _PICKLE_INDEX = struct.Struct("<QQQ")  # buffer count, pickle start, pickle length
-_PICKLE_ENTRY = struct.Struct("<QQ")  # buffer start, length
+_PICKLE_ENTRY = struct.Struct("<QQQQ")  # other block (0: this one), its gen, start, length
 _ALIGN = 64
 
 
 def _align(n: int) -> int:
     return -(-n // _ALIGN) * _ALIGN
+
+
+def _address(view: memoryview) -> int:
+    """Address of a contiguous buffer's first byte."""
+    return int(np.frombuffer(view, dtype=np.uint8).__array_interface__["data"][0])
 
 
 def _culprit(obj: Any, path: str = "value", depth: int = 0) -> tuple[str, Any, BaseException]:
@@ -211,19 +219,39 @@ class Codec:
         views = [b.raw() for b in buffers]
         index = _PICKLE_INDEX.size + _PICKLE_ENTRY.size * len(views)
         pos = _align(index + len(data))
-        entries = []
+        entries: list[tuple[int, int, int, int]] = []
+        copies: list[tuple[int, memoryview]] = []
+        shared: list[Block] = []
         for view in views:
-            entries.append((pos, view.nbytes))
+            home = self.arena.find(_address(view), view.nbytes) if view.nbytes else None
+            if home is not None:  # already in the arena: send a reference, not a copy
+                shared.append(home)
+                entries.append((home.offset, home.gen, _address(view) - home.address,
+                                view.nbytes))
+                continue
+            entries.append((0, 0, pos, view.nbytes))
+            copies.append((pos, view))
             pos = _align(pos + view.nbytes)
+        if not copies and HEADER_BYTES + index + len(data) <= self.max_message:
+            meta = bytearray(index + len(data))
+            _PICKLE_INDEX.pack_into(meta, 0, len(views), index, len(data))
+            for i, entry in enumerate(entries):
+                _PICKLE_ENTRY.pack_into(meta, _PICKLE_INDEX.size + i * _PICKLE_ENTRY.size, *entry)
+            meta[index:] = data
+            for home in shared:
+                home.share(peer)
+            return self._message(PICKLE_REFS, bytes(meta), None, 0, 0, peer)
         block = self._alloc(pos)
         out = block.writable(0, pos)
         _PICKLE_INDEX.pack_into(out, 0, len(views), index, len(data))
         for i, entry in enumerate(entries):
             _PICKLE_ENTRY.pack_into(out, _PICKLE_INDEX.size + i * _PICKLE_ENTRY.size, *entry)
         out[index : index + len(data)] = data
-        for (start, n), view in zip(entries, views):
-            out[start : start + n] = view
+        for start, view in copies:
+            out[start : start + view.nbytes] = view
         del out
+        for home in shared:
+            home.share(peer)  # one reference per entry: the receiver leases each
         return self._message(PICKLE, b"", block, 0, pos, peer)
 
     def encode_callable(self, fn: Any, peer: int, key: str | None = None) -> bytes:
@@ -319,6 +347,8 @@ class Codec:
                     f"callable {meta.decode()!r} was never sent to this process") from None
         if kind == CALLABLE:
             return self._decode_callable(meta, block, start, nbytes)
+        if kind == PICKLE_REFS:
+            return self._decode_pickle(memoryview(meta), None, len(meta))
         if block is None:
             raise CorruptMessageError(f"a {_KIND_NAMES[kind]} message names no block")
         if kind == ARROW:
@@ -341,17 +371,24 @@ class Codec:
                     f"corrupt numpy message: shape {shape} of {dtype} is not {nbytes} bytes")
             buf = block.buffer(start, nbytes)
             return np.frombuffer(buf, dtype=dtype, count=count).reshape(shape)
-        # PICKLE
         whole = block.buffer(start, nbytes)
-        view = memoryview(whole)
+        return self._decode_pickle(memoryview(whole), whole, nbytes)
+
+    def _decode_pickle(self, view: memoryview, whole: Any, nbytes: int) -> Any:
         count, at, length = _PICKLE_INDEX.unpack_from(view, 0)
         if count > nbytes // _PICKLE_ENTRY.size or at + length > nbytes:
             raise CorruptMessageError("corrupt pickle payload index")
         buffers = []
         for i in range(count):
-            b_start, b_len = _PICKLE_ENTRY.unpack_from(view, _PICKLE_INDEX.size +
-                                                       i * _PICKLE_ENTRY.size)
-            if b_start + b_len > nbytes:
+            other, gen, b_start, b_len = _PICKLE_ENTRY.unpack_from(
+                view, _PICKLE_INDEX.size + i * _PICKLE_ENTRY.size)
+            if other:
+                home = self.arena.lease(other, gen)
+                if b_start + b_len > home.size:
+                    raise CorruptMessageError("corrupt pickle payload: buffer out of range")
+                buffers.append(home.buffer(b_start, b_len))
+                continue
+            if whole is None or b_start + b_len > nbytes:
                 raise CorruptMessageError("corrupt pickle payload: buffer out of range")
             buffers.append(whole.slice(b_start, b_len))
         data = view[at : at + length]
