@@ -15,7 +15,7 @@ import multiprocess
 import numpy as np
 import pyarrow as pa
 import pytest
-from transport_workers import checksum, serve
+from transport_workers import checksum, serve, start_resource_tracker
 
 from mpipe._transport import (
     Arena,
@@ -30,6 +30,11 @@ from mpipe._transport import (
 )
 
 MiB = 1 << 20
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _tracker() -> None:
+    start_resource_tracker()  # spawn starts it once per session: not a leak of one test
 
 
 def test_in_process_send_receive_and_close() -> None:
