@@ -1,0 +1,299 @@
+"""The arena: one shared-memory region per executor, and the blocks allocated in it.
+
+A :class:`Block` is this process's reference to an allocated block. References are counted per
+process slot in the block header (slot 0 is the parent, workers use 1..63): a block is freed when
+no slot holds it. Within one process every reference to a block is one :class:`Block` object;
+zero-copy views (Arrow buffers, numpy arrays) keep that object alive, and its collection releases
+the process's reference. Details and invariants: ``docs/transport.md``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from ._errors import TransportError
+from ._fds import FdHandle
+from ._load import native
+
+__all__ = ["Arena", "ArenaHandle", "Block", "open_arena"]
+
+BLOCK_HEADER: int = native.BLOCK_HEADER
+MAX_SLOTS: int = native.MAX_SLOTS
+_MiB = 1 << 20
+
+
+@dataclass(frozen=True)
+class ArenaHandle:
+    """What a worker needs to map the arena: picklable while the worker is being started.
+
+    Attributes:
+        fd: The arena's memfd.
+        slot: The worker's holder slot (1..63).
+        wait: Seconds an allocation waits for frees before :class:`ArenaFullError`.
+    """
+
+    fd: FdHandle
+    slot: int
+    wait: float
+
+
+class Block:
+    """This process's reference to one allocated block of the arena.
+
+    Do not create blocks directly: :meth:`Arena.alloc` and :meth:`Arena.lease` do.
+    """
+
+    __slots__ = ("__weakref__", "_alive", "arena", "data_offset", "gen", "offset", "size")
+
+    def __init__(self, arena: Arena, offset: int, gen: int, data_offset: int, size: int) -> None:
+        self.arena = arena
+        self.offset = offset
+        self.gen = gen
+        self.data_offset = data_offset
+        self.size = size
+        self._alive = True
+
+    @property
+    def address(self) -> int:
+        """Address of the block's first data byte in this process."""
+        return self.arena.address + self.data_offset
+
+    def writable(self, start: int = 0, stop: int | None = None) -> memoryview:
+        """A writable view of the block's data, for filling it before it is sent.
+
+        The view does not keep the block alive: keep the :class:`Block` while you use it.
+        """
+        stop = self.size if stop is None else stop
+        if not 0 <= start <= stop <= self.size:
+            raise ValueError(f"range {start}:{stop} is outside the block's {self.size} bytes")
+        return self.arena._view[self.data_offset + start : self.data_offset + stop]
+
+    def buffer(self, start: int = 0, nbytes: int | None = None) -> Any:
+        """A read-only ``pyarrow.Buffer`` over the block's data that keeps the block alive."""
+        import pyarrow as pa
+
+        nbytes = self.size - start if nbytes is None else nbytes
+        if start < 0 or nbytes < 0 or start + nbytes > self.size:
+            raise ValueError(f"range {start}+{nbytes} is outside the block's {self.size} bytes")
+        return pa.foreign_buffer(self.address + start, nbytes, base=self)
+
+    def share(self, slot: int) -> None:
+        """Give ``slot`` one reference (sent along with a message addressed to it)."""
+        self.arena._native.share(self.offset, self.gen, slot)
+
+    def release(self) -> None:
+        """Drop this process's reference now (views made from it must be gone)."""
+        if self._alive:
+            self._alive = False
+            self.arena._drop(self)
+
+    def __del__(self) -> None:
+        if self._alive:
+            self._alive = False
+            self.arena._drop(self)
+
+    def __repr__(self) -> str:
+        return f"Block(offset={self.offset}, gen={self.gen}, size={self.size})"
+
+
+class Arena:
+    """A shared-memory arena mapped in this process.
+
+    Use :func:`open_arena` in the parent and :meth:`Arena.attach` in a worker.
+
+    Args:
+        raw: The native arena.
+        wait: Seconds an allocation waits for frees when the arena is full.
+    """
+
+    def __init__(self, raw: Any, wait: float) -> None:
+        self._native = raw
+        self._view = memoryview(raw)
+        self.wait = wait
+        self._lock = threading.Lock()
+        self._live: dict[tuple[int, int], weakref.ref[Block]] = {}
+        self._closed = False
+
+    @classmethod
+    def attach(cls, handle: ArenaHandle) -> Arena:
+        """Map the arena described by ``handle`` (in a worker process).
+
+        Raises:
+            TransportError: The descriptor is not an mpipe arena.
+        """
+        if not 1 <= handle.slot < MAX_SLOTS:
+            raise ValueError(f"a worker slot must be in 1..{MAX_SLOTS - 1}, got {handle.slot}")
+        return cls(native.Arena.attach(handle.fd.take(), handle.slot), handle.wait)
+
+    @property
+    def slot(self) -> int:
+        """This process's holder slot (0 in the parent)."""
+        return int(self._native.slot)
+
+    @property
+    def address(self) -> int:
+        """Address of the mapping in this process."""
+        return int(self._native.address)
+
+    @property
+    def capacity(self) -> int:
+        """The most bytes the arena can ever span (its ``max_size``)."""
+        return int(self._native.capacity)
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def handle(self, slot: int) -> ArenaHandle:
+        """A handle for a worker that will use holder slot ``slot``."""
+        if self._native.fd < 0:
+            raise TransportError("only the process that created the arena can hand it out")
+        if not 1 <= slot < MAX_SLOTS:
+            raise ValueError(f"a worker slot must be in 1..{MAX_SLOTS - 1}, got {slot}")
+        return ArenaHandle(FdHandle(self._native.fd), slot, self.wait)
+
+    def alloc(self, nbytes: int, wait: float | None = None) -> Block:
+        """Allocate a block with room for ``nbytes``; this process holds its one reference.
+
+        Args:
+            nbytes: Bytes of payload.
+            wait: Seconds to wait for other processes to free space when full (default: the
+                arena's ``wait``).
+
+        Raises:
+            PayloadTooLargeError: ``nbytes`` exceeds what the arena can ever hold.
+            ArenaFullError: Still no room after growing to ``max_size`` and waiting.
+        """
+        if nbytes < 0:
+            raise ValueError(f"cannot allocate a negative number of bytes ({nbytes})")
+        offset, gen, size = self._native.alloc(nbytes, self.wait if wait is None else wait)
+        block = Block(self, offset, gen, offset + BLOCK_HEADER, size)
+        with self._lock:
+            self._live[(offset, gen)] = weakref.ref(block)
+        return block
+
+    def lease(self, offset: int, gen: int) -> Block:
+        """Take over the reference that a received message carried for this process.
+
+        Raises:
+            CorruptMessageError: The handle does not name a live block of this arena.
+        """
+        data_offset, size, _writer = self._native.block(offset, gen)
+        if self.slot == 0:
+            self._native.adopt(offset, gen)  # the parent owns it now: a dead writer won't free it
+        with self._lock:
+            ref = self._live.get((offset, gen))
+            existing = ref() if ref is not None else None
+            if existing is not None and existing._alive:
+                # one Block per block per process: fold the message's reference into it
+                self._native.release(offset, gen)
+                return existing
+            block = Block(self, offset, gen, data_offset, size)
+            self._live[(offset, gen)] = weakref.ref(block)
+            return block
+
+    def find(self, address: int, nbytes: int) -> Block | None:
+        """The live block of this process that holds ``[address, address + nbytes)``, if any."""
+        base = self.address
+        if not base <= address < base + self.capacity:
+            return None
+        with self._lock:
+            refs = list(self._live.values())
+        for ref in refs:
+            block = ref()
+            if block is not None and block._alive:
+                start = block.address
+                if start <= address and address + nbytes <= start + block.size:
+                    return block
+        return None
+
+    def _drop(self, block: Block) -> None:
+        with self._lock:
+            key = (block.offset, block.gen)
+            ref = self._live.get(key)
+            if ref is not None and ref() in (None, block):
+                del self._live[key]
+        if not self._native.closed:
+            self._native.release(block.offset, block.gen)
+
+    def reclaim(self, slot: int) -> int:
+        """Forget a dead worker's slot: drop its references and its unadopted blocks.
+
+        Call it after draining the dead worker's response ring. Returns the blocks freed.
+        """
+        return int(self._native.reclaim(slot))
+
+    def check(self) -> None:
+        """Verify every invariant of the allocator.
+
+        Raises:
+            TransportError: Naming the first inconsistency found.
+        """
+        self._native.check()
+
+    def stats(self) -> dict[str, int]:
+        """Allocator statistics: capacity, heap, used and free bytes and blocks, repairs."""
+        return dict(self._native.stats())
+
+    def close(self) -> None:
+        """Close the arena's descriptor. The mapping stays while decoded views still use it."""
+        if not self._closed:
+            self._closed = True
+            self._native.close()
+
+    def __enter__(self) -> Arena:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"slot {self.slot}"
+        return f"<Arena {self.capacity // _MiB} MiB, {state}, pid {os.getpid()}>"
+
+
+def open_arena(
+    size: int = 256 * _MiB,
+    *,
+    max_size: int | None = None,
+    grow_step: int | None = None,
+    wait: float = 5.0,
+) -> Arena:
+    """Create an arena (in the parent); use it as a context manager.
+
+    Args:
+        size: Bytes mapped and faulted in up front.
+        max_size: The arena grows (by ``grow_step``) up to this many bytes when full; default
+            ``4 * size``.
+        grow_step: Bytes added per growth; default ``size // 4`` (at least 1 MiB).
+        wait: Seconds a full arena makes an allocation wait for frees (backpressure) before
+            :class:`ArenaFullError`.
+
+    Returns:
+        The arena, holding slot 0.
+
+    Raises:
+        ValueError: A size is not positive or ``max_size < size``.
+    """
+    if size <= 0:
+        raise ValueError(f"arena size must be positive, got {size}")
+    max_size = 4 * size if max_size is None else max_size
+    if max_size < size:
+        raise ValueError(f"max_size ({max_size}) must be at least size ({size})")
+    grow_step = max(size // 4, _MiB) if grow_step is None else grow_step
+    if grow_step <= 0:
+        raise ValueError(f"grow_step must be positive, got {grow_step}")
+    if wait < 0:
+        raise ValueError(f"wait must be >= 0 seconds, got {wait}")
+    return Arena(native.Arena.create(max_size, size, grow_step), wait)

@@ -1,0 +1,293 @@
+"""A worker's two rings (requests in, responses out) and their eventfd doorbells.
+
+The parent opens one :class:`Channel` per worker with :func:`open_channel`: both rings live in
+the arena, each has an eventfd doorbell. The parent sends on the request ring and watches the
+response doorbell with ``loop.add_reader``; the worker, given :meth:`Channel.endpoint` when it is
+started, blocks on its request doorbell with the GIL released and answers on the response ring.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from ._arena import Arena, ArenaHandle, Block
+from ._errors import TransportError
+from ._fds import FdHandle
+from ._load import native
+
+__all__ = ["Channel", "Endpoint", "WorkerChannel", "open_channel"]
+
+RING_HEADER: int = native.RING_HEADER
+
+#: Microseconds a blocked receiver spins on its ring before it sleeps on its doorbell.
+DEFAULT_SPIN = 50
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Everything a worker needs to talk to the parent; pass it when starting the worker.
+
+    Attributes:
+        arena: The arena handle (carries the worker's slot).
+        requests: Arena offset of the request ring.
+        responses: Arena offset of the response ring.
+        request_bell: Doorbell the parent rings for requests.
+        response_bell: Doorbell the worker rings for responses.
+        parent_pid: The parent's pid, watched so that a worker never waits on a dead parent.
+        spin: Microseconds to spin before sleeping.
+    """
+
+    arena: ArenaHandle
+    requests: int
+    responses: int
+    request_bell: FdHandle
+    response_bell: FdHandle
+    parent_pid: int
+    spin: int
+
+    def connect(self) -> WorkerChannel:
+        """Map the arena and open the worker's ends of both rings (in the worker)."""
+        arena = Arena.attach(self.arena)
+        req_fd = self.request_bell.take()
+        resp_fd = self.response_bell.take()
+        try:
+            requests = native.Ring(arena._native, self.requests, req_fd, True, self.parent_pid,
+                                   self.spin)
+            responses = native.Ring(arena._native, self.responses, resp_fd, False,
+                                    self.parent_pid)
+        except BaseException:
+            os.close(req_fd)
+            os.close(resp_fd)
+            arena.close()
+            raise
+        return WorkerChannel(arena, requests, responses, (req_fd, resp_fd))
+
+
+class WorkerChannel:
+    """The worker's side: receive requests, send responses.
+
+    Attributes:
+        arena: The arena mapped in this worker.
+        requests: Receiving end of the request ring (``recv`` blocks with the GIL released).
+        responses: Sending end of the response ring.
+    """
+
+    def __init__(self, arena: Arena, requests: Any, responses: Any, fds: tuple[int, int]) -> None:
+        self.arena = arena
+        self.requests = requests
+        self.responses = responses
+        self._fds = fds
+        self._closed = False
+
+    def recv(self, timeout: float | None = None) -> bytes | None:
+        """The next request (``None`` on timeout).
+
+        Raises:
+            RingClosedError: The parent closed the channel and every request was read.
+            PeerDiedError: The parent died.
+        """
+        return self.requests.recv(-1.0 if timeout is None else timeout)  # type: ignore[no-any-return]
+
+    def send(self, message: bytes, timeout: float | None = None) -> None:
+        """Send a response, waiting while the ring is full.
+
+        Raises:
+            PeerDiedError: The parent died. RingFullError: still full after ``timeout``.
+        """
+        self.responses.send(message, -1.0 if timeout is None else timeout)
+
+    def close(self) -> None:
+        """Close the worker's doorbells and unmap what no view still uses."""
+        if not self._closed:
+            self._closed = True
+            for fd in self._fds:
+                os.close(fd)
+            self.arena.close()
+
+    def __enter__(self) -> WorkerChannel:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class Channel:
+    """The parent's side of one worker's rings. Create with :func:`open_channel`.
+
+    Args:
+        arena: The parent's arena.
+        slot: The worker's holder slot.
+        capacity: Messages per ring (a power of two).
+        message_size: Largest message in bytes (slot size minus 8, a multiple of 64 minus 8).
+        spin: Microseconds a blocked receiver spins before it sleeps.
+    """
+
+    def __init__(
+        self, arena: Arena, slot: int, capacity: int, message_size: int, spin: int
+    ) -> None:
+        if arena.slot != 0:
+            raise TransportError("channels are opened by the parent (slot 0)")
+        slot_size = -(-(message_size + 8) // 64) * 64
+        ring_bytes = RING_HEADER + capacity * slot_size
+        self.arena = arena
+        self.slot = slot
+        self.spin = spin
+        self._blocks: list[Block] = []
+        self._fds: list[int] = []
+        self._watching: asyncio.AbstractEventLoop | None = None
+        self.worker_pid = 0
+        self.requests: Any = None
+        self.responses: Any = None
+        try:
+            for _ in range(2):
+                block = arena.alloc(ring_bytes, wait=0.0)
+                native.Ring.format(arena._native, block.data_offset, capacity, slot_size)
+                self._blocks.append(block)
+                self._fds.append(native.doorbell())
+        except BaseException:
+            self.close()
+            raise
+        self.max_message = slot_size - 8
+
+    def endpoint(self) -> Endpoint:
+        """The worker's half, to pass as an argument of the worker process."""
+        return Endpoint(
+            arena=self.arena.handle(self.slot),
+            requests=self._blocks[0].data_offset,
+            responses=self._blocks[1].data_offset,
+            request_bell=FdHandle(self._fds[0]),
+            response_bell=FdHandle(self._fds[1]),
+            parent_pid=os.getpid(),
+            spin=self.spin,
+        )
+
+    def bind(self, worker_pid: int) -> None:
+        """Open the parent's ends once the worker runs (its pid is watched for death)."""
+        self.worker_pid = worker_pid
+        raw = self.arena._native
+        self.requests = native.Ring(raw, self._blocks[0].data_offset, self._fds[0], False,
+                                    worker_pid)
+        self.responses = native.Ring(raw, self._blocks[1].data_offset, self._fds[1], True,
+                                     worker_pid, self.spin)
+
+    def _bound(self) -> None:
+        if self.requests is None:
+            raise TransportError("bind(worker_pid) the channel before using it")
+
+    def send(self, message: bytes, timeout: float | None = None) -> None:
+        """Send a request (blocking while the ring is full; prefer :meth:`try_send` in a loop).
+
+        Raises:
+            PeerDiedError: The worker died. RingFullError: still full after ``timeout``.
+        """
+        self._bound()
+        self.requests.send(message, -1.0 if timeout is None else timeout)
+
+    def try_send(self, message: bytes) -> bool:
+        """Send a request if the ring has room; never blocks."""
+        self._bound()
+        return bool(self.requests.try_send(message))
+
+    def recv(self, timeout: float | None = None) -> bytes | None:
+        """Block for the next response (``None`` on timeout); for scripts and benchmarks."""
+        self._bound()
+        return self.responses.recv(-1.0 if timeout is None else timeout)  # type: ignore[no-any-return]
+
+    def drain(self) -> list[bytes]:
+        """Every response waiting now."""
+        self._bound()
+        out = []
+        while (m := self.responses.try_recv()) is not None:
+            out.append(m)
+        return out
+
+    def watch(self, loop: asyncio.AbstractEventLoop, on_message: Callable[[bytes], None]) -> None:
+        """Call ``on_message`` in ``loop`` for each response, woken by the response doorbell."""
+        self._bound()
+        responses = self.responses
+
+        def ready() -> None:
+            responses.clear_doorbell()
+            while True:
+                while (m := responses.try_recv()) is not None:
+                    on_message(m)
+                if not responses.arm():  # armed: the next message rings the doorbell
+                    return
+
+        responses.arm()
+        loop.add_reader(self._fds[1], ready)
+        self._watching = loop
+        if len(responses):
+            loop.call_soon(ready)
+
+    def unwatch(self) -> None:
+        """Stop watching the response doorbell."""
+        if self._watching is not None:
+            self._watching.remove_reader(self._fds[1])
+            self._watching = None
+
+    def close(self) -> None:
+        """Close the request ring (the worker sees :class:`RingClosedError` after draining),
+        stop watching, close the doorbells and free both rings."""
+        if self.requests is not None:
+            self.requests.close()
+        self.unwatch()
+        for fd in self._fds:
+            os.close(fd)
+        self._fds = []
+        self.requests = self.responses = None
+        for block in self._blocks:
+            block.release()
+        self._blocks = []
+
+    def __enter__(self) -> Channel:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def open_channel(
+    arena: Arena,
+    slot: int,
+    *,
+    capacity: int = 256,
+    message_size: int = 440,
+    spin: int = DEFAULT_SPIN,
+) -> Channel:
+    """Open one worker's request and response rings (in the parent); a context manager.
+
+    Args:
+        arena: The parent's arena; the rings are allocated in it.
+        slot: The worker's holder slot (1..63), unique among live workers.
+        capacity: Messages per ring, a power of two.
+        message_size: Largest message in bytes.
+        spin: Microseconds a blocked receiver spins before it sleeps on its doorbell.
+
+    Raises:
+        ValueError: A bad slot, capacity or message size.
+    """
+    if not 1 <= slot < native.MAX_SLOTS:
+        raise ValueError(f"a worker slot must be in 1..{native.MAX_SLOTS - 1}, got {slot}")
+    if capacity < 2 or capacity & (capacity - 1):
+        raise ValueError(f"ring capacity must be a power of two >= 2, got {capacity}")
+    if not 56 <= message_size <= 1 << 20:
+        raise ValueError(f"message_size must be in 56..1048576 bytes, got {message_size}")
+    if spin < 0:
+        raise ValueError(f"spin must be >= 0, got {spin}")
+    return Channel(arena, slot, capacity, message_size, spin)

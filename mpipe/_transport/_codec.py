@@ -1,0 +1,431 @@
+"""The payload codec: any Python object to a small ring message (+ an arena block) and back.
+
+Message layout (little endian): a 48-byte header ``magic "MP", version, kind, meta length,
+block offset, block generation, data start, data length, flags`` followed by ``meta`` bytes.
+
+=============  =======================================================================
+kind           payload
+=============  =======================================================================
+INLINE         ``meta`` is a pickle (protocol 5) of a small value; no block
+ARROW          Arrow IPC stream in the block; ``meta[0]`` says table, batch, array or
+               chunked array; read back zero-copy
+NUMPY          the array's bytes (C order) in the block; ``meta``: dtype and shape
+PICKLE         pickle 5 stream and its out-of-band buffers in the block (index first);
+               a buffer already in another block is referenced there, not copied
+CALLABLE       dill bytes of a function or processor, inline or in the block, cached
+               by the receiver under a key
+CALLABLE_REF   only the key: the receiver has it cached
+PICKLE_REFS    like PICKLE, but index and pickle travel inline and every out-of-band
+               buffer is a reference into blocks that exist already: nothing is copied
+=============  =======================================================================
+
+A message that names a block carries one reference to it for the receiving slot: the encoder
+gives the receiver that reference before returning, the decoder takes it over
+(:meth:`Arena.lease`). An object that is itself a decoded view of a block (or a numpy view
+inside one) is sent on by reference to the same block: no copy.
+"""
+
+from __future__ import annotations
+
+import pickle
+import struct
+import threading
+import weakref
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from ._arena import Arena, Block
+from ._errors import CorruptMessageError, SerializationError
+
+__all__ = ["Codec"]
+
+_HEADER = struct.Struct("<2sBBIQQQQQ")
+HEADER_BYTES = _HEADER.size
+_MAGIC = b"MP"
+_VERSION = 1
+INLINE, ARROW, NUMPY, PICKLE, CALLABLE, CALLABLE_REF, PICKLE_REFS = range(7)
+_KIND_NAMES = ("inline", "arrow", "numpy", "pickle", "callable", "callable-ref", "pickle-refs")
+_TABLE, _BATCH, _ARRAY, _CHUNKED = range(4)
+_FLAG_BLOCK = 1
+_PICKLE_INDEX = struct.Struct("<QQQ")  # buffer count, pickle start, pickle length
+_PICKLE_ENTRY = struct.Struct("<QQQQ")  # other block (0: this one), its gen, start, length
+_ALIGN = 64
+
+
+def _align(n: int) -> int:
+    return -(-n // _ALIGN) * _ALIGN
+
+
+def _address(view: memoryview) -> int:
+    """Address of a contiguous buffer's first byte."""
+    return int(np.frombuffer(view, dtype=np.uint8).__array_interface__["data"][0])
+
+
+def _culprit(obj: Any, path: str = "value", depth: int = 0) -> tuple[str, Any, BaseException]:
+    """Find the innermost part of ``obj`` that fails to pickle, for the error message."""
+    try:
+        pickle.dumps(obj, protocol=5, buffer_callback=lambda b: None)
+        raise AssertionError("no failure")  # pragma: no cover - only called after a failure
+    except AssertionError:  # pragma: no cover
+        raise
+    except Exception as exc:
+        error = exc
+    if depth < 8:
+        children: list[tuple[str, Any]] = []
+        if isinstance(obj, dict):
+            children = [(f"{path}[{k!r}]", v) for k, v in obj.items()]
+        elif isinstance(obj, (list, tuple, set, frozenset)):
+            children = [(f"{path}[{i}]", v) for i, v in enumerate(obj)]
+        elif hasattr(obj, "__dict__") and isinstance(vars(obj), dict):
+            children = [(f"{path}.{k}", v) for k, v in vars(obj).items()]
+        for child_path, child in children:
+            try:
+                pickle.dumps(child, protocol=5, buffer_callback=lambda b: None)
+            except Exception:
+                return _culprit(child, child_path, depth + 1)
+    return path, obj, error
+
+
+class Codec:
+    """Encode objects into ring messages and arena blocks, and decode them back.
+
+    One codec per process and arena. It also keeps the callables it has sent to each peer (so
+    each is sent once) and the callables it has received (so each is unpickled once).
+
+    Args:
+        arena: The arena mapped in this process.
+        max_message: Largest ring message; smaller values travel inline.
+        wait: Seconds an encode waits for arena space (default: the arena's ``wait``).
+    """
+
+    def __init__(self, arena: Arena, max_message: int = 440, wait: float | None = None) -> None:
+        if max_message < HEADER_BYTES + 8:
+            raise ValueError(f"max_message must be at least {HEADER_BYTES + 8} bytes")
+        self.arena = arena
+        self.max_message = max_message
+        self.wait = wait
+        self._lock = threading.Lock()
+        # id(decoded object) -> (weak ref to it, its block, its message); for sending on
+        self._origins: dict[int, tuple[weakref.ref[Any], Block, bytes]] = {}
+        self._sent: dict[int, set[str]] = {}  # peer slot -> callable keys it has
+        self._keys: dict[int, tuple[Any, str]] = {}  # id(callable) -> (callable, key)
+        self._received: dict[str, Any] = {}
+
+    # -- encoding ---------------------------------------------------------------------------
+
+    def encode(self, obj: Any, peer: int) -> bytes:
+        """The message that carries ``obj`` to the process holding slot ``peer``.
+
+        Raises:
+            SerializationError: ``obj`` (or the part of it named) cannot be serialized.
+            PayloadTooLargeError, ArenaFullError: No arena room for the payload.
+        """
+        again = self._resend(obj, peer)
+        if again is not None:
+            return again
+        if isinstance(obj, (pa.Table, pa.RecordBatch, pa.Array, pa.ChunkedArray)):
+            return self._encode_arrow(obj, peer)
+        if isinstance(obj, np.ndarray) and not obj.dtype.hasobject:
+            return self._encode_numpy(obj, peer)
+        return self._encode_pickle(obj, peer)
+
+    def _message(self, kind: int, meta: bytes, block: Block | None, start: int, nbytes: int,
+                 peer: int) -> bytes:
+        if block is None:
+            return _HEADER.pack(_MAGIC, _VERSION, kind, len(meta), 0, 0, 0, 0, 0) + meta
+        block.share(peer)  # the message carries the receiver's reference
+        return _HEADER.pack(_MAGIC, _VERSION, kind, len(meta), block.offset, block.gen, start,
+                            nbytes, _FLAG_BLOCK) + meta
+
+    def _alloc(self, nbytes: int) -> Block:
+        return self.arena.alloc(nbytes, self.wait)
+
+    def _resend(self, obj: Any, peer: int) -> bytes | None:
+        """A decoded object (or a numpy view into a block) goes on by reference."""
+        origin = self._origins.get(id(obj))
+        if origin is not None and origin[0]() is obj:
+            _, block, message = origin
+            block.share(peer)
+            return message
+        if isinstance(obj, np.ndarray) and not obj.dtype.hasobject and obj.flags.c_contiguous:
+            address = obj.__array_interface__["data"][0]
+            block = self.arena.find(address, obj.nbytes)
+            if block is not None:
+                meta = self._numpy_meta(obj)
+                if meta is not None and HEADER_BYTES + len(meta) <= self.max_message:
+                    start = address - block.address
+                    return self._message(NUMPY, meta, block, start, obj.nbytes, peer)
+        return None
+
+    def _encode_arrow(self, obj: Any, peer: int) -> bytes:
+        if isinstance(obj, pa.Table):
+            sub, table = _TABLE, obj
+        elif isinstance(obj, pa.RecordBatch):
+            sub, table = _BATCH, obj
+        elif isinstance(obj, pa.ChunkedArray):
+            sub, table = _CHUNKED, pa.table({"_": obj})
+        else:
+            sub, table = _ARRAY, pa.record_batch([obj], names=["_"])
+        try:
+            mock = pa.MockOutputStream()
+            self._write_ipc(mock, table)
+            nbytes = mock.size()
+        except (pa.ArrowException, TypeError) as exc:
+            raise SerializationError(
+                f"cannot write {type(obj).__name__} as Arrow IPC: {exc}") from exc
+        block = self._alloc(nbytes)
+        sink = pa.FixedSizeBufferWriter(pa.py_buffer(block.writable(0, nbytes)))
+        self._write_ipc(sink, table)
+        sink.close()
+        return self._message(ARROW, bytes([sub]), block, 0, nbytes, peer)
+
+    @staticmethod
+    def _write_ipc(sink: Any, table: Any) -> None:
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write(table)
+
+    @staticmethod
+    def _numpy_meta(arr: np.ndarray) -> bytes | None:
+        if arr.dtype.fields is not None or arr.dtype.subdtype is not None:
+            return None
+        dt = arr.dtype.str.encode()
+        return struct.pack(f"<B{len(dt)}sB{arr.ndim}Q", len(dt), dt, arr.ndim, *arr.shape)
+
+    def _encode_numpy(self, arr: np.ndarray, peer: int) -> bytes:
+        meta = self._numpy_meta(arr)
+        if meta is None or HEADER_BYTES + len(meta) > self.max_message:
+            return self._encode_pickle(arr, peer)
+        if arr.nbytes + HEADER_BYTES + len(meta) <= self.max_message // 2:
+            return self._encode_pickle(arr, peer)  # tiny: inline
+        block = self._alloc(arr.nbytes)
+        dest = np.frombuffer(block.writable(0, arr.nbytes), dtype=arr.dtype).reshape(arr.shape)
+        np.copyto(dest, arr, casting="no")
+        del dest
+        return self._message(NUMPY, meta, block, 0, arr.nbytes, peer)
+
+    def _encode_pickle(self, obj: Any, peer: int) -> bytes:
+        buffers: list[pickle.PickleBuffer] = []
+        try:
+            data = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
+        except Exception as exc:
+            path, part, error = _culprit(obj)
+            raise SerializationError(
+                f"cannot serialize {path} (a {type(part).__name__}): {error}",
+                path=path, type=type(part).__name__) from exc
+        if not buffers and HEADER_BYTES + len(data) <= self.max_message:
+            return self._message(INLINE, data, None, 0, 0, peer)
+        views = [b.raw() for b in buffers]
+        index = _PICKLE_INDEX.size + _PICKLE_ENTRY.size * len(views)
+        pos = _align(index + len(data))
+        entries: list[tuple[int, int, int, int]] = []
+        copies: list[tuple[int, memoryview]] = []
+        shared: list[Block] = []
+        for view in views:
+            home = self.arena.find(_address(view), view.nbytes) if view.nbytes else None
+            if home is not None:  # already in the arena: send a reference, not a copy
+                shared.append(home)
+                entries.append((home.offset, home.gen, _address(view) - home.address,
+                                view.nbytes))
+                continue
+            entries.append((0, 0, pos, view.nbytes))
+            copies.append((pos, view))
+            pos = _align(pos + view.nbytes)
+        if not copies and HEADER_BYTES + index + len(data) <= self.max_message:
+            meta = bytearray(index + len(data))
+            _PICKLE_INDEX.pack_into(meta, 0, len(views), index, len(data))
+            for i, entry in enumerate(entries):
+                _PICKLE_ENTRY.pack_into(meta, _PICKLE_INDEX.size + i * _PICKLE_ENTRY.size, *entry)
+            meta[index:] = data
+            for home in shared:
+                home.share(peer)
+            return self._message(PICKLE_REFS, bytes(meta), None, 0, 0, peer)
+        block = self._alloc(pos)
+        out = block.writable(0, pos)
+        _PICKLE_INDEX.pack_into(out, 0, len(views), index, len(data))
+        for i, entry in enumerate(entries):
+            _PICKLE_ENTRY.pack_into(out, _PICKLE_INDEX.size + i * _PICKLE_ENTRY.size, *entry)
+        out[index : index + len(data)] = data
+        for start, view in copies:
+            out[start : start + view.nbytes] = view
+        del out
+        for home in shared:
+            home.share(peer)  # one reference per entry: the receiver leases each
+        return self._message(PICKLE, b"", block, 0, pos, peer)
+
+    def encode_callable(self, fn: Any, peer: int, key: str | None = None) -> bytes:
+        """The message that gives ``peer`` the callable ``fn``: dill bytes the first time,
+        afterwards only its key (the peer caches it).
+
+        Raises:
+            SerializationError: ``fn`` cannot be serialized with dill.
+        """
+        import dill
+
+        with self._lock:
+            known = self._keys.get(id(fn))
+            if known is None:
+                known = (fn, key if key is not None else f"c{len(self._keys)}:{id(fn)}")
+                self._keys[id(fn)] = known  # holds fn: its id is never reused meanwhile
+            key = known[1]
+            sent = self._sent.setdefault(peer, set())
+            if key in sent:
+                return self._message(CALLABLE_REF, key.encode(), None, 0, 0, peer)
+        try:
+            data = dill.dumps(fn, protocol=5, recurse=True)
+        except Exception as exc:
+            raise SerializationError(
+                f"cannot serialize callable {fn!r} with dill: {exc}", key=key) from exc
+        keyb = key.encode()
+        meta = struct.pack("<H", len(keyb)) + keyb
+        if HEADER_BYTES + len(meta) + len(data) <= self.max_message:
+            message = self._message(CALLABLE, meta + data, None, 0, 0, peer)
+        else:
+            block = self._alloc(len(data))
+            block.writable(0, len(data))[:] = data
+            message = self._message(CALLABLE, meta, block, 0, len(data), peer)
+        with self._lock:
+            self._sent.setdefault(peer, set()).add(key)
+        return message
+
+    def forget_peer(self, peer: int) -> None:
+        """Forget which callables ``peer`` has (it was replaced by a fresh worker)."""
+        with self._lock:
+            self._sent.pop(peer, None)
+
+    # -- decoding ---------------------------------------------------------------------------
+
+    def decode(self, message: bytes) -> Any:
+        """The object a message carries; Arrow and numpy payloads are zero-copy views.
+
+        Raises:
+            CorruptMessageError: The message is malformed or names no live block.
+            SerializationError: The payload cannot be unpickled.
+        """
+        if len(message) < HEADER_BYTES:
+            raise CorruptMessageError(
+                f"corrupt message: {len(message)} bytes, shorter than the {HEADER_BYTES}-byte "
+                f"header")
+        magic, version, kind, meta_len, offset, gen, start, nbytes, flags = _HEADER.unpack_from(
+            message)
+        if magic != _MAGIC or version != _VERSION:
+            raise CorruptMessageError(
+                f"corrupt message: bad magic {magic!r} or version {version}")
+        if kind >= len(_KIND_NAMES) or HEADER_BYTES + meta_len != len(message):
+            raise CorruptMessageError(
+                f"corrupt message: kind {kind}, meta length {meta_len}, size {len(message)}")
+        meta = message[HEADER_BYTES:]
+        block = None
+        if flags & _FLAG_BLOCK:
+            block = self.arena.lease(offset, gen)
+            if start + nbytes > block.size:
+                raise CorruptMessageError(
+                    f"corrupt message: range {start}+{nbytes} overruns a {block.size}-byte block")
+        elif flags or offset or gen:
+            raise CorruptMessageError(f"corrupt message: flags {flags} with offset {offset}")
+        try:
+            obj = self._decode(kind, meta, block, start, nbytes)
+        except (CorruptMessageError, SerializationError):
+            raise
+        except (pa.ArrowInvalid, struct.error, ValueError, IndexError) as exc:
+            raise CorruptMessageError(
+                f"corrupt {_KIND_NAMES[kind]} payload: {exc}") from exc
+        if block is not None and kind in (ARROW, NUMPY):
+            self._remember(obj, block, message)
+        return obj
+
+    def _decode(self, kind: int, meta: bytes, block: Block | None, start: int,
+                nbytes: int) -> Any:
+        if kind == INLINE:
+            return self._unpickle(meta, [])
+        if kind == CALLABLE_REF:
+            try:
+                return self._received[meta.decode()]
+            except KeyError:
+                raise CorruptMessageError(
+                    f"callable {meta.decode()!r} was never sent to this process") from None
+        if kind == CALLABLE:
+            return self._decode_callable(meta, block, start, nbytes)
+        if kind == PICKLE_REFS:
+            return self._decode_pickle(memoryview(meta), None, len(meta))
+        if block is None:
+            raise CorruptMessageError(f"a {_KIND_NAMES[kind]} message names no block")
+        if kind == ARROW:
+            if len(meta) != 1 or meta[0] > _CHUNKED:
+                raise CorruptMessageError("corrupt arrow message: bad subtype")
+            reader = pa.ipc.open_stream(block.buffer(start, nbytes))
+            if meta[0] == _BATCH or meta[0] == _ARRAY:
+                batch = reader.read_next_batch()
+                return batch if meta[0] == _BATCH else batch.column(0)
+            table = reader.read_all()
+            return table if meta[0] == _TABLE else table.column(0)
+        if kind == NUMPY:
+            n = meta[0]
+            dtype = np.dtype(meta[1 : 1 + n].decode())
+            ndim = meta[1 + n]
+            shape = struct.unpack_from(f"<{ndim}Q", meta, 2 + n)
+            count = int(np.prod(shape, dtype=np.int64))
+            if count * dtype.itemsize != nbytes:
+                raise CorruptMessageError(
+                    f"corrupt numpy message: shape {shape} of {dtype} is not {nbytes} bytes")
+            buf = block.buffer(start, nbytes)
+            return np.frombuffer(buf, dtype=dtype, count=count).reshape(shape)
+        whole = block.buffer(start, nbytes)
+        return self._decode_pickle(memoryview(whole), whole, nbytes)
+
+    def _decode_pickle(self, view: memoryview, whole: Any, nbytes: int) -> Any:
+        count, at, length = _PICKLE_INDEX.unpack_from(view, 0)
+        if count > nbytes // _PICKLE_ENTRY.size or at + length > nbytes:
+            raise CorruptMessageError("corrupt pickle payload index")
+        buffers = []
+        for i in range(count):
+            other, gen, b_start, b_len = _PICKLE_ENTRY.unpack_from(
+                view, _PICKLE_INDEX.size + i * _PICKLE_ENTRY.size)
+            if other:
+                home = self.arena.lease(other, gen)
+                if b_start + b_len > home.size:
+                    raise CorruptMessageError("corrupt pickle payload: buffer out of range")
+                buffers.append(home.buffer(b_start, b_len))
+                continue
+            if whole is None or b_start + b_len > nbytes:
+                raise CorruptMessageError("corrupt pickle payload: buffer out of range")
+            buffers.append(whole.slice(b_start, b_len))
+        data = view[at : at + length]
+        try:
+            return self._unpickle(data, buffers)
+        finally:
+            data.release()
+            view.release()
+
+    @staticmethod
+    def _unpickle(data: Any, buffers: list[Any]) -> Any:
+        try:
+            return pickle.loads(data, buffers=buffers)
+        except Exception as exc:
+            raise SerializationError(f"cannot unpickle the payload: {exc!r}") from exc
+
+    def _decode_callable(self, meta: bytes, block: Block | None, start: int, nbytes: int) -> Any:
+        import dill
+
+        (klen,) = struct.unpack_from("<H", meta)
+        key = meta[2 : 2 + klen].decode()
+        if block is not None:
+            data: Any = block.writable(start, start + nbytes)
+        else:
+            data = meta[2 + klen :]
+        try:
+            fn = dill.loads(bytes(data))
+        except Exception as exc:
+            raise SerializationError(f"cannot load callable {key!r}: {exc!r}") from exc
+        self._received[key] = fn
+        return fn
+
+    def _remember(self, obj: Any, block: Block, message: bytes) -> None:
+        key = id(obj)
+        origins = self._origins
+
+        def gone(_: Any, key: int = key) -> None:
+            origins.pop(key, None)
+
+        origins[key] = (weakref.ref(obj, gone), block, message)

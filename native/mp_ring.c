@@ -1,0 +1,440 @@
+/* Single-producer single-consumer rings of fixed-size messages, with eventfd doorbells.
+ *
+ * A ring lives in an arena block. The producer owns `tail`, the consumer owns `head`; each is
+ * published with a release store and read with an acquire load. A sleeping consumer sets
+ * `consumer_waiting` and re-checks the ring after a full fence; the producer publishes `tail`,
+ * fences, and rings the eventfd only when the consumer said it might sleep (Dekker's pattern,
+ * so no wake-up is ever lost and no syscall is paid while the consumer is busy or spinning).
+ */
+#include "mp_native.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MP_RING_MAGIC 0x4d5052494e473031ull /* "MPRING01" */
+#define MP_RING_HDR 256u
+
+typedef struct {
+    uint64_t magic;
+    uint32_t slot_size;
+    uint32_t capacity;
+    _Atomic uint32_t closed;
+    uint32_t pad0[11];
+    _Atomic uint64_t tail; /* producer's line */
+    _Atomic uint32_t consumer_waiting;
+    uint32_t pad1[13];
+    _Atomic uint64_t head; /* consumer's line */
+    _Atomic uint32_t space_seq;
+    _Atomic uint32_t producer_waiting;
+    uint32_t pad2[12];
+} mp_ring_hdr;
+
+typedef struct {
+    PyObject_HEAD
+    ArenaObject *arena;
+    mp_ring_hdr *r;
+    char *slots;
+    int efd;
+    int pidfd;
+    int consumer;
+    int armed;
+    int spin; /* microseconds */
+    long peer_pid;
+} RingObject;
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static PyObject *Ring_format(PyObject *Py_UNUSED(cls), PyObject *args) {
+    ArenaObject *arena;
+    unsigned long long off;
+    unsigned int capacity, slot_size;
+    if (!PyArg_ParseTuple(args, "O!KII", &Arena_Type, &arena, &off, &capacity, &slot_size))
+        return NULL;
+    if (mp_arena_check_alive(arena) != 0) return NULL;
+    if (capacity < 2 || (capacity & (capacity - 1)))
+        return PyErr_Format(PyExc_ValueError, "ring capacity must be a power of two >= 2, got %u",
+                            capacity);
+    if (slot_size < 64 || slot_size % 64)
+        return PyErr_Format(PyExc_ValueError, "slot_size must be a multiple of 64, got %u",
+                            slot_size);
+    uint64_t need = MP_RING_HDR + (uint64_t)capacity * slot_size;
+    if (off % 64 || off + need > arena->capacity)
+        return PyErr_Format(PyExc_ValueError, "ring at offset %llu does not fit the arena", off);
+    mp_ring_hdr *r = (mp_ring_hdr *)(arena->base + off);
+    memset(r, 0, MP_RING_HDR);
+    r->slot_size = slot_size;
+    r->capacity = capacity;
+    atomic_thread_fence(memory_order_seq_cst);
+    r->magic = MP_RING_MAGIC;
+    return PyLong_FromUnsignedLongLong(need);
+}
+
+static PyObject *Ring_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"arena", "offset", "doorbell", "consumer", "peer_pid", "spin", NULL};
+    ArenaObject *arena;
+    unsigned long long off;
+    int efd, consumer;
+    long peer_pid = 0;
+    int spin = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!Kip|li", kwlist, &Arena_Type, &arena, &off, &efd,
+                                     &consumer, &peer_pid, &spin))
+        return NULL;
+    if (mp_arena_check_alive(arena) != 0) return NULL;
+    if (off % 64 || off + MP_RING_HDR > arena->capacity)
+        return PyErr_Format(mp_CorruptMessageError, "no ring at arena offset %llu", off);
+    mp_ring_hdr *r = (mp_ring_hdr *)(arena->base + off);
+    if (r->magic != MP_RING_MAGIC ||
+        off + MP_RING_HDR + (uint64_t)r->capacity * r->slot_size > arena->capacity)
+        return PyErr_Format(mp_CorruptMessageError, "no ring at arena offset %llu", off);
+    int pidfd = -1;
+    if (peer_pid > 0) {
+        pidfd = (int)syscall(SYS_pidfd_open, (pid_t)peer_pid, 0);
+        if (pidfd < 0) {
+            if (errno == ESRCH)
+                return PyErr_Format(mp_PeerDiedError, "the ring's peer (pid %ld) is not running",
+                                    peer_pid);
+            return PyErr_SetFromErrno(PyExc_OSError);
+        }
+    }
+    RingObject *self = (RingObject *)type->tp_alloc(type, 0);
+    if (!self) {
+        if (pidfd >= 0) close(pidfd);
+        return NULL;
+    }
+    Py_INCREF(arena);
+    self->arena = arena;
+    self->r = r;
+    self->slots = (char *)r + MP_RING_HDR;
+    self->efd = efd;
+    self->pidfd = pidfd;
+    self->consumer = consumer;
+    self->peer_pid = peer_pid;
+    self->spin = spin;
+    return (PyObject *)self;
+}
+
+static void Ring_dealloc(RingObject *self) {
+    if (self->pidfd >= 0) close(self->pidfd);
+    Py_XDECREF(self->arena);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int peer_dead(RingObject *self) {
+    if (self->pidfd < 0) return 0;
+    struct pollfd p = {self->pidfd, POLLIN, 0};
+    return poll(&p, 1, 0) == 1;
+}
+
+static inline int ring_empty(mp_ring_hdr *r) {
+    return atomic_load_explicit(&r->head, memory_order_relaxed) ==
+           atomic_load_explicit(&r->tail, memory_order_acquire);
+}
+
+static int role(RingObject *self, int consumer) {
+    if (self->arena->closed) {
+        PyErr_SetString(mp_TransportError, "the arena is closed");
+        return -1;
+    }
+    if (self->consumer != consumer) {
+        PyErr_SetString(PyExc_TypeError, consumer ? "this end of the ring only sends"
+                                                  : "this end of the ring only receives");
+        return -1;
+    }
+    return 0;
+}
+
+/* Copy one message in; returns 1 if sent, 0 if full. GIL may be released. */
+static int push(RingObject *self, const char *data, uint32_t len) {
+    mp_ring_hdr *r = self->r;
+    uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    uint64_t h = atomic_load_explicit(&r->head, memory_order_acquire);
+    if (t - h >= r->capacity) return 0;
+    char *slot = self->slots + (t & (r->capacity - 1)) * (uint64_t)r->slot_size;
+    memcpy(slot, &len, 4);
+    memcpy(slot + 8, data, len);
+    mp_crash_point(8);
+    atomic_store_explicit(&r->tail, t + 1, memory_order_release);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&r->consumer_waiting, memory_order_relaxed)) {
+        uint64_t one = 1;
+        ssize_t n = write(self->efd, &one, 8);
+        (void)n;
+    }
+    return 1;
+}
+
+static PyObject *Ring_send(RingObject *self, PyObject *args) {
+    Py_buffer buf;
+    double timeout = -1;
+    if (!PyArg_ParseTuple(args, "y*|d", &buf, &timeout)) return NULL;
+    if (role(self, 0) != 0) {
+        PyBuffer_Release(&buf);
+        return NULL;
+    }
+    mp_ring_hdr *r = self->r;
+    if ((uint64_t)buf.len > r->slot_size - 8) {
+        PyErr_Format(PyExc_ValueError, "a ring message holds at most %u bytes, got %zd",
+                     r->slot_size - 8, buf.len);
+        PyBuffer_Release(&buf);
+        return NULL;
+    }
+    if (atomic_load(&r->closed)) {
+        PyBuffer_Release(&buf);
+        PyErr_SetString(mp_RingClosedError, "the ring is closed");
+        return NULL;
+    }
+    if (push(self, buf.buf, (uint32_t)buf.len)) {
+        PyBuffer_Release(&buf);
+        Py_RETURN_NONE;
+    }
+    int outcome = 0; /* 1 sent, 2 timeout, 3 peer died, 4 closed */
+    double deadline = timeout >= 0 ? now_s() + timeout : 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (;;) {
+        uint32_t seq = atomic_load(&r->space_seq);
+        atomic_store(&r->producer_waiting, 1);
+        atomic_thread_fence(memory_order_seq_cst);
+        if (push(self, buf.buf, (uint32_t)buf.len)) {
+            outcome = 1;
+            break;
+        }
+        if (atomic_load(&r->closed)) { outcome = 4; break; }
+        if (peer_dead(self)) { outcome = 3; break; }
+        double wait = 0.05; /* bounded so that a dead consumer is noticed */
+        if (timeout >= 0) {
+            double left = deadline - now_s();
+            if (left <= 0) { outcome = 2; break; }
+            if (left < wait) wait = left;
+        }
+        mp_futex_wait(&r->space_seq, seq, wait);
+    }
+    atomic_store(&r->producer_waiting, 0);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&buf);
+    switch (outcome) {
+    case 1: Py_RETURN_NONE;
+    case 2: return PyErr_Format(mp_RingFullError, "the ring stayed full for %lld ms", (long long)(timeout * 1000));
+    case 3:
+        return PyErr_Format(mp_PeerDiedError, "the ring's consumer (pid %ld) died",
+                            self->peer_pid);
+    default: return PyErr_Format(mp_RingClosedError, "the ring is closed");
+    }
+}
+
+static PyObject *Ring_try_send(RingObject *self, PyObject *arg) {
+    Py_buffer buf;
+    if (PyObject_GetBuffer(arg, &buf, PyBUF_SIMPLE) != 0) return NULL;
+    if (role(self, 0) != 0) {
+        PyBuffer_Release(&buf);
+        return NULL;
+    }
+    if ((uint64_t)buf.len > self->r->slot_size - 8) {
+        PyErr_Format(PyExc_ValueError, "a ring message holds at most %u bytes, got %zd",
+                     self->r->slot_size - 8, buf.len);
+        PyBuffer_Release(&buf);
+        return NULL;
+    }
+    if (atomic_load(&self->r->closed)) {
+        PyBuffer_Release(&buf);
+        PyErr_SetString(mp_RingClosedError, "the ring is closed");
+        return NULL;
+    }
+    int ok = push(self, buf.buf, (uint32_t)buf.len);
+    PyBuffer_Release(&buf);
+    return PyBool_FromLong(ok);
+}
+
+/* Pop one message into a new bytes object; NULL with no error set when empty. */
+static PyObject *pop(RingObject *self) {
+    mp_ring_hdr *r = self->r;
+    uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
+    uint64_t t = atomic_load_explicit(&r->tail, memory_order_acquire);
+    if (h == t) return NULL;
+    char *slot = self->slots + (h & (r->capacity - 1)) * (uint64_t)r->slot_size;
+    uint32_t len;
+    memcpy(&len, slot, 4);
+    PyObject *out;
+    if (len > r->slot_size - 8)
+        out = PyErr_Format(mp_CorruptMessageError,
+                           "corrupt ring message: length %u exceeds the slot size %u", len,
+                           r->slot_size - 8);
+    else
+        out = PyBytes_FromStringAndSize(slot + 8, len);
+    atomic_store_explicit(&r->head, h + 1, memory_order_release);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&r->producer_waiting, memory_order_relaxed)) {
+        atomic_fetch_add(&r->space_seq, 1);
+        mp_futex_wake(&r->space_seq, 1);
+    }
+    return out;
+}
+
+static PyObject *Ring_try_recv(RingObject *self, PyObject *Py_UNUSED(ignored)) {
+    if (role(self, 1) != 0) return NULL;
+    PyObject *m = pop(self);
+    if (m || PyErr_Occurred()) return m;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Ring_recv(RingObject *self, PyObject *args) {
+    double timeout = -1;
+    if (!PyArg_ParseTuple(args, "|d", &timeout)) return NULL;
+    if (role(self, 1) != 0) return NULL;
+    mp_ring_hdr *r = self->r;
+    PyObject *m = pop(self);
+    if (m || PyErr_Occurred()) return m;
+    int outcome = 0; /* 1 ready, 2 timeout, 3 peer died, 4 closed, 5 poll error */
+    double deadline = timeout >= 0 ? now_s() + timeout : 0;
+    int err = 0;
+    Py_BEGIN_ALLOW_THREADS
+    if (self->spin > 0 && ring_empty(r)) { /* a short spin: cheaper than sleeping and waking */
+        double until = now_s() + self->spin * 1e-6;
+        while (ring_empty(r) && now_s() < until)
+            for (int i = 0; i < 32; i++) cpu_relax();
+    }
+    for (;;) {
+        if (!ring_empty(r)) { outcome = 1; break; }
+        atomic_store(&r->consumer_waiting, 1);
+        atomic_thread_fence(memory_order_seq_cst);
+        if (!ring_empty(r)) { outcome = 1; break; }
+        if (atomic_load(&r->closed)) { outcome = 4; break; }
+        struct pollfd p[2] = {{self->efd, POLLIN, 0}, {self->pidfd, POLLIN, 0}};
+        int ms = -1;
+        if (timeout >= 0) {
+            double left = deadline - now_s();
+            if (left <= 0) { outcome = 2; break; }
+            ms = (int)(left * 1000.0) + 1;
+        }
+        int n = poll(p, self->pidfd >= 0 ? 2 : 1, ms);
+        if (n < 0 && errno != EINTR) { err = errno; outcome = 5; break; }
+        if (n > 0 && (p[0].revents & POLLIN)) {
+            uint64_t v;
+            ssize_t k = read(self->efd, &v, 8);
+            (void)k;
+        }
+        if (n > 0 && self->pidfd >= 0 && (p[1].revents & POLLIN) && ring_empty(r)) {
+            outcome = 3;
+            break;
+        }
+        if (n < 0) { outcome = 6; break; } /* EINTR: let Python run signal handlers */
+    }
+    if (!self->armed) atomic_store(&r->consumer_waiting, 0);
+    Py_END_ALLOW_THREADS
+    switch (outcome) {
+    case 1: {
+        m = pop(self);
+        if (m || PyErr_Occurred()) return m;
+        Py_RETURN_NONE;
+    }
+    case 2: Py_RETURN_NONE;
+    case 3:
+        return PyErr_Format(mp_PeerDiedError, "the ring's producer (pid %ld) died",
+                            self->peer_pid);
+    case 4: return PyErr_Format(mp_RingClosedError, "the ring is closed and drained");
+    case 6:
+        if (PyErr_CheckSignals() != 0) return NULL;
+        Py_RETURN_NONE;
+    default: errno = err; return PyErr_SetFromErrno(PyExc_OSError);
+    }
+}
+
+static PyObject *Ring_arm(RingObject *self, PyObject *Py_UNUSED(ignored)) {
+    if (role(self, 1) != 0) return NULL;
+    self->armed = 1;
+    atomic_store(&self->r->consumer_waiting, 1);
+    atomic_thread_fence(memory_order_seq_cst);
+    return PyBool_FromLong(!ring_empty(self->r));
+}
+
+static PyObject *Ring_clear_doorbell(RingObject *self, PyObject *Py_UNUSED(ignored)) {
+    uint64_t v = 0;
+    ssize_t k = read(self->efd, &v, 8);
+    if (k < 0 && errno != EAGAIN) return PyErr_SetFromErrno(PyExc_OSError);
+    return PyLong_FromUnsignedLongLong(k == 8 ? v : 0);
+}
+
+static PyObject *Ring_close(RingObject *self, PyObject *Py_UNUSED(ignored)) {
+    if (self->arena->closed) Py_RETURN_NONE;
+    atomic_store(&self->r->closed, 1);
+    atomic_thread_fence(memory_order_seq_cst);
+    uint64_t one = 1;
+    ssize_t n = write(self->efd, &one, 8);
+    (void)n;
+    atomic_fetch_add(&self->r->space_seq, 1);
+    mp_futex_wake(&self->r->space_seq, 1 << 30);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Ring_peer_alive(RingObject *self, PyObject *Py_UNUSED(ignored)) {
+    return PyBool_FromLong(!peer_dead(self));
+}
+
+static Py_ssize_t Ring_len(RingObject *self) {
+    if (self->arena->closed) return 0;
+    return (Py_ssize_t)(atomic_load(&self->r->tail) - atomic_load(&self->r->head));
+}
+
+static PyObject *Ring_get_closed(RingObject *self, void *Py_UNUSED(c)) {
+    if (self->arena->closed) Py_RETURN_TRUE;
+    return PyBool_FromLong(atomic_load(&self->r->closed));
+}
+static PyObject *Ring_get_max_message(RingObject *self, void *Py_UNUSED(c)) {
+    return PyLong_FromLong((long)self->r->slot_size - 8);
+}
+static PyObject *Ring_get_capacity(RingObject *self, void *Py_UNUSED(c)) {
+    return PyLong_FromLong((long)self->r->capacity);
+}
+
+static PyGetSetDef Ring_getset[] = {
+    {"closed", (getter)Ring_get_closed, NULL, "Whether the ring was closed.", NULL},
+    {"max_message", (getter)Ring_get_max_message, NULL, "Largest message in bytes.", NULL},
+    {"capacity", (getter)Ring_get_capacity, NULL, "Messages the ring holds.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMethodDef Ring_methods[] = {
+    {"format", (PyCFunction)Ring_format, METH_VARARGS | METH_STATIC,
+     "format(arena, offset, capacity, slot_size) -> bytes used: lay out an empty ring."},
+    {"send", (PyCFunction)Ring_send, METH_VARARGS, "send(msg, timeout=-1): block while full."},
+    {"try_send", (PyCFunction)Ring_try_send, METH_O, "try_send(msg) -> False when full."},
+    {"recv", (PyCFunction)Ring_recv, METH_VARARGS,
+     "recv(timeout=-1) -> msg or None on timeout; spins, then sleeps on the doorbell."},
+    {"try_recv", (PyCFunction)Ring_try_recv, METH_NOARGS, "try_recv() -> msg or None."},
+    {"arm", (PyCFunction)Ring_arm, METH_NOARGS,
+     "Ask for a doorbell on every message from now on; returns whether messages wait."},
+    {"clear_doorbell", (PyCFunction)Ring_clear_doorbell, METH_NOARGS, "Reset the eventfd."},
+    {"close", (PyCFunction)Ring_close, METH_NOARGS, "Mark the ring closed and wake both ends."},
+    {"peer_alive", (PyCFunction)Ring_peer_alive, METH_NOARGS, "Whether the peer still runs."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PySequenceMethods Ring_as_sequence = {.sq_length = (lenfunc)Ring_len};
+
+PyTypeObject Ring_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "mpipe._native.Ring",
+    .tp_basicsize = sizeof(RingObject),
+    .tp_dealloc = (destructor)Ring_dealloc,
+    .tp_as_sequence = &Ring_as_sequence,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "One end of a single-producer single-consumer ring in an arena.",
+    .tp_methods = Ring_methods,
+    .tp_getset = Ring_getset,
+    .tp_new = Ring_new,
+};

@@ -1,0 +1,222 @@
+"""Rings and doorbells: in one process, and with a real worker started by ``spawn``."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import gc
+import os
+import signal
+import zlib
+from collections.abc import Iterator
+from typing import Any
+
+import multiprocess
+import numpy as np
+import pyarrow as pa
+import pytest
+from transport_workers import checksum, serve, start_resource_tracker
+
+from mpipe._transport import (
+    Arena,
+    Channel,
+    Codec,
+    PeerDiedError,
+    RingClosedError,
+    RingFullError,
+    TransportError,
+    open_arena,
+    open_channel,
+)
+
+MiB = 1 << 20
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _tracker() -> None:
+    start_resource_tracker()  # spawn starts it once per session: not a leak of one test
+
+
+def test_in_process_send_receive_and_close() -> None:
+    with open_arena(MiB) as arena, open_channel(arena, 1, capacity=4, message_size=120) as ch:
+        ch.bind(os.getpid())
+        worker = ch.endpoint().connect()
+        try:
+            assert worker.recv(timeout=0.0) is None
+            for i in range(4):
+                assert ch.try_send(bytes([i]) * i)
+            assert not ch.try_send(b"full")
+            with pytest.raises(RingFullError):
+                ch.send(b"full", timeout=0.01)
+            assert [worker.recv() for _ in range(4)] == [bytes([i]) * i for i in range(4)]
+            with pytest.raises(ValueError, match="at most 120 bytes"):
+                ch.send(b"x" * 121)
+            worker.send(b"answer")
+            assert ch.recv() == b"answer"
+            ch.send(b"last")
+            ch.requests.close()
+            assert worker.recv() == b"last"  # drained before the close is reported
+            with pytest.raises(RingClosedError):
+                worker.recv()
+            with pytest.raises(TypeError, match="only receives"):
+                worker.requests.send(b"x")
+        finally:
+            worker.close()
+
+
+def test_bad_channel_arguments() -> None:
+    with open_arena(MiB) as arena:
+        with pytest.raises(ValueError, match="slot"):
+            open_channel(arena, 0)
+        with pytest.raises(ValueError, match="power of two"):
+            open_channel(arena, 1, capacity=3)
+        with pytest.raises(ValueError, match="message_size"):
+            open_channel(arena, 1, message_size=10)
+        with open_channel(arena, 1) as ch, pytest.raises(TransportError, match="bind"):
+            ch.send(b"x")
+        with pytest.raises(TransportError, match="pickled while a worker"):
+            import pickle
+
+            pickle.dumps(arena.handle(1))
+        assert arena.stats()["used_blocks"] == 0  # the rings were freed
+
+
+@pytest.mark.slow
+def test_receiver_sees_its_dead_peer_instead_of_hanging() -> None:
+    with open_arena(MiB) as arena, open_channel(arena, 1) as ch:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - child
+            signal.pause()
+            os._exit(0)
+        endpoint = dataclasses.replace(ch.endpoint(), parent_pid=pid)
+        worker = endpoint.connect()
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            with pytest.raises(PeerDiedError, match=f"pid {pid}"):
+                worker.recv()
+        finally:
+            worker.close()
+
+
+class Worker:
+    """A spawned worker running ``serve`` and the parent's end of its channel."""
+
+    def __init__(self, arena: Arena, slot: int) -> None:
+        self.arena = arena
+        self.channel: Channel = open_channel(arena, slot)
+        ctx = multiprocess.get_context("spawn")
+        self.process = ctx.Process(target=serve, args=(self.channel.endpoint(),), daemon=True)
+        self.process.start()
+        self.channel.bind(self.process.pid)
+        self.codec = Codec(arena, self.channel.max_message)
+        self.slot = slot
+
+    def call(self, request: Any) -> Any:
+        self.channel.send(self.codec.encode(request, self.slot))
+        message = self.channel.recv(timeout=30.0)
+        assert message is not None, "no answer in 30 s"
+        return self.codec.decode(message)
+
+    def stop(self) -> None:
+        self.channel.close()
+        self.process.join(30)
+        if self.process.is_alive():  # pragma: no cover - only on failure
+            self.process.kill()
+            self.process.join()
+
+
+@pytest.fixture(scope="module")
+def shared() -> Iterator[tuple[Arena, Worker]]:
+    arena = open_arena(64 * MiB, max_size=256 * MiB)
+    worker = Worker(arena, 1)
+    yield arena, worker
+    worker.stop()
+    gc.collect()
+    arena.check()
+    arena.close()
+
+
+@pytest.mark.slow
+def test_worker_receives_arrays_zero_copy_and_checksums_them(shared: tuple[Arena, Worker]) -> None:
+    arena, worker = shared
+    rng = np.random.default_rng(0)
+    for n in (0, 1, 1000, 3 * MiB):
+        data = rng.integers(0, 255, n, dtype=np.uint8)
+        seq, crc, zero_copy = worker.call(("sum", n, data, None))
+        assert (seq, crc) == (n, checksum(data))
+        assert zero_copy
+    seq, rows, zero_copy = worker.call(("table", 1, pa.table({"x": np.arange(100_000)}), None))
+    assert rows == 100_000 and zero_copy
+    gc.collect()
+    assert arena.stats()["used_blocks"] == 2  # only the two rings: the worker freed every block
+
+
+@pytest.mark.slow
+def test_array_echoed_by_the_worker_comes_back_in_the_same_block(
+    shared: tuple[Arena, Worker],
+) -> None:
+    arena, worker = shared
+    data = np.arange(MiB // 8, dtype=np.int64)
+    sent = worker.codec.decode(worker.codec.encode(data, 0))  # now a view in the arena
+    allocations = arena.stats()["allocations"]
+    back = worker.call(("echo", 0, sent, None))
+    assert arena.stats()["allocations"] == allocations  # no copy either way
+    assert back.__array_interface__["data"][0] == sent.__array_interface__["data"][0]
+    assert np.array_equal(back, data)
+
+
+@pytest.mark.slow
+def test_callable_is_sent_once_and_cached_in_the_worker(shared: tuple[Arena, Worker]) -> None:
+    _, worker = shared
+    offset = 41
+
+    def add(x: int) -> int:
+        return x + offset
+
+    first = worker.codec.encode_callable(add, worker.slot)
+    again = worker.codec.encode_callable(add, worker.slot)
+    assert len(again) < len(first)
+    assert worker.call(("call", 1, first, 1)) == (1, 42)
+    assert worker.call(("call", 2, again, 2)) == (2, 43)
+
+
+@pytest.mark.slow
+def test_parent_watches_responses_with_add_reader(shared: tuple[Arena, Worker]) -> None:
+    _, worker = shared
+
+    async def main() -> list[int]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        worker.channel.watch(loop, lambda m: queue.put_nowait(worker.codec.decode(m)))
+        try:
+            for i in range(500):
+                worker.channel.send(worker.codec.encode(i, worker.slot))
+            return [await asyncio.wait_for(queue.get(), 30) for _ in range(500)]
+        finally:
+            worker.channel.unwatch()
+
+    assert asyncio.run(main()) == list(range(500))
+
+
+@pytest.mark.slow
+def test_worker_death_is_seen_by_the_parent_and_its_space_reclaimed() -> None:
+    with open_arena(16 * MiB) as arena:
+        worker = Worker(arena, 3)
+        try:
+            assert worker.call(7) == 7
+            payload = np.ones(MiB, dtype=np.uint8)
+            worker.channel.send(worker.codec.encode(("exit", 0, payload, None), worker.slot))
+            with pytest.raises(PeerDiedError):
+                worker.channel.recv(timeout=30.0)
+            worker.process.join(30)
+            assert worker.process.exitcode == 3
+            with pytest.raises(PeerDiedError):
+                for _ in range(1000):  # fills the ring; then the dead consumer is noticed
+                    worker.channel.send(worker.codec.encode(1, worker.slot))
+            assert arena.reclaim(worker.slot) >= 1  # the payload the worker held
+            arena.check()
+        finally:
+            worker.stop()
+        assert arena.stats()["used_blocks"] == 0
+        assert zlib.crc32(b"") == 0
