@@ -85,6 +85,9 @@ class GraphExecutor:
             ``"dask"``; a processor's ``execution`` config overrides it.
         max_workers: Workers per pool backend (default: the usable cores).
         hooks: More observers.
+        arena_size: Bytes of shared memory the process backend maps up front (default 64 MiB;
+            it grows to 4x when full). Raise it for payloads larger than that.
+        start_method: How the process backend starts workers: ``"spawn"`` or ``"forkserver"``.
 
     Raises:
         ConfigurationError: An unknown backend, a bad ``max_workers`` or a monitor that is not
@@ -99,6 +102,8 @@ class GraphExecutor:
         backend: str = "inline",
         max_workers: int | None = None,
         hooks: list[RunHooks] | None = None,
+        arena_size: int | None = None,
+        start_method: str = "spawn",
     ) -> None:
         if not isinstance(graph, ProcessingGraph):
             raise ConfigurationError(
@@ -114,6 +119,11 @@ class GraphExecutor:
             )
         self.max_workers = max_workers or usable_cores()
         self.monitor = monitor
+        self._backend_options: dict[str, dict[str, Any]] = {
+            "process": {"start_method": start_method}
+        }
+        if arena_size is not None:
+            self._backend_options["process"]["arena_size"] = arena_size
         self._hooks: list[RunHooks] = [*_as_hooks(monitor, "monitor"), *(hooks or [])]
         for h in self._hooks:
             _as_hooks(h, "hooks")
@@ -148,7 +158,9 @@ class GraphExecutor:
     async def _backend(self, placement: str) -> Backend:
         backend = self._backends.get(placement)
         if backend is None:
-            backend = self._backends[placement] = make_backend(placement, self.max_workers, {})
+            backend = self._backends[placement] = make_backend(
+                placement, self.max_workers, self._backend_options.get(placement, {})
+            )
         if not backend.started:
             await backend.start()
         return backend
@@ -197,7 +209,9 @@ class GraphExecutor:
             placements[pid] = check_placement(placement, f"processor {pid!r}")
             backend = self._backends.get(placement)
             if backend is None:
-                backend = self._backends[placement] = make_backend(placement, self.max_workers, {})
+                backend = self._backends[placement] = make_backend(
+                    placement, self.max_workers, self._backend_options.get(placement, {})
+                )
             input_names = list(proc.input_pipes) or ["input"]
             for name in input_names:
                 if (pid, name) not in connected:
@@ -215,6 +229,7 @@ class GraphExecutor:
                 outputs[name] = targets
             if isinstance(proc, BaseProcessor):
                 fn, item_arg = proc._firing_call()
+                backend.check_callable(fn, pid)
                 book: Any = proc
                 concurrency = proc.max_concurrent or backend.concurrency(proc.stateful)
                 timeout = proc.timeout

@@ -133,6 +133,14 @@ class BaseProcessor(ProcessorInterface):
         )
         _Epoch.bump()
 
+    def __getstate__(self) -> dict[str, Any]:
+        # What a worker process needs of the processor: its config and its own state, not the
+        # callbacks registered in the parent.
+        state = self.__dict__.copy()
+        state["_callbacks"] = {}
+        state["has_callbacks"] = False
+        return state
+
     # -- pipes -------------------------------------------------------------------------------
 
     def register_input_pipe(self, name: str, pipe: Pipe) -> None:

@@ -41,18 +41,30 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
-from ._backends import END, Backend, FiringSlot
-from ._errors import ExecutionError, PipelineError, ProcessorTimeoutError
+from ._backends import END, Backend, FiringSlot, Stream
+from ._errors import ExecutionError, PipelineError, ProcessorTimeoutError, WorkerCrashedError
 from ._hooks import RunHooks
 from ._pipe import Pipe
 from ._strategies import CircuitOpenError, ErrorAction, ErrorStrategy, resolve_action
 
 __all__ = ["Node", "ResultSink", "Scheduler"]
 
-_STREAM_TYPES = (types.GeneratorType, types.AsyncGeneratorType)
+_STREAM_TYPES = (types.GeneratorType, types.AsyncGeneratorType, Stream)
 # Results of these types are plain values: no awaitable or generator check needed.
 _PLAIN = frozenset({int, float, str, bytes, bool, type(None), dict, list, tuple, set, complex})
 _SKIPPED = object()
+#: Batches grow (x4 per batch) until one takes about this long in the worker.
+BATCH_TARGET_SECONDS = 0.005
+MAX_BATCH = 4096
+
+
+class _Items:
+    """A firing's several outputs, all known at once (a generator drained in a worker batch)."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: list[Any]) -> None:
+        self.items = items
 
 
 class _Stream:
@@ -77,11 +89,13 @@ class _Firing(FiringSlot):
     It is also the slot the backend fills in (which worker ran it).
     """
 
-    __slots__ = ("arg", "attempt", "index", "node", "start")
+    __slots__ = ("arg", "attempt", "node", "start")
 
     def __init__(self, node: Node, index: int, arg: Any) -> None:
         self.node = node
+        self.processor_id = node.node_id
         self.index = index
+        self.timeout = node.timeout
         self.arg = arg
         self.attempt = 1
         self.worker = "main"
@@ -113,6 +127,8 @@ class Node:
 
     __slots__ = (
         "backend",
+        "batch_size",
+        "batches",
         "concurrency",
         "done_inputs",
         "drained",
@@ -177,6 +193,19 @@ class Node:
         # The strategy, when it can refuse a firing before it runs (a circuit breaker).
         allow = getattr(type(strategy), "allow", None)
         self.gated = strategy if allow is not None and allow is not ErrorStrategy.allow else None
+        # Tiny firings on a backend that runs batches go in batches (0: never batched). Not for
+        # generators (their items stream), timeouts (per firing) or callbacks (per firing).
+        self.batch_size = 0
+        if (
+            backend.batches
+            and fn is not None
+            and timeout is None
+            and not inspect.isgeneratorfunction(fn)
+            and not inspect.isasyncgenfunction(fn)
+            and not getattr(processor, "has_callbacks", False)
+            and self.gated is None
+        ):
+            self.batch_size = 1
         self.pending: dict[int, Any] = {}
         self.stream: _Stream | None = None
         self.reset()
@@ -190,6 +219,7 @@ class Node:
         self.index = 0
         self.next_emit = 0
         self.inflight = 0
+        self.batches = 0
         if self.pending:
             self.pending = {}
         self.stream = None
@@ -374,6 +404,10 @@ class Scheduler:
                 return
             if not node.done_inputs:
                 if node.filled == len(node.inputs):
+                    if node.batch_size:
+                        if not self._fire_batch(node):
+                            return
+                        continue
                     if node.inflight >= node.concurrency or not self._has_room(node):
                         return
                     if (
@@ -494,6 +528,113 @@ class Scheduler:
         self._route(node, result)
         node.next_emit += 1
 
+    def _fire_batch(self, node: Node) -> bool:
+        """Hand the backend up to ``node.batch_size`` firings as one batch (one message)."""
+        if node.batches >= node.concurrency or node.inflight >= node.concurrency * MAX_BATCH:
+            return False
+        room = min(
+            (p.max_size - len(p._items) for p in node.out_pipes if not p._closed), default=None
+        )
+        if room is None and node.out_pipes:
+            self._stop_early(node)
+            return False
+        available = min(len(p._items) for p in node.inputs)
+        # Spread what is waiting over the free slots, so that a short backlog still keeps every
+        # worker busy; never more than the output pipes can take.
+        free = node.concurrency - node.batches
+        k = min(node.batch_size, max(1, -(-available // free)))
+        if room is not None:
+            if room <= 0:
+                self._has_room(node)  # account the wait
+                return False
+            k = min(k, room)
+        take = self._take if node.item_arg else None
+        args = [take(node.inputs[0]) if take else self._take_all(node) for _ in range(k)]
+        first = node.index
+        node.index += k
+        node.inflight += k
+        node.batches += 1
+        start = time.perf_counter()
+        for hook in self.hooks:
+            for j in range(k):
+                hook.firing_start(node.node_id, first + j, start)
+        slot = FiringSlot(node.node_id, first)
+        try:
+            fut = asyncio.ensure_future(node.backend.submit_batch(node.fn, args, slot))
+        except Exception as exc:
+            self._batch_failed(node, first, args, start, slot, exc)
+            return True
+        self._track(fut, partial(self._on_batch_done, node, first, args, start, slot))
+        return True
+
+    def _on_batch_done(
+        self,
+        node: Node,
+        first: int,
+        args: list[Any],
+        start: float,
+        slot: FiringSlot,
+        fut: asyncio.Future[Any],
+    ) -> None:
+        self.outstanding.discard(fut)
+        if fut.cancelled() or self.done:
+            return
+        exc = fut.exception()
+        if exc is not None:
+            self._batch_failed(node, first, args, start, slot, exc)
+        else:
+            outcomes, seconds = fut.result()
+            node.batches -= 1
+            end = time.perf_counter()
+            k = len(outcomes)
+            per_item = seconds / k if k else 0.0
+            processor, hooks = node.processor, self.hooks
+            for j, (kind, value) in enumerate(outcomes):
+                index = first + j
+                if kind:
+                    processor._record(per_item, False)
+                    for hook in hooks:
+                        hook.firing_end(node.node_id, index, start, end, slot.worker, None)
+                    self._complete(node, index, value if kind == 1 else _Items(value))
+                else:
+                    firing = _Firing(node, index, args[j])
+                    firing.start, firing.worker = start, slot.worker
+                    self._failed(firing, value, 0)
+            if node.strategy is not None:
+                _record_success(node.strategy, node.node_id)
+            # Adapt: grow towards batches of about BATCH_TARGET_SECONDS of work.
+            if k >= node.batch_size:
+                ideal = BATCH_TARGET_SECONDS / per_item if per_item > 0 else MAX_BATCH
+                node.batch_size = int(max(1, min(ideal, node.batch_size * 4, MAX_BATCH)))
+            elif per_item > 0 and per_item * node.batch_size > 4 * BATCH_TARGET_SECONDS:
+                node.batch_size = int(max(1, BATCH_TARGET_SECONDS / per_item))
+        self.schedule(node)
+        self.poke()
+
+    def _batch_failed(
+        self,
+        node: Node,
+        first: int,
+        args: list[Any],
+        start: float,
+        slot: FiringSlot,
+        exc: BaseException,
+    ) -> None:
+        """The whole batch failed. A dead worker is not the fault of every firing in its batch:
+        they run again one by one (the culprit then fails on its own). Any other failure of the
+        whole batch goes to the strategy for each firing."""
+        node.batches -= 1
+        crashed = isinstance(exc, WorkerCrashedError) and len(args) > 1
+        if crashed:
+            node.batch_size = 1
+        for j, arg in enumerate(args):
+            firing = _Firing(node, first + j, arg)
+            if crashed:
+                self._start(firing)
+            else:
+                firing.start, firing.worker = start, slot.worker
+                self._failed(firing, exc, 0)
+
     def _take_all(self, node: Node) -> dict[str, Any]:
         return {
             name: self._take(pipe) for name, pipe in zip(node.input_names, node.inputs, strict=True)
@@ -528,16 +669,16 @@ class Scheduler:
         node = firing.node
         if type(result) in _PLAIN:
             self._succeeded(firing)
-            self._complete(firing, result)
+            self._complete(firing.node, firing.index, result)
         elif isinstance(result, _STREAM_TYPES):
-            self._complete(firing, _Stream(result, firing, skip))
+            self._complete(firing.node, firing.index, _Stream(result, firing, skip))
         elif inspect.isawaitable(result):
-            if node.timeout is not None:
+            if node.timeout is not None and not node.backend.enforces_timeout:
                 result = _within(result, node.timeout, node.node_id, firing.index)
             self._track(asyncio.ensure_future(result), partial(self._on_done, firing, skip))
         else:
             self._succeeded(firing)
-            self._complete(firing, result)
+            self._complete(firing.node, firing.index, result)
 
     def _on_done(self, firing: _Firing, skip: int, fut: asyncio.Future[Any]) -> None:
         self.outstanding.discard(fut)
@@ -547,13 +688,13 @@ class Scheduler:
         if exc is None:
             result = fut.result()
             if isinstance(result, _STREAM_TYPES):
-                self._complete(firing, _Stream(result, firing, skip))
+                self._complete(firing.node, firing.index, _Stream(result, firing, skip))
             elif inspect.isawaitable(result):  # e.g. an async function run by a thread backend
                 self._track(asyncio.ensure_future(result), partial(self._on_done, firing, skip))
                 return
             else:
                 self._succeeded(firing)
-                self._complete(firing, result)
+                self._complete(firing.node, firing.index, result)
         else:
             self._failed(firing, exc, skip)
         self.schedule(firing.node)
@@ -569,13 +710,12 @@ class Scheduler:
         if node.strategy is not None:
             _record_success(node.strategy, node.node_id)
 
-    def _complete(self, firing: _Firing, outcome: Any) -> None:
+    def _complete(self, node: Node, index: int, outcome: Any) -> None:
         """A firing's outcome (value, stream, or skipped) is known; emit it in input order."""
-        node = firing.node
-        if firing.index == node.next_emit and node.stream is None:
+        if index == node.next_emit and node.stream is None:
             self._emit(node, outcome)
         else:
-            node.pending[firing.index] = outcome
+            node.pending[index] = outcome
         pending = node.pending
         while pending and node.stream is None and node.next_emit in pending:
             self._emit(node, pending.pop(node.next_emit))
@@ -585,7 +725,10 @@ class Scheduler:
             node.stream = outcome
             self.schedule(node)
             return
-        if outcome is not _SKIPPED:
+        if type(outcome) is _Items:
+            for item in outcome.items:
+                self._route(node, item)
+        elif outcome is not _SKIPPED:
             if node.processor.has_callbacks:
                 node.processor._fire_callbacks("complete", outcome)
             self._route(node, outcome)
@@ -733,7 +876,7 @@ class Scheduler:
         elif action is ErrorAction.SKIP:
             for hook in self.hooks:
                 hook.firing_skip(node.node_id, firing.index, exc)
-            self._complete(firing, _SKIPPED)
+            self._complete(firing.node, firing.index, _SKIPPED)
         else:
             self.halt(node, exc)
         self.schedule(node)

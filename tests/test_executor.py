@@ -24,7 +24,7 @@ from mpipe import (
     create_simple_pipeline,
 )
 
-BACKENDS = ["inline", "thread"]
+BACKENDS = ["inline", "thread", "process"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -135,7 +135,7 @@ class TestInputErrors:
         with pytest.raises(ValidationError, match="must be an iterable"):
             asyncio.run(main())
 
-    @pytest.mark.parametrize("placement", ["process", "dask"])
+    @pytest.mark.parametrize("placement", ["dask"])
     def test_unavailable_backends_are_clear(self, placement: str) -> None:
         g = chain(("a", lambda x: x))
         g.get_processor("a").execution = placement  # type: ignore[attr-defined]

@@ -6,11 +6,11 @@ from typing import Any
 
 from .._errors import ConfigurationError
 from .._placement import check_placement
-from ._base import END, Backend, FiringSlot
+from ._base import END, Backend, FiringSlot, Stream
 from ._inline import InlineBackend
 from ._thread import ThreadBackend
 
-__all__ = ["END", "Backend", "FiringSlot", "make_backend"]
+__all__ = ["END", "Backend", "FiringSlot", "Stream", "make_backend"]
 
 
 def make_backend(name: str, max_workers: int, options: dict[str, Any]) -> Backend:
@@ -24,6 +24,10 @@ def make_backend(name: str, max_workers: int, options: dict[str, Any]) -> Backen
         return InlineBackend(max_workers)
     if name == "thread":
         return ThreadBackend(max_workers)
+    if name == "process":
+        from ._process import ProcessBackend
+
+        return ProcessBackend(max_workers, **options)
     raise ConfigurationError(
         f"execution={name!r} is not available in this version of mpipe yet; "
         f"use 'inline' or 'thread'",

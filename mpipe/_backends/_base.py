@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["END", "Backend", "FiringSlot"]
+__all__ = ["END", "Backend", "FiringSlot", "Stream"]
 
 
 class _End:
@@ -25,12 +25,25 @@ END: Any = _End()
 
 
 class FiringSlot:
-    """What a backend may tell the scheduler about one firing (which worker ran it)."""
+    """One firing as a backend sees it: whose it is, its limits, and (set by the backend) which
+    worker ran it."""
 
-    __slots__ = ("worker",)
+    __slots__ = ("index", "processor_id", "timeout", "worker")
 
-    def __init__(self) -> None:
+    def __init__(
+        self, processor_id: str = "", index: int = -1, timeout: float | None = None
+    ) -> None:
+        self.processor_id = processor_id
+        self.index = index
+        self.timeout = timeout
         self.worker = "main"
+
+
+class Stream:
+    """Base of the generator handles a backend returns for generators that run elsewhere (a
+    worker process); the scheduler drains them through ``advance`` like local generators."""
+
+    __slots__ = ()
 
 
 async def _anext_or_end(stream: Any) -> Any:
@@ -48,6 +61,10 @@ class Backend(ABC):
     """
 
     name = "backend"
+    #: Whether the backend enforces ``slot.timeout`` itself (the scheduler does otherwise).
+    enforces_timeout = False
+    #: Whether ``submit_batch`` is worth using for tiny firings (one message for many items).
+    batches = False
 
     def __init__(self, max_workers: int) -> None:
         self.max_workers = max_workers
@@ -65,11 +82,19 @@ class Backend(ABC):
     def submit(self, fn: Callable[[Any], Any], arg: Any, slot: FiringSlot) -> Any:
         """Run ``fn(arg)``; return its result or an awaitable of it."""
 
+    def submit_batch(self, fn: Callable[[Any], Any], args: list[Any], slot: FiringSlot) -> Any:
+        """Run ``fn`` on each of ``args``; an awaitable of ``(outcomes, seconds)``, each outcome
+        ``(True, value)`` or ``(False, exception)``. Only called when ``batches`` is True."""
+        raise TypeError(f"the {self.name} backend does not run batches")
+
     def advance(self, stream: Any) -> Any:
         """The next item of a generator a firing returned, :data:`END`, or an awaitable of them."""
         if hasattr(stream, "__anext__"):
             return _anext_or_end(stream)
         return next(stream, END)
+
+    def check_callable(self, fn: Callable[[Any], Any], processor_id: str) -> None:
+        """Raise a clear error now if ``fn`` cannot run on this backend (before a run starts)."""
 
     def concurrency(self, stateful: bool) -> int:
         """Firings of one processor in flight at once, unless the processor says otherwise."""

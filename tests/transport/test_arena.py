@@ -65,8 +65,9 @@ def test_grows_up_to_max_size_then_fails_clearly() -> None:
 
 
 def test_payload_larger_than_the_arena_can_ever_hold() -> None:
-    with open_arena(MiB, max_size=2 * MiB) as arena, pytest.raises(
-        PayloadTooLargeError, match="can never fit"
+    with (
+        open_arena(MiB, max_size=2 * MiB) as arena,
+        pytest.raises(PayloadTooLargeError, match="can never fit"),
     ):
         arena.alloc(3 * MiB)
 

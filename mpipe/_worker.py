@@ -1,0 +1,287 @@
+"""The worker process of the process backend: runs firings that arrive on its request ring.
+
+It never imports the scheduler. Protocol: every ring message starts with a 16-byte prefix
+``(op: u8, 3 pad, extra: u32, firing id: u64)`` followed by codec messages.
+
+Requests (parent -> worker):
+
+- ``CALL``: ``extra`` bytes of callable message, then the argument's message. Answered by
+  ``RESULT`` (the value), ``ERROR`` (the exception and its traceback text) or ``STREAM`` when the
+  call returned a generator; then the generator's items follow as ``ITEM`` messages, as far as
+  the parent's credit allows, ended by ``END`` or ``ERROR``.
+- ``BATCH``: like ``CALL`` with a list of arguments; answered by one ``BATCH`` message carrying
+  ``(per-item outcomes, seconds spent)``, each outcome ``(True, value)`` or ``(False, error)``.
+- ``NEXT``: ``extra`` more items of a generator may be sent.
+- ``DROP``: forget a generator (the parent no longer wants it).
+
+Closing the request ring is a planned exit: the worker returns after draining it. A dead parent
+is noticed by the ring (``PeerDiedError``) and by ``PR_SET_PDEATHSIG``: the worker exits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import inspect
+import os
+import signal
+import struct
+import sys
+import time
+import traceback
+from typing import Any
+
+PREFIX = struct.Struct("<BxxxIQ")
+CALL, BATCH, NEXT, DROP = 1, 2, 3, 4
+RESULT, ERROR, STREAM, ITEM, END, BATCH_RESULT = 1, 2, 3, 4, 5, 6
+#: Kinds of a batch outcome: an error, a value, or a generator's items (drained in the worker).
+BATCH_ERROR, BATCH_VALUE, BATCH_ITEMS = 0, 1, 2
+#: Items a generator may run ahead of the parent's consumption.
+STREAM_WINDOW = 16
+
+
+class RemoteTraceback(Exception):
+    """The traceback of an exception raised in a worker process (set as ``__cause__``)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self) -> str:
+        return f'\n\nThe error in the worker process:\n"""\n{self.text}"""'
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def error_payload(exc: BaseException) -> tuple[BaseException, str]:
+    """An exception and its formatted traceback, made picklable if it is not."""
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    exc.__traceback__ = None
+    exc.__context__ = None
+    exc.__cause__ = None
+    return exc, text
+
+
+class _Generator:
+    __slots__ = ("credit", "gen")
+
+    def __init__(self, gen: Any) -> None:
+        self.gen = gen
+        self.credit = STREAM_WINDOW
+
+
+class Worker:
+    """One worker's loop over its channel.
+
+    Args:
+        channel: The worker's side of its rings.
+    """
+
+    def __init__(self, channel: Any) -> None:
+        from ._transport import Codec
+
+        self.channel = channel
+        self.codec = Codec(channel.arena, channel.responses.max_message - PREFIX.size)
+        self.generators: dict[int, _Generator] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def send(self, op: int, fid: int, value: Any = None, extra: int = 0) -> None:
+        """Send one response; a value that cannot be serialized becomes that firing's error."""
+        from ._transport import SerializationError
+
+        body = b""
+        if op not in (STREAM, END):
+            try:
+                body = self.codec.encode(value, 0)
+            except SerializationError as exc:
+                if op == BATCH_RESULT:
+                    value = self._mark_unserializable(value)
+                    body = self.codec.encode(value, 0)
+                else:
+                    op, body = ERROR, self.codec.encode(error_payload(exc), 0)
+        self.channel.send(PREFIX.pack(op, extra, fid) + body)
+
+    @staticmethod
+    def _mark_unserializable(batch: tuple[list[tuple[int, Any]], float]) -> Any:
+        """Replace each outcome that cannot be pickled by an error naming the item."""
+        import dill
+
+        from ._transport import SerializationError
+
+        outcomes, seconds = batch
+        fixed: list[tuple[int, Any]] = []
+        for j, (kind, value) in enumerate(outcomes):
+            try:
+                dill.dumps(value, protocol=5, buffer_callback=lambda b: None, recurse=True)
+            except Exception as exc:
+                error = SerializationError(
+                    f"the output of batch item {j} cannot be serialized: {exc!r}"
+                )
+                fixed.append((BATCH_ERROR, error_payload(error)))
+            else:
+                fixed.append((kind, value))
+        return fixed, seconds
+
+    def _await(self, awaitable: Any) -> Any:
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        return self._loop.run_until_complete(awaitable)
+
+    def call(self, fn: Any, arg: Any) -> Any:
+        result = fn(arg)
+        if inspect.isawaitable(result):
+            result = self._await(result)
+        return result
+
+    def serve(self) -> None:
+        """Answer requests until the parent closes the ring (or dies)."""
+        from ._transport import PeerDiedError, RingClosedError
+
+        channel, decode = self.channel, self.codec.decode
+        while True:
+            try:
+                message = channel.recv()
+            except RingClosedError:
+                return
+            except PeerDiedError:
+                os._exit(0)
+            if message is None:
+                continue
+            op, extra, fid = PREFIX.unpack_from(message)
+            if op == CALL or op == BATCH:
+                try:
+                    fn = decode(message[PREFIX.size : PREFIX.size + extra])
+                    arg = decode(message[PREFIX.size + extra :])
+                except Exception as exc:
+                    self.send(ERROR, fid, error_payload(exc))
+                    continue
+                if op == CALL:
+                    self._call(fid, fn, arg)
+                else:
+                    self._batch(fid, fn, arg)
+                del fn, arg
+            elif op == NEXT:
+                stream = self.generators.get(fid)
+                if stream is not None:
+                    stream.credit += extra
+                    self._pump(fid, stream)
+            elif op == DROP:
+                stream = self.generators.pop(fid, None)
+                if stream is not None:
+                    _close(stream.gen)
+
+    def _call(self, fid: int, fn: Any, arg: Any) -> None:
+        try:
+            result = self.call(fn, arg)
+        except Exception as exc:
+            self.send(ERROR, fid, error_payload(exc))
+            return
+        if inspect.isgenerator(result) or inspect.isasyncgen(result):
+            stream = self.generators[fid] = _Generator(result)
+            self.send(STREAM, fid)
+            self._pump(fid, stream)
+        else:
+            self.send(RESULT, fid, result)
+
+    def _batch(self, fid: int, fn: Any, args: list[Any]) -> None:
+        outcomes: list[tuple[int, Any]] = []
+        start = time.perf_counter()
+        for arg in args:
+            try:
+                result = self.call(fn, arg)
+                if inspect.isgenerator(result) or inspect.isasyncgen(result):
+                    outcomes.append((BATCH_ITEMS, self._drain(result)))
+                else:
+                    outcomes.append((BATCH_VALUE, result))
+            except Exception as exc:
+                outcomes.append((BATCH_ERROR, error_payload(exc)))
+        self.send(BATCH_RESULT, fid, (outcomes, time.perf_counter() - start))
+
+    def _drain(self, gen: Any) -> list[Any]:
+        if inspect.isasyncgen(gen):
+
+            async def collect() -> list[Any]:
+                return [item async for item in gen]
+
+            return self._await(collect())  # type: ignore[no-any-return]
+        return list(gen)
+
+    def _next(self, gen: Any) -> tuple[bool, Any]:
+        if inspect.isasyncgen(gen):
+            try:
+                return True, self._await(gen.__anext__())
+            except StopAsyncIteration:
+                return False, None
+        try:
+            return True, next(gen)
+        except StopIteration:
+            return False, None
+
+    def _pump(self, fid: int, stream: _Generator) -> None:
+        while stream.credit > 0:
+            try:
+                more, item = self._next(stream.gen)
+            except Exception as exc:
+                del self.generators[fid]
+                self.send(ERROR, fid, error_payload(exc))
+                return
+            if not more:
+                del self.generators[fid]
+                self.send(END, fid)
+                return
+            stream.credit -= 1
+            self.send(ITEM, fid, item)
+
+
+def _close(gen: Any) -> None:
+    try:
+        if inspect.isasyncgen(gen):
+            return
+        gen.close()
+    except Exception:
+        pass
+
+
+def main(endpoint: Any) -> None:
+    """Serve one endpoint (the worker's life)."""
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    with endpoint.connect() as channel:
+        Worker(channel).serve()
+
+
+def boot() -> None:
+    """Entry point of a worker interpreter: read the endpoint from stdin, then serve it."""
+    import pickle
+
+    _die_with_parent()
+    data = pickle.loads(sys.stdin.buffer.read())
+    sys.stdin.close()
+    for path in reversed(data["sys_path"]):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    from ._transport import ArenaHandle, Endpoint
+    from ._transport._fds import FdHandle
+
+    arena_fd, request_fd, response_fd = data["fds"]
+    endpoint = Endpoint(
+        arena=ArenaHandle(FdHandle(arena_fd, owned=True), data["slot"], data["wait"]),
+        requests=data["requests"],
+        responses=data["responses"],
+        request_bell=FdHandle(request_fd, owned=True),
+        response_bell=FdHandle(response_fd, owned=True),
+        parent_pid=data["parent_pid"],
+        spin=data["spin"],
+    )
+    if os.getppid() != data["parent_pid"]:
+        os._exit(0)  # the parent died while this worker was starting
+    main(endpoint)

@@ -1,0 +1,380 @@
+"""The process backend: real worker processes, real shared memory, real crashes.
+
+A fault-injection table pairs each way a firing can go wrong with the error the user sees and
+what the strategy makes of it; after every test the autouse fixture checks that no child process
+and no shared memory is left, and this module checks file descriptors too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import psutil
+import pyarrow as pa
+import pytest
+
+from mpipe import (
+    BaseProcessor,
+    ConfigurationError,
+    ExecutionError,
+    GraphExecutor,
+    ProcessingGraph,
+    ProcessorTimeoutError,
+    RetryStrategy,
+    SimpleProcessor,
+    SkipStrategy,
+    WorkerCrashedError,
+)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def no_fd_leak() -> Iterator[None]:
+    before = psutil.Process().num_fds()
+    yield
+    for _ in range(50):
+        if psutil.Process().num_fds() <= before:
+            break
+        time.sleep(0.02)
+    assert psutil.Process().num_fds() <= before, "file descriptors leaked"
+
+
+def process_graph(fn: Any, strategy: Any = None, **config: Any) -> ProcessingGraph:
+    g = ProcessingGraph(error_strategy=strategy)
+    p = SimpleProcessor(fn, "p", execution="process", **config)
+    p.create_default_pipes()
+    g.add_processor(p)
+    return g
+
+
+def run_stream(g: ProcessingGraph, items: list[Any], **kw: Any) -> dict[str, list[Any]]:
+    return asyncio.run(GraphExecutor(g, max_workers=2, **kw).execute_stream({"p": items}))
+
+
+# -- what a firing can do wrong, and what the user must see ------------------------------------
+
+
+def raises(x: int) -> int:
+    if x == 2:
+        raise ValueError(f"bad item {x}")
+    return x
+
+
+def exits(x: int) -> int:
+    if x == 2:
+        os._exit(7)
+    return x
+
+
+def segfaults(x: int) -> int:
+    if x == 2:
+        ctypes.string_at(0)
+    return x
+
+
+def hangs(x: int) -> int:
+    if x == 2:
+        time.sleep(3600)
+    return x
+
+
+def bad_output(x: int) -> Any:
+    if x == 2:
+        return {"live generator": (i for i in range(3))}  # cannot leave the process
+    return x
+
+
+CRASH_CASES = [
+    # (processor function, extra config, error type the user sees, text in the message)
+    (raises, {}, ValueError, "bad item 2"),
+    (exits, {}, WorkerCrashedError, "exit code 7"),
+    (segfaults, {}, WorkerCrashedError, "killed by SIGSEGV"),
+    (hangs, {"timeout": 0.5}, ProcessorTimeoutError, "ran past its timeout of 0.5 s"),
+    (bad_output, {}, Exception, "generator"),
+]
+
+
+@pytest.mark.parametrize(
+    ("fn", "config", "error", "text"), CRASH_CASES, ids=lambda c: getattr(c, "__name__", None)
+)
+def test_fault_halts_with_a_clear_error(
+    fn: Any, config: dict[str, Any], error: type, text: str
+) -> None:
+    g = process_graph(fn, **config)
+    with pytest.raises(ExecutionError) as info:
+        run_stream(g, [0, 1, 2, 3])
+    cause = info.value.cause
+    assert isinstance(cause, error), repr(cause)
+    assert text in str(cause)
+    assert info.value.failed_processors == ["p"]
+
+
+@pytest.mark.parametrize(
+    ("fn", "config", "error", "text"), CRASH_CASES, ids=lambda c: getattr(c, "__name__", None)
+)
+def test_fault_skipped_and_the_run_goes_on(
+    fn: Any, config: dict[str, Any], error: type, text: str
+) -> None:
+    seen: list[BaseException] = []
+    strategy = SkipStrategy(skip_callback=lambda e, pid, ctx: seen.append(e))
+    out = run_stream(process_graph(fn, strategy, **config), [0, 1, 2, 3, 4])
+    assert out == {"p:output": [0, 1, 3, 4]}
+    assert len(seen) == 1 and isinstance(seen[0], error)
+
+
+def test_crash_details() -> None:
+    with pytest.raises(ExecutionError) as info:
+        run_stream(process_graph(exits), [2])
+    crash = info.value.cause
+    assert isinstance(crash, WorkerCrashedError)
+    assert crash.exitcode == 7 and crash.processor_id == "p" and crash.item_index == 0
+    assert "worker-" in str(crash) and "while running processor 'p', item 0" in str(crash)
+
+
+def test_retry_reruns_a_crashed_firing_on_a_fresh_worker() -> None:
+    marker = f"/tmp/mpipe-test-crash-{os.getpid()}"
+
+    def crash_once(x: int) -> int:
+        if x == 1 and not os.path.exists(marker):
+            open(marker, "w").close()
+            os._exit(3)
+        return x * 10
+
+    try:
+        strategy = RetryStrategy(max_retries=1, initial_delay=0)
+        out = run_stream(process_graph(crash_once, strategy), [0, 1, 2])
+    finally:
+        if os.path.exists(marker):
+            os.remove(marker)
+    assert out == {"p:output": [0, 10, 20]}
+
+
+def test_remote_traceback_is_the_cause() -> None:
+    with pytest.raises(ExecutionError) as info:
+        run_stream(process_graph(raises), [2])
+    remote = info.value.cause.__cause__
+    assert type(remote).__name__ == "RemoteTraceback"
+    assert "in raises" in str(remote) and "ValueError: bad item 2" in str(remote)
+
+
+def test_unserializable_input_names_the_culprit() -> None:
+    g = process_graph(lambda x: x)
+    with pytest.raises(ExecutionError) as info:
+        run_stream(g, [{"ok": 1, "gen": (i for i in range(3))}])
+    assert "['gen'] (a generator)" in str(info.value.cause)
+
+
+def test_unserializable_processor_is_refused_before_the_run() -> None:
+    ran: list[int] = []
+    pending = (i for i in range(3))  # a live generator cannot travel to another process
+
+    def uses_generator(x: int) -> int:
+        return x + next(pending)
+
+    g = ProcessingGraph()
+    first = SimpleProcessor(ran.append, "first")
+    first.create_default_pipes()
+    p = SimpleProcessor(uses_generator, "p", execution="process")
+    p.create_default_pipes()
+    g.add_processor(first)
+    g.add_processor(p)
+    g.connect("first", "output", "p", "input")
+    with pytest.raises(
+        ConfigurationError, match="processor 'p' cannot be sent to a worker process"
+    ):
+        GraphExecutor(g, max_workers=1).run(1)
+    assert ran == []
+
+
+# -- semantics the other backends share --------------------------------------------------------
+
+
+def test_lambdas_closures_and_local_classes_work() -> None:
+    factor = 3
+
+    class Box:
+        def __init__(self, v: int) -> None:
+            self.v = v
+
+    g = process_graph(lambda x: Box(x * factor))
+    out = run_stream(g, [1, 2])
+    assert [b.v for b in out["p:output"]] == [3, 6]
+
+
+def test_stateful_processor_keeps_its_state_in_one_worker() -> None:
+    class Counter(BaseProcessor):
+        def __init__(self, pid: str) -> None:
+            super().__init__(pid, execution="process")
+            self.count = 0
+
+        async def process_data(self, input_data: dict[str, Any]) -> Any:
+            self.count += 1
+            return (self.count, os.getpid())
+
+    g = ProcessingGraph()
+    c = Counter("p")
+    c.create_default_pipes()
+    g.add_processor(c)
+    out = asyncio.run(GraphExecutor(g, max_workers=2).execute_stream({"p": range(6)}))
+    counts = [n for n, _ in out["p:output"]]
+    assert counts == [1, 2, 3, 4, 5, 6]
+    assert len({pid for _, pid in out["p:output"]}) == 1
+
+
+def test_generators_stream_from_the_worker() -> None:
+    def count_up(n: int) -> Iterator[int]:
+        yield from range(n)
+
+    g = process_graph(count_up)
+    assert run_stream(g, [3, 40]) == {"p:output": [0, 1, 2, *range(40)]}
+
+
+def test_async_functions_run_in_the_worker() -> None:
+    async def slow(x: int) -> int:
+        await asyncio.sleep(0)
+        return x + 1
+
+    assert run_stream(process_graph(slow), [1, 2]) == {"p:output": [2, 3]}
+
+
+def test_many_tiny_items_keep_their_order() -> None:
+    out = run_stream(process_graph(lambda x: x * 2), list(range(20_000)))
+    assert out == {"p:output": [x * 2 for x in range(20_000)]}
+
+
+def test_independent_branches_run_in_parallel() -> None:
+    def busy(x: float) -> int:
+        end = time.perf_counter() + x
+        while time.perf_counter() < end:
+            pass
+        return os.getpid()
+
+    g = ProcessingGraph()
+    for pid in ("l", "r"):
+        p = SimpleProcessor(busy, pid, execution="process")
+        p.create_default_pipes()
+        g.add_processor(p)
+    out = GraphExecutor(g, max_workers=2).run(0.3)
+    assert out["l:output"] != out["r:output"]  # two workers at once
+
+
+def test_arrays_and_tables_come_back_from_shared_memory() -> None:
+    arr = np.arange(1_000_000, dtype=np.float64)
+    table = pa.table({"x": np.arange(100_000)})
+    g = process_graph(lambda v: v)
+
+    async def main() -> None:
+        async with GraphExecutor(g, max_workers=1) as ex:
+            backend = ex._backends.get("process")
+            out = await ex.execute_stream({"p": [arr, table]})
+            backend = ex._backends["process"]
+            base, size = backend._arena.address, backend._arena.capacity
+            got_arr, got_table = out["p:output"]
+            assert np.array_equal(got_arr, arr)
+            assert base <= got_arr.__array_interface__["data"][0] < base + size
+            assert got_table.equals(table)
+            assert base <= got_table.column(0).chunk(0).buffers()[1].address < base + size
+
+    asyncio.run(main())
+
+
+def test_pool_is_reused_inside_async_with() -> None:
+    g = process_graph(lambda x: os.getpid())
+
+    async def main() -> tuple[set[int], set[int]]:
+        async with GraphExecutor(g, max_workers=2) as ex:
+            a = await ex.execute_stream({"p": range(4)})
+            b = await ex.execute_stream({"p": range(4)})
+        return set(a["p:output"]), set(b["p:output"])
+
+    first, second = asyncio.run(main())
+    assert first & second
+
+
+def test_stop_execution_leaves_no_worker() -> None:
+    g = process_graph(hangs)
+
+    async def main() -> None:
+        ex = GraphExecutor(g, max_workers=2)
+        task = asyncio.create_task(ex.execute(2))
+        await asyncio.sleep(1.0)
+        assert psutil.Process().children()
+        await ex.stop_execution()
+        with pytest.raises(ExecutionError, match="stopped"):
+            await task
+
+    asyncio.run(main())
+
+
+# -- the parent's own death and interruption ------------------------------------------------------
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from mpipe import SimpleProcessor, ProcessingGraph, GraphExecutor
+
+    def hang(x):
+        time.sleep(3600)
+
+    g = ProcessingGraph()
+    p = SimpleProcessor(hang, "p", execution="process")
+    p.create_default_pipes()
+    g.add_processor(p)
+    print("starting", flush=True)
+    GraphExecutor(g, max_workers=2).run(1)
+    """
+)
+
+
+def _start_script() -> tuple[subprocess.Popen[str], list[int]]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    parent = psutil.Process(proc.pid)
+    deadline = time.monotonic() + 30
+    workers: list[int] = []
+    while time.monotonic() < deadline and len(workers) < 2:
+        time.sleep(0.1)
+        workers = [c.pid for c in parent.children()]
+    assert len(workers) == 2, "the script's workers did not start"
+    time.sleep(0.5)
+    return proc, workers
+
+
+def _gone(pids: list[int], within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if not any(
+            psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+            for p in pids
+        ):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_workers_exit_when_the_parent_is_killed() -> None:
+    proc, workers = _start_script()
+    proc.kill()
+    proc.wait()
+    assert _gone(workers, within=2.0)
+
+
+def test_ctrl_c_in_a_script_leaves_no_worker() -> None:
+    proc, workers = _start_script()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode != 0
+    assert "KeyboardInterrupt" in err
+    assert _gone(workers, within=2.0)
