@@ -56,10 +56,10 @@ class Endpoint:
         req_fd = self.request_bell.take()
         resp_fd = self.response_bell.take()
         try:
-            requests = native.Ring(arena._native, self.requests, req_fd, True, self.parent_pid,
-                                   self.spin)
-            responses = native.Ring(arena._native, self.responses, resp_fd, False,
-                                    self.parent_pid)
+            requests = native.Ring(
+                arena._native, self.requests, req_fd, True, self.parent_pid, self.spin
+            )
+            responses = native.Ring(arena._native, self.responses, resp_fd, False, self.parent_pid)
         except BaseException:
             os.close(req_fd)
             os.close(resp_fd)
@@ -175,10 +175,12 @@ class Channel:
         """Open the parent's ends once the worker runs (its pid is watched for death)."""
         self.worker_pid = worker_pid
         raw = self.arena._native
-        self.requests = native.Ring(raw, self._blocks[0].data_offset, self._fds[0], False,
-                                    worker_pid)
-        self.responses = native.Ring(raw, self._blocks[1].data_offset, self._fds[1], True,
-                                     worker_pid, self.spin)
+        self.requests = native.Ring(
+            raw, self._blocks[0].data_offset, self._fds[0], False, worker_pid
+        )
+        self.responses = native.Ring(
+            raw, self._blocks[1].data_offset, self._fds[1], True, worker_pid, self.spin
+        )
 
     def _bound(self) -> None:
         if self.requests is None:

@@ -131,13 +131,26 @@ class Codec:
             return self._encode_numpy(obj, peer)
         return self._encode_pickle(obj, peer)
 
-    def _message(self, kind: int, meta: bytes, block: Block | None, start: int, nbytes: int,
-                 peer: int) -> bytes:
+    def _message(
+        self, kind: int, meta: bytes, block: Block | None, start: int, nbytes: int, peer: int
+    ) -> bytes:
         if block is None:
             return _HEADER.pack(_MAGIC, _VERSION, kind, len(meta), 0, 0, 0, 0, 0) + meta
         block.share(peer)  # the message carries the receiver's reference
-        return _HEADER.pack(_MAGIC, _VERSION, kind, len(meta), block.offset, block.gen, start,
-                            nbytes, _FLAG_BLOCK) + meta
+        return (
+            _HEADER.pack(
+                _MAGIC,
+                _VERSION,
+                kind,
+                len(meta),
+                block.offset,
+                block.gen,
+                start,
+                nbytes,
+                _FLAG_BLOCK,
+            )
+            + meta
+        )
 
     def _alloc(self, nbytes: int) -> Block:
         return self.arena.alloc(nbytes, self.wait)
@@ -151,12 +164,12 @@ class Codec:
             return message
         if isinstance(obj, np.ndarray) and not obj.dtype.hasobject and obj.flags.c_contiguous:
             address = obj.__array_interface__["data"][0]
-            block = self.arena.find(address, obj.nbytes)
-            if block is not None:
+            home = self.arena.find(address, obj.nbytes)
+            if home is not None:
                 meta = self._numpy_meta(obj)
                 if meta is not None and HEADER_BYTES + len(meta) <= self.max_message:
-                    start = address - block.address
-                    return self._message(NUMPY, meta, block, start, obj.nbytes, peer)
+                    start = address - home.address
+                    return self._message(NUMPY, meta, home, start, obj.nbytes, peer)
         return None
 
     def _encode_arrow(self, obj: Any, peer: int) -> bytes:
@@ -174,7 +187,8 @@ class Codec:
             nbytes = mock.size()
         except (pa.ArrowException, TypeError) as exc:
             raise SerializationError(
-                f"cannot write {type(obj).__name__} as Arrow IPC: {exc}") from exc
+                f"cannot write {type(obj).__name__} as Arrow IPC: {exc}"
+            ) from exc
         block = self._alloc(nbytes)
         sink = pa.FixedSizeBufferWriter(pa.py_buffer(block.writable(0, nbytes)))
         self._write_ipc(sink, table)
@@ -213,7 +227,9 @@ class Codec:
             path, part, error = _culprit(obj)
             raise SerializationError(
                 f"cannot serialize {path} (a {type(part).__name__}): {error}",
-                path=path, type=type(part).__name__) from exc
+                path=path,
+                type=type(part).__name__,
+            ) from exc
         if not buffers and HEADER_BYTES + len(data) <= self.max_message:
             return self._message(INLINE, data, None, 0, 0, peer)
         views = [b.raw() for b in buffers]
@@ -226,8 +242,7 @@ class Codec:
             home = self.arena.find(_address(view), view.nbytes) if view.nbytes else None
             if home is not None:  # already in the arena: send a reference, not a copy
                 shared.append(home)
-                entries.append((home.offset, home.gen, _address(view) - home.address,
-                                view.nbytes))
+                entries.append((home.offset, home.gen, _address(view) - home.address, view.nbytes))
                 continue
             entries.append((0, 0, pos, view.nbytes))
             copies.append((pos, view))
@@ -276,7 +291,8 @@ class Codec:
             data = dill.dumps(fn, protocol=5, recurse=True)
         except Exception as exc:
             raise SerializationError(
-                f"cannot serialize callable {fn!r} with dill: {exc}", key=key) from exc
+                f"cannot serialize callable {fn!r} with dill: {exc}", key=key
+            ) from exc
         keyb = key.encode()
         meta = struct.pack("<H", len(keyb)) + keyb
         if HEADER_BYTES + len(meta) + len(data) <= self.max_message:
@@ -306,22 +322,25 @@ class Codec:
         if len(message) < HEADER_BYTES:
             raise CorruptMessageError(
                 f"corrupt message: {len(message)} bytes, shorter than the {HEADER_BYTES}-byte "
-                f"header")
+                f"header"
+            )
         magic, version, kind, meta_len, offset, gen, start, nbytes, flags = _HEADER.unpack_from(
-            message)
+            message
+        )
         if magic != _MAGIC or version != _VERSION:
-            raise CorruptMessageError(
-                f"corrupt message: bad magic {magic!r} or version {version}")
+            raise CorruptMessageError(f"corrupt message: bad magic {magic!r} or version {version}")
         if kind >= len(_KIND_NAMES) or HEADER_BYTES + meta_len != len(message):
             raise CorruptMessageError(
-                f"corrupt message: kind {kind}, meta length {meta_len}, size {len(message)}")
+                f"corrupt message: kind {kind}, meta length {meta_len}, size {len(message)}"
+            )
         meta = message[HEADER_BYTES:]
         block = None
         if flags & _FLAG_BLOCK:
             block = self.arena.lease(offset, gen)
             if start + nbytes > block.size:
                 raise CorruptMessageError(
-                    f"corrupt message: range {start}+{nbytes} overruns a {block.size}-byte block")
+                    f"corrupt message: range {start}+{nbytes} overruns a {block.size}-byte block"
+                )
         elif flags or offset or gen:
             raise CorruptMessageError(f"corrupt message: flags {flags} with offset {offset}")
         try:
@@ -329,14 +348,12 @@ class Codec:
         except (CorruptMessageError, SerializationError):
             raise
         except (pa.ArrowInvalid, struct.error, ValueError, IndexError) as exc:
-            raise CorruptMessageError(
-                f"corrupt {_KIND_NAMES[kind]} payload: {exc}") from exc
+            raise CorruptMessageError(f"corrupt {_KIND_NAMES[kind]} payload: {exc}") from exc
         if block is not None and kind in (ARROW, NUMPY):
             self._remember(obj, block, message)
         return obj
 
-    def _decode(self, kind: int, meta: bytes, block: Block | None, start: int,
-                nbytes: int) -> Any:
+    def _decode(self, kind: int, meta: bytes, block: Block | None, start: int, nbytes: int) -> Any:
         if kind == INLINE:
             return self._unpickle(meta, [])
         if kind == CALLABLE_REF:
@@ -344,7 +361,8 @@ class Codec:
                 return self._received[meta.decode()]
             except KeyError:
                 raise CorruptMessageError(
-                    f"callable {meta.decode()!r} was never sent to this process") from None
+                    f"callable {meta.decode()!r} was never sent to this process"
+                ) from None
         if kind == CALLABLE:
             return self._decode_callable(meta, block, start, nbytes)
         if kind == PICKLE_REFS:
@@ -368,7 +386,8 @@ class Codec:
             count = int(np.prod(shape, dtype=np.int64))
             if count * dtype.itemsize != nbytes:
                 raise CorruptMessageError(
-                    f"corrupt numpy message: shape {shape} of {dtype} is not {nbytes} bytes")
+                    f"corrupt numpy message: shape {shape} of {dtype} is not {nbytes} bytes"
+                )
             buf = block.buffer(start, nbytes)
             return np.frombuffer(buf, dtype=dtype, count=count).reshape(shape)
         whole = block.buffer(start, nbytes)
@@ -381,7 +400,8 @@ class Codec:
         buffers = []
         for i in range(count):
             other, gen, b_start, b_len = _PICKLE_ENTRY.unpack_from(
-                view, _PICKLE_INDEX.size + i * _PICKLE_ENTRY.size)
+                view, _PICKLE_INDEX.size + i * _PICKLE_ENTRY.size
+            )
             if other:
                 home = self.arena.lease(other, gen)
                 if b_start + b_len > home.size:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import signal
@@ -46,7 +47,7 @@ def test_blocks_are_aligned_and_disjoint() -> None:
         blocks = [arena.alloc(n) for n in (0, 1, 63, 64, 65, 4096, 100_000)]
         spans = sorted((b.address, b.address + max(b.size, 1)) for b in blocks)
         assert all(start % 64 == 0 for start, _ in spans)
-        assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:]))
+        assert all(a_end <= b_start for (_, a_end), (b_start, _) in itertools.pairwise(spans))
         for i, b in enumerate(blocks):
             b.writable()[:] = bytes([i]) * b.size
         for i, b in enumerate(blocks):
@@ -65,8 +66,9 @@ def test_grows_up_to_max_size_then_fails_clearly() -> None:
 
 
 def test_payload_larger_than_the_arena_can_ever_hold() -> None:
-    with open_arena(MiB, max_size=2 * MiB) as arena, pytest.raises(
-        PayloadTooLargeError, match="can never fit"
+    with (
+        open_arena(MiB, max_size=2 * MiB) as arena,
+        pytest.raises(PayloadTooLargeError, match="can never fit"),
     ):
         arena.alloc(3 * MiB)
 

@@ -42,8 +42,18 @@ def roundtrip(codec: Codec, obj: object) -> object:
 
 @pytest.mark.parametrize(
     "value",
-    [None, 0, -1, 3.5, "text", b"bytes", [1, 2, 3], {"a": (1, 2)}, "x" * 10_000,
-     {"nested": [{"k": i} for i in range(500)]}],
+    [
+        None,
+        0,
+        -1,
+        3.5,
+        "text",
+        b"bytes",
+        [1, 2, 3],
+        {"a": (1, 2)},
+        "x" * 10_000,
+        {"nested": [{"k": i} for i in range(500)]},
+    ],
     ids=repr,
 )
 def test_python_values_roundtrip(codec: Codec, value: object) -> None:
@@ -72,10 +82,15 @@ def arrow_buffers_inside(codec: Codec, obj: object) -> bool:
 
 @pytest.mark.parametrize("kind", ["table", "batch", "array", "chunked"])
 def test_arrow_roundtrip_is_zero_copy(codec: Codec, kind: str) -> None:
-    table = pa.table({"x": np.arange(50_000), "s": [str(i) for i in range(50_000)]},
-                     metadata={b"k": b"v"})
-    obj = {"table": table, "batch": table.to_batches()[0], "array": table.column("x").chunk(0),
-           "chunked": pa.chunked_array([np.arange(10), np.arange(5)])}[kind]
+    table = pa.table(
+        {"x": np.arange(50_000), "s": [str(i) for i in range(50_000)]}, metadata={b"k": b"v"}
+    )
+    obj = {
+        "table": table,
+        "batch": table.to_batches()[0],
+        "array": table.column("x").chunk(0),
+        "chunked": pa.chunked_array([np.arange(10), np.arange(5)]),
+    }[kind]
     back = roundtrip(codec, obj)
     assert type(back) is type(obj)
     assert back.equals(obj)  # type: ignore[attr-defined]
@@ -135,14 +150,12 @@ def test_decoded_object_is_sent_on_without_a_copy(codec: Codec) -> None:
 
 def test_held_array_never_changes_while_payloads_stream_through(codec: Codec) -> None:
     held = roundtrip(codec, np.full(1 << 18, 7, dtype=np.uint8))
-    del_count = 0
     rng = np.random.default_rng(3)
     for _ in range(200):
         data = rng.integers(0, 255, int(rng.integers(1, 1 << 18)), dtype=np.uint8)
         back = roundtrip(codec, data)
         assert np.array_equal(back, data)  # type: ignore[arg-type]
         del back
-        del_count += 1
     assert (held == 7).all()  # type: ignore[union-attr]
     assert codec.arena.stats()["used_blocks"] == 1
 

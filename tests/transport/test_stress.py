@@ -41,7 +41,8 @@ def stress(messages: int, payloads: int, largest: int, workers: int = 2) -> dict
     rng = np.random.default_rng(2024)
     source = rng.integers(0, 256, largest + 4096, dtype=np.uint8)
     sizes = payload_sizes(rng, payloads, largest)
-    payload_at = dict(zip(sorted(rng.choice(messages, payloads, replace=False).tolist()), sizes))
+    positions = sorted(rng.choice(messages, payloads, replace=False).tolist())
+    payload_at = dict(zip(positions, sizes, strict=True))
     window = 32
     stats: dict[str, Any] = {"messages": messages, "payloads": payloads, "bytes": 0}
     ctx = multiprocess.get_context("spawn")
@@ -49,7 +50,7 @@ def stress(messages: int, payloads: int, largest: int, workers: int = 2) -> dict
         channels = [open_channel(arena, slot, capacity=256) for slot in range(1, workers + 1)]
         procs = [ctx.Process(target=serve, args=(ch.endpoint(),), daemon=True) for ch in channels]
         try:
-            for ch, proc in zip(channels, procs):
+            for ch, proc in zip(channels, procs, strict=True):
                 proc.start()
                 ch.bind(proc.pid)
             codec = Codec(arena, channels[0].max_message)

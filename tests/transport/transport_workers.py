@@ -53,7 +53,11 @@ def serve(endpoint: Endpoint) -> None:
             elif op == "echo":
                 reply = value
             elif op == "table":
-                reply = (seq, value.num_rows, in_arena(codec, value.column(0).chunk(0).buffers()[1].address))
+                reply = (
+                    seq,
+                    value.num_rows,
+                    in_arena(codec, value.column(0).chunk(0).buffers()[1].address),
+                )
             elif op == "call":
                 fn = codec.decode(value)
                 reply = (seq, fn(extra))
