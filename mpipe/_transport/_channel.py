@@ -34,8 +34,8 @@ class Endpoint:
 
     Attributes:
         arena: The arena handle (carries the worker's slot).
-        requests: Arena offset of the request ring.
-        responses: Arena offset of the response ring.
+        requests: The request ring's block: ``(offset, generation)``.
+        responses: The response ring's block: ``(offset, generation)``.
         request_bell: Doorbell the parent rings for requests.
         response_bell: Doorbell the worker rings for responses.
         parent_pid: The parent's pid, watched so that a worker never waits on a dead parent.
@@ -43,8 +43,8 @@ class Endpoint:
     """
 
     arena: ArenaHandle
-    requests: int
-    responses: int
+    requests: tuple[int, int]
+    responses: tuple[int, int]
     request_bell: FdHandle
     response_bell: FdHandle
     parent_pid: int
@@ -56,16 +56,20 @@ class Endpoint:
         req_fd = self.request_bell.take()
         resp_fd = self.response_bell.take()
         try:
+            # the worker's references to the ring blocks: they outlive the parent's close
+            blocks = (arena.lease(*self.requests), arena.lease(*self.responses))
             requests = native.Ring(
-                arena._native, self.requests, req_fd, True, self.parent_pid, self.spin
+                arena._native, blocks[0].data_offset, req_fd, True, self.parent_pid, self.spin
             )
-            responses = native.Ring(arena._native, self.responses, resp_fd, False, self.parent_pid)
+            responses = native.Ring(
+                arena._native, blocks[1].data_offset, resp_fd, False, self.parent_pid
+            )
         except BaseException:
             os.close(req_fd)
             os.close(resp_fd)
             arena.close()
             raise
-        return WorkerChannel(arena, requests, responses, (req_fd, resp_fd))
+        return WorkerChannel(arena, requests, responses, (req_fd, resp_fd), blocks)
 
 
 class WorkerChannel:
@@ -77,11 +81,19 @@ class WorkerChannel:
         responses: Sending end of the response ring.
     """
 
-    def __init__(self, arena: Arena, requests: Any, responses: Any, fds: tuple[int, int]) -> None:
+    def __init__(
+        self,
+        arena: Arena,
+        requests: Any,
+        responses: Any,
+        fds: tuple[int, int],
+        blocks: tuple[Block, Block],
+    ) -> None:
         self.arena = arena
         self.requests = requests
         self.responses = responses
         self._fds = fds
+        self._blocks = blocks
         self._closed = False
 
     def recv(self, timeout: float | None = None) -> bytes | None:
@@ -102,11 +114,14 @@ class WorkerChannel:
         self.responses.send(message, -1.0 if timeout is None else timeout)
 
     def close(self) -> None:
-        """Close the worker's doorbells and unmap what no view still uses."""
+        """Close the worker's doorbells, drop its ring references, unmap what no view uses."""
         if not self._closed:
             self._closed = True
             for fd in self._fds:
                 os.close(fd)
+            self.requests = self.responses = None
+            for block in self._blocks:
+                block.release()
             self.arena.close()
 
     def __enter__(self) -> WorkerChannel:
@@ -160,11 +175,18 @@ class Channel:
         self.max_message = slot_size - 8
 
     def endpoint(self) -> Endpoint:
-        """The worker's half, to pass as an argument of the worker process."""
+        """The worker's half, to pass as an argument of the worker process.
+
+        It carries one reference to each ring block for the worker's slot, which the worker
+        drops when it closes its channel; if the worker never connects or dies, the pool calls
+        :meth:`Arena.reclaim` for the slot.
+        """
+        for block in self._blocks:
+            block.share(self.slot)
         return Endpoint(
             arena=self.arena.handle(self.slot),
-            requests=self._blocks[0].data_offset,
-            responses=self._blocks[1].data_offset,
+            requests=(self._blocks[0].offset, self._blocks[0].gen),
+            responses=(self._blocks[1].offset, self._blocks[1].gen),
             request_bell=FdHandle(self._fds[0]),
             response_bell=FdHandle(self._fds[1]),
             parent_pid=os.getpid(),
@@ -240,7 +262,8 @@ class Channel:
 
     def close(self) -> None:
         """Close the request ring (the worker sees :class:`RingClosedError` after draining),
-        stop watching, close the doorbells and free both rings."""
+        stop watching, close the doorbells and drop the parent's references to both rings
+        (freed once the worker has dropped its own)."""
         if self.requests is not None:
             self.requests.close()
         self.unwatch()

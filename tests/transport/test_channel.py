@@ -220,3 +220,46 @@ def test_worker_death_is_seen_by_the_parent_and_its_space_reclaimed() -> None:
             worker.stop()
         assert arena.stats()["used_blocks"] == 0
         assert zlib.crc32(b"") == 0
+
+
+@pytest.mark.slow
+def test_producer_killed_mid_send_publishes_nothing() -> None:
+    from mpipe._transport._load import native
+
+    with open_arena(MiB) as arena:
+        with open_channel(arena, 1) as ch:
+            endpoint = ch.endpoint()
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - child
+                worker = endpoint.connect()
+                worker.send(b"complete")
+                native.Arena._crash_at(8)  # dies after writing the slot, before publishing it
+                worker.send(b"torn")
+                os._exit(0)
+            ch.bind(pid)
+            _, status = os.waitpid(pid, 0)
+            assert os.WIFSIGNALED(status)
+            assert ch.recv(timeout=5.0) == b"complete"
+            with pytest.raises(PeerDiedError):
+                ch.recv(timeout=5.0)
+            assert arena.reclaim(1) == 0  # the rings stay: the parent still holds them
+            arena.check()
+        assert arena.stats()["used_blocks"] == 0
+
+
+def test_corrupt_ring_slot_is_a_clear_error() -> None:
+    from mpipe._transport import CorruptMessageError
+
+    with open_arena(MiB) as arena, open_channel(arena, 1, message_size=120) as ch:
+        ch.bind(os.getpid())
+        worker = ch.endpoint().connect()
+        try:
+            ch.send(b"hello")
+            slot = ch._blocks[0].data_offset + 256  # the first slot: length, then bytes
+            arena._native._poke(slot, 10_000)
+            with pytest.raises(CorruptMessageError, match="exceeds the slot size"):
+                worker.recv()
+            ch.send(b"next")
+            assert worker.recv() == b"next"  # the ring goes on
+        finally:
+            worker.close()
