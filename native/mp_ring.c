@@ -197,10 +197,19 @@ static int push(RingObject *self, const char *data, uint32_t len) {
     return 1;
 }
 
-static PyObject *Ring_send(RingObject *self, PyObject *args) {
+static PyObject *Ring_send(RingObject *self, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"message", "timeout", NULL};
     Py_buffer buf;
     double timeout = -1;
-    if (!PyArg_ParseTuple(args, "y*|d", &buf, &timeout)) return NULL;
+    PyObject *t = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "y*|O", kwlist, &buf, &t)) return NULL;
+    if (t != Py_None) {
+        timeout = PyFloat_AsDouble(t);
+        if (timeout == -1 && PyErr_Occurred()) {
+            PyBuffer_Release(&buf);
+            return NULL;
+        }
+    }
     if (role(self, 0) != 0) {
         PyBuffer_Release(&buf);
         return NULL;
@@ -336,9 +345,15 @@ static void adaptive_spin(RingObject *self) {
     }
 }
 
-static PyObject *Ring_recv(RingObject *self, PyObject *args) {
+static PyObject *Ring_recv(RingObject *self, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"timeout", NULL};
     double timeout = -1;
-    if (!PyArg_ParseTuple(args, "|d", &timeout)) return NULL;
+    PyObject *t = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|O", kwlist, &t)) return NULL;
+    if (t != Py_None) {
+        timeout = PyFloat_AsDouble(t);
+        if (timeout == -1 && PyErr_Occurred()) return NULL;
+    }
     if (role(self, 1) != 0) return NULL;
     mp_ring_hdr *r = self->r;
     PyObject *m = pop(self);
@@ -445,10 +460,10 @@ static PyGetSetDef Ring_getset[] = {
 static PyMethodDef Ring_methods[] = {
     {"format", (PyCFunction)Ring_format, METH_VARARGS | METH_STATIC,
      "format(arena, offset, capacity, slot_size) -> bytes used: lay out an empty ring."},
-    {"send", (PyCFunction)Ring_send, METH_VARARGS, "send(msg, timeout=-1): block while full."},
+    {"send", (PyCFunction)(void (*)(void))Ring_send, METH_VARARGS | METH_KEYWORDS, "send(msg, timeout=None): block while full (None: no limit)."},
     {"try_send", (PyCFunction)Ring_try_send, METH_O, "try_send(msg) -> False when full."},
-    {"recv", (PyCFunction)Ring_recv, METH_VARARGS,
-     "recv(timeout=-1) -> msg or None on timeout; spins, then sleeps on the doorbell."},
+    {"recv", (PyCFunction)(void (*)(void))Ring_recv, METH_VARARGS | METH_KEYWORDS,
+     "recv(timeout=None) -> msg, or None on timeout; spins, then sleeps (None: no limit)."},
     {"try_recv", (PyCFunction)Ring_try_recv, METH_NOARGS, "try_recv() -> msg or None."},
     {"arm", (PyCFunction)Ring_arm, METH_NOARGS,
      "Ask for a doorbell on every message from now on; returns whether messages wait."},

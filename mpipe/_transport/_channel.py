@@ -72,14 +72,35 @@ class Endpoint:
         return WorkerChannel(arena, requests, responses, (req_fd, resp_fd), blocks)
 
 
+def _unbound(*args: Any) -> Any:
+    raise TransportError("bind(worker_pid) the channel before using it")
+
+
+def _closed(*args: Any) -> Any:
+    raise TransportError("the channel is closed")
+
+
 class WorkerChannel:
     """The worker's side: receive requests, send responses.
 
+    ``recv`` and ``send`` are the native ring methods themselves (no Python layer in between):
+
+    - ``recv(timeout=None) -> bytes | None``: the next request, ``None`` on timeout; blocks with
+      the GIL released. Raises :class:`RingClosedError` once the parent closed the channel and
+      every request was read, :class:`PeerDiedError` when the parent died.
+    - ``send(message, timeout=None)``: send a response, waiting while the ring is full. Raises
+      :class:`PeerDiedError` when the parent died, :class:`RingFullError` after ``timeout``.
+
     Attributes:
         arena: The arena mapped in this worker.
-        requests: Receiving end of the request ring (``recv`` blocks with the GIL released).
+        requests: Receiving end of the request ring.
         responses: Sending end of the response ring.
+        recv: See above.
+        send: See above.
     """
+
+    recv: Callable[..., bytes | None]
+    send: Callable[..., None]
 
     def __init__(
         self,
@@ -95,23 +116,8 @@ class WorkerChannel:
         self._fds = fds
         self._blocks = blocks
         self._closed = False
-
-    def recv(self, timeout: float | None = None) -> bytes | None:
-        """The next request (``None`` on timeout).
-
-        Raises:
-            RingClosedError: The parent closed the channel and every request was read.
-            PeerDiedError: The parent died.
-        """
-        return self.requests.recv(-1.0 if timeout is None else timeout)  # type: ignore[no-any-return]
-
-    def send(self, message: bytes, timeout: float | None = None) -> None:
-        """Send a response, waiting while the ring is full.
-
-        Raises:
-            PeerDiedError: The parent died. RingFullError: still full after ``timeout``.
-        """
-        self.responses.send(message, -1.0 if timeout is None else timeout)
+        self.recv = requests.recv
+        self.send = responses.send
 
     def close(self) -> None:
         """Close the worker's doorbells, drop its ring references, unmap what no view uses."""
@@ -120,6 +126,7 @@ class WorkerChannel:
             for fd in self._fds:
                 os.close(fd)
             self.requests = self.responses = None
+            self.recv = self.send = _closed
             for block in self._blocks:
                 block.release()
             self.arena.close()
@@ -138,6 +145,16 @@ class WorkerChannel:
 
 class Channel:
     """The parent's side of one worker's rings. Create with :func:`open_channel`.
+
+    After :meth:`bind`, ``send``, ``try_send`` and ``recv`` are the native ring methods
+    themselves (before it they raise :class:`TransportError`):
+
+    - ``send(message, timeout=None)``: send a request, blocking while the ring is full (an event
+      loop should use ``try_send``). Raises :class:`PeerDiedError` when the worker died,
+      :class:`RingFullError` after ``timeout``.
+    - ``try_send(message) -> bool``: send if the ring has room; never blocks.
+    - ``recv(timeout=None) -> bytes | None``: block for the next response, ``None`` on timeout
+      (scripts and benchmarks; the executor uses :meth:`watch`).
 
     Args:
         arena: The parent's arena.
@@ -163,6 +180,9 @@ class Channel:
         self.worker_pid = 0
         self.requests: Any = None
         self.responses: Any = None
+        self.send: Callable[..., None] = _unbound
+        self.try_send: Callable[[bytes], bool] = _unbound
+        self.recv: Callable[..., bytes | None] = _unbound
         try:
             for _ in range(2):
                 block = arena.alloc(ring_bytes, wait=0.0)
@@ -203,29 +223,13 @@ class Channel:
         self.responses = native.Ring(
             raw, self._blocks[1].data_offset, self._fds[1], True, worker_pid, self.spin
         )
+        self.send = self.requests.send
+        self.try_send = self.requests.try_send
+        self.recv = self.responses.recv
 
     def _bound(self) -> None:
         if self.requests is None:
             raise TransportError("bind(worker_pid) the channel before using it")
-
-    def send(self, message: bytes, timeout: float | None = None) -> None:
-        """Send a request (blocking while the ring is full; prefer :meth:`try_send` in a loop).
-
-        Raises:
-            PeerDiedError: The worker died. RingFullError: still full after ``timeout``.
-        """
-        self._bound()
-        self.requests.send(message, -1.0 if timeout is None else timeout)
-
-    def try_send(self, message: bytes) -> bool:
-        """Send a request if the ring has room; never blocks."""
-        self._bound()
-        return bool(self.requests.try_send(message))
-
-    def recv(self, timeout: float | None = None) -> bytes | None:
-        """Block for the next response (``None`` on timeout); for scripts and benchmarks."""
-        self._bound()
-        return self.responses.recv(-1.0 if timeout is None else timeout)  # type: ignore[no-any-return]
 
     def drain(self) -> list[bytes]:
         """Every response waiting now."""
@@ -271,6 +275,7 @@ class Channel:
             os.close(fd)
         self._fds = []
         self.requests = self.responses = None
+        self.send = self.try_send = self.recv = _closed
         for block in self._blocks:
             block.release()
         self._blocks = []
