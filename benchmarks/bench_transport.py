@@ -2,9 +2,12 @@
 
 Run: ``python -m pytest benchmarks/bench_transport.py --benchmark-only -s``
 
-- round trip of a 32-byte message between the same two processes: mpipe ring + eventfd
-  doorbell, ``os.pipe`` ping-pong, ``multiprocessing.connection.Pipe``;
+- round trip of a 32-byte message between the same two processes: mpipe ring + doorbell,
+  ``os.pipe`` ping-pong, ``multiprocessing.connection.Pipe``;
 - messages per second one way (10,000 messages of 32 bytes, then one acknowledgement);
+- each of those three ways: processes placed by the scheduler (``free``), pinned to two cores,
+  pinned to one core (on a 2-core machine the scheduler often keeps a ping-pong pair on one core,
+  where spinning cannot help and a wake-up is a context switch);
 - a 256 MiB numpy array and Arrow table written into the arena and read back (zero-copy) against
   one ``np.copyto`` of the same bytes.
 
@@ -54,7 +57,7 @@ def _reap(pid: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def ring() -> Iterator[Channel]:
+def ring() -> Iterator[tuple[Channel, int]]:
     with open_arena(16 * MiB) as arena, open_channel(arena, 1, capacity=1024) as ch:
         endpoint = ch.endpoint()
 
@@ -71,12 +74,12 @@ def ring() -> Iterator[Channel]:
 
         pid = _child(echo)
         ch.bind(pid)
-        yield ch
+        yield ch, pid
         _reap(pid)
 
 
 @pytest.fixture(scope="module")
-def pipe() -> Iterator[tuple[int, int]]:
+def pipe() -> Iterator[tuple[tuple[int, int], int]]:
     from_parent, to_child = os.pipe()  # (read end, write end)
     from_child, to_parent = os.pipe()
 
@@ -92,14 +95,14 @@ def pipe() -> Iterator[tuple[int, int]]:
                 os.write(to_parent, m)
 
     pid = _child(echo)
-    yield to_child, from_child
+    yield (to_child, from_child), pid
     _reap(pid)
     for fd in (to_child, from_parent, from_child, to_parent):
         os.close(fd)
 
 
 @pytest.fixture(scope="module")
-def mp_pipe() -> Iterator[Connection]:
+def mp_pipe() -> Iterator[tuple[Connection, int]]:
     parent, child = Pipe()
 
     def echo() -> None:
@@ -113,7 +116,7 @@ def mp_pipe() -> Iterator[Connection]:
                 child.send_bytes(m)
 
     pid = _child(echo)
-    yield parent
+    yield parent, pid
     _reap(pid)
     parent.close()
     child.close()
@@ -128,25 +131,26 @@ def report(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     lines = []
     pairs = [
-        ("round trip: ring / os.pipe", "rt_ring", "rt_pipe"),
-        ("round trip: ring / mp.Pipe", "rt_ring", "rt_mp"),
-        ("one way x10k: ring / os.pipe", "burst_ring", "burst_pipe"),
-        ("one way x10k: ring / mp.Pipe", "burst_ring", "burst_mp"),
         ("256 MiB numpy: arena / np.copyto", "big_numpy", "big_copyto"),
         ("256 MiB Arrow table: arena / np.copyto", "big_arrow", "big_copyto"),
     ]
+    for where in PLACEMENTS:
+        pairs += [
+            (f"round trip [{where}]: ring / os.pipe", f"rt_ring[{where}]", f"rt_pipe[{where}]"),
+            (f"round trip [{where}]: ring / mp.Pipe", f"rt_ring[{where}]", f"rt_mp[{where}]"),
+            (f"one way [{where}]: ring / os.pipe", f"burst_ring[{where}]", f"burst_pipe[{where}]"),
+            (f"one way [{where}]: ring / mp.Pipe", f"burst_ring[{where}]", f"burst_mp[{where}]"),
+        ]
     for label, a, b in pairs:
         if a in RESULTS and b in RESULTS:
-            lines.append(f"{label:42s} {RESULTS[a] / RESULTS[b]:6.2f}x")
-    for key in ("rt_ring", "rt_pipe", "rt_mp"):
-        if key in RESULTS:
-            lines.append(f"{key:42s} {RESULTS[key] * 1e6:8.1f} us per round trip")
-    for key in ("burst_ring", "burst_pipe", "burst_mp"):
-        if key in RESULTS:
-            lines.append(f"{key:42s} {BURST / RESULTS[key]:10,.0f} messages/s")
-    for key in ("big_numpy", "big_arrow", "big_copyto"):
-        if key in RESULTS:
-            lines.append(f"{key:42s} {BIG / RESULTS[key] / 1e9:8.2f} GB/s")
+            lines.append(f"{label:44s} {RESULTS[a] / RESULTS[b]:6.2f}x")
+    for key, value in RESULTS.items():
+        if key.startswith("rt_"):
+            lines.append(f"{key:44s} {value * 1e6:8.1f} us per round trip")
+        elif key.startswith("burst_"):
+            lines.append(f"{key:44s} {BURST / value:12,.0f} messages/s")
+        else:
+            lines.append(f"{key:44s} {BIG / value / 1e9:8.2f} GB/s")
     if lines:
         text = "\n".join(["", "transport ratios (lower is better for mpipe):", *lines])
         capture = request.config.pluginmanager.get_plugin("capturemanager")
@@ -160,48 +164,89 @@ def report(request: pytest.FixtureRequest) -> Iterator[None]:
         (out / "bench_transport.json").write_text(json.dumps(RESULTS, indent=2))
 
 
-def test_round_trip_ring(benchmark: Any, ring: Channel) -> None:
+PLACEMENTS = ["free", "two-cores", "one-core"]
+
+
+@contextlib.contextmanager
+def placed(placement: str, child: int) -> Iterator[None]:
+    """Let the scheduler place both processes, or pin them to two cores, or to one core."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if placement != "free" and len(cpus) < 2:  # pragma: no cover
+        pytest.skip("needs two cores")
+    if placement == "two-cores":
+        os.sched_setaffinity(0, {cpus[0]})
+        os.sched_setaffinity(child, {cpus[1]})
+    elif placement == "one-core":
+        os.sched_setaffinity(0, {cpus[0]})
+        os.sched_setaffinity(child, {cpus[0]})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, cpus)
+        os.sched_setaffinity(child, cpus)
+
+
+@pytest.mark.parametrize("placement", PLACEMENTS)
+def test_round_trip_ring(benchmark: Any, ring: tuple[Channel, int], placement: str) -> None:
+    ch, pid = ring
+
     def once() -> None:
-        ring.send(MESSAGE)
-        ring.recv()
+        ch.send(MESSAGE)
+        ch.recv()
 
-    benchmark(once)
-    _record("rt_ring", benchmark)
+    with placed(placement, pid):
+        benchmark(once)
+    _record(f"rt_ring[{placement}]", benchmark)
 
 
-def test_round_trip_os_pipe(benchmark: Any, pipe: tuple[int, int]) -> None:
-    w, r = pipe
+@pytest.mark.parametrize("placement", PLACEMENTS)
+def test_round_trip_os_pipe(
+    benchmark: Any, pipe: tuple[tuple[int, int], int], placement: str
+) -> None:
+    (w, r), pid = pipe
 
     def once() -> None:
         os.write(w, MESSAGE)
         os.read(r, 32)
 
-    benchmark(once)
-    _record("rt_pipe", benchmark)
+    with placed(placement, pid):
+        benchmark(once)
+    _record(f"rt_pipe[{placement}]", benchmark)
 
 
-def test_round_trip_mp_pipe(benchmark: Any, mp_pipe: Connection) -> None:
+@pytest.mark.parametrize("placement", PLACEMENTS)
+def test_round_trip_mp_pipe(
+    benchmark: Any, mp_pipe: tuple[Connection, int], placement: str
+) -> None:
+    conn, pid = mp_pipe
+
     def once() -> None:
-        mp_pipe.send_bytes(MESSAGE)
-        mp_pipe.recv_bytes()
+        conn.send_bytes(MESSAGE)
+        conn.recv_bytes()
 
-    benchmark(once)
-    _record("rt_mp", benchmark)
+    with placed(placement, pid):
+        benchmark(once)
+    _record(f"rt_mp[{placement}]", benchmark)
 
 
-def test_one_way_ring(benchmark: Any, ring: Channel) -> None:
+@pytest.mark.parametrize("placement", PLACEMENTS)
+def test_one_way_ring(benchmark: Any, ring: tuple[Channel, int], placement: str) -> None:
+    ch, pid = ring
+
     def burst() -> None:
-        ring.send(b"burst")
+        ch.send(b"burst")
         for _ in range(BURST):
-            ring.send(MESSAGE)
-        ring.recv()
+            ch.send(MESSAGE)
+        ch.recv()
 
-    benchmark.pedantic(burst, rounds=10, warmup_rounds=1)
-    _record("burst_ring", benchmark)
+    with placed(placement, pid):
+        benchmark.pedantic(burst, rounds=10, warmup_rounds=1)
+    _record(f"burst_ring[{placement}]", benchmark)
 
 
-def test_one_way_os_pipe(benchmark: Any, pipe: tuple[int, int]) -> None:
-    w, r = pipe
+@pytest.mark.parametrize("placement", PLACEMENTS)
+def test_one_way_os_pipe(benchmark: Any, pipe: tuple[tuple[int, int], int], placement: str) -> None:
+    (w, r), pid = pipe
 
     def burst() -> None:
         os.write(w, b"b" * 32)
@@ -209,19 +254,24 @@ def test_one_way_os_pipe(benchmark: Any, pipe: tuple[int, int]) -> None:
             os.write(w, MESSAGE)
         os.read(r, 32)
 
-    benchmark.pedantic(burst, rounds=10, warmup_rounds=1)
-    _record("burst_pipe", benchmark)
+    with placed(placement, pid):
+        benchmark.pedantic(burst, rounds=10, warmup_rounds=1)
+    _record(f"burst_pipe[{placement}]", benchmark)
 
 
-def test_one_way_mp_pipe(benchmark: Any, mp_pipe: Connection) -> None:
+@pytest.mark.parametrize("placement", PLACEMENTS)
+def test_one_way_mp_pipe(benchmark: Any, mp_pipe: tuple[Connection, int], placement: str) -> None:
+    conn, pid = mp_pipe
+
     def burst() -> None:
-        mp_pipe.send_bytes(b"burst")
+        conn.send_bytes(b"burst")
         for _ in range(BURST):
-            mp_pipe.send_bytes(MESSAGE)
-        mp_pipe.recv_bytes()
+            conn.send_bytes(MESSAGE)
+        conn.recv_bytes()
 
-    benchmark.pedantic(burst, rounds=10, warmup_rounds=1)
-    _record("burst_mp", benchmark)
+    with placed(placement, pid):
+        benchmark.pedantic(burst, rounds=10, warmup_rounds=1)
+    _record(f"burst_mp[{placement}]", benchmark)
 
 
 @pytest.fixture(scope="module")
