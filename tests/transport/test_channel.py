@@ -263,3 +263,28 @@ def test_corrupt_ring_slot_is_a_clear_error() -> None:
             assert worker.recv() == b"next"  # the ring goes on
         finally:
             worker.close()
+
+
+@pytest.mark.slow
+def test_forkserver_worker_receives_its_descriptors() -> None:
+    from multiprocess import forkserver
+
+    ctx = multiprocess.get_context("forkserver")
+    try:
+        with open_arena(16 * MiB) as arena:
+            with open_channel(arena, 2) as ch:
+                proc = ctx.Process(target=serve, args=(ch.endpoint(),))
+                proc.start()
+                ch.bind(proc.pid)
+                codec = Codec(arena, ch.max_message)
+                data = np.arange(200_000, dtype=np.uint16)
+                ch.send(codec.encode(("sum", 5, data, None), 2))
+                message = ch.recv(timeout=30.0)
+                assert message is not None
+                assert codec.decode(message) == (5, checksum(data), True)
+            proc.join(30)
+            assert proc.exitcode == 0
+            gc.collect()
+            assert arena.stats()["used_blocks"] == 0
+    finally:
+        forkserver._forkserver._stop()  # the server is this test's child: stop it
