@@ -288,3 +288,22 @@ def test_forkserver_worker_receives_its_descriptors() -> None:
             assert arena.stats()["used_blocks"] == 0
     finally:
         forkserver._forkserver._stop()  # the server is this test's child: stop it
+
+
+def test_blocked_receiver_releases_the_gil() -> None:
+    import threading
+
+    with open_arena(MiB) as arena, open_channel(arena, 1) as ch:
+        ch.bind(os.getpid())
+        worker = ch.endpoint().connect()
+        got: list[bytes | None] = []
+        try:
+            waiter = threading.Thread(target=lambda: got.append(worker.recv(timeout=20.0)))
+            waiter.start()
+            total = sum(i * i for i in range(200_000))  # runs only if recv let go of the GIL
+            assert waiter.is_alive() and not got  # still asleep on its doorbell
+            ch.send(str(total).encode())
+            waiter.join()
+            assert got == [str(total).encode()]
+        finally:
+            worker.close()

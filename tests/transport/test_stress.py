@@ -56,6 +56,7 @@ def stress(messages: int, payloads: int, largest: int, workers: int = 2) -> dict
             codec = Codec(arena, channels[0].max_message)
             expected: list[dict[int, Any]] = [{} for _ in channels]
             started = time.perf_counter()
+            held: list[tuple[np.ndarray, int]] = []
 
             def settle(w: int, keep: int) -> None:
                 while len(expected[w]) > keep:
@@ -72,6 +73,8 @@ def stress(messages: int, payloads: int, largest: int, workers: int = 2) -> dict
                         crc = checksum(reply)
                         key = next(k for k, v in expected[w].items() if v == ("echo", crc))
                         del expected[w][key]
+                        if not held and reply.nbytes:
+                            held.append((reply, crc))  # kept while everything else streams
                     del reply
 
             for i in range(messages):
@@ -99,6 +102,9 @@ def stress(messages: int, payloads: int, largest: int, workers: int = 2) -> dict
             for w in range(workers):
                 settle(w, 0)
             stats["seconds"] = time.perf_counter() - started
+            assert held, "no payload was echoed"
+            assert checksum(held[0][0]) == held[0][1], "a held array changed: use after free"
+            held.clear()
             gc.collect()
             arena.check()
             stats["peak_used_bytes"] = arena.stats()["peak_used_bytes"]
