@@ -238,3 +238,27 @@ def test_callables_are_sent_once_per_peer(codec: Codec) -> None:
     del fn
     codec.arena.reclaim(2)  # peer 2 never read its message: forget it
     receiver.arena.close()
+
+
+def test_forward_passes_a_message_on_without_decoding_or_copying(codec: Codec) -> None:
+    receivers = [Codec(Arena.attach(codec.arena.handle(slot))) for slot in (1, 2)]
+    arr = np.arange(50_000)
+    first = codec.decode(codec.encode(arr, 0))
+    for obj in (arr, pa.table({"x": arr}), {"nested": first, "label": "x"}):
+        message = codec.encode(obj, 0)
+        allocations = codec.arena.stats()["allocations"]
+        assert codec.forward(message, [1, 2]) == message
+        assert codec.arena.stats()["allocations"] == allocations
+        for receiver in receivers:
+            back = receiver.decode(message)
+            if isinstance(obj, dict):
+                assert np.array_equal(back["nested"], arr)
+            else:
+                assert back.equals(obj) if isinstance(obj, pa.Table) else np.array_equal(back, obj)
+            del back
+    del first
+    gc.collect()
+    for receiver in receivers:
+        receiver.arena.close()
+    with pytest.raises(CorruptMessageError):
+        codec.forward(b"junk", [1])
