@@ -307,3 +307,29 @@ def test_blocked_receiver_releases_the_gil() -> None:
             assert got == [str(total).encode()]
         finally:
             worker.close()
+
+
+def test_no_descriptor_or_mapping_is_left_behind() -> None:
+    def fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    def mappings() -> int:
+        with open("/proc/self/maps") as f:
+            return sum("mpipe-arena" in line for line in f)
+
+    gc.collect()
+    before = (fds(), mappings())
+    for _ in range(3):
+        with open_arena(MiB) as arena, open_channel(arena, 1) as ch:
+            ch.bind(os.getpid())
+            worker = ch.endpoint().connect()
+            ch.send(Codec(arena).encode(np.arange(10_000), 1))
+            message = worker.recv()
+            assert message is not None
+            view = Codec(worker.arena).decode(message)
+            worker.close()
+            assert view.sum() == np.arange(10_000).sum()  # still mapped while viewed
+            del view
+        del arena, ch, worker
+    gc.collect()
+    assert (fds(), mappings()) == before
