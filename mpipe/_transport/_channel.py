@@ -80,6 +80,25 @@ def _closed(*args: Any) -> Any:
     raise TransportError("the channel is closed")
 
 
+def _watch(
+    loop: asyncio.AbstractEventLoop, ring: Any, fd: int, on_message: Callable[[bytes], None]
+) -> None:
+    """Arm ``ring`` (every message rings its eventfd) and drain it from ``loop``'s reader."""
+
+    def ready() -> None:
+        ring.clear_doorbell()
+        while True:
+            while (m := ring.try_recv()) is not None:
+                on_message(m)
+            if not ring.arm():  # armed: the next message rings the doorbell
+                return
+
+    ring.arm()
+    loop.add_reader(fd, ready)
+    if len(ring):
+        loop.call_soon(ready)
+
+
 class WorkerChannel:
     """The worker's side: receive requests, send responses.
 
@@ -118,11 +137,25 @@ class WorkerChannel:
         self._closed = False
         self.recv = requests.recv
         self.send = responses.send
+        self._watching: asyncio.AbstractEventLoop | None = None
+
+    def watch(self, loop: asyncio.AbstractEventLoop, on_message: Callable[[bytes], None]) -> None:
+        """For a worker that runs an event loop: call ``on_message`` in ``loop`` for each
+        request, woken by the request doorbell (``recv`` must not be used meanwhile)."""
+        _watch(loop, self.requests, self._fds[0], on_message)
+        self._watching = loop
+
+    def unwatch(self) -> None:
+        """Stop watching the request doorbell."""
+        if self._watching is not None:
+            self._watching.remove_reader(self._fds[0])
+            self._watching = None
 
     def close(self) -> None:
         """Close the worker's doorbells, drop its ring references, unmap what no view uses."""
         if not self._closed:
             self._closed = True
+            self.unwatch()
             for fd in self._fds:
                 os.close(fd)
             self.requests = self.responses = None
@@ -242,21 +275,8 @@ class Channel:
     def watch(self, loop: asyncio.AbstractEventLoop, on_message: Callable[[bytes], None]) -> None:
         """Call ``on_message`` in ``loop`` for each response, woken by the response doorbell."""
         self._bound()
-        responses = self.responses
-
-        def ready() -> None:
-            responses.clear_doorbell()
-            while True:
-                while (m := responses.try_recv()) is not None:
-                    on_message(m)
-                if not responses.arm():  # armed: the next message rings the doorbell
-                    return
-
-        responses.arm()
-        loop.add_reader(self._fds[1], ready)
+        _watch(loop, self.responses, self._fds[1], on_message)
         self._watching = loop
-        if len(responses):
-            loop.call_soon(ready)
 
     def unwatch(self) -> None:
         """Stop watching the response doorbell."""

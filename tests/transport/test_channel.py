@@ -333,3 +333,32 @@ def test_no_descriptor_or_mapping_is_left_behind() -> None:
         del arena, ch, worker
     gc.collect()
     assert (fds(), mappings()) == before
+
+
+def test_worker_event_loop_can_watch_its_request_doorbell() -> None:
+    with open_arena(MiB) as arena, open_channel(arena, 1) as ch:
+        ch.bind(os.getpid())
+        worker = ch.endpoint().connect()
+
+        async def main() -> list[bytes]:
+            got: list[bytes] = []
+            done = asyncio.Event()
+
+            def on_message(m: bytes) -> None:
+                got.append(m)
+                if len(got) == 300:
+                    done.set()
+
+            worker.watch(asyncio.get_running_loop(), on_message)
+            ch.send(b"early")  # before the loop runs: still delivered
+            for i in range(299):
+                ch.send(str(i).encode())
+                if i % 50 == 0:
+                    await asyncio.sleep(0)
+            await asyncio.wait_for(done.wait(), 30)
+            return got
+
+        try:
+            assert asyncio.run(main()) == [b"early"] + [str(i).encode() for i in range(299)]
+        finally:
+            worker.close()
