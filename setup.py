@@ -11,7 +11,14 @@ from setuptools import Extension, setup
 
 sources = sorted(glob("native/*.c"))
 ext_modules = []
-if sources and sys.platform.startswith("linux"):
+if sources and not sys.platform.startswith("linux"):
+    # The transport needs memfd, eventfd, futexes and pidfds: the process backend is Linux-only.
+    print(
+        f"mpipe: not building mpipe._native on {sys.platform} (Linux only); "
+        "the inline, thread and dask backends still work",
+        file=sys.stderr,
+    )
+elif sources:
     ext_modules.append(
         Extension(
             "mpipe._native",

@@ -45,11 +45,13 @@ from ._strategies import (
     RetryStrategy,
     SkipStrategy,
 )
+from ._transport._errors import ArenaFullError, PayloadTooLargeError, TransportError
 from ._visualize import visualize_graph
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ArenaFullError",
     "AsyncProcessor",
     "BaseProcessor",
     "CheckpointInterface",
@@ -67,6 +69,7 @@ __all__ = [
     "GraphNode",
     "HaltStrategy",
     "MonitorInterface",
+    "PayloadTooLargeError",
     "Pipe",
     "PipeError",
     "PipeFactory",
@@ -84,6 +87,7 @@ __all__ = [
     "RunInfo",
     "SimpleProcessor",
     "SkipStrategy",
+    "TransportError",
     "ValidationError",
     "WorkerCrashedError",
     "__version__",

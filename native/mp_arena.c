@@ -149,29 +149,40 @@ static PyObject *Arena_create(PyTypeObject *type, PyObject *args, PyObject *kw) 
 }
 
 static PyObject *Arena_attach(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    /* Takes ownership of `fd`: it is closed with the arena, or at once when attaching fails. */
     static char *kwlist[] = {"fd", "slot", NULL};
     int fd, slot;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "ii", kwlist, &fd, &slot)) return NULL;
-    if (check_slot(slot) != 0) return NULL;
+    if (check_slot(slot) != 0) {
+        close(fd);
+        return NULL;
+    }
     struct stat st;
-    if (fstat(fd, &st) != 0) return PyErr_SetFromErrno(PyExc_OSError);
-    if ((uint64_t)st.st_size < MP_HDR_BYTES)
+    if (fstat(fd, &st) != 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        close(fd);
+        return NULL;
+    }
+    if ((uint64_t)st.st_size < MP_HDR_BYTES) {
+        close(fd);
         return PyErr_Format(mp_TransportError, "fd %d is not an mpipe arena (too small)", fd);
+    }
     ArenaObject *self = (ArenaObject *)type->tp_alloc(type, 0);
-    if (!self) return NULL;
+    if (!self) {
+        close(fd);
+        return NULL;
+    }
     self->fd = -1;
     self->slot = slot;
     if (map_fd(self, fd, (uint64_t)st.st_size) != 0) {
+        close(fd);
         Py_DECREF(self);
         return NULL;
     }
     mp_arena_hdr *h = HDR(self);
     if (h->magic != MP_ARENA_MAGIC || h->version != MP_ARENA_VERSION ||
         h->capacity != (uint64_t)st.st_size) {
-        munmap(self->base, self->capacity);
-        self->base = NULL;
-        self->fd = -1;
-        Py_DECREF(self);
+        Py_DECREF(self); /* unmaps and closes the fd */
         return PyErr_Format(mp_TransportError, "fd %d is not an mpipe arena (bad header)", fd);
     }
     uint64_t end = atomic_load(&h->heap_end);

@@ -1,15 +1,18 @@
 /* Single-producer single-consumer rings of fixed-size messages, with eventfd doorbells.
  *
  * A ring lives in an arena block. The producer owns `tail`, the consumer owns `head`; each is
- * published with a release store and read with an acquire load. A sleeping consumer sets
- * `consumer_waiting` and re-checks the ring after a full fence; the producer publishes `tail`,
- * fences, and rings the eventfd only when the consumer said it might sleep (Dekker's pattern,
- * so no wake-up is ever lost and no syscall is paid while the consumer is busy or spinning).
+ * published with a release store and read with an acquire load. A consumer about to sleep sets
+ * a bit in `consumer_waiting` and re-checks the ring after a full fence; the producer publishes
+ * `tail`, fences, and wakes the consumer only when a bit says it may sleep (Dekker's pattern, so
+ * no wake-up is ever lost and no syscall is paid while the consumer is busy or spinning).
+ * Two ways to sleep: a blocking recv() (a worker) waits on the futex word `wake_seq`, one
+ * syscall each way like a pipe; an event loop arms the ring and watches its eventfd.
  */
 #include "mp_native.h"
 
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
@@ -18,6 +21,9 @@
 
 #define MP_RING_MAGIC 0x4d5052494e473031ull /* "MPRING01" */
 #define MP_RING_HDR 256u
+#define MP_WAIT_FUTEX 1u   /* a consumer sleeps in futex_wait on wake_seq */
+#define MP_WAIT_EVENTFD 2u /* an event loop watches the eventfd (armed) */
+#define MP_PEER_CHECK_S 0.1 /* a sleeping receiver re-checks its peer this often */
 
 typedef struct {
     uint64_t magic;
@@ -26,8 +32,10 @@ typedef struct {
     _Atomic uint32_t closed;
     uint32_t pad0[11];
     _Atomic uint64_t tail; /* producer's line */
-    _Atomic uint32_t consumer_waiting;
-    uint32_t pad1[13];
+    _Atomic uint32_t consumer_waiting; /* MP_WAIT_FUTEX | MP_WAIT_EVENTFD */
+    _Atomic uint32_t wake_seq;         /* futex word of a sleeping consumer */
+    _Atomic int32_t producer_cpu;      /* where the producer last ran (spinning hint) */
+    uint32_t pad1[11];
     _Atomic uint64_t head; /* consumer's line */
     _Atomic uint32_t space_seq;
     _Atomic uint32_t producer_waiting;
@@ -44,6 +52,9 @@ typedef struct {
     int consumer;
     int armed;
     int spin; /* microseconds */
+    int misses;    /* adaptive spinning: spins in a row that found nothing */
+    int skip;      /* waits that sleep at once after repeated misses */
+    int skip_left;
     long peer_pid;
 } RingObject;
 
@@ -170,9 +181,15 @@ static int push(RingObject *self, const char *data, uint32_t len) {
     memcpy(slot, &len, 4);
     memcpy(slot + 8, data, len);
     mp_crash_point(8);
+    atomic_store_explicit(&r->producer_cpu, sched_getcpu(), memory_order_relaxed);
     atomic_store_explicit(&r->tail, t + 1, memory_order_release);
     atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&r->consumer_waiting, memory_order_relaxed)) {
+    uint32_t waiting = atomic_load_explicit(&r->consumer_waiting, memory_order_relaxed);
+    if (waiting & MP_WAIT_FUTEX) {
+        atomic_fetch_add(&r->wake_seq, 1);
+        mp_futex_wake(&r->wake_seq, 1);
+    }
+    if (waiting & MP_WAIT_EVENTFD) {
         uint64_t one = 1;
         ssize_t n = write(self->efd, &one, 8);
         (void)n;
@@ -180,10 +197,19 @@ static int push(RingObject *self, const char *data, uint32_t len) {
     return 1;
 }
 
-static PyObject *Ring_send(RingObject *self, PyObject *args) {
+static PyObject *Ring_send(RingObject *self, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"message", "timeout", NULL};
     Py_buffer buf;
     double timeout = -1;
-    if (!PyArg_ParseTuple(args, "y*|d", &buf, &timeout)) return NULL;
+    PyObject *t = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "y*|O", kwlist, &buf, &t)) return NULL;
+    if (t != Py_None) {
+        timeout = PyFloat_AsDouble(t);
+        if (timeout == -1 && PyErr_Occurred()) {
+            PyBuffer_Release(&buf);
+            return NULL;
+        }
+    }
     if (role(self, 0) != 0) {
         PyBuffer_Release(&buf);
         return NULL;
@@ -293,49 +319,70 @@ static PyObject *Ring_try_recv(RingObject *self, PyObject *Py_UNUSED(ignored)) {
     Py_RETURN_NONE;
 }
 
-static PyObject *Ring_recv(RingObject *self, PyObject *args) {
+/* Spin briefly when spinning has paid lately: when both ends run on different cores the
+ * message usually arrives within microseconds; when they share a core, spinning only delays
+ * the peer. So: no spin when the producer last ran on this core; and after four misses in a row
+ * the receiver sleeps at once for the next 1, 2, 4 ... 1024 waits, then tries a spin again. An
+ * isolated miss (a preemption) changes nothing. */
+static void adaptive_spin(RingObject *self) {
+    mp_ring_hdr *r = self->r;
+    if (self->spin <= 0) return;
+    /* the producer ran on this very core: it cannot make progress while we spin */
+    if (atomic_load_explicit(&r->producer_cpu, memory_order_relaxed) == sched_getcpu()) return;
+    if (self->skip_left > 0) {
+        self->skip_left--;
+        return;
+    }
+    double until = now_s() + self->spin * 1e-6;
+    while (ring_empty(r) && now_s() < until)
+        for (int i = 0; i < 32; i++) cpu_relax();
+    if (!ring_empty(r)) {
+        self->misses = 0;
+        self->skip = 0;
+    } else if (++self->misses >= 4) {
+        self->skip = self->skip ? (self->skip < 1024 ? self->skip * 2 : 1024) : 1;
+        self->skip_left = self->skip;
+    }
+}
+
+static PyObject *Ring_recv(RingObject *self, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"timeout", NULL};
     double timeout = -1;
-    if (!PyArg_ParseTuple(args, "|d", &timeout)) return NULL;
+    PyObject *t = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|O", kwlist, &t)) return NULL;
+    if (t != Py_None) {
+        timeout = PyFloat_AsDouble(t);
+        if (timeout == -1 && PyErr_Occurred()) return NULL;
+    }
     if (role(self, 1) != 0) return NULL;
     mp_ring_hdr *r = self->r;
     PyObject *m = pop(self);
     if (m || PyErr_Occurred()) return m;
-    int outcome = 0; /* 1 ready, 2 timeout, 3 peer died, 4 closed, 5 poll error */
+    int outcome = 0; /* 1 ready, 2 timeout, 3 peer died, 4 closed, 6 signal */
     double deadline = timeout >= 0 ? now_s() + timeout : 0;
-    int err = 0;
     Py_BEGIN_ALLOW_THREADS
-    if (self->spin > 0 && ring_empty(r)) { /* a short spin: cheaper than sleeping and waking */
-        double until = now_s() + self->spin * 1e-6;
-        while (ring_empty(r) && now_s() < until)
-            for (int i = 0; i < 32; i++) cpu_relax();
-    }
+    adaptive_spin(self);
     for (;;) {
         if (!ring_empty(r)) { outcome = 1; break; }
-        atomic_store(&r->consumer_waiting, 1);
+        uint32_t seen = atomic_load(&r->wake_seq);
+        atomic_fetch_or(&r->consumer_waiting, MP_WAIT_FUTEX);
         atomic_thread_fence(memory_order_seq_cst);
         if (!ring_empty(r)) { outcome = 1; break; }
         if (atomic_load(&r->closed)) { outcome = 4; break; }
-        struct pollfd p[2] = {{self->efd, POLLIN, 0}, {self->pidfd, POLLIN, 0}};
-        int ms = -1;
+        double wait = MP_PEER_CHECK_S;
         if (timeout >= 0) {
             double left = deadline - now_s();
             if (left <= 0) { outcome = 2; break; }
-            ms = (int)(left * 1000.0) + 1;
+            if (left < wait) wait = left;
         }
-        int n = poll(p, self->pidfd >= 0 ? 2 : 1, ms);
-        if (n < 0 && errno != EINTR) { err = errno; outcome = 5; break; }
-        if (n > 0 && (p[0].revents & POLLIN)) {
-            uint64_t v;
-            ssize_t k = read(self->efd, &v, 8);
-            (void)k;
-        }
-        if (n > 0 && self->pidfd >= 0 && (p[1].revents & POLLIN) && ring_empty(r)) {
+        int rc = mp_futex_wait(&r->wake_seq, seen, wait);
+        if (rc != 0 && errno == ETIMEDOUT && ring_empty(r) && peer_dead(self)) {
             outcome = 3;
             break;
         }
-        if (n < 0) { outcome = 6; break; } /* EINTR: let Python run signal handlers */
+        if (rc != 0 && errno == EINTR) { outcome = 6; break; }
     }
-    if (!self->armed) atomic_store(&r->consumer_waiting, 0);
+    atomic_fetch_and(&r->consumer_waiting, ~MP_WAIT_FUTEX);
     Py_END_ALLOW_THREADS
     switch (outcome) {
     case 1: {
@@ -348,17 +395,16 @@ static PyObject *Ring_recv(RingObject *self, PyObject *args) {
         return PyErr_Format(mp_PeerDiedError, "the ring's producer (pid %ld) died",
                             self->peer_pid);
     case 4: return PyErr_Format(mp_RingClosedError, "the ring is closed and drained");
-    case 6:
+    default:
         if (PyErr_CheckSignals() != 0) return NULL;
         Py_RETURN_NONE;
-    default: errno = err; return PyErr_SetFromErrno(PyExc_OSError);
     }
 }
 
 static PyObject *Ring_arm(RingObject *self, PyObject *Py_UNUSED(ignored)) {
     if (role(self, 1) != 0) return NULL;
     self->armed = 1;
-    atomic_store(&self->r->consumer_waiting, 1);
+    atomic_fetch_or(&self->r->consumer_waiting, MP_WAIT_EVENTFD);
     atomic_thread_fence(memory_order_seq_cst);
     return PyBool_FromLong(!ring_empty(self->r));
 }
@@ -374,6 +420,8 @@ static PyObject *Ring_close(RingObject *self, PyObject *Py_UNUSED(ignored)) {
     if (self->arena->closed) Py_RETURN_NONE;
     atomic_store(&self->r->closed, 1);
     atomic_thread_fence(memory_order_seq_cst);
+    atomic_fetch_add(&self->r->wake_seq, 1);
+    mp_futex_wake(&self->r->wake_seq, 1 << 30);
     uint64_t one = 1;
     ssize_t n = write(self->efd, &one, 8);
     (void)n;
@@ -412,10 +460,10 @@ static PyGetSetDef Ring_getset[] = {
 static PyMethodDef Ring_methods[] = {
     {"format", (PyCFunction)Ring_format, METH_VARARGS | METH_STATIC,
      "format(arena, offset, capacity, slot_size) -> bytes used: lay out an empty ring."},
-    {"send", (PyCFunction)Ring_send, METH_VARARGS, "send(msg, timeout=-1): block while full."},
+    {"send", (PyCFunction)(void (*)(void))Ring_send, METH_VARARGS | METH_KEYWORDS, "send(msg, timeout=None): block while full (None: no limit)."},
     {"try_send", (PyCFunction)Ring_try_send, METH_O, "try_send(msg) -> False when full."},
-    {"recv", (PyCFunction)Ring_recv, METH_VARARGS,
-     "recv(timeout=-1) -> msg or None on timeout; spins, then sleeps on the doorbell."},
+    {"recv", (PyCFunction)(void (*)(void))Ring_recv, METH_VARARGS | METH_KEYWORDS,
+     "recv(timeout=None) -> msg, or None on timeout; spins, then sleeps (None: no limit)."},
     {"try_recv", (PyCFunction)Ring_try_recv, METH_NOARGS, "try_recv() -> msg or None."},
     {"arm", (PyCFunction)Ring_arm, METH_NOARGS,
      "Ask for a doorbell on every message from now on; returns whether messages wait."},

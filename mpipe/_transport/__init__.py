@@ -7,12 +7,16 @@
 - :class:`Codec`: objects to small ring messages plus arena blocks and back, zero-copy for Arrow
   and numpy.
 
+The names load lazily: importing the exceptions (``mpipe`` does, for its public API) needs
+neither the native extension nor numpy or pyarrow, so ``import mpipe`` works everywhere.
 The design, its invariants and its crash-safety argument: ``docs/transport.md``.
 """
 
-from ._arena import Arena, ArenaHandle, Block, open_arena
-from ._channel import Channel, Endpoint, WorkerChannel, open_channel
-from ._codec import Codec
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._errors import (
     ArenaFullError,
     CorruptMessageError,
@@ -23,6 +27,11 @@ from ._errors import (
     SerializationError,
     TransportError,
 )
+
+if TYPE_CHECKING:
+    from ._arena import Arena, ArenaHandle, Block, open_arena
+    from ._channel import Channel, Endpoint, WorkerChannel, open_channel
+    from ._codec import Codec
 
 __all__ = [
     "Arena",
@@ -43,3 +52,24 @@ __all__ = [
     "open_arena",
     "open_channel",
 ]
+
+_LAZY = {
+    "Arena": "._arena",
+    "ArenaHandle": "._arena",
+    "Block": "._arena",
+    "open_arena": "._arena",
+    "Channel": "._channel",
+    "Endpoint": "._channel",
+    "WorkerChannel": "._channel",
+    "open_channel": "._channel",
+    "Codec": "._codec",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value

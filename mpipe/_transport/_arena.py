@@ -115,7 +115,9 @@ class Arena:
         self._native = raw
         self._view = memoryview(raw)
         self.wait = wait
-        self._lock = threading.Lock()
+        # reentrant: a Block's __del__ (run by the garbage collector at any allocation, even
+        # while this lock is held) takes it again in the same thread
+        self._lock = threading.RLock()
         self._live: dict[tuple[int, int], weakref.ref[Block]] = {}
         self._closed = False
 

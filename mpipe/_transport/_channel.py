@@ -34,8 +34,8 @@ class Endpoint:
 
     Attributes:
         arena: The arena handle (carries the worker's slot).
-        requests: Arena offset of the request ring.
-        responses: Arena offset of the response ring.
+        requests: The request ring's block: ``(offset, generation)``.
+        responses: The response ring's block: ``(offset, generation)``.
         request_bell: Doorbell the parent rings for requests.
         response_bell: Doorbell the worker rings for responses.
         parent_pid: The parent's pid, watched so that a worker never waits on a dead parent.
@@ -43,8 +43,8 @@ class Endpoint:
     """
 
     arena: ArenaHandle
-    requests: int
-    responses: int
+    requests: tuple[int, int]
+    responses: tuple[int, int]
     request_bell: FdHandle
     response_bell: FdHandle
     parent_pid: int
@@ -56,57 +56,112 @@ class Endpoint:
         req_fd = self.request_bell.take()
         resp_fd = self.response_bell.take()
         try:
+            # the worker's references to the ring blocks: they outlive the parent's close
+            blocks = (arena.lease(*self.requests), arena.lease(*self.responses))
             requests = native.Ring(
-                arena._native, self.requests, req_fd, True, self.parent_pid, self.spin
+                arena._native, blocks[0].data_offset, req_fd, True, self.parent_pid, self.spin
             )
-            responses = native.Ring(arena._native, self.responses, resp_fd, False, self.parent_pid)
+            responses = native.Ring(
+                arena._native, blocks[1].data_offset, resp_fd, False, self.parent_pid
+            )
         except BaseException:
             os.close(req_fd)
             os.close(resp_fd)
             arena.close()
             raise
-        return WorkerChannel(arena, requests, responses, (req_fd, resp_fd))
+        return WorkerChannel(arena, requests, responses, (req_fd, resp_fd), blocks)
+
+
+def _unbound(*args: Any) -> Any:
+    raise TransportError("bind(worker_pid) the channel before using it")
+
+
+def _closed(*args: Any) -> Any:
+    raise TransportError("the channel is closed")
+
+
+def _watch(
+    loop: asyncio.AbstractEventLoop, ring: Any, fd: int, on_message: Callable[[bytes], None]
+) -> None:
+    """Arm ``ring`` (every message rings its eventfd) and drain it from ``loop``'s reader."""
+
+    def ready() -> None:
+        ring.clear_doorbell()
+        while True:
+            while (m := ring.try_recv()) is not None:
+                on_message(m)
+            if not ring.arm():  # armed: the next message rings the doorbell
+                return
+
+    ring.arm()
+    loop.add_reader(fd, ready)
+    if len(ring):
+        loop.call_soon(ready)
 
 
 class WorkerChannel:
     """The worker's side: receive requests, send responses.
 
+    ``recv`` and ``send`` are the native ring methods themselves (no Python layer in between):
+
+    - ``recv(timeout=None) -> bytes | None``: the next request, ``None`` on timeout; blocks with
+      the GIL released. Raises :class:`RingClosedError` once the parent closed the channel and
+      every request was read, :class:`PeerDiedError` when the parent died.
+    - ``send(message, timeout=None)``: send a response, waiting while the ring is full. Raises
+      :class:`PeerDiedError` when the parent died, :class:`RingFullError` after ``timeout``.
+
     Attributes:
         arena: The arena mapped in this worker.
-        requests: Receiving end of the request ring (``recv`` blocks with the GIL released).
+        requests: Receiving end of the request ring.
         responses: Sending end of the response ring.
+        recv: See above.
+        send: See above.
     """
 
-    def __init__(self, arena: Arena, requests: Any, responses: Any, fds: tuple[int, int]) -> None:
+    recv: Callable[..., bytes | None]
+    send: Callable[..., None]
+
+    def __init__(
+        self,
+        arena: Arena,
+        requests: Any,
+        responses: Any,
+        fds: tuple[int, int],
+        blocks: tuple[Block, Block],
+    ) -> None:
         self.arena = arena
         self.requests = requests
         self.responses = responses
         self._fds = fds
+        self._blocks = blocks
         self._closed = False
+        self.recv = requests.recv
+        self.send = responses.send
+        self._watching: asyncio.AbstractEventLoop | None = None
 
-    def recv(self, timeout: float | None = None) -> bytes | None:
-        """The next request (``None`` on timeout).
+    def watch(self, loop: asyncio.AbstractEventLoop, on_message: Callable[[bytes], None]) -> None:
+        """For a worker that runs an event loop: call ``on_message`` in ``loop`` for each
+        request, woken by the request doorbell (``recv`` must not be used meanwhile)."""
+        _watch(loop, self.requests, self._fds[0], on_message)
+        self._watching = loop
 
-        Raises:
-            RingClosedError: The parent closed the channel and every request was read.
-            PeerDiedError: The parent died.
-        """
-        return self.requests.recv(-1.0 if timeout is None else timeout)  # type: ignore[no-any-return]
-
-    def send(self, message: bytes, timeout: float | None = None) -> None:
-        """Send a response, waiting while the ring is full.
-
-        Raises:
-            PeerDiedError: The parent died. RingFullError: still full after ``timeout``.
-        """
-        self.responses.send(message, -1.0 if timeout is None else timeout)
+    def unwatch(self) -> None:
+        """Stop watching the request doorbell."""
+        if self._watching is not None:
+            self._watching.remove_reader(self._fds[0])
+            self._watching = None
 
     def close(self) -> None:
-        """Close the worker's doorbells and unmap what no view still uses."""
+        """Close the worker's doorbells, drop its ring references, unmap what no view uses."""
         if not self._closed:
             self._closed = True
+            self.unwatch()
             for fd in self._fds:
                 os.close(fd)
+            self.requests = self.responses = None
+            self.recv = self.send = _closed
+            for block in self._blocks:
+                block.release()
             self.arena.close()
 
     def __enter__(self) -> WorkerChannel:
@@ -123,6 +178,16 @@ class WorkerChannel:
 
 class Channel:
     """The parent's side of one worker's rings. Create with :func:`open_channel`.
+
+    After :meth:`bind`, ``send``, ``try_send`` and ``recv`` are the native ring methods
+    themselves (before it they raise :class:`TransportError`):
+
+    - ``send(message, timeout=None)``: send a request, blocking while the ring is full (an event
+      loop should use ``try_send``). Raises :class:`PeerDiedError` when the worker died,
+      :class:`RingFullError` after ``timeout``.
+    - ``try_send(message) -> bool``: send if the ring has room; never blocks.
+    - ``recv(timeout=None) -> bytes | None``: block for the next response, ``None`` on timeout
+      (scripts and benchmarks; the executor uses :meth:`watch`).
 
     Args:
         arena: The parent's arena.
@@ -148,6 +213,9 @@ class Channel:
         self.worker_pid = 0
         self.requests: Any = None
         self.responses: Any = None
+        self.send: Callable[..., None] = _unbound
+        self.try_send: Callable[[bytes], bool] = _unbound
+        self.recv: Callable[..., bytes | None] = _unbound
         try:
             for _ in range(2):
                 block = arena.alloc(ring_bytes, wait=0.0)
@@ -160,11 +228,18 @@ class Channel:
         self.max_message = slot_size - 8
 
     def endpoint(self) -> Endpoint:
-        """The worker's half, to pass as an argument of the worker process."""
+        """The worker's half, to pass as an argument of the worker process.
+
+        It carries one reference to each ring block for the worker's slot, which the worker
+        drops when it closes its channel; if the worker never connects or dies, the pool calls
+        :meth:`Arena.reclaim` for the slot.
+        """
+        for block in self._blocks:
+            block.share(self.slot)
         return Endpoint(
             arena=self.arena.handle(self.slot),
-            requests=self._blocks[0].data_offset,
-            responses=self._blocks[1].data_offset,
+            requests=(self._blocks[0].offset, self._blocks[0].gen),
+            responses=(self._blocks[1].offset, self._blocks[1].gen),
             request_bell=FdHandle(self._fds[0]),
             response_bell=FdHandle(self._fds[1]),
             parent_pid=os.getpid(),
@@ -181,29 +256,13 @@ class Channel:
         self.responses = native.Ring(
             raw, self._blocks[1].data_offset, self._fds[1], True, worker_pid, self.spin
         )
+        self.send = self.requests.send
+        self.try_send = self.requests.try_send
+        self.recv = self.responses.recv
 
     def _bound(self) -> None:
         if self.requests is None:
             raise TransportError("bind(worker_pid) the channel before using it")
-
-    def send(self, message: bytes, timeout: float | None = None) -> None:
-        """Send a request (blocking while the ring is full; prefer :meth:`try_send` in a loop).
-
-        Raises:
-            PeerDiedError: The worker died. RingFullError: still full after ``timeout``.
-        """
-        self._bound()
-        self.requests.send(message, -1.0 if timeout is None else timeout)
-
-    def try_send(self, message: bytes) -> bool:
-        """Send a request if the ring has room; never blocks."""
-        self._bound()
-        return bool(self.requests.try_send(message))
-
-    def recv(self, timeout: float | None = None) -> bytes | None:
-        """Block for the next response (``None`` on timeout); for scripts and benchmarks."""
-        self._bound()
-        return self.responses.recv(-1.0 if timeout is None else timeout)  # type: ignore[no-any-return]
 
     def drain(self) -> list[bytes]:
         """Every response waiting now."""
@@ -216,21 +275,8 @@ class Channel:
     def watch(self, loop: asyncio.AbstractEventLoop, on_message: Callable[[bytes], None]) -> None:
         """Call ``on_message`` in ``loop`` for each response, woken by the response doorbell."""
         self._bound()
-        responses = self.responses
-
-        def ready() -> None:
-            responses.clear_doorbell()
-            while True:
-                while (m := responses.try_recv()) is not None:
-                    on_message(m)
-                if not responses.arm():  # armed: the next message rings the doorbell
-                    return
-
-        responses.arm()
-        loop.add_reader(self._fds[1], ready)
+        _watch(loop, self.responses, self._fds[1], on_message)
         self._watching = loop
-        if len(responses):
-            loop.call_soon(ready)
 
     def unwatch(self) -> None:
         """Stop watching the response doorbell."""
@@ -240,7 +286,8 @@ class Channel:
 
     def close(self) -> None:
         """Close the request ring (the worker sees :class:`RingClosedError` after draining),
-        stop watching, close the doorbells and free both rings."""
+        stop watching, close the doorbells and drop the parent's references to both rings
+        (freed once the worker has dropped its own)."""
         if self.requests is not None:
             self.requests.close()
         self.unwatch()
@@ -248,6 +295,7 @@ class Channel:
             os.close(fd)
         self._fds = []
         self.requests = self.responses = None
+        self.send = self.try_send = self.recv = _closed
         for block in self._blocks:
             block.release()
         self._blocks = []

@@ -31,6 +31,7 @@ import pickle
 import struct
 import threading
 import weakref
+from collections.abc import Sequence
 from typing import Any
 
 import dill
@@ -165,12 +166,12 @@ class Codec:
             return message
         if isinstance(obj, np.ndarray) and not obj.dtype.hasobject and obj.flags.c_contiguous:
             address = obj.__array_interface__["data"][0]
-            block = self.arena.find(address, obj.nbytes)
-            if block is not None:
+            home = self.arena.find(address, obj.nbytes)
+            if home is not None:
                 meta = self._numpy_meta(obj)
                 if meta is not None and HEADER_BYTES + len(meta) <= self.max_message:
-                    start = address - block.address
-                    return self._message(NUMPY, meta, block, start, obj.nbytes, peer)
+                    start = address - home.address
+                    return self._message(NUMPY, meta, home, start, obj.nbytes, peer)
         return None
 
     def _encode_arrow(self, obj: Any, peer: int) -> bytes:
@@ -319,13 +320,8 @@ class Codec:
 
     # -- decoding ---------------------------------------------------------------------------
 
-    def decode(self, message: bytes) -> Any:
-        """The object a message carries; Arrow and numpy payloads are zero-copy views.
-
-        Raises:
-            CorruptMessageError: The message is malformed or names no live block.
-            SerializationError: The payload cannot be unpickled.
-        """
+    def _open(self, message: bytes) -> tuple[int, bytes, Block | None, int, int]:
+        """Validate a message; take over the reference it carries to its block, if any."""
         if len(message) < HEADER_BYTES:
             raise CorruptMessageError(
                 f"corrupt message: {len(message)} bytes, shorter than the {HEADER_BYTES}-byte "
@@ -350,6 +346,49 @@ class Codec:
                 )
         elif flags or offset or gen:
             raise CorruptMessageError(f"corrupt message: flags {flags} with offset {offset}")
+        return kind, meta, block, start, nbytes
+
+    def forward(self, message: bytes, peers: Sequence[int]) -> bytes:
+        """Pass a received message on to other processes without decoding it.
+
+        Every block the message names (its own and, for pickles, the blocks its buffers live
+        in) gets one reference for each of ``peers``; this process's references are dropped.
+        Send the returned message (the same bytes) to each peer.
+
+        Raises:
+            CorruptMessageError: The message is malformed or names no live block.
+        """
+        kind, meta, block, start, nbytes = self._open(message)
+        blocks = [] if block is None else [block]
+        index: Any = None
+        if kind == PICKLE and block is not None:
+            index = memoryview(block.buffer(start, nbytes))
+        elif kind == PICKLE_REFS:
+            index = memoryview(meta)
+        if index is not None:
+            (count, _, _) = _PICKLE_INDEX.unpack_from(index, 0)
+            if count > len(index) // _PICKLE_ENTRY.size:
+                raise CorruptMessageError("corrupt pickle payload index")
+            for i in range(count):
+                other, gen, _, _ = _PICKLE_ENTRY.unpack_from(
+                    index, _PICKLE_INDEX.size + i * _PICKLE_ENTRY.size
+                )
+                if other:
+                    blocks.append(self.arena.lease(other, gen))
+            index.release()
+        for held in blocks:
+            for peer in peers:
+                held.share(peer)
+        return message
+
+    def decode(self, message: bytes) -> Any:
+        """The object a message carries; Arrow and numpy payloads are zero-copy views.
+
+        Raises:
+            CorruptMessageError: The message is malformed or names no live block.
+            SerializationError: The payload cannot be unpickled.
+        """
+        kind, meta, block, start, nbytes = self._open(message)
         try:
             obj = self._decode(kind, meta, block, start, nbytes)
         except (CorruptMessageError, SerializationError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from types import ModuleType
 
@@ -25,7 +26,7 @@ def _load() -> ModuleType:
             f"{sys.platform!r}. Use the inline, thread or dask backends here."
         )
     try:
-        from .. import _native
+        _native = importlib.import_module("mpipe._native")
     except ImportError as exc:  # pragma: no cover - depends on the build
         raise ImportError(
             "mpipe._native is not built: install the package with pip (it compiles native/*.c), "

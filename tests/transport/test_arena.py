@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import random
 import signal
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -46,7 +49,7 @@ def test_blocks_are_aligned_and_disjoint() -> None:
         blocks = [arena.alloc(n) for n in (0, 1, 63, 64, 65, 4096, 100_000)]
         spans = sorted((b.address, b.address + max(b.size, 1)) for b in blocks)
         assert all(start % 64 == 0 for start, _ in spans)
-        assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:]))
+        assert all(a_end <= b_start for (_, a_end), (b_start, _) in itertools.pairwise(spans))
         for i, b in enumerate(blocks):
             b.writable()[:] = bytes([i]) * b.size
         for i, b in enumerate(blocks):
@@ -210,3 +213,45 @@ def test_random_sigkills_of_churning_workers_leave_the_arena_consistent() -> Non
 
 def test_block_header_size_matches_native() -> None:
     assert BLOCK_HEADER == 192
+
+
+@pytest.mark.slow
+def test_any_sequence_of_allocations_and_frees_keeps_the_invariants() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    ops = st.lists(
+        st.one_of(
+            st.tuples(st.just("alloc"), st.integers(0, 300_000)),
+            st.tuples(st.just("free"), st.integers(0, 1000)),
+            st.tuples(st.just("share"), st.integers(0, 1000)),
+        ),
+        max_size=40,
+    )
+
+    @settings(max_examples=30, deadline=None)
+    @given(ops)
+    def run(steps: list[tuple[str, int]]) -> None:
+        with open_arena(MiB, max_size=4 * MiB, grow_step=MiB, wait=0.0) as arena:
+            held: list[object] = []
+            shared: set[tuple[int, int]] = set()
+            for op, n in steps:
+                if op == "alloc":
+                    with contextlib.suppress(ArenaFullError):
+                        held.append(arena.alloc(n))
+                elif held and op == "free":
+                    held.pop(n % len(held))
+                elif held:
+                    block: Any = held[n % len(held)]
+                    block.share(7)
+                    shared.add((block.offset, block.gen))
+                    del block  # no local reference may outlive the loop
+                arena.check()
+            held.clear()
+            assert arena.stats()["used_blocks"] == len(shared)  # slot 7 still holds these
+            arena.reclaim(7)  # a slot that held references dies
+            arena.check()
+            stats = arena.stats()
+            assert stats["used_blocks"] == 0 and stats["free_blocks"] == 1
+
+    run()

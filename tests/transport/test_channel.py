@@ -220,3 +220,145 @@ def test_worker_death_is_seen_by_the_parent_and_its_space_reclaimed() -> None:
             worker.stop()
         assert arena.stats()["used_blocks"] == 0
         assert zlib.crc32(b"") == 0
+
+
+@pytest.mark.slow
+def test_producer_killed_mid_send_publishes_nothing() -> None:
+    from mpipe._transport._load import native
+
+    with open_arena(MiB) as arena:
+        with open_channel(arena, 1) as ch:
+            endpoint = ch.endpoint()
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - child
+                worker = endpoint.connect()
+                worker.send(b"complete")
+                native.Arena._crash_at(8)  # dies after writing the slot, before publishing it
+                worker.send(b"torn")
+                os._exit(0)
+            ch.bind(pid)
+            _, status = os.waitpid(pid, 0)
+            assert os.WIFSIGNALED(status)
+            assert ch.recv(timeout=5.0) == b"complete"
+            with pytest.raises(PeerDiedError):
+                ch.recv(timeout=5.0)
+            assert arena.reclaim(1) == 0  # the rings stay: the parent still holds them
+            arena.check()
+        assert arena.stats()["used_blocks"] == 0
+
+
+def test_corrupt_ring_slot_is_a_clear_error() -> None:
+    from mpipe._transport import CorruptMessageError
+
+    with open_arena(MiB) as arena, open_channel(arena, 1, message_size=120) as ch:
+        ch.bind(os.getpid())
+        worker = ch.endpoint().connect()
+        try:
+            ch.send(b"hello")
+            slot = ch._blocks[0].data_offset + 256  # the first slot: length, then bytes
+            arena._native._poke(slot, 10_000)
+            with pytest.raises(CorruptMessageError, match="exceeds the slot size"):
+                worker.recv()
+            ch.send(b"next")
+            assert worker.recv() == b"next"  # the ring goes on
+        finally:
+            worker.close()
+
+
+@pytest.mark.slow
+def test_forkserver_worker_receives_its_descriptors() -> None:
+    from multiprocess import forkserver
+
+    ctx = multiprocess.get_context("forkserver")
+    try:
+        with open_arena(16 * MiB) as arena:
+            with open_channel(arena, 2) as ch:
+                proc = ctx.Process(target=serve, args=(ch.endpoint(),))
+                proc.start()
+                ch.bind(proc.pid)
+                codec = Codec(arena, ch.max_message)
+                data = np.arange(200_000, dtype=np.uint16)
+                ch.send(codec.encode(("sum", 5, data, None), 2))
+                message = ch.recv(timeout=30.0)
+                assert message is not None
+                assert codec.decode(message) == (5, checksum(data), True)
+            proc.join(30)
+            assert proc.exitcode == 0
+            gc.collect()
+            assert arena.stats()["used_blocks"] == 0
+    finally:
+        forkserver._forkserver._stop()  # the server is this test's child: stop it
+
+
+def test_blocked_receiver_releases_the_gil() -> None:
+    import threading
+
+    with open_arena(MiB) as arena, open_channel(arena, 1) as ch:
+        ch.bind(os.getpid())
+        worker = ch.endpoint().connect()
+        got: list[bytes | None] = []
+        try:
+            waiter = threading.Thread(target=lambda: got.append(worker.recv(timeout=20.0)))
+            waiter.start()
+            total = sum(i * i for i in range(200_000))  # runs only if recv let go of the GIL
+            assert waiter.is_alive() and not got  # still asleep on its doorbell
+            ch.send(str(total).encode())
+            waiter.join()
+            assert got == [str(total).encode()]
+        finally:
+            worker.close()
+
+
+def test_no_descriptor_or_mapping_is_left_behind() -> None:
+    def fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    def mappings() -> int:
+        with open("/proc/self/maps") as f:
+            return sum("mpipe-arena" in line for line in f)
+
+    gc.collect()
+    before = (fds(), mappings())
+    for _ in range(3):
+        with open_arena(MiB) as arena, open_channel(arena, 1) as ch:
+            ch.bind(os.getpid())
+            worker = ch.endpoint().connect()
+            ch.send(Codec(arena).encode(np.arange(10_000), 1))
+            message = worker.recv()
+            assert message is not None
+            view = Codec(worker.arena).decode(message)
+            worker.close()
+            assert view.sum() == np.arange(10_000).sum()  # still mapped while viewed
+            del view
+        del arena, ch, worker
+    gc.collect()
+    assert (fds(), mappings()) == before
+
+
+def test_worker_event_loop_can_watch_its_request_doorbell() -> None:
+    with open_arena(MiB) as arena, open_channel(arena, 1) as ch:
+        ch.bind(os.getpid())
+        worker = ch.endpoint().connect()
+
+        async def main() -> list[bytes]:
+            got: list[bytes] = []
+            done = asyncio.Event()
+
+            def on_message(m: bytes) -> None:
+                got.append(m)
+                if len(got) == 300:
+                    done.set()
+
+            worker.watch(asyncio.get_running_loop(), on_message)
+            ch.send(b"early")  # before the loop runs: still delivered
+            for i in range(299):
+                ch.send(str(i).encode())
+                if i % 50 == 0:
+                    await asyncio.sleep(0)
+            await asyncio.wait_for(done.wait(), 30)
+            return got
+
+        try:
+            assert asyncio.run(main()) == [b"early"] + [str(i).encode() for i in range(299)]
+        finally:
+            worker.close()

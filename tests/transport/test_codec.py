@@ -150,14 +150,12 @@ def test_decoded_object_is_sent_on_without_a_copy(codec: Codec) -> None:
 
 def test_held_array_never_changes_while_payloads_stream_through(codec: Codec) -> None:
     held = roundtrip(codec, np.full(1 << 18, 7, dtype=np.uint8))
-    del_count = 0
     rng = np.random.default_rng(3)
     for _ in range(200):
         data = rng.integers(0, 255, int(rng.integers(1, 1 << 18)), dtype=np.uint8)
         back = roundtrip(codec, data)
         assert np.array_equal(back, data)  # type: ignore[arg-type]
         del back
-        del_count += 1
     assert (held == 7).all()  # type: ignore[union-attr]
     assert codec.arena.stats()["used_blocks"] == 1
 
@@ -240,3 +238,27 @@ def test_callables_are_sent_once_per_peer(codec: Codec) -> None:
     del fn
     codec.arena.reclaim(2)  # peer 2 never read its message: forget it
     receiver.arena.close()
+
+
+def test_forward_passes_a_message_on_without_decoding_or_copying(codec: Codec) -> None:
+    receivers = [Codec(Arena.attach(codec.arena.handle(slot))) for slot in (1, 2)]
+    arr = np.arange(50_000)
+    first = codec.decode(codec.encode(arr, 0))
+    for obj in (arr, pa.table({"x": arr}), {"nested": first, "label": "x"}):
+        message = codec.encode(obj, 0)
+        allocations = codec.arena.stats()["allocations"]
+        assert codec.forward(message, [1, 2]) == message
+        assert codec.arena.stats()["allocations"] == allocations
+        for receiver in receivers:
+            back = receiver.decode(message)
+            if isinstance(obj, dict):
+                assert np.array_equal(back["nested"], arr)
+            else:
+                assert back.equals(obj) if isinstance(obj, pa.Table) else np.array_equal(back, obj)
+            del back
+    del first
+    gc.collect()
+    for receiver in receivers:
+        receiver.arena.close()
+    with pytest.raises(CorruptMessageError):
+        codec.forward(b"junk", [1])

@@ -41,7 +41,8 @@ def stress(messages: int, payloads: int, largest: int, workers: int = 2) -> dict
     rng = np.random.default_rng(2024)
     source = rng.integers(0, 256, largest + 4096, dtype=np.uint8)
     sizes = payload_sizes(rng, payloads, largest)
-    payload_at = dict(zip(sorted(rng.choice(messages, payloads, replace=False).tolist()), sizes))
+    positions = sorted(rng.choice(messages, payloads, replace=False).tolist())
+    payload_at = dict(zip(positions, sizes, strict=True))
     window = 32
     stats: dict[str, Any] = {"messages": messages, "payloads": payloads, "bytes": 0}
     ctx = multiprocess.get_context("spawn")
@@ -49,12 +50,13 @@ def stress(messages: int, payloads: int, largest: int, workers: int = 2) -> dict
         channels = [open_channel(arena, slot, capacity=256) for slot in range(1, workers + 1)]
         procs = [ctx.Process(target=serve, args=(ch.endpoint(),), daemon=True) for ch in channels]
         try:
-            for ch, proc in zip(channels, procs):
+            for ch, proc in zip(channels, procs, strict=True):
                 proc.start()
                 ch.bind(proc.pid)
             codec = Codec(arena, channels[0].max_message)
             expected: list[dict[int, Any]] = [{} for _ in channels]
             started = time.perf_counter()
+            held: list[tuple[np.ndarray, int]] = []
 
             def settle(w: int, keep: int) -> None:
                 while len(expected[w]) > keep:
@@ -71,6 +73,8 @@ def stress(messages: int, payloads: int, largest: int, workers: int = 2) -> dict
                         crc = checksum(reply)
                         key = next(k for k, v in expected[w].items() if v == ("echo", crc))
                         del expected[w][key]
+                        if not held and reply.nbytes:
+                            held.append((reply, crc))  # kept while everything else streams
                     del reply
 
             for i in range(messages):
@@ -98,6 +102,9 @@ def stress(messages: int, payloads: int, largest: int, workers: int = 2) -> dict
             for w in range(workers):
                 settle(w, 0)
             stats["seconds"] = time.perf_counter() - started
+            assert held, "no payload was echoed"
+            assert checksum(held[0][0]) == held[0][1], "a held array changed: use after free"
+            held.clear()
             gc.collect()
             arena.check()
             stats["peak_used_bytes"] = arena.stats()["peak_used_bytes"]
