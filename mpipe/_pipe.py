@@ -389,6 +389,11 @@ class Pipe:
             **self.get_metrics(),
         }
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A pipe travels (inside a processor sent to a worker) as its declaration only: its
+        # items, waiters, locks and scheduler links belong to this process.
+        return (Pipe, (self.pipe_id, self.max_size, self.pipe_type))
+
     def __repr__(self) -> str:
         return (
             f"Pipe({self.pipe_id!r}, size={len(self._items)}/{self.max_size}, {self.state.value})"

@@ -367,7 +367,7 @@ def _gone(pids: list[int], within: float) -> bool:
 def test_workers_exit_when_the_parent_is_killed() -> None:
     proc, workers = _start_script()
     proc.kill()
-    proc.wait()
+    proc.communicate(timeout=10)
     assert _gone(workers, within=2.0)
 
 

@@ -65,15 +65,23 @@ def _address(view: memoryview) -> int:
     return int(np.frombuffer(view, dtype=np.uint8).__array_interface__["data"][0])
 
 
-def _culprit(obj: Any, path: str = "value", depth: int = 0) -> tuple[str, Any, BaseException]:
-    """Find the innermost part of ``obj`` that fails to pickle, for the error message."""
+def _dumps_error(obj: Any) -> BaseException | None:
+    """Why ``obj`` cannot be serialized by pickle nor by dill (None when one of them can)."""
     try:
         pickle.dumps(obj, protocol=5, buffer_callback=lambda b: None)
-        raise AssertionError("no failure")  # pragma: no cover - only called after a failure
-    except AssertionError:  # pragma: no cover
-        raise
+        return None
+    except Exception:
+        pass
+    try:
+        dill.dumps(obj, protocol=5, buffer_callback=lambda b: None, recurse=True)
+        return None
     except Exception as exc:
-        error = exc
+        return exc
+
+
+def _culprit(obj: Any, path: str = "value", depth: int = 0) -> tuple[str, Any, BaseException]:
+    """Find the innermost part of ``obj`` that fails to serialize, for the error message."""
+    error = _dumps_error(obj) or TypeError("cannot serialize")
     if depth < 8:
         children: list[tuple[str, Any]] = []
         if isinstance(obj, dict):
@@ -83,9 +91,7 @@ def _culprit(obj: Any, path: str = "value", depth: int = 0) -> tuple[str, Any, B
         elif hasattr(obj, "__dict__") and isinstance(vars(obj), dict):
             children = [(f"{path}.{k}", v) for k, v in vars(obj).items()]
         for child_path, child in children:
-            try:
-                pickle.dumps(child, protocol=5, buffer_callback=lambda b: None)
-            except Exception:
+            if _dumps_error(child) is not None:
                 return _culprit(child, child_path, depth + 1)
     return path, obj, error
 
