@@ -37,6 +37,7 @@ from ._model import (
     config_error,
     field_path,
     short_repr,
+    sort_problems,
 )
 from ._refs import is_reference, resolve_reference
 from ._registry import ProcessorFactory, ProcessorRegistry, global_registry
@@ -219,8 +220,7 @@ class ConfigLoader:
                 f"{short_repr(data)}",
                 "config",
             )
-        problems = schema_problems(data)
-        problems += [p for p in _structure_problems(data) if p not in problems]
+        problems = sort_problems([*schema_problems(data), *_structure_problems(data)])
         if problems:
             raise config_error(problems, source)
         processors = [

@@ -8,6 +8,7 @@ one :class:`~mpipe.ConfigurationError`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ __all__ = [
     "config_error",
     "field_path",
     "short_repr",
+    "sort_problems",
 ]
 
 
@@ -150,6 +152,36 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.field}: {self.message}"
+
+
+_SECTIONS = (
+    "graph_id",
+    "processors",
+    "connections",
+    "error_strategy",
+    "executor",
+    "monitoring",
+    "checkpoints",
+)
+
+
+def _problem_key(problem: Problem) -> tuple[Any, ...]:
+    """File order: sections as documented, list items by index, then names."""
+    parts = re.findall(r"\[(\d+)\]|([^.\[\]]+)", problem.field)
+    key: list[tuple[int, int, str]] = []
+    for index, name in parts:
+        if index:
+            key.append((0, int(index), ""))
+        elif not key and name in _SECTIONS:
+            key.append((1, _SECTIONS.index(name), name))
+        else:
+            key.append((2, 0, name))
+    return tuple(key)
+
+
+def sort_problems(problems: Iterable[Problem]) -> list[Problem]:
+    """Problems without repeats, in the order their fields appear in a config."""
+    return sorted(dict.fromkeys(problems), key=_problem_key)
 
 
 def field_path(parts: Iterable[str | int]) -> str:
