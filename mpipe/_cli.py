@@ -12,6 +12,7 @@ import sys
 import time
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from ._cli_io import (
@@ -116,6 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load(path: str) -> tuple[ConfigLoader, GraphConfig, ProcessingGraph]:
+    # "module:attr" references in a config resolve against the config's folder and the
+    # current directory, as they would for a script run from there.
+    for folder in (str(Path(path).resolve().parent), str(Path.cwd())):
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
     loader = ConfigLoader()
     cfg = loader.load_from_file(path)
     return loader, cfg, loader.create_graph_from_config(cfg)

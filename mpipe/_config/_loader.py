@@ -220,7 +220,9 @@ class ConfigLoader:
                 f"{short_repr(data)}",
                 "config",
             )
-        problems = sort_problems([*schema_problems(data), *_structure_problems(data)])
+        problems = sort_problems(
+            [*schema_problems(data), *_structure_problems(data), *self._type_problems(data)]
+        )
         if problems:
             raise config_error(problems, source)
         processors = [
@@ -263,6 +265,28 @@ class ConfigLoader:
             source=source,
         )
 
+    def _known_types(self) -> list[str]:
+        return sorted({*self.registry.list_registered_processors(), *self._factories})
+
+    def _type_problems(self, data: Mapping[str, Any]) -> list[Problem]:
+        """Processor types that are neither registered nor ``module:Class`` references."""
+        procs = data.get("processors")
+        out = []
+        for i, p in enumerate(procs if isinstance(procs, list) else []):
+            kind = p.get("processor_type") if isinstance(p, dict) else None
+            if not isinstance(kind, str) or not kind:
+                continue
+            if kind in self._factories or self.registry.is_registered(kind) or is_reference(kind):
+                continue
+            out.append(Problem(field_path(["processors", i, "processor_type"]), self._unknown(kind)))
+        return out
+
+    def _unknown(self, kind: str) -> str:
+        return (
+            f"unknown processor type {kind!r}; expected one of {', '.join(self._known_types())} "
+            "or a 'module:Class' reference"
+        )
+
     # -- building -----------------------------------------------------------------------------
 
     def _checked(self, config: GraphConfig | Mapping[str, Any]) -> GraphConfig:
@@ -298,12 +322,7 @@ class ConfigLoader:
                         type_field,
                     )
             else:
-                known = sorted({*self.registry.list_registered_processors(), *self._factories})
-                raise ConfigurationError(
-                    f"unknown processor type {kind!r}; expected one of {', '.join(known)} "
-                    "or a 'module:Class' reference",
-                    type_field,
-                )
+                raise ConfigurationError(self._unknown(kind), type_field)
             try:
                 inspect.signature(cls).bind(processor_id=cfg.processor_id, **params)
             except TypeError as exc:

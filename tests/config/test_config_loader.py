@@ -260,7 +260,7 @@ def test_every_problem_is_reported_at_once() -> None:
 def test_build_problems_are_reported_at_once() -> None:
     data = {
         "processors": [
-            {"processor_id": "a", "processor_type": "no_such_type"},
+            {"processor_id": "a", "processor_type": "cfg_helpers:NoSuchClass"},
             {"processor_id": "b", "processor_type": "simple", "parameters": {"function": "nope"}},
             {"processor_id": "c", "processor_type": "cfg_helpers:NotAProcessor"},
             {"processor_id": "d", "processor_type": "scale", "parameters": {"factor": "x"}},
@@ -275,13 +275,22 @@ def test_build_problems_are_reported_at_once() -> None:
     with pytest.raises(ConfigurationError) as exc:
         ConfigLoader().create_graph_from_config(data)
     problems = problems_of(exc)
-    assert "unknown processor type 'no_such_type'" in problems["processors[0].processor_type"]
-    assert "text_transformer" in problems["processors[0].processor_type"]
+    assert "has no attribute 'NoSuchClass'" in problems["processors[0].processor_type"]
     assert "unknown function 'nope'" in problems["processors[1].parameters.function"]
     assert "not a processor class" in problems["processors[2].processor_type"]
     assert "factor must be a number" in problems["processors[3].parameters.factor"]
     assert "not callable" in problems["processors[4].parameters.function"]
     assert "exception class" in problems["error_strategy.retry_on[0]"]
+
+
+def test_unknown_types_are_reported_when_loading_with_the_other_problems() -> None:
+    data = _with(processors__0__processor_type="no_such_type", executor={"backend": "gpu"})
+    with pytest.raises(ConfigurationError) as exc:
+        ConfigLoader().load_from_dict(data)
+    problems = problems_of(exc)
+    assert "unknown processor type 'no_such_type'" in problems["processors[0].processor_type"]
+    assert "text_transformer" in problems["processors[0].processor_type"]
+    assert "executor.backend" in problems
 
 
 def test_a_cycle_is_a_configuration_error() -> None:
