@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import time
 import traceback
@@ -247,7 +248,8 @@ def main(
     args_list = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args_list
     try:
-        args = build_parser().parse_args(args_list)
+        with contextlib.redirect_stdout(out):  # --help goes where results go
+            args = build_parser().parse_args(args_list)
         return _COMMANDS[args.command](args, out, err)
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else EXIT_OK
