@@ -40,7 +40,9 @@ class SlowLookup(AsyncProcessor):
 class Clamp(BaseProcessor, metaclass=ProcessorMeta):
     """Limits numbers to [low, high]; registered as "clamp" for configs."""
 
-    def __init__(self, processor_id: str | None = None, low: float = 0, high: float = 1, **config: Any):
+    def __init__(
+        self, processor_id: str | None = None, low: float = 0, high: float = 1, **config: Any
+    ):
         super().__init__(processor_id, **config)
         self.low, self.high = low, high
 

@@ -50,7 +50,10 @@ except ExecutionError as exc:
     print("halt:", exc, "| failed:", exc.failed_processors, "| cause:", repr(exc.cause))
 
 breaker = CircuitBreakerStrategy(failure_threshold=2, recovery_timeout=60)
-print("circuit breaker + skip:", run(CompositeStrategy([breaker, SkipStrategy()], "all"), ["x", "y", "1"]))
+print(
+    "circuit breaker + skip:",
+    run(CompositeStrategy([breaker, SkipStrategy()], "all"), ["x", "y", "1"]),
+)
 print("circuit open:", not breaker.allow("parse"))
 
 retry_then_skip = CompositeStrategy([RetryStrategy(max_retries=1, initial_delay=0), SkipStrategy()])

@@ -278,7 +278,9 @@ class ConfigLoader:
                 continue
             if kind in self._factories or self.registry.is_registered(kind) or is_reference(kind):
                 continue
-            out.append(Problem(field_path(["processors", i, "processor_type"]), self._unknown(kind)))
+            out.append(
+                Problem(field_path(["processors", i, "processor_type"]), self._unknown(kind))
+            )
         return out
 
     def _unknown(self, kind: str) -> str:

@@ -58,8 +58,10 @@ def test_run_with_inline_json() -> None:
 
 def test_run_json_file_backend_and_workers(tmp_path: Path) -> None:
     data = tmp_path / "in.json"
-    data.write_text("[1, 2, \"x\", 4]")
-    code, out, err = cli("run", NUMBERS, "--input-file", str(data), "--backend", "thread", "--workers", "2")
+    data.write_text('[1, 2, "x", 4]')
+    code, out, err = cli(
+        "run", NUMBERS, "--input-file", str(data), "--backend", "thread", "--workers", "2"
+    )
     assert code == 0, err
     assert 'summary:output = {"total":7,"count":3}' in out
     assert "backend thread" in err
@@ -69,11 +71,18 @@ def test_run_jsonl_streams_items_and_writes_jsonl(tmp_path: Path) -> None:
     data = tmp_path / "in.jsonl"
     data.write_text('" a "\n\n"bb"\n" c"\n')
     output = tmp_path / "out.jsonl"
-    cfg = write_config(tmp_path, {
-        "processors": [
-            {"processor_id": "s", "processor_type": "text_transformer", "parameters": {"transformation": "strip"}}
-        ]
-    })
+    cfg = write_config(
+        tmp_path,
+        {
+            "processors": [
+                {
+                    "processor_id": "s",
+                    "processor_type": "text_transformer",
+                    "parameters": {"transformation": "strip"},
+                }
+            ]
+        },
+    )
     code, out, err = cli("run", cfg, "--input-file", str(data), "--output", str(output))
     assert code == 0, err
     assert out.splitlines()[0] == "s:output: 3 items"
@@ -82,12 +91,23 @@ def test_run_jsonl_streams_items_and_writes_jsonl(tmp_path: Path) -> None:
 
 
 def test_run_jsonl_with_several_sources_needs_every_source_per_line(tmp_path: Path) -> None:
-    cfg = write_config(tmp_path, {
-        "processors": [
-            {"processor_id": "a", "processor_type": "simple", "parameters": {"function": "passthrough"}},
-            {"processor_id": "b", "processor_type": "simple", "parameters": {"function": "passthrough"}},
-        ]
-    })
+    cfg = write_config(
+        tmp_path,
+        {
+            "processors": [
+                {
+                    "processor_id": "a",
+                    "processor_type": "simple",
+                    "parameters": {"function": "passthrough"},
+                },
+                {
+                    "processor_id": "b",
+                    "processor_type": "simple",
+                    "parameters": {"function": "passthrough"},
+                },
+            ]
+        },
+    )
     good = tmp_path / "good.jsonl"
     good.write_text('{"a": 1, "b": 2}\n{"a": 3, "b": 4}\n')
     code, out, err = cli("run", cfg, "--input-file", str(good))
@@ -127,7 +147,17 @@ def test_run_arrow_and_parquet_as_tables_and_streams(tmp_path: Path) -> None:
     assert out.splitlines()[0] == "p:output: 4 items"
     # Streamed batches written back as one table.
     output = tmp_path / "back.parquet"
-    code, _, err = cli("run", cfg, "--input-file", str(arrow_file), "--stream", "--batch-size", "3", "--output", str(output))
+    code, _, err = cli(
+        "run",
+        cfg,
+        "--input-file",
+        str(arrow_file),
+        "--stream",
+        "--batch-size",
+        "3",
+        "--output",
+        str(output),
+    )
     assert code == 0, err
     assert pq.read_table(str(output)).equals(table)
     output = tmp_path / "back.arrow"
@@ -144,7 +174,9 @@ def test_run_writes_json_with_tables_and_numpy(tmp_path: Path) -> None:
     output = tmp_path / "out.json"
     code, _, err = cli("run", cfg, "--input-file", str(table), "--output", str(output))
     assert code == 0, err
-    assert json.loads(output.read_text()) == {"p:output": [{"x": 0, "y": "r0"}, {"x": 1, "y": "r1"}]}
+    assert json.loads(output.read_text()) == {
+        "p:output": [{"x": 0, "y": "r0"}, {"x": 1, "y": "r1"}]
+    }
 
 
 def test_long_results_are_summarized_not_dumped(tmp_path: Path) -> None:
@@ -204,14 +236,15 @@ def test_yaml_with_python_tags_exits_2(tmp_path: Path) -> None:
 
 
 def test_run_failure_exits_1_and_debug_shows_the_traceback(tmp_path: Path) -> None:
-    cfg = write_config(tmp_path, {
-        "processors": [
-            {"processor_id": "t", "processor_type": "text_transformer"}
-        ]
-    })
+    cfg = write_config(
+        tmp_path, {"processors": [{"processor_id": "t", "processor_type": "text_transformer"}]}
+    )
     code, out, err = cli("run", cfg, "--input", "5")
     assert code == 1 and out == ""
-    assert err == "mpipe: error: run failed: processor 't' failed: ProcessorError: text_transformer 't' (uppercase) needs a string, got int 5\n"
+    assert err == (
+        "mpipe: error: run failed: processor 't' failed: ProcessorError: "
+        "text_transformer 't' (uppercase) needs a string, got int 5\n"
+    )
     code, _, err = cli("run", cfg, "--input", "5", "--debug")
     assert code == 1 and "Traceback (most recent call last)" in err
     assert err.splitlines()[-1].startswith("mpipe: error: run failed")
@@ -254,7 +287,9 @@ def test_help_exits_0() -> None:
 
 
 def test_demo_small_prints_results_metrics_and_speedup() -> None:
-    code, out, err = cli("demo", "--chunks", "3", "--rounds", "2", "--span", "200", "--chunk-kib", "4")
+    code, out, err = cli(
+        "demo", "--chunks", "3", "--rounds", "2", "--span", "200", "--chunk-kib", "4"
+    )
     assert code == 0, err
     assert "mpipe demo: 3 chunks of 4 KiB" in out and "backend inline" in out
     assert "chunk   2: digest" in out
@@ -264,7 +299,21 @@ def test_demo_small_prints_results_metrics_and_speedup() -> None:
 
 
 def test_demo_on_the_thread_backend() -> None:
-    code, out, err = cli("demo", "--chunks", "2", "--rounds", "1", "--span", "100", "--chunk-kib", "1", "--backend", "thread", "--workers", "2")
+    code, out, err = cli(
+        "demo",
+        "--chunks",
+        "2",
+        "--rounds",
+        "1",
+        "--span",
+        "100",
+        "--chunk-kib",
+        "1",
+        "--backend",
+        "thread",
+        "--workers",
+        "2",
+    )
     assert code == 0, err
     assert "backend thread, 2 workers" in out
 
@@ -279,7 +328,7 @@ def test_bench_prints_ratios_against_dask() -> None:
     assert "ratio = mpipe time / anchor time" in out
 
 
-# -- through a real subprocess ----------------------------------------------------------------------
+# -- through a real subprocess ---------------------------------------------------------------
 
 
 def run_module(*argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -301,7 +350,10 @@ def test_python_m_mpipe_run_validate_and_errors(tmp_path: Path) -> None:
     assert proc.stdout == 'report:output = {"text":"SUB PROCESS","length":11}\n'
     proc = run_module("validate", str(tmp_path / "none.yaml"))
     assert proc.returncode == 2
-    assert proc.stderr == f"mpipe: error: cannot read config '{tmp_path / 'none.yaml'}': No such file or directory\n"
+    missing = tmp_path / "none.yaml"
+    assert (
+        proc.stderr == f"mpipe: error: cannot read config '{missing}': No such file or directory\n"
+    )
     proc = run_module("run", TEXT, "--input", '{"clean": 3}')
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     proc = run_module("nonsense")

@@ -191,7 +191,11 @@ BAD_CONFIGS = [
     (_with(graph_id=""), "graph_id", "non-empty"),
     (_with(surprise=1), "surprise", "unknown field"),
     (_with(error_strategy="explode"), "error_strategy", "expected one of skip"),
-    (_with(error_strategy={"type": "retry", "max_retries": -1}), "error_strategy.max_retries", ">= 0"),
+    (
+        _with(error_strategy={"type": "retry", "max_retries": -1}),
+        "error_strategy.max_retries",
+        ">= 0",
+    ),
     (_with(error_strategy={"type": "retry", "tries": 1}), "error_strategy.tries", "unknown field"),
     (_with(error_strategy={"max_retries": 1}), "error_strategy.type", "required"),
     (
@@ -254,7 +258,9 @@ def test_every_problem_is_reported_at_once() -> None:
     assert "4 problems" in str(exc.value)
     assert exc.value.field == "processors[0].processor_type"  # the first, in file order
     fields = list(problems_of(exc))
-    assert fields.index("processors[1].parameters.transformation") < fields.index("executor.backend")
+    assert fields.index("processors[1].parameters.transformation") < fields.index(
+        "executor.backend"
+    )
 
 
 def test_build_problems_are_reported_at_once() -> None:
@@ -296,7 +302,12 @@ def test_unknown_types_are_reported_when_loading_with_the_other_problems() -> No
 def test_a_cycle_is_a_configuration_error() -> None:
     data = _with()
     data["connections"].append(
-        {"from_processor": "upper", "from_output": "output", "to_processor": "strip", "to_input": "input"}
+        {
+            "from_processor": "upper",
+            "from_output": "output",
+            "to_processor": "strip",
+            "to_input": "input",
+        }
     )
     with pytest.raises(ConfigurationError) as exc:
         ConfigLoader().create_graph_from_config(data)
@@ -306,10 +317,19 @@ def test_a_cycle_is_a_configuration_error() -> None:
 def test_an_input_fed_twice_is_named() -> None:
     data = _with()
     data["processors"].append(
-        {"processor_id": "other", "processor_type": "simple", "parameters": {"function": "passthrough"}}
+        {
+            "processor_id": "other",
+            "processor_type": "simple",
+            "parameters": {"function": "passthrough"},
+        }
     )
     data["connections"].append(
-        {"from_processor": "other", "from_output": "output", "to_processor": "upper", "to_input": "input"}
+        {
+            "from_processor": "other",
+            "from_output": "output",
+            "to_processor": "upper",
+            "to_input": "input",
+        }
     )
     with pytest.raises(ConfigurationError) as exc:
         ConfigLoader().load_from_dict(data)
@@ -338,7 +358,7 @@ def test_bad_files_are_configuration_errors(
 
 
 def test_unreadable_files_are_configuration_errors(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match="cannot read config .*No such file"):
+    with pytest.raises(ConfigurationError, match=r"cannot read config .*No such file"):
         ConfigLoader().load_from_file(tmp_path / "missing.yaml")
     (tmp_path / "dir.yaml").mkdir()
     with pytest.raises(ConfigurationError, match="cannot read config"):

@@ -35,10 +35,19 @@ def graph_config(
     data: dict[str, Any] = {
         "processors": [
             work,
-            {"processor_id": "out", "processor_type": "simple", "parameters": {"function": "passthrough"}},
+            {
+                "processor_id": "out",
+                "processor_type": "simple",
+                "parameters": {"function": "passthrough"},
+            },
         ],
         "connections": [
-            {"from_processor": "work", "from_output": "output", "to_processor": "out", "to_input": "input"}
+            {
+                "from_processor": "work",
+                "from_output": "output",
+                "to_processor": "out",
+                "to_input": "input",
+            }
         ],
     }
     if strategy is not None:
@@ -79,7 +88,12 @@ def test_strategy_parameters_reach_the_strategy() -> None:
             "backoff_multiplier": 3,
             "retry_on": ["ValueError", "builtins:KeyError"],
         },
-        {"type": "circuit_breaker", "failure_threshold": 2, "recovery_timeout": 9, "success_threshold": 1},
+        {
+            "type": "circuit_breaker",
+            "failure_threshold": 2,
+            "recovery_timeout": 9,
+            "success_threshold": 1,
+        },
     )
     graph = ConfigLoader().create_graph_from_config(config)
     retry = graph.error_strategy
@@ -93,7 +107,11 @@ def test_strategy_parameters_reach_the_strategy() -> None:
     assert retry.retry_on == (ValueError, KeyError)
     breaker = graph.error_strategies["work"]
     assert isinstance(breaker, CircuitBreakerStrategy)
-    assert (breaker.failure_threshold, breaker.recovery_timeout, breaker.success_threshold) == (2, 9.0, 1)
+    assert (breaker.failure_threshold, breaker.recovery_timeout, breaker.success_threshold) == (
+        2,
+        9.0,
+        1,
+    )
 
 
 def test_graph_wide_skip_drops_failed_firings() -> None:

@@ -24,7 +24,9 @@ from mpipe import (
 )
 
 
-def one(processor_type: str, parameters: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+def one(
+    processor_type: str, parameters: dict[str, Any] | None = None, **extra: Any
+) -> dict[str, Any]:
     """A one-processor config."""
     proc: dict[str, Any] = {"processor_id": "p", "processor_type": processor_type, **extra}
     if parameters is not None:
@@ -72,7 +74,9 @@ def test_text_transformer_defaults_to_uppercase_and_rejects_non_strings() -> Non
         ("not_none", [None, 0, "", None, False], [0, "", False]),
     ],
 )
-def test_data_filter_on_lists_and_streams(condition: str, items: list[Any], kept: list[Any]) -> None:
+def test_data_filter_on_lists_and_streams(
+    condition: str, items: list[Any], kept: list[Any]
+) -> None:
     config = one("data_filter", {"condition": condition})
     # A list item is filtered element by element.
     assert run_one(config, items) == {"p:output": kept}
@@ -209,7 +213,9 @@ def test_registry_api() -> None:
     assert reg.get_processor_class("off") is cfg_helpers.Offset
     reg.unregister_processor("off")
     assert reg.list_registered_processors() == ["scale"]
-    with pytest.raises(ConfigurationError, match="unknown processor type 'off'; registered types: scale"):
+    with pytest.raises(
+        ConfigurationError, match="unknown processor type 'off'; registered types: scale"
+    ):
         reg.get_processor_class("off")
     with pytest.raises(ConfigurationError, match="unknown processor type"):
         reg.unregister_processor("off")
@@ -281,7 +287,9 @@ def test_registered_factory_gets_the_config_and_the_config_pipes_win() -> None:
 
     loader = ConfigLoader()
     loader.register_processor_factory("joiner", factory)
-    config = one("joiner", {"anything": [1, 2]}, input_pipes=["left", "right"], output_pipes=["out"])
+    config = one(
+        "joiner", {"anything": [1, 2]}, input_pipes=["left", "right"], output_pipes=["out"]
+    )
     graph = loader.create_graph_from_config(config)
     proc = graph.get_processor("p")
     assert proc.processor_id == "p"
