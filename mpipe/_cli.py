@@ -138,10 +138,15 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         cfg, graph, backend=args.backend, max_workers=args.workers
     )
     start = time.perf_counter()
-    if data.streaming:
-        results: dict[str, Any] = asyncio.run(executor.execute_stream(data.data))
-    else:
-        results = asyncio.run(executor.execute(data.data))
+    try:
+        if data.streaming:
+            results: dict[str, Any] = asyncio.run(executor.execute_stream(data.data))
+        else:
+            results = asyncio.run(executor.execute(data.data))
+    except ExecutionError as exc:
+        if data.late_errors:  # the input itself was bad: a usage error, not a failed run
+            raise data.late_errors[0] from exc
+        raise
     seconds = time.perf_counter() - start
     for key, value in results.items():
         if data.streaming:

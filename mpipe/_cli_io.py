@@ -8,7 +8,7 @@ Inputs: JSON on the command line or in a ``.json`` file (one item per source, as
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +38,15 @@ class OutputError(Exception):
 
 @dataclass
 class RunInput:
-    """A run's input: one item per source (``streaming`` False) or a stream of items."""
+    """A run's input: one item per source (``streaming`` False) or a stream of items.
+
+    ``late_errors`` collects input errors found while the stream is read during the run.
+    """
 
     data: Any
     streaming: bool
     description: str
+    late_errors: list[ConfigurationError] = field(default_factory=list)
 
 
 def _parse_json(text: str | bytes, where: str) -> Any:
@@ -52,11 +56,15 @@ def _parse_json(text: str | bytes, where: str) -> Any:
         raise ConfigurationError(f"{where}: malformed JSON: {exc}", "input") from None
 
 
-def _jsonl_items(path: Path) -> Iterator[Any]:
+def _jsonl_items(path: Path, late_errors: list[ConfigurationError]) -> Iterator[Any]:
     with path.open("rb") as f:
         for n, line in enumerate(f, 1):
             if line.strip():
-                yield _parse_json(line, f"{path} line {n}")
+                try:
+                    yield _parse_json(line, f"{path} line {n}")
+                except ConfigurationError as exc:
+                    late_errors.append(exc)
+                    raise
 
 
 def _arrow_reader(path: Path) -> Any:
@@ -76,11 +84,16 @@ def _arrow_reader(path: Path) -> Any:
 
 
 def _arrow_batches(path: Path, batch_size: int | None) -> Iterator[Any]:
+    """Record batches of an Arrow file, opened now (format errors show before the run)."""
     reader = _arrow_reader(path)
     if hasattr(reader, "num_record_batches"):
         batches: Any = (reader.get_batch(i) for i in range(reader.num_record_batches))
     else:
         batches = iter(reader)
+    return _rechunk(batches, batch_size)
+
+
+def _rechunk(batches: Iterator[Any], batch_size: int | None) -> Iterator[Any]:
     for batch in batches:
         if batch_size is None or batch.num_rows <= batch_size:
             yield batch
@@ -128,7 +141,9 @@ def read_input(
         if suffix == ".json":
             return RunInput(_parse_json(path.read_bytes(), file), False, file)
         if suffix == ".jsonl":
-            return RunInput(_stream_to_sources(_jsonl_items(path), sources, file), True, file)
+            late: list[ConfigurationError] = []
+            feed = _stream_to_sources(_jsonl_items(path, late), sources, file)
+            return RunInput(feed, True, file, late)
         if suffix == ".arrow":
             if stream:
                 batches = _arrow_batches(path, batch_size)

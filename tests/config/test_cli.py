@@ -365,3 +365,45 @@ def test_python_m_mpipe_demo() -> None:
     proc = run_module("demo", "--chunks", "2", "--rounds", "1", "--span", "100", "--chunk-kib", "1")
     assert proc.returncode == 0, proc.stderr
     assert "per-processor metrics:" in proc.stdout and "speedup over serial" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "stream", "words"),
+    [
+        ("bad.jsonl", '"a"\n{bad\n', False, "bad.jsonl line 2: malformed JSON"),
+        ("bad.arrow", "garbage", False, "not an Arrow IPC file or stream"),
+        ("bad.arrow", "garbage", True, "not an Arrow IPC file or stream"),
+        ("bad.parquet", "garbage", False, "cannot read input file"),
+        ("bad.parquet", "garbage", True, "cannot read input file"),
+        ("bad.json", "[1,", False, "malformed JSON"),
+        ("ok.json", "[1]", True, "--stream needs a .jsonl, .arrow or .parquet input"),
+    ],
+)
+def test_malformed_input_files_exit_2(
+    tmp_path: Path, name: str, content: str, stream: bool, words: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(content)
+    argv = ["run", TEXT, "--input-file", str(path), *(["--stream"] if stream else [])]
+    code, _, err = cli(*argv)
+    assert code == 2 and err.count("\n") == 1 and words in err, err
+
+
+def test_streams_need_one_source(tmp_path: Path) -> None:
+    table = tmp_path / "t.parquet"
+    pq.write_table(_table(3), str(table))
+    cfg = write_config(
+        tmp_path,
+        {
+            "processors": [
+                {
+                    "processor_id": s,
+                    "processor_type": "simple",
+                    "parameters": {"function": "passthrough"},
+                }
+                for s in ("a", "b")
+            ]
+        },
+    )
+    code, _, err = cli("run", cfg, "--input-file", str(table), "--stream")
+    assert code == 2 and "needs a graph with one source; this one has 2 (a, b)" in err
