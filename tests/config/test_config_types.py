@@ -330,3 +330,30 @@ def test_execution_placement_from_config_reaches_the_executor() -> None:
     executor = GraphExecutor(graph)
     assert executor.run({"p": 4}) == {"p:output": 8}
     assert executor.get_execution_status()["state"] == "completed"
+
+
+def test_config_names_are_public_and_documented() -> None:
+    import inspect
+
+    import mpipe
+
+    names = [
+        "ConfigLoader",
+        "ConnectionConfig",
+        "GraphConfig",
+        "ProcessorConfig",
+        "ProcessorFactory",
+        "ProcessorMeta",
+        "ProcessorRegistry",
+        "global_factory",
+        "global_registry",
+    ]
+    assert set(names) <= set(mpipe.__all__)
+    assert mpipe.__all__ == sorted(mpipe.__all__)
+    for name in names:
+        obj = getattr(mpipe, name)
+        if inspect.isclass(obj):
+            assert inspect.getdoc(obj), name
+    import processor_pipeline.v2 as v2
+
+    assert all(getattr(v2, n) is getattr(mpipe, n) for n in names)
