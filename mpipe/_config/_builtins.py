@@ -64,6 +64,7 @@ class FunctionProcessor(SimpleProcessor, metaclass=ProcessorMeta):
                 f"simple processor {processor_id!r} needs a 'function' parameter", "function"
             )
         super().__init__(resolve_function(function), processor_id, **config)
+        #: The function's name as configured (or the callable's ``__name__``).
         self.function = function if isinstance(function, str) else getattr(function, "__name__", "")
 
     @classmethod

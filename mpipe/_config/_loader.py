@@ -325,6 +325,15 @@ class ConfigLoader:
                     )
             else:
                 raise ConfigurationError(self._unknown(kind), type_field)
+            fn = params.get("function")
+            if (
+                isinstance(cls, type)
+                and issubclass(cls, _builtins.FunctionProcessor)
+                and isinstance(fn, str)
+                and fn in self.registry.list_registered_functions()
+            ):
+                # A function registered in this loader's own registry.
+                params = {**params, "function": self.registry.get_function(fn)}
             try:
                 inspect.signature(cls).bind(processor_id=cfg.processor_id, **params)
             except TypeError as exc:

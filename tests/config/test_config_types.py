@@ -357,3 +357,14 @@ def test_config_names_are_public_and_documented() -> None:
     import processor_pipeline.v2 as v2
 
     assert all(getattr(v2, n) is getattr(mpipe, n) for n in names)
+
+
+def test_loader_registry_functions_are_used_by_simple() -> None:
+    from mpipe._config._builtins import FunctionProcessor
+
+    reg = ProcessorRegistry()
+    reg.register_processor("simple", FunctionProcessor)
+    reg.register_function("triple", lambda x: 3 * x)
+    graph = ConfigLoader(reg).create_graph_from_config(one("simple", {"function": "triple"}))
+    assert GraphExecutor(graph).run({"p": 2}) == {"p:output": 6}
+    assert not global_registry.list_registered_functions().count("triple")
