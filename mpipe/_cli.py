@@ -252,6 +252,7 @@ def main(
     err = err or sys.stderr
     args_list = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args_list
+    saved_path = list(sys.path)  # commands add the config's folder; main() leaves no trace
     try:
         with contextlib.redirect_stdout(out):  # --help goes where results go
             args = build_parser().parse_args(args_list)
@@ -267,6 +268,8 @@ def main(
         code, text = _describe(exc)
         print(f"mpipe: error: {_one_line(text)}", file=err)
         return code
+    finally:
+        sys.path[:] = saved_path
 
 
 def _describe(exc: BaseException) -> tuple[int, str]:

@@ -407,3 +407,25 @@ def test_streams_need_one_source(tmp_path: Path) -> None:
     )
     code, _, err = cli("run", cfg, "--input-file", str(table), "--stream")
     assert code == 2 and "needs a graph with one source; this one has 2 (a, b)" in err
+
+
+def test_main_leaves_sys_path_as_it_found_it(tmp_path: Path) -> None:
+    before = list(sys.path)
+    cfg = write_config(tmp_path, one_step("passthrough"))
+    assert cli("validate", cfg)[0] == 0
+    assert sys.path == before
+
+
+def test_summaries_of_arrays_and_json_output_of_numpy(tmp_path: Path) -> None:
+    import numpy as np
+
+    from mpipe._cli_io import summarize, write_output
+
+    assert summarize(np.zeros((3, 4))) == "ndarray float64 shape (3, 4)"
+    assert summarize(pa.array([1, 2, 3])) == "Int64Array<int64> of 3 values"
+    assert summarize(pa.chunked_array([[1], [2]])) == "ChunkedArray<int64> of 2 values"
+    assert summarize({1: "a"}) == '{"1":"a"}'
+    assert summarize(object()).startswith("<object object at")
+    path = tmp_path / "o.json"
+    write_output(path, {"k": np.arange(3), "t": pa.table({"a": [1]})}, streaming=False)
+    assert json.loads(path.read_text()) == {"k": [0, 1, 2], "t": [{"a": 1}]}
