@@ -360,7 +360,14 @@ class ConfigLoader:
                 f"processor type {kind!r} produced {type(proc).__name__}, not a processor",
                 field_path([*at, "processor_type"]),
             )
-        self._configure(proc, cfg, at)
+        try:
+            self._configure(proc, cfg, at)
+        except ConfigurationError:
+            raise
+        except Exception as exc:  # a foreign processor that refuses its pipes or settings
+            raise ConfigurationError(
+                f"configuring {kind} failed: {type(exc).__name__}: {exc}", field_path(at)
+            ) from exc
         return proc
 
     @staticmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from mpipe import BaseProcessor, ProcessorMeta
+from mpipe import BaseProcessor, Pipe, ProcessorInterface, ProcessorMeta, ProcessorState
 
 
 def double(x: Any) -> Any:
@@ -86,3 +86,37 @@ class Offset(BaseProcessor):
 
 class NotAProcessor:
     """Something that is not a processor class."""
+
+
+class Foreign(ProcessorInterface):
+    """A processor that is not a BaseProcessor: implements the interface by hand.
+
+    With ``picky=True`` it refuses any input pipe named other than ``"input"``.
+    """
+
+    def __init__(self, processor_id: str | None = None, picky: bool = False) -> None:
+        self.processor_id = processor_id or "foreign"
+        self.input_pipes = {}
+        self.output_pipes = {}
+        self.state = ProcessorState.IDLE
+        self.picky = picky
+
+    def register_input_pipe(self, name: str, pipe: Pipe) -> None:
+        if self.picky and name != "input":
+            raise KeyError(f"refuses input pipe {name!r}")
+        self.input_pipes[name] = pipe
+
+    def register_output_pipe(self, name: str, pipe: Pipe) -> None:
+        self.output_pipes[name] = pipe
+
+    async def initialize(self) -> None:
+        pass
+
+    async def process(self, input_data: dict[str, Any]) -> Any:
+        return {"seen": input_data}
+
+    async def cleanup(self) -> None:
+        pass
+
+    def get_metrics(self) -> dict[str, Any]:
+        return {}

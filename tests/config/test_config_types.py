@@ -368,3 +368,18 @@ def test_loader_registry_functions_are_used_by_simple() -> None:
     graph = ConfigLoader(reg).create_graph_from_config(one("simple", {"function": "triple"}))
     assert GraphExecutor(graph).run({"p": 2}) == {"p:output": 6}
     assert not global_registry.list_registered_functions().count("triple")
+
+
+def test_a_foreign_processor_class_from_a_config() -> None:
+    config = one("cfg_helpers:Foreign", {}, execution="thread")
+    graph = ConfigLoader().create_graph_from_config(config)
+    proc = graph.get_processor("p")
+    assert isinstance(proc, cfg_helpers.Foreign) and proc.execution == "thread"  # type: ignore[attr-defined]
+    assert GraphExecutor(graph).run({"p": 1}) == {"p:output": {"seen": {"input": 1}}}
+    with pytest.raises(ConfigurationError) as exc:
+        ConfigLoader().create_graph_from_config(one("cfg_helpers:Foreign", {}, timeout=1))
+    assert exc.value.field == "processors[0].timeout" and "needs a BaseProcessor" in str(exc.value)
+    picky = one("cfg_helpers:Foreign", {"picky": True}, input_pipes=["other"])
+    with pytest.raises(ConfigurationError) as exc:
+        ConfigLoader().create_graph_from_config(picky)
+    assert exc.value.field == "processors[0]" and "KeyError" in str(exc.value)
