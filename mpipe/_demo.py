@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ._errors import ConfigurationError
 from ._executor import GraphExecutor
 from ._graph import ProcessingGraph
 from ._processors import SimpleProcessor
@@ -49,6 +50,13 @@ class DemoSettings:
     chunk_bytes: int = 1 << 18
     rounds: int = 512
     span: int = 30_000
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigurationError(
+                    f"demo setting {name} must be a positive integer, got {value!r}", name
+                )
 
 
 def generate(settings: dict[str, int]) -> Iterator[dict[str, Any]]:

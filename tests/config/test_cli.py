@@ -356,8 +356,6 @@ def test_python_m_mpipe_run_validate_and_errors(tmp_path: Path) -> None:
     )
     proc = run_module("run", TEXT, "--input", '{"clean": 3}')
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
-    proc = run_module("nonsense")
-    assert proc.returncode == 2 and proc.stderr.startswith("mpipe: error: argument COMMAND")
 
 
 @pytest.mark.slow
@@ -429,3 +427,11 @@ def test_summaries_of_arrays_and_json_output_of_numpy(tmp_path: Path) -> None:
     path = tmp_path / "o.json"
     write_output(path, {"k": np.arange(3), "t": pa.table({"a": [1]})}, streaming=False)
     assert json.loads(path.read_text()) == {"k": [0, 1, 2], "t": [{"a": 1}]}
+
+
+def test_demo_settings_are_checked() -> None:
+    from mpipe import ConfigurationError
+    from mpipe._demo import DemoSettings
+
+    with pytest.raises(ConfigurationError, match="demo setting chunks must be a positive integer"):
+        DemoSettings(chunks=0)
