@@ -30,10 +30,13 @@ _JSON_TYPES = {
 
 
 @cache
+def _schema_text() -> str:
+    return resources.files("mpipe").joinpath("config.schema.json").read_text(encoding="utf-8")
+
+
 def load_schema() -> dict[str, Any]:
-    """The config format's JSON Schema, as shipped in the package."""
-    text = resources.files("mpipe").joinpath("config.schema.json").read_text(encoding="utf-8")
-    schema: dict[str, Any] = json.loads(text)
+    """The config format's JSON Schema, as shipped in the package (a fresh copy each call)."""
+    schema: dict[str, Any] = json.loads(_schema_text())
     return schema
 
 
