@@ -49,11 +49,32 @@ __all__ = ["ConfigLoader"]
 ProcessorFactoryFn = Callable[[ProcessorConfig], ProcessorInterface]
 
 
+class _StrictSafeLoader(yaml.SafeLoader):
+    """The safe loader, refusing a key repeated in one mapping (YAML would keep the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            try:
+                repeated = key in seen
+                seen.add(key)
+            except TypeError:  # an unhashable key: the base class reports it
+                break
+            if repeated:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
 def _yaml_problem(exc: yaml.YAMLError) -> str:
     mark = getattr(exc, "problem_mark", None)
     where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
     problem = getattr(exc, "problem", None) or str(exc)
-    if isinstance(exc, yaml.constructor.ConstructorError) and "tag" in str(problem):
+    if isinstance(exc, yaml.constructor.ConstructorError) and "constructor for the tag" in str(
+        problem
+    ):
         return (
             f"YAML tag not allowed{where}: {problem} (configs are read with the safe loader; "
             "name Python code with 'module:attr' strings instead)"
@@ -194,7 +215,7 @@ class ConfigLoader:
                 f"cannot read config {str(p)!r}: {exc.strerror or exc}", "path"
             ) from exc
         try:
-            data = orjson.loads(raw) if suffix == ".json" else yaml.safe_load(raw)
+            data = orjson.loads(raw) if suffix == ".json" else yaml.load(raw, _StrictSafeLoader)
         except orjson.JSONDecodeError as exc:
             raise ConfigurationError(f"config {str(p)!r}: malformed JSON: {exc}", "path") from exc
         except yaml.YAMLError as exc:

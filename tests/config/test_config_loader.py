@@ -344,6 +344,11 @@ def test_an_input_fed_twice_is_named() -> None:
         ("c.yaml", "!!python/object/apply:os.system ['true']\n", "YAML tag not allowed"),
         ("c.yaml", "processors: !!python/name:os.system\n", "YAML tag not allowed"),
         ("c.yaml", "- just\n- a list\n", "must be a mapping"),
+        (
+            "c.yaml",
+            "processors:\n  - processor_id: a\n    processor_id: b\n",
+            "malformed YAML at line 3, column 5: key 'processor_id' appears twice",
+        ),
         ("c.yaml", "", "must be a mapping"),
         ("c.toml", "processors = []", "unsupported file type '.toml'"),
     ],
