@@ -4,6 +4,17 @@ A graph of processors connected by pipes runs under an asyncio dataflow schedule
 branches and stream stages overlap. This module declares the whole public API.
 """
 
+from ._config import (
+    ConfigLoader,
+    ConnectionConfig,
+    GraphConfig,
+    ProcessorConfig,
+    ProcessorFactory,
+    ProcessorMeta,
+    ProcessorRegistry,
+    global_factory,
+    global_registry,
+)
 from ._errors import (
     ConfigurationError,
     ExecutionError,
@@ -58,11 +69,14 @@ __all__ = [
     "CircuitBreakerStrategy",
     "CircuitOpenError",
     "CompositeStrategy",
+    "ConfigLoader",
     "ConfigurationError",
+    "ConnectionConfig",
     "ErrorAction",
     "ErrorHandlerInterface",
     "ErrorStrategy",
     "ExecutionError",
+    "GraphConfig",
     "GraphError",
     "GraphExecutor",
     "GraphInterface",
@@ -78,8 +92,12 @@ __all__ = [
     "PipeType",
     "PipelineError",
     "ProcessingGraph",
+    "ProcessorConfig",
     "ProcessorError",
+    "ProcessorFactory",
     "ProcessorInterface",
+    "ProcessorMeta",
+    "ProcessorRegistry",
     "ProcessorState",
     "ProcessorTimeoutError",
     "RetryStrategy",
@@ -94,6 +112,8 @@ __all__ = [
     "create_diamond_pipeline",
     "create_parallel_pipeline",
     "create_simple_pipeline",
+    "global_factory",
+    "global_registry",
     "run_simple_pipeline",
     "visualize_graph",
 ]

@@ -1,0 +1,122 @@
+"""Functions and classes that the config tests name as ``"cfg_helpers:attr"`` references."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from mpipe import BaseProcessor, Pipe, ProcessorInterface, ProcessorMeta, ProcessorState
+
+
+def double(x: Any) -> Any:
+    """Twice the item."""
+    return x * 2
+
+
+async def slow(x: Any) -> Any:
+    """Never finishes in time for a small ``timeout``: waits on an event nobody sets."""
+    await asyncio.Event().wait()
+    return x
+
+
+def explode(x: Any) -> Any:
+    """Always fails."""
+    raise ValueError(f"explode got {x!r}")
+
+
+class Flaky:
+    """Fails the first ``n`` calls, then returns the item plus one; reset with ``reset()``."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.calls = 0
+
+    def __call__(self, x: Any) -> Any:
+        self.calls += 1
+        if self.calls <= self.n:
+            raise RuntimeError(f"flaky call {self.calls}")
+        return x + 1
+
+
+#: Fails twice, then works (tests reset ``calls``).
+flaky_twice = Flaky(2)
+
+SKIPPED: list[str] = []
+
+
+def record_skip(error: BaseException, processor_id: str, context: dict[str, Any]) -> None:
+    """A skip callback that remembers which processor skipped."""
+    SKIPPED.append(processor_id)
+
+
+not_callable = 42
+
+
+class Scale(BaseProcessor, metaclass=ProcessorMeta):
+    """Multiplies the item by ``factor`` (registers itself as ``scale``)."""
+
+    def __init__(self, processor_id: str | None = None, factor: float = 1.0, **config: Any):
+        if not isinstance(factor, (int, float)) or isinstance(factor, bool):
+            from mpipe import ConfigurationError
+
+            raise ConfigurationError(f"factor must be a number, got {factor!r}", "factor")
+        super().__init__(processor_id, **config)
+        self.factor = factor
+
+    @classmethod
+    def get_processor_metadata(cls) -> dict[str, Any]:
+        return {"name": "scale", "description": "Multiplies by a factor", "version": "1.0"}
+
+    async def process_data(self, input_data: dict[str, Any]) -> Any:
+        (item,) = input_data.values()
+        return item * self.factor
+
+
+class Offset(BaseProcessor):
+    """Adds ``offset`` (not registered: used as ``"cfg_helpers:Offset"``)."""
+
+    def __init__(self, processor_id: str | None = None, offset: int = 0, **config: Any):
+        super().__init__(processor_id, **config)
+        self.offset = offset
+
+    async def process_data(self, input_data: dict[str, Any]) -> Any:
+        (item,) = input_data.values()
+        return item + self.offset
+
+
+class NotAProcessor:
+    """Something that is not a processor class."""
+
+
+class Foreign(ProcessorInterface):
+    """A processor that is not a BaseProcessor: implements the interface by hand.
+
+    With ``picky=True`` it refuses any input pipe named other than ``"input"``.
+    """
+
+    def __init__(self, processor_id: str | None = None, picky: bool = False) -> None:
+        self.processor_id = processor_id or "foreign"
+        self.input_pipes = {}
+        self.output_pipes = {}
+        self.state = ProcessorState.IDLE
+        self.picky = picky
+
+    def register_input_pipe(self, name: str, pipe: Pipe) -> None:
+        if self.picky and name != "input":
+            raise KeyError(f"refuses input pipe {name!r}")
+        self.input_pipes[name] = pipe
+
+    def register_output_pipe(self, name: str, pipe: Pipe) -> None:
+        self.output_pipes[name] = pipe
+
+    async def initialize(self) -> None:
+        pass
+
+    async def process(self, input_data: dict[str, Any]) -> Any:
+        return {"seen": input_data}
+
+    async def cleanup(self) -> None:
+        pass
+
+    def get_metrics(self) -> dict[str, Any]:
+        return {}
