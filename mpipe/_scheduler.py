@@ -560,6 +560,7 @@ class Scheduler:
                 hook.firing_start(node.node_id, first + j, start)
         slot = FiringSlot(node.node_id, first)
         try:
+            assert node.fn is not None
             fut = asyncio.ensure_future(node.backend.submit_batch(node.fn, args, slot))
         except Exception as exc:
             self._batch_failed(node, first, args, start, slot, exc)

@@ -157,7 +157,7 @@ class Worker:
             if message is None:
                 continue
             op, extra, fid = PREFIX.unpack_from(message)
-            if op == CALL or op == BATCH:
+            if op in (CALL, BATCH):
                 try:
                     fn = decode(message[PREFIX.size : PREFIX.size + extra])
                     arg = decode(message[PREFIX.size + extra :])

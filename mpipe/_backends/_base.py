@@ -95,6 +95,8 @@ class Backend(ABC):
 
     def check_callable(self, fn: Callable[[Any], Any], processor_id: str) -> None:
         """Raise a clear error now if ``fn`` cannot run on this backend (before a run starts)."""
+        if not callable(fn):
+            raise TypeError(f"processor {processor_id!r}: {fn!r} is not callable")
 
     def concurrency(self, stateful: bool) -> int:
         """Firings of one processor in flight at once, unless the processor says otherwise."""

@@ -286,8 +286,9 @@ class ProcessBackend(Backend):
 
     def _message(self, op: int, fn: Any, arg: Any, worker: _Worker, fid: int) -> bytes:
         codec = self._codec
-        fn_message = codec.encode_callable(fn, worker.slot)
-        return PREFIX.pack(op, len(fn_message), fid) + fn_message + codec.encode(arg, worker.slot)
+        fn_message: bytes = codec.encode_callable(fn, worker.slot)
+        arg_message: bytes = codec.encode(arg, worker.slot)
+        return PREFIX.pack(op, len(fn_message), fid) + fn_message + arg_message
 
     def _submit(self, op: int, fn: Any, arg: Any, slot: FiringSlot) -> asyncio.Future[Any]:
         assert self._loop is not None
@@ -370,7 +371,7 @@ class ProcessBackend(Backend):
         body = message[PREFIX.size :]
         # Always decode: a message carries a reference to its arena block that only decoding
         # takes over (and dropping the value then releases).
-        value = self._codec.decode(body) if body else None
+        value: Any = self._codec.decode(body) if body else None
         if fid == 0:
             if not worker.ready.done():
                 worker.ready.set_result(None)
