@@ -254,15 +254,34 @@ class GraphExecutor:
         pipes = [*graph.pipes.values(), *entry_pipes.values(), *(p for _, p in sinks)]
         return _Plan(fingerprint, nodes, EntryIndex(entries), entry_pipes, sinks, pipes, placements)
 
+    def _current_plan(self) -> _Plan:
+        fingerprint = self._fingerprint()
+        plan = self._compiled
+        if plan is None or plan.fingerprint != fingerprint:
+            plan = self._compiled = self._compile(fingerprint)
+        return plan
+
+    async def start(self) -> None:
+        """Validate the graph and start every backend it needs (worker pools included).
+
+        Inside ``async with`` this makes the first run start warm; without it, the pools are
+        stopped again at the end of the next run.
+
+        Raises:
+            ValidationError: The graph is invalid.
+            ConfigurationError: A processor cannot run where it is placed.
+        """
+        plan = self._current_plan()
+        for backend in {id(n.backend): n.backend for n in plan.nodes}.values():
+            if not backend.started:
+                await backend.start()
+
     async def _plan(
         self, data: Any, streaming: bool, collect: bool = True
     ) -> tuple[Scheduler, RunInfo]:
         """Prepare a run: ``streaming`` inputs are iterables; ``collect`` gathers sink items in
         lists (batch, ``execute_stream``) instead of queueing them for a consumer (``stream``)."""
-        fingerprint = self._fingerprint()
-        plan = self._compiled
-        if plan is None or plan.fingerprint != fingerprint:
-            plan = self._compiled = self._compile(fingerprint)
+        plan = self._current_plan()
         entry_pipes = plan.entry_pipes
         for pipe in plan.pipes:
             pipe._reopen()

@@ -42,7 +42,7 @@ from functools import partial
 from typing import Any
 
 from ._backends import END, Backend, FiringSlot, Stream
-from ._errors import ExecutionError, PipelineError, ProcessorTimeoutError, WorkerCrashedError
+from ._errors import ExecutionError, ProcessorTimeoutError, WorkerCrashedError
 from ._hooks import RunHooks
 from ._pipe import Pipe
 from ._strategies import CircuitOpenError, ErrorAction, ErrorStrategy, resolve_action
@@ -340,6 +340,9 @@ class Scheduler:
             pid, exc = self.failure
             if isinstance(exc, ExecutionError):
                 return exc
+            if any(f.node_id == pid for f in self.feeders):
+                # The caller's own iterable failed: no processor is to blame.
+                return ExecutionError(f"{pid} failed: {type(exc).__name__}: {exc}", [], cause=exc)
             return ExecutionError(
                 f"processor {pid!r} failed: {type(exc).__name__}: {exc}", [pid], cause=exc
             )
@@ -825,7 +828,7 @@ class Scheduler:
     def _stream_failed(self, node: Node, stream: _Stream, exc: BaseException) -> None:
         node.stream = None
         if node.processor is None:
-            self.halt(node, PipelineError(f"input stream {node.node_id!r} failed: {exc!r}"))
+            self.halt(node, exc)
             return
         self._failed(stream.firing, exc, stream.base + stream.emitted)
 

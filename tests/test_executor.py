@@ -453,3 +453,15 @@ class TestStopping:
         assert status["state"] == "completed"
         assert status["processors"]["b"]["firings_started"] == 1
         assert status["elapsed"] >= 0
+
+
+def test_a_failing_input_stream_keeps_its_exception() -> None:
+    def bad() -> Any:
+        yield 1
+        raise KeyError("lost")
+
+    g = chain(("a", lambda x: x))
+    with pytest.raises(ExecutionError, match="<input a> failed: KeyError") as info:
+        asyncio.run(GraphExecutor(g).execute_stream({"a": bad()}))
+    assert isinstance(info.value.cause, KeyError)
+    assert info.value.failed_processors == []

@@ -288,10 +288,20 @@ def test_help_exits_0() -> None:
 
 def test_demo_small_prints_results_metrics_and_speedup() -> None:
     code, out, err = cli(
-        "demo", "--chunks", "3", "--rounds", "2", "--span", "200", "--chunk-kib", "4"
+        "demo",
+        "--chunks",
+        "3",
+        "--rounds",
+        "2",
+        "--span",
+        "200",
+        "--chunk-kib",
+        "4",
+        "--workers",
+        "2",
     )
     assert code == 0, err
-    assert "mpipe demo: 3 chunks of 4 KiB" in out and "backend inline" in out
+    assert "mpipe demo: 3 chunks of 4 KiB" in out and "backend process, 2 workers" in out
     assert "chunk   2: digest" in out
     for pid in ("generate", "hash", "primes", "join"):
         assert f"  {pid:<10}" in out
