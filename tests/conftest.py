@@ -14,8 +14,14 @@ T = TypeVar("T")
 
 
 def _shm_names() -> set[str]:
+    """Names in /dev/shm, less the semaphores of Python's multiprocessing (``sem.mp-*``).
+
+    mpipe creates nothing there at all (its arena is a memfd and its rings wait on futexes) and
+    never uses multiprocessing semaphores; those come from other programs sharing the machine
+    (a benchmark of multiprocessing pools, say), which a global directory cannot tell apart.
+    """
     try:
-        return set(os.listdir("/dev/shm"))
+        return {n for n in os.listdir("/dev/shm") if not n.startswith("sem.mp-")}
     except FileNotFoundError:  # pragma: no cover - not Linux
         return set()
 
