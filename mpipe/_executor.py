@@ -130,6 +130,8 @@ class GraphExecutor:
         self._backends: dict[str, Backend] = {}
         self._compiled: _Plan | None = None
         self._entered = False
+        self._busy = False
+        self._stop_requested = False
         self._current: Scheduler | None = None
         self._status: dict[str, Any] = {"state": "idle", "run_id": None}
 
@@ -167,12 +169,27 @@ class GraphExecutor:
 
     # -- planning -----------------------------------------------------------------------------------
 
-    def _check_idle(self) -> None:
-        if self._current is not None and not self._current.done:
+    async def _prepare(
+        self, data: Any, streaming: bool, collect: bool
+    ) -> tuple[Scheduler, RunInfo]:
+        """Claim the executor for one run and plan it (backends start here)."""
+        if self._busy:
             raise PipelineError(
                 f"graph {self.graph.graph_id!r} is already running in this executor; "
                 "runs of one executor do not overlap"
             )
+        self._busy = True
+        self._stop_requested = False
+        try:
+            sched, info = await self._plan(data, streaming, collect)
+            if self._stop_requested:  # stop_execution() came while pools were starting
+                raise ExecutionError("execution stopped by stop_execution()")
+        except BaseException:
+            self._busy = False
+            if not self._entered:
+                await self.aclose()
+            raise
+        return sched, info
 
     def _fingerprint(self) -> tuple[int, ...]:
         """What a compiled plan depends on: the graph's and the processors' change counters."""
@@ -276,9 +293,7 @@ class GraphExecutor:
             if not backend.started:
                 await backend.start()
 
-    async def _plan(
-        self, data: Any, streaming: bool, collect: bool = True
-    ) -> tuple[Scheduler, RunInfo]:
+    async def _plan(self, data: Any, streaming: bool, collect: bool) -> tuple[Scheduler, RunInfo]:
         """Prepare a run: ``streaming`` inputs are iterables; ``collect`` gathers sink items in
         lists (batch, ``execute_stream``) instead of queueing them for a consumer (``stream``)."""
         plan = self._current_plan()
@@ -378,6 +393,7 @@ class GraphExecutor:
                 hook.run_end(info, error)
             if not self._entered:
                 await self.aclose()
+            self._busy = False
             if error is None:
                 for r in results:
                     if isinstance(r, BaseException):
@@ -400,8 +416,7 @@ class GraphExecutor:
             ValidationError: The graph or the input is invalid (before anything runs).
             ExecutionError: A firing failed and the strategy halted, or the run was stopped.
         """
-        self._check_idle()
-        sched, info = await self._plan(input_data, streaming=False)
+        sched, info = await self._prepare(input_data, streaming=False, collect=True)
         sched.hooks.extend(_as_hooks(monitor, "monitor"))
         await self._run(sched, info)
         return {k: v[0] if len(v) == 1 else v for k, v in sched.sink.results.items()}
@@ -419,8 +434,7 @@ class GraphExecutor:
             ValidationError: The graph or the inputs are invalid.
             ExecutionError: A firing failed and the strategy halted.
         """
-        self._check_idle()
-        sched, info = await self._plan(inputs, streaming=True, collect=False)
+        sched, info = await self._prepare(inputs, streaming=True, collect=False)
         sink = sched.sink
         task = asyncio.ensure_future(self._run(sched, info))
         loop = asyncio.get_running_loop()
@@ -454,8 +468,7 @@ class GraphExecutor:
 
         Same semantics as :meth:`stream`, without a consumer in the loop.
         """
-        self._check_idle()
-        sched, info = await self._plan(inputs, streaming=True, collect=True)
+        sched, info = await self._prepare(inputs, streaming=True, collect=True)
         await self._run(sched, info)
         return sched.sink.results
 
@@ -473,6 +486,8 @@ class GraphExecutor:
 
     async def stop_execution(self) -> None:
         """Cancel the current run: firings in flight are cancelled; ``execute`` raises."""
+        if self._busy:
+            self._stop_requested = True
         sched = self._current
         if sched is not None and not sched.done:
             sched.stop()

@@ -308,7 +308,11 @@ def test_stop_execution_leaves_no_worker() -> None:
     async def main() -> None:
         ex = GraphExecutor(g, max_workers=2)
         task = asyncio.create_task(ex.execute(2))
-        await asyncio.sleep(1.0)
+        for _ in range(600):  # until the hanging firing is in a worker
+            await asyncio.sleep(0.05)
+            status = ex.get_execution_status()
+            if status["state"] == "running" and status["processors"]["p"]["in_flight"]:
+                break
         assert psutil.Process().children()
         await ex.stop_execution()
         with pytest.raises(ExecutionError, match="stopped"):
@@ -378,3 +382,17 @@ def test_ctrl_c_in_a_script_leaves_no_worker() -> None:
     assert proc.returncode != 0
     assert "KeyboardInterrupt" in err
     assert _gone(workers, within=2.0)
+
+
+def test_stop_while_workers_are_starting() -> None:
+    g = process_graph(hangs)
+
+    async def main() -> None:
+        ex = GraphExecutor(g, max_workers=1)
+        task = asyncio.create_task(ex.execute(2))
+        await asyncio.sleep(0)  # the run is claimed; its pool is starting
+        await ex.stop_execution()
+        with pytest.raises(ExecutionError, match="stopped"):
+            await task
+
+    asyncio.run(main())
