@@ -49,6 +49,9 @@ class _Foreign:
     def _record(self, duration: float, failed: bool) -> None:
         pass
 
+    def _record_many(self, n: int, duration: float) -> None:
+        pass
+
     def _fire_callbacks(self, event: str, arg: Any) -> None:
         pass
 

@@ -211,6 +211,37 @@ class Pipe:
         if self._getters:
             self._wake_one(self._getters)
 
+    def _offer_many(self, items: list[Any]) -> None:
+        """``_offer`` for a run of items at once (a batch's outputs, a feeder's chunk)."""
+        if self._taps or self._getters:
+            for item in items:
+                self._offer(item)
+            return
+        queue = self._items
+        queue.extend(items)
+        self._items_in += len(items)
+        first = _sizer(type(items[0])) if items else None
+        if first is sys.getsizeof:
+            # Plain objects: one C-level pass (getsizeof sizes anything, so a mixed run is fine).
+            nbytes = sum(map(sys.getsizeof, items))
+        else:
+            nbytes = 0
+            for item in items:
+                sizer = _sizers.get(type(item))
+                nbytes += (sizer or _sizer(type(item)))(item)
+        self._bytes_in += nbytes
+        if len(queue) > self._peak:
+            self._peak = len(queue)
+
+    def _take_many(self, n: int) -> list[Any]:
+        """``_take`` for ``n`` items at once (the oldest first)."""
+        popleft = self._items.popleft
+        out = [popleft() for _ in range(n)]
+        self._items_out += n
+        if self._putters:
+            self._wake_one(self._putters)
+        return out
+
     def _take(self) -> Any:
         item = self._items.popleft()
         self._items_out += 1

@@ -239,6 +239,13 @@ class BaseProcessor(ProcessorInterface):
         self._total_time = 0.0
         self._max_time = 0.0
 
+    def _record_many(self, n: int, duration: float) -> None:
+        """``n`` successful firings that took ``duration`` seconds together."""
+        self._firings += n
+        self._total_time += duration
+        if n and duration / n > self._max_time:
+            self._max_time = duration / n
+
     def _record(self, duration: float, failed: bool) -> None:
         self._firings += 1
         self._total_time += duration

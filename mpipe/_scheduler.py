@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 import time
 import types
 from collections import deque
@@ -50,12 +51,24 @@ from ._strategies import CircuitOpenError, ErrorAction, ErrorStrategy, resolve_a
 __all__ = ["Node", "ResultSink", "Scheduler"]
 
 _STREAM_TYPES = (types.GeneratorType, types.AsyncGeneratorType, Stream)
+# Iterators a feeder may pull from in chunks (plain sync iterators over the caller's input).
+_ITERATORS = frozenset(type(iter(x)) for x in ([], (), range(1), {}, set(), "", b""))
+_ITERATORS = _ITERATORS | {types.GeneratorType, itertools.count, itertools.islice, map, zip, filter}
 # Results of these types are plain values: no awaitable or generator check needed.
 _PLAIN = frozenset({int, float, str, bytes, bool, type(None), dict, list, tuple, set, complex})
 _SKIPPED = object()
 #: Batches grow (x4 per batch) until one takes about this long in the worker.
 BATCH_TARGET_SECONDS = 0.005
 MAX_BATCH = 4096
+
+
+class _Run:
+    """The outputs of consecutive firings (a batch), one per firing, emitted together."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: list[Any]) -> None:
+        self.items = items
 
 
 class _Items:
@@ -255,13 +268,16 @@ class ResultSink:
         self.keys[id(pipe)] = key
         pipe._consumer = self
 
-    def on_item(self, pipe: Pipe) -> None:
+    def on_item(self, pipe: Pipe, n: int = 1) -> None:
+        """``n`` items arrived in a sink pipe."""
         key = self.keys[id(pipe)]
         if self.streaming:
-            self.arrivals.append((key, pipe))
+            self.arrivals.extend([(key, pipe)] * n)
             self.wake()
-        else:
+        elif n == 1:
             self.results.setdefault(key, []).append(pipe._take())
+        else:
+            self.results.setdefault(key, []).extend(pipe._take_many(n))
 
     def wake(self) -> None:
         waiter = self.waiter
@@ -486,6 +502,22 @@ class Scheduler:
             self.schedule(pipe._producer)
         return item
 
+    def _take_many(self, pipe: Pipe, n: int) -> list[Any]:
+        """``_take`` for ``n`` items (``n`` at most what the pipe holds)."""
+        was = len(pipe._items)
+        items = pipe._take_many(n)
+        if was == n:
+            consumer = pipe._consumer
+            if type(consumer) is Node:
+                consumer.filled -= 1
+                if pipe._closed:
+                    consumer.drained = True
+        if pipe._blocked_since is not None:
+            pipe._note_blocked(False)
+        if was >= pipe.max_size:
+            self.schedule(pipe._producer)
+        return items
+
     def _fire(self, node: Node) -> None:
         arg = self._take(node.inputs[0]) if node.item_arg else self._take_all(node)
         firing = _Firing(node, node.index, arg)
@@ -551,8 +583,10 @@ class Scheduler:
                 self._has_room(node)  # account the wait
                 return False
             k = min(k, room)
-        take = self._take if node.item_arg else None
-        args = [take(node.inputs[0]) if take else self._take_all(node) for _ in range(k)]
+        if node.item_arg:
+            args = self._take_many(node.inputs[0], k)
+        else:
+            args = [self._take_all(node) for _ in range(k)]
         first = node.index
         node.index += k
         node.inflight += k
@@ -593,6 +627,15 @@ class Scheduler:
             k = len(outcomes)
             per_item = seconds / k if k else 0.0
             processor, hooks = node.processor, self.hooks
+            if node.single_out is not None and all(kind == 1 for kind, _ in outcomes):
+                # The common case, in bulk: every firing of the batch succeeded, so its outputs
+                # travel as one run, emitted when the batch's turn comes.
+                for hook in hooks:
+                    for j in range(k):
+                        hook.firing_end(node.node_id, first + j, start, end, slot.worker, None)
+                processor._record_many(k, seconds)
+                self._complete(node, first, _Run([value for _, value in outcomes]))
+                outcomes = []
             for j, (kind, value) in enumerate(outcomes):
                 index = first + j
                 if kind:
@@ -725,6 +768,14 @@ class Scheduler:
             self._emit(node, pending.pop(node.next_emit))
 
     def _emit(self, node: Node, outcome: Any) -> None:
+        if type(outcome) is _Run:
+            k = len(outcome.items)
+            assert node.single_out is not None
+            self._send_many(node.single_out, outcome.items)
+            node.processor._items_out += k
+            node.inflight -= k
+            node.next_emit += k
+            return
         if type(outcome) is _Stream:
             node.stream = outcome
             self.schedule(node)
@@ -752,6 +803,24 @@ class Scheduler:
         if node.processor is not None:
             node.processor._items_out += 1
 
+    def _send_many(self, pipes: list[Pipe], values: list[Any]) -> None:
+        """``_send`` for a run of values in order (one pass over the pipes, not one per value)."""
+        n = len(values)
+        for pipe in pipes:
+            if pipe._closed:
+                continue
+            was_empty = not pipe._items
+            pipe._offer_many(values)
+            consumer = pipe._consumer
+            if type(consumer) is Node:
+                if was_empty:
+                    consumer.filled += 1
+                if not consumer.queued:
+                    consumer.queued = True
+                    self.ready.append(consumer)
+            elif consumer is not None:
+                consumer.on_item(pipe, n)
+
     def _send(self, pipes: list[Pipe], value: Any) -> None:
         for pipe in pipes:
             if pipe._closed:
@@ -776,6 +845,12 @@ class Scheduler:
         assert stream is not None
         if stream.pulling or not self._has_room(node):
             return False
+        if (
+            node.processor is None
+            and node.single_out is not None
+            and type(stream.gen) in _ITERATORS
+        ):
+            return self._pull_chunk(node, stream)
         try:
             item = node.backend.advance(stream.gen)
         except Exception as exc:
@@ -787,6 +862,22 @@ class Scheduler:
             self._track(fut, partial(self._on_pulled, node, stream))
             return False
         self._stream_item(node, stream, item)
+        return True
+
+    def _pull_chunk(self, node: Node, stream: _Stream) -> bool:
+        """A feeder of a plain iterator fills its pipes' free room in one go."""
+        assert node.single_out is not None
+        room = min(p.max_size - len(p._items) for p in node.single_out if not p._closed)
+        try:
+            chunk = list(itertools.islice(stream.gen, room))
+        except Exception as exc:
+            self._stream_failed(node, stream, exc)
+            return True
+        if chunk:
+            self._send_many(node.single_out, chunk)
+        if len(chunk) < room:
+            node.stream = None
+            self._finish(node)
         return True
 
     def _on_pulled(self, node: Node, stream: _Stream, fut: asyncio.Future[Any]) -> None:
