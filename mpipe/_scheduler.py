@@ -52,8 +52,10 @@ __all__ = ["Node", "ResultSink", "Scheduler"]
 
 _STREAM_TYPES = (types.GeneratorType, types.AsyncGeneratorType, Stream)
 # Iterators a feeder may pull from in chunks (plain sync iterators over the caller's input).
-_ITERATORS = frozenset(type(iter(x)) for x in ([], (), range(1), {}, set(), "", b""))
-_ITERATORS = _ITERATORS | {types.GeneratorType, itertools.count, itertools.islice, map, zip, filter}
+_ITERATORS: frozenset[type] = frozenset(
+    [type(iter(x)) for x in ([], (), range(1), {}, set(), "", b"")]
+    + [types.GeneratorType, itertools.count, itertools.islice, map, zip, filter]
+)
 # Results of these types are plain values: no awaitable or generator check needed.
 _PLAIN = frozenset({int, float, str, bytes, bool, type(None), dict, list, tuple, set, complex})
 _SKIPPED = object()

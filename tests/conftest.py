@@ -13,6 +13,11 @@ import pytest
 T = TypeVar("T")
 
 
+# Made by multiprocessing, loky and joblib in other programs on a shared machine (benchmarks of
+# the anchors, say); mpipe itself creates nothing in /dev/shm.
+_FOREIGN = ("sem.mp-", "sem.loky-", "joblib_memmapping_folder_", "loky-")
+
+
 def _shm_names() -> set[str]:
     """Names in /dev/shm, less the semaphores of Python's multiprocessing (``sem.mp-*``).
 
@@ -21,7 +26,7 @@ def _shm_names() -> set[str]:
     (a benchmark of multiprocessing pools, say), which a global directory cannot tell apart.
     """
     try:
-        return {n for n in os.listdir("/dev/shm") if not n.startswith("sem.mp-")}
+        return {n for n in os.listdir("/dev/shm") if not n.startswith(_FOREIGN)}
     except FileNotFoundError:  # pragma: no cover - not Linux
         return set()
 
