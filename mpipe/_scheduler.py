@@ -52,8 +52,9 @@ __all__ = ["Node", "ResultSink", "Scheduler"]
 
 _STREAM_TYPES = (types.GeneratorType, types.AsyncGeneratorType, Stream)
 # Iterators a feeder may pull from in chunks (plain sync iterators over the caller's input).
+_SAMPLES: tuple[Any, ...] = ([], (), range(1), {}, set(), "", b"")
 _ITERATORS: frozenset[type] = frozenset(
-    [type(iter(x)) for x in ([], (), range(1), {}, set(), "", b"")]
+    [type(iter(sample)) for sample in _SAMPLES]
     + [types.GeneratorType, itertools.count, itertools.islice, map, zip, filter]
 )
 # Results of these types are plain values: no awaitable or generator check needed.
