@@ -36,6 +36,8 @@ CALL, BATCH, NEXT, DROP = 1, 2, 3, 4
 RESULT, ERROR, STREAM, ITEM, END, BATCH_RESULT = 1, 2, 3, 4, 5, 6
 #: Kinds of a batch outcome: an error, a value, or a generator's items (drained in the worker).
 BATCH_ERROR, BATCH_VALUE, BATCH_ITEMS = 0, 1, 2
+# Results of these types need no awaitable or generator check.
+_PLAIN = frozenset({int, float, str, bytes, bool, type(None), dict, list, tuple, set, complex})
 #: Items a generator may run ahead of the parent's consumption.
 STREAM_WINDOW = 16
 
@@ -194,16 +196,20 @@ class Worker:
 
     def _batch(self, fid: int, fn: Any, args: list[Any]) -> None:
         outcomes: list[tuple[int, Any]] = []
+        append = outcomes.append
         start = time.perf_counter()
         for arg in args:
             try:
-                result = self.call(fn, arg)
-                if inspect.isgenerator(result) or inspect.isasyncgen(result):
-                    outcomes.append((BATCH_ITEMS, self._drain(result)))
-                else:
-                    outcomes.append((BATCH_VALUE, result))
+                result = fn(arg)
+                if type(result) not in _PLAIN:
+                    if inspect.isawaitable(result):
+                        result = self._await(result)
+                    if inspect.isgenerator(result) or inspect.isasyncgen(result):
+                        append((BATCH_ITEMS, self._drain(result)))
+                        continue
+                append((BATCH_VALUE, result))
             except Exception as exc:
-                outcomes.append((BATCH_ERROR, error_payload(exc)))
+                append((BATCH_ERROR, error_payload(exc)))
         self.send(BATCH_RESULT, fid, (outcomes, time.perf_counter() - start))
 
     def _drain(self, gen: Any) -> list[Any]:

@@ -396,3 +396,29 @@ def test_stop_while_workers_are_starting() -> None:
             await task
 
     asyncio.run(main())
+
+
+def test_cancelling_the_run_stops_the_pool() -> None:
+    g = process_graph(hangs)
+
+    async def main() -> None:
+        task = asyncio.create_task(GraphExecutor(g, max_workers=2).execute(2))
+        for _ in range(600):
+            await asyncio.sleep(0.05)
+            if len(psutil.Process().children()) == 2:
+                break
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert not psutil.Process().children()
+
+
+def test_workers_that_cannot_start_are_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mpipe._backends import _process
+
+    monkeypatch.setattr(_process, "WORKER_CODE", "import sys; sys.exit(3)")
+    with pytest.raises(WorkerCrashedError, match=r"could not start \(exit code 3\)"):
+        GraphExecutor(process_graph(lambda x: x), max_workers=2).run(1)

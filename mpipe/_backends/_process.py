@@ -55,6 +55,8 @@ _MiB = 1 << 20
 EXIT_GRACE = 2.0
 #: Seconds to wait for a new worker to say it is ready.
 START_TIMEOUT = 60.0
+#: What a worker interpreter runs.
+WORKER_CODE = "from mpipe._worker import boot; boot()"
 #: A worker that dies this many times in a row before it is ready breaks the pool.
 START_FAILURES = 3
 
@@ -608,7 +610,7 @@ def launch(endpoint: Any) -> WorkerProcess:
     package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     popen = subprocess.Popen(
-        [sys.executable, "-c", "from mpipe._worker import boot; boot()"],
+        [sys.executable, "-c", WORKER_CODE],
         stdin=subprocess.PIPE,
         pass_fds=fds,
         close_fds=True,
