@@ -808,37 +808,30 @@ class Scheduler:
 
     def _send_many(self, pipes: list[Pipe], values: list[Any]) -> None:
         """``_send`` for a run of values in order (one pass over the pipes, not one per value)."""
-        n = len(values)
         for pipe in pipes:
-            if pipe._closed:
-                continue
-            was_empty = not pipe._items
-            pipe._offer_many(values)
-            consumer = pipe._consumer
-            if type(consumer) is Node:
-                if was_empty:
-                    consumer.filled += 1
-                if not consumer.queued:
-                    consumer.queued = True
-                    self.ready.append(consumer)
-            elif consumer is not None:
-                consumer.on_item(pipe, n)
+            if not pipe._closed:
+                was_empty = not pipe._items
+                pipe._offer_many(values)
+                self._arrived(pipe, was_empty, len(values))
 
     def _send(self, pipes: list[Pipe], value: Any) -> None:
         for pipe in pipes:
-            if pipe._closed:
-                continue
-            was_empty = not pipe._items
-            pipe._offer(value)
-            consumer = pipe._consumer
-            if type(consumer) is Node:
-                if was_empty:
-                    consumer.filled += 1
-                if not consumer.queued:
-                    consumer.queued = True
-                    self.ready.append(consumer)
-            elif consumer is not None:
-                consumer.on_item(pipe)
+            if not pipe._closed:
+                was_empty = not pipe._items
+                pipe._offer(value)
+                self._arrived(pipe, was_empty, 1)
+
+    def _arrived(self, pipe: Pipe, was_empty: bool, n: int) -> None:
+        """``n`` items entered ``pipe``: its consumer may fire (or the result sink takes them)."""
+        consumer = pipe._consumer
+        if type(consumer) is Node:
+            if was_empty:
+                consumer.filled += 1
+            if not consumer.queued:
+                consumer.queued = True
+                self.ready.append(consumer)
+        elif consumer is not None:
+            consumer.on_item(pipe, n)
 
     # -- generators ------------------------------------------------------------------------------
 
