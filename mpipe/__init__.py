@@ -4,6 +4,8 @@ A graph of processors connected by pipes runs under an asyncio dataflow schedule
 branches and stream stages overlap. This module declares the whole public API.
 """
 
+from ._breakpoints import BreakpointAbort, BreakpointHit
+from ._checkpoints import CheckpointError, CheckpointManager, CheckpointWarning
 from ._errors import (
     ConfigurationError,
     ExecutionError,
@@ -33,6 +35,15 @@ from ._interfaces import (
     ProcessorInterface,
     ProcessorState,
 )
+from ._monitor import (
+    Alert,
+    AlertManager,
+    EventType,
+    LogLevel,
+    Monitor,
+    MonitorEvent,
+    ProgressDisplay,
+)
 from ._pipe import Pipe, PipeFactory, PipeState, PipeType
 from ._processors import AsyncProcessor, BaseProcessor, SimpleProcessor
 from ._strategies import (
@@ -50,9 +61,16 @@ from ._visualize import visualize_graph
 __version__ = "0.1.0"
 
 __all__ = [
+    "Alert",
+    "AlertManager",
     "AsyncProcessor",
     "BaseProcessor",
+    "BreakpointAbort",
+    "BreakpointHit",
+    "CheckpointError",
     "CheckpointInterface",
+    "CheckpointManager",
+    "CheckpointWarning",
     "CircuitBreakerStrategy",
     "CircuitOpenError",
     "CompositeStrategy",
@@ -60,12 +78,16 @@ __all__ = [
     "ErrorAction",
     "ErrorHandlerInterface",
     "ErrorStrategy",
+    "EventType",
     "ExecutionError",
     "GraphError",
     "GraphExecutor",
     "GraphInterface",
     "GraphNode",
     "HaltStrategy",
+    "LogLevel",
+    "Monitor",
+    "MonitorEvent",
     "MonitorInterface",
     "Pipe",
     "PipeError",
@@ -79,6 +101,7 @@ __all__ = [
     "ProcessorInterface",
     "ProcessorState",
     "ProcessorTimeoutError",
+    "ProgressDisplay",
     "RetryStrategy",
     "RunHooks",
     "RunInfo",

@@ -11,11 +11,14 @@ import inspect
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from functools import partial
 from typing import Any
 
 from ._backends import Backend, make_backend
-from ._errors import ConfigurationError, ExecutionError, PipelineError, ValidationError
+from ._breakpoints import BreakpointAPI, BreakpointHit, BreakpointManager
+from ._checkpoints import CheckpointManager
+from ._errors import ConfigurationError, ExecutionError, GraphError, PipelineError, ValidationError
 from ._graph import ProcessingGraph, connection_id
 from ._hooks import RunHooks, RunInfo
 from ._inputs import Entry, resolve_feeds
@@ -23,6 +26,7 @@ from ._interfaces import ProcessorInterface, ProcessorState
 from ._pipe import Pipe, PipeType
 from ._placement import check_placement
 from ._processors import BaseProcessor
+from ._run_checkpoints import RunCheckpointer, completed_outputs, replay_items
 from ._scheduler import Node, ResultSink, Scheduler, feeder
 
 __all__ = ["GraphExecutor"]
@@ -53,7 +57,7 @@ class _Foreign:
         pass
 
 
-class GraphExecutor:
+class GraphExecutor(BreakpointAPI):
     """Runs a :class:`ProcessingGraph`.
 
     Args:
@@ -63,10 +67,16 @@ class GraphExecutor:
             ``"dask"``; a processor's ``execution`` config overrides it.
         max_workers: Workers per pool backend (default: the usable cores).
         hooks: More observers.
+        checkpoint_manager: Save every processor's outputs per run (see ``resume=``); its
+            breakpoints are shared with this executor.
+        progress: Show live progress (True, or a :class:`~mpipe.ProgressDisplay`).
+        on_break: ``on_break(hit)`` decides paused firings without an awaiting caller: return
+            None or ``"resume"``, ``"skip"``, ``"abort"`` (or call the hit's methods).
 
     Raises:
-        ConfigurationError: An unknown backend, a bad ``max_workers`` or a monitor that is not
-            an observer.
+        ConfigurationError: An unknown backend, a bad ``max_workers``, a monitor that is not
+            an observer, a ``checkpoint_manager`` that is not a CheckpointManager, or an
+            ``on_break`` that is not callable.
     """
 
     def __init__(
@@ -77,6 +87,9 @@ class GraphExecutor:
         backend: str = "inline",
         max_workers: int | None = None,
         hooks: list[RunHooks] | None = None,
+        checkpoint_manager: CheckpointManager | None = None,
+        progress: Any = False,
+        on_break: Callable[[BreakpointHit], Any] | None = None,
     ) -> None:
         if not isinstance(graph, ProcessingGraph):
             raise ConfigurationError(
@@ -99,6 +112,28 @@ class GraphExecutor:
         self._entered = False
         self._current: Scheduler | None = None
         self._status: dict[str, Any] = {"state": "idle", "run_id": None}
+        # Observability (issue 3): checkpoints, resume, breakpoints, progress.
+        if checkpoint_manager is not None and not isinstance(checkpoint_manager, CheckpointManager):
+            raise ConfigurationError(
+                "checkpoint_manager must be a CheckpointManager, got "
+                f"{type(checkpoint_manager).__name__}",
+                "checkpoint_manager",
+            )
+        self.checkpoint_manager = checkpoint_manager
+        self.breakpoints = (
+            checkpoint_manager.breakpoints
+            if checkpoint_manager is not None
+            else BreakpointManager()
+        )
+        if on_break is not None:
+            if not callable(on_break):
+                raise ConfigurationError(f"on_break must be callable, got {on_break!r}", "on_break")
+            self.breakpoints.on_break = on_break
+        if progress:
+            from ._monitor._progress import ProgressDisplay
+
+            display = progress if isinstance(progress, ProgressDisplay) else ProgressDisplay()
+            self._hooks.append(display)
 
     # -- lifetime ----------------------------------------------------------------------------------
 
@@ -129,6 +164,13 @@ class GraphExecutor:
         if not backend.started:
             await backend.start()
         return backend
+
+    def _check_processor(self, processor_id: str) -> None:
+        if processor_id not in self.graph.nodes:
+            raise GraphError(
+                f"cannot set a breakpoint on unknown processor {processor_id!r}; graph "
+                f"{self.graph.graph_id!r} has {sorted(self.graph.nodes)}"
+            )
 
     # -- planning -----------------------------------------------------------------------------------
 
@@ -164,11 +206,25 @@ class GraphExecutor:
                 pipes[(pid, name)] = pipe
         return entries, pipes
 
-    async def _plan(self, data: Any, streaming: bool) -> tuple[Scheduler, RunInfo]:
+    async def _plan(
+        self, data: Any, streaming: bool, resume: str | None = None
+    ) -> tuple[Scheduler, RunInfo]:
         graph = self.graph
         problems = graph.validate()
+        unknown_bps = sorted(self.breakpoints.processor_ids() - set(graph.nodes))
+        if unknown_bps:
+            problems = [*problems, *(f"breakpoint on unknown processor {p!r}" for p in unknown_bps)]
         if problems:
             raise ValidationError(f"graph {graph.graph_id!r} is invalid", problems)
+        manager = self.checkpoint_manager
+        if resume is not None and manager is None:
+            raise ConfigurationError(
+                "execute(resume=...) needs an executor with a checkpoint_manager", "resume"
+            )
+        # Resume: processors that completed in that run are replayed, not run.
+        done: dict[str, dict[str, list[Any]]] = {}
+        if resume is not None and manager is not None:
+            done = completed_outputs(manager, resume, graph.graph_id, self._hooks)
         placements = self._placements()
         entries, entry_pipes = self._entries()
         feeds = resolve_feeds(entries, data, streaming)
@@ -181,9 +237,14 @@ class GraphExecutor:
             inputs_of[(conn[2], conn[3])] = pipe
             outputs_of.setdefault((conn[0], conn[1]), []).append(pipe)
 
+        for (pid, _), pipe in entry_pipes.items():
+            if pid in done:
+                pipe._closed = True  # nobody runs there: external input for it is dropped
         sink = ResultSink(streaming)
-        run_id = uuid.uuid4().hex[:12]
+        run_id = resume if resume is not None else uuid.uuid4().hex[:12]
         nodes: list[Node] = []
+        replays: list[Node] = []
+        node_outputs: dict[str, dict[str, list[Pipe]]] = {}
         for pid, gnode in graph.nodes.items():
             proc = gnode.processor
             backend = await self._backend(placements[pid])
@@ -196,6 +257,13 @@ class GraphExecutor:
                     sink.attach(f"{pid}:{name}", own)
                     targets.append(own)
                 outputs[name] = targets
+            if pid in done:
+                names = list(outputs)
+                inline = await self._backend("inline")
+                items = replay_items(done[pid], names)
+                replays.append(feeder(f"<replay {pid}>", items, outputs, inline))
+                continue
+            node_outputs[pid] = outputs
             if isinstance(proc, BaseProcessor):
                 fn, item_arg = proc._firing_call()
                 book: Any = proc
@@ -232,6 +300,7 @@ class GraphExecutor:
             )
             for f in feeds
         ]
+        feeders.extend(replays)
         for strategy in {id(n.strategy): n.strategy for n in nodes if n.strategy}.values():
             reset = getattr(strategy, "reset", None)
             if reset is not None:
@@ -243,8 +312,19 @@ class GraphExecutor:
             placements=placements,
             started_at=time.time(),
             mode="stream" if streaming else "batch",
+            extra={
+                "pipes": {p.pipe_id: p for p in [*entry_pipes.values(), *graph.pipes.values()]},
+                "backends": list(self._backends.values()),
+                "resumed": sorted(done),
+            },
         )
-        return Scheduler(nodes, feeders, sink, list(self._hooks), run_id), info
+        hooks = list(self._hooks)
+        if manager is not None:
+            checkpointer = RunCheckpointer(manager, run_id, graph.graph_id, node_outputs, hooks)
+            if resume is None:
+                checkpointer.write_manifest(list(graph.nodes))
+            hooks.append(checkpointer)
+        return Scheduler(nodes, feeders, sink, hooks, run_id), info
 
     def _strategy_for(self, pid: str, proc: ProcessorInterface) -> Any:
         graph = self.graph
@@ -271,11 +351,13 @@ class GraphExecutor:
             for p in procs:
                 p.state = ProcessorState.RUNNING
             await asyncio.gather(*(_maybe_await(p.initialize()) for p in [*procs, *foreign]))
+            self.breakpoints.attach(sched.nodes, partial(_notify, hooks))
             await sched.run()
         except BaseException as exc:
             error = exc
             raise
         finally:
+            self.breakpoints.detach()
             results = await asyncio.gather(
                 *(_maybe_await(p.cleanup()) for p in [*procs, *foreign]), return_exceptions=True
             )
@@ -295,7 +377,9 @@ class GraphExecutor:
                     if isinstance(r, BaseException):
                         raise ExecutionError(f"cleanup failed: {r!r}", cause=r)
 
-    async def execute(self, input_data: Any, monitor: Any = None) -> dict[str, Any]:
+    async def execute(
+        self, input_data: Any, monitor: Any = None, *, resume: str | None = None
+    ) -> dict[str, Any]:
         """Run the graph once: one item per source.
 
         Args:
@@ -303,6 +387,9 @@ class GraphExecutor:
                 several input pipes a dict of pipe name -> item), a source's input pipe, or
                 ``"processor:pipe"``. A source not named receives the whole ``input_data``.
             monitor: An extra observer for this run only.
+            resume: The run id of an earlier run (``get_execution_status()["run_id"]``) with
+                this executor's checkpoint manager: processors that completed in it are not
+                run again, their saved outputs are replayed; the run keeps that id.
 
         Returns:
             ``"processor_id:output_pipe"`` -> value, for every output pipe of every sink that
@@ -311,9 +398,11 @@ class GraphExecutor:
         Raises:
             ValidationError: The graph or the input is invalid (before anything runs).
             ExecutionError: A firing failed and the strategy halted, or the run was stopped.
+            ConfigurationError: ``resume`` without a checkpoint manager.
+            CheckpointError: ``resume`` names no run of this graph in the checkpoints.
         """
         self._check_idle()
-        sched, info = await self._plan(input_data, streaming=False)
+        sched, info = await self._plan(input_data, streaming=False, resume=resume)
         sched.hooks.extend(_as_hooks(monitor, "monitor"))
         await self._run(sched, info)
         return {k: v[0] if len(v) == 1 else v for k, v in sched.sink.results.items()}
@@ -407,6 +496,13 @@ class GraphExecutor:
         if started is not None:
             status["elapsed"] = status.get("ended_at", time.time()) - started
         return status
+
+
+def _notify(
+    hooks: list[RunHooks], kind: str, processor_id: str | None, data: dict[str, Any]
+) -> None:
+    for hook in hooks:
+        hook.notice(kind, processor_id, data)
 
 
 async def _maybe_await(value: Any) -> Any:

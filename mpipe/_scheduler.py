@@ -112,6 +112,7 @@ class Node:
         "done_inputs",
         "finished",
         "fn",
+        "gate",
         "index",
         "inflight",
         "input_names",
@@ -169,6 +170,8 @@ class Node:
         self.queued = False
         self.finished = False
         self.done_inputs = False
+        # Breakpoints (mpipe/_breakpoints.py) set this while the node has any; None otherwise.
+        self.gate: Callable[[str, int, Any], Any] | None = None
 
     def __repr__(self) -> str:
         return f"Node({self.node_id!r}, inflight={self.inflight}, finished={self.finished})"
@@ -415,7 +418,42 @@ class Scheduler:
         firing = _Firing(node, node.index, arg)
         node.index += 1
         node.inflight += 1
+        # Breakpoints: one attribute check per firing when the node has none. Checked here
+        # rather than in _start so that retries of a firing do not pause again.
+        if node.gate is not None and self._gated(firing):
+            return
         self._start(firing)
+
+    # -- breakpoints (issue 3) ------------------------------------------------------------------
+
+    def _gated(self, firing: _Firing) -> bool:
+        """Ask the node's gate whether this firing pauses first; True when it does."""
+        node = firing.node
+        assert node.gate is not None
+        pause = node.gate(node.node_id, firing.index, firing.input_dict())
+        if pause is None:
+            return False
+        self._track(asyncio.ensure_future(pause), partial(self._on_gate, firing))
+        return True
+
+    def _on_gate(self, firing: _Firing, fut: asyncio.Future[Any]) -> None:
+        self.outstanding.discard(fut)
+        if fut.cancelled() or self.done:
+            return
+        node = firing.node
+        exc = fut.exception()
+        if exc is not None:  # aborted at the breakpoint: the run ends
+            self.halt(node, exc)
+            return
+        action, new_input = fut.result()
+        if action == "skip":
+            self._complete(firing, _SKIPPED)
+        else:
+            if new_input is not None:
+                firing.arg = new_input[node.input_names[0]] if node.item_arg else new_input
+            self._start(firing)
+        self.schedule(node)
+        self.poke()
 
     def _start(self, firing: _Firing, skip: int = 0) -> None:
         node = firing.node

@@ -1,0 +1,522 @@
+"""The monitor: a run observer that records events, metrics, process samples and a trace.
+
+It listens on the hook protocol (:class:`~mpipe.RunHooks`). Per firing it does a few counter
+updates and appends one span tuple; events are reserved for things that happen per processor
+or per run (first firing, completion, errors, retries, skips, checkpoints, breakpoints), so
+monitoring can stay on. See ``docs/observability.md``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .._hooks import RunHooks, RunInfo
+from .._interfaces import MonitorInterface
+from .._pipe import Pipe, payload_nbytes
+from ._events import EventType, LogLevel, MonitorEvent, as_event_type, as_log_level
+from ._sampler import ProcessSampler, Ticker, shm_bytes_of, worker_pids_of
+from ._stats import ProcessorStats
+from ._trace import TraceRecorder
+
+__all__ = ["Monitor"]
+
+_log = logging.getLogger("mpipe")
+_tap_ids = itertools.count(1)
+
+#: Default level of each event type (``log_event`` without ``level``).
+_DEFAULT_LEVELS = {
+    EventType.GRAPH_ERROR: LogLevel.ERROR,
+    EventType.PROCESSOR_ERROR: LogLevel.ERROR,
+    EventType.WORKER_CRASH: LogLevel.ERROR,
+    EventType.PROCESSOR_RETRY: LogLevel.WARNING,
+    EventType.PROCESSOR_SKIP: LogLevel.WARNING,
+    EventType.ALERT: LogLevel.WARNING,
+    EventType.PIPE_FULL: LogLevel.DEBUG,
+    EventType.PIPE_DATA_FLOW: LogLevel.DEBUG,
+    EventType.SYSTEM_METRICS: LogLevel.DEBUG,
+}
+
+#: A pipe_full event per pipe at most this often (seconds); the count is in the event data.
+PIPE_FULL_EVERY = 1.0
+
+
+def _jsonable(value: Any) -> Any:
+    return repr(value)
+
+
+class Monitor(RunHooks, MonitorInterface):
+    """Records what runs do: events, per-processor metrics, process metrics and a trace.
+
+    Pass it to :class:`~mpipe.GraphExecutor` (``monitor=``) or to one ``execute`` call.
+
+    Args:
+        max_events: Events kept (the oldest are dropped first; counters keep counting).
+        log_level: Events at this level or above are also logged to the ``"mpipe"`` logger:
+            a :class:`LogLevel` or its name in any case.
+        sample_interval: Seconds between process samples while a run is live.
+
+    Raises:
+        ValueError: ``max_events`` is not a positive integer, or ``log_level`` is unknown.
+    """
+
+    def __init__(
+        self,
+        max_events: int = 10000,
+        log_level: LogLevel | str = "INFO",
+        *,
+        sample_interval: float = 0.5,
+    ) -> None:
+        if not isinstance(max_events, int) or isinstance(max_events, bool) or max_events < 1:
+            raise ValueError(f"max_events must be a positive integer, got {max_events!r}")
+        if not isinstance(sample_interval, (int, float)) or sample_interval <= 0:
+            raise ValueError(f"sample_interval must be a positive number, got {sample_interval!r}")
+        self.max_events = max_events
+        self.log_level = as_log_level(log_level)
+        self.events: deque[MonitorEvent] = deque(maxlen=max_events)
+        self.total_events = 0
+        self.events_by_type: Counter[str] = Counter()
+        self.monitoring = True
+        self._handlers: dict[EventType, list[Callable[[MonitorEvent], Any]]] = {}
+        self._listeners: list[Callable[[MonitorEvent], None]] = []
+        self._stats: dict[str, ProcessorStats] = {}
+        self._registered: dict[str, Any] = {}
+        self._started: set[str] = set()
+        self._pipes: dict[str, Pipe] = {}
+        self._taps: dict[str, Pipe] = {}
+        self._pipe_full_at: dict[str, float] = {}
+        self._pipe_full_count: Counter[str] = Counter()
+        self._backends: list[Any] = []
+        self._sampler: ProcessSampler | None = None
+        self._ticker = Ticker(sample_interval, self._tick)
+        self.trace = TraceRecorder()
+        self.run: RunInfo | None = None
+        self.runs = 0
+        self.live = False
+        self.created = time.time()
+
+    # -- events ------------------------------------------------------------------------------------
+
+    def log_event(
+        self,
+        event_type: EventType | str,
+        processor_id: str | None = None,
+        data: dict[str, Any] | None = None,
+        level: LogLevel | str | None = None,
+    ) -> None:
+        """Record one event, tell its handlers, and log it when loud enough.
+
+        Args:
+            event_type: An :class:`EventType` or its value (``"processor_error"``).
+            processor_id: The processor (or pipe) concerned.
+            data: JSON-compatible details.
+            level: The event's level; by default ERROR for errors and crashes, WARNING for
+                retries, skips and alerts, DEBUG for pipe and system-metrics events, else INFO.
+
+        Nothing is recorded while monitoring is stopped.
+
+        Raises:
+            ValueError: Unknown event type or level.
+        """
+        kind = as_event_type(event_type)
+        lvl = _DEFAULT_LEVELS.get(kind, LogLevel.INFO) if level is None else as_log_level(level)
+        if not self.monitoring:
+            return
+        event = MonitorEvent(kind, processor_id, data if data is not None else {}, lvl)
+        self.events.append(event)
+        self.total_events += 1
+        self.events_by_type[kind.value] += 1
+        if lvl.value >= self.log_level.value and _log.isEnabledFor(lvl.value):
+            _log.log(lvl.value, "%s %s %s", kind.value, processor_id or "-", event.data)
+        for handler in self._handlers.get(kind, ()):
+            try:
+                handler(event)
+            except Exception:
+                _log.exception("event handler %r failed on %s", handler, kind.value)
+        for listener in self._listeners:
+            listener(event)
+
+    def add_event_handler(
+        self, event_type: EventType | str, handler: Callable[[MonitorEvent], Any]
+    ) -> None:
+        """Call ``handler(event)`` for every later event of ``event_type``.
+
+        A handler that raises is logged and does not disturb the run.
+
+        Raises:
+            ValueError: Unknown event type.
+            TypeError: ``handler`` is not callable.
+        """
+        kind = as_event_type(event_type)
+        if not callable(handler):
+            raise TypeError(f"event handler must be callable, got {handler!r}")
+        self._handlers.setdefault(kind, []).append(handler)
+
+    def remove_event_handler(
+        self, event_type: EventType | str, handler: Callable[[MonitorEvent], Any]
+    ) -> None:
+        """Stop calling ``handler`` for ``event_type``; a handler not added is ignored."""
+        handlers = self._handlers.get(as_event_type(event_type), [])
+        if handler in handlers:
+            handlers.remove(handler)
+
+    def get_recent_events(
+        self, count: int = 100, event_type: EventType | str | None = None
+    ) -> list[dict[str, Any]]:
+        """The latest ``count`` events (oldest first), of one type when ``event_type`` is given."""
+        if not isinstance(count, int) or count < 0:
+            raise ValueError(f"count must be a non-negative integer, got {count!r}")
+        if event_type is None:
+            chosen = list(self.events)
+        else:
+            kind = as_event_type(event_type)
+            chosen = [e for e in self.events if e.event_type is kind]
+        return [e.to_dict() for e in chosen[len(chosen) - count :]] if count else []
+
+    def export_events(
+        self, format: str = "json", path: str | os.PathLike[str] | None = None
+    ) -> str:
+        """Every kept event as JSON lines (one JSON object per line, oldest first).
+
+        Args:
+            format: ``"json"`` or ``"jsonl"`` (both JSON lines).
+            path: Also write the text to this file.
+
+        Raises:
+            ValueError: Another format.
+        """
+        if format not in ("json", "jsonl"):
+            raise ValueError(f"unknown export format {format!r}; expected 'json' or 'jsonl'")
+        lines = [orjson.dumps(e.to_dict(), default=_jsonable) for e in self.events]
+        text = b"".join(line + b"\n" for line in lines).decode()
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    def clear_events(self) -> None:
+        """Forget every kept event and the event counters (metrics stay)."""
+        self.events.clear()
+        self.total_events = 0
+        self.events_by_type.clear()
+
+    def start_monitoring(self) -> None:
+        """Record events again after :meth:`stop_monitoring` (monitoring starts on)."""
+        self.monitoring = True
+        if self.live:
+            self._ticker.start()
+
+    def stop_monitoring(self) -> None:
+        """Stop recording events and sampling processes until :meth:`start_monitoring`."""
+        self.monitoring = False
+        self._ticker.stop()
+
+    # -- processors and pipes ----------------------------------------------------------------------
+
+    def _stat(self, processor_id: str) -> ProcessorStats:
+        stats = self._stats.get(processor_id)
+        if stats is None:
+            stats = self._stats[processor_id] = ProcessorStats(processor_id)
+        return stats
+
+    def register_processor(self, processor: Any) -> None:
+        """Track a processor (an object with ``processor_id``, or an id) before it runs.
+
+        Raises:
+            TypeError: Neither a processor nor a non-empty string.
+        """
+        pid = processor if isinstance(processor, str) else getattr(processor, "processor_id", None)
+        if not isinstance(pid, str) or not pid:
+            raise TypeError(f"register_processor needs a processor or its id, got {processor!r}")
+        if not isinstance(processor, str):
+            self._registered[pid] = processor
+        self._stat(pid)
+
+    def get_processor_status(self, processor_id: str) -> dict[str, Any]:
+        """State, counts and timings of one processor (plus its own ``get_metrics()``).
+
+        Raises:
+            KeyError: The monitor has not seen nor registered this processor.
+        """
+        stats = self._stats.get(processor_id)
+        if stats is None:
+            raise KeyError(f"processor {processor_id!r} is not known to this monitor")
+        out = {"processor_id": processor_id, **stats.summary(time.perf_counter())}
+        proc = self._registered.get(processor_id)
+        if proc is not None and hasattr(proc, "get_metrics"):
+            try:
+                out["metrics"] = proc.get_metrics()
+            except Exception as exc:
+                out["metrics"] = {"error": repr(exc)}
+        return out
+
+    def get_all_processor_statuses(self) -> dict[str, dict[str, Any]]:
+        """:meth:`get_processor_status` of every known processor."""
+        return {pid: self.get_processor_status(pid) for pid in self._stats}
+
+    def tap_pipe(
+        self, pipe: Pipe, fn: Callable[[Any], Any] | None = None, *, events: bool = True
+    ) -> str:
+        """Watch every item that enters ``pipe``: call ``fn(item)`` and record a
+        ``pipe_data_flow`` event (``events=False`` to skip the event).
+
+        Returns:
+            The tap id, for :meth:`untap_pipe`.
+
+        Raises:
+            TypeError: ``pipe`` is not a Pipe or ``fn`` is not callable.
+        """
+        if not isinstance(pipe, Pipe):
+            raise TypeError(f"tap_pipe needs a Pipe, got {type(pipe).__name__}")
+        if fn is not None and not callable(fn):
+            raise TypeError(f"tap function must be callable, got {fn!r}")
+        tap_id = f"monitor-tap-{next(_tap_ids)}"
+        pipe_id = pipe.pipe_id
+
+        def tap(item: Any) -> None:
+            if events and self.monitoring:
+                self.log_event(
+                    EventType.PIPE_DATA_FLOW,
+                    pipe_id,
+                    {
+                        "pipe_id": pipe_id,
+                        "item_type": type(item).__name__,
+                        "nbytes": payload_nbytes(item),
+                    },
+                )
+            if fn is not None:
+                fn(item)
+
+        pipe.add_tap(tap_id, tap)
+        self._taps[tap_id] = pipe
+        self._pipes.setdefault(pipe_id, pipe)
+        return tap_id
+
+    def untap_pipe(self, tap_id: str) -> None:
+        """Remove a tap made by :meth:`tap_pipe`.
+
+        Raises:
+            KeyError: Unknown tap id.
+        """
+        pipe = self._taps.pop(tap_id, None)
+        if pipe is None:
+            raise KeyError(f"unknown tap id {tap_id!r}")
+        pipe.remove_tap(tap_id)
+
+    def get_pipe_status(self, pipe: Pipe | str) -> dict[str, Any]:
+        """Status and traffic of a pipe of the current or last run (or a tapped pipe).
+
+        Raises:
+            KeyError: The monitor has not seen this pipe.
+        """
+        if isinstance(pipe, Pipe):
+            return pipe.get_status()
+        found = self._pipes.get(pipe)
+        if found is None:
+            raise KeyError(f"pipe {pipe!r} is not known to this monitor")
+        return found.get_status()
+
+    # -- process metrics ---------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        if self.monitoring:
+            self.sample_now()
+
+    def sample_now(self) -> dict[str, Any]:
+        """Take one psutil sample of the parent and the workers and record it as an event."""
+        if self._sampler is None:
+            self._sampler = ProcessSampler()
+        sample, started, gone = self._sampler.sample(
+            worker_pids_of(self._backends), shm_bytes_of(self._backends)
+        )
+        for pid in started:
+            self.log_event(EventType.WORKER_START, None, {"pid": pid})
+        for pid in gone:
+            if self.live:
+                self.log_event(EventType.WORKER_CRASH, None, {"pid": pid, "reason": "process gone"})
+        self.log_event(EventType.SYSTEM_METRICS, None, sample)
+        return sample
+
+    # -- the hook protocol -------------------------------------------------------------------------
+
+    def run_start(self, run: RunInfo) -> None:
+        self.run = run
+        self.runs += 1
+        self.live = True
+        self._started = set()
+        self._pipes = {**{p.pipe_id: p for p in self._taps.values()}, **run.extra.get("pipes", {})}
+        self._backends = list(run.extra.get("backends", []))
+        for pid in run.processor_ids:
+            self._stat(pid).state = "waiting"
+        self.trace.begin(run.run_id, run.graph_id, time.perf_counter())
+        self.log_event(
+            EventType.GRAPH_START,
+            None,
+            {
+                "run_id": run.run_id,
+                "graph_id": run.graph_id,
+                "processors": len(run.processor_ids),
+                "mode": run.mode,
+            },
+        )
+        if self.monitoring:
+            self.sample_now()
+            self._ticker.start()
+
+    def firing_start(self, processor_id: str, index: int, start: float) -> None:
+        if processor_id in self._started:
+            return
+        self._started.add(processor_id)
+        self._stat(processor_id).state = "running"
+        self.log_event(EventType.PROCESSOR_START, processor_id, {"index": index})
+
+    def firing_end(
+        self,
+        processor_id: str,
+        index: int,
+        start: float,
+        end: float,
+        worker: str,
+        error: BaseException | None,
+    ) -> None:
+        stats = self._stats.get(processor_id)
+        if stats is None:
+            stats = self._stat(processor_id)
+        failed = error is not None
+        stats.add(start, end, failed)
+        trace = self.trace
+        if len(trace.spans) < trace.max_spans:
+            trace.spans.append((processor_id, index, start, end, worker, failed))
+        else:
+            trace.dropped += 1
+        if failed:
+            self.log_event(
+                EventType.PROCESSOR_ERROR,
+                processor_id,
+                {"index": index, "error": f"{type(error).__name__}: {error}", "worker": worker},
+            )
+
+    def firing_retry(
+        self, processor_id: str, index: int, attempt: int, error: BaseException
+    ) -> None:
+        self._stat(processor_id).retries += 1
+        self.log_event(
+            EventType.PROCESSOR_RETRY,
+            processor_id,
+            {"index": index, "attempt": attempt, "error": f"{type(error).__name__}: {error}"},
+        )
+
+    def firing_skip(self, processor_id: str, index: int, error: BaseException) -> None:
+        self._stat(processor_id).skips += 1
+        self.log_event(
+            EventType.PROCESSOR_SKIP,
+            processor_id,
+            {"index": index, "error": f"{type(error).__name__}: {error}"},
+        )
+
+    def processor_end(self, processor_id: str, firings: int) -> None:
+        stats = self._stat(processor_id)
+        stats.state = "completed"
+        self.log_event(EventType.PROCESSOR_COMPLETE, processor_id, {"firings": firings})
+
+    def pipe_full(self, pipe_id: str) -> None:
+        self._pipe_full_count[pipe_id] += 1
+        now = time.monotonic()
+        last = self._pipe_full_at.get(pipe_id)
+        if last is not None and now - last < PIPE_FULL_EVERY:
+            return
+        self._pipe_full_at[pipe_id] = now
+        self.log_event(
+            EventType.PIPE_FULL,
+            pipe_id,
+            {"pipe_id": pipe_id, "times_full": self._pipe_full_count[pipe_id]},
+        )
+
+    def notice(self, kind: str, processor_id: str | None, data: dict[str, Any]) -> None:
+        self.log_event(kind, processor_id, data)
+
+    def run_end(self, run: RunInfo, error: BaseException | None) -> None:
+        self._ticker.stop()
+        if self.monitoring:
+            self.sample_now()
+        self.live = False
+        self.trace.end(time.perf_counter())
+        for pid in run.processor_ids:
+            stats = self._stat(pid)
+            stats.close_window()
+            if stats.state != "completed":
+                stats.state = "error" if stats.errors else "idle"
+        if error is None:
+            self.log_event(
+                EventType.GRAPH_COMPLETE, None, {"run_id": run.run_id, "graph_id": run.graph_id}
+            )
+        else:
+            failed = getattr(error, "failed_processors", None) or []
+            for pid in failed:
+                if pid in self._stats:
+                    self._stats[pid].state = "error"
+            self.log_event(
+                EventType.GRAPH_ERROR,
+                None,
+                {
+                    "run_id": run.run_id,
+                    "graph_id": run.graph_id,
+                    "error": f"{type(error).__name__}: {error}",
+                },
+            )
+
+    # -- summaries ---------------------------------------------------------------------------------
+
+    def get_metrics_summary(self) -> dict[str, Any]:
+        """Counters, per-processor timings, pipe traffic and process metrics (JSON-compatible).
+
+        Keys: ``total_events``, ``events_by_type``, ``active_processors``, ``total_firings``,
+        ``total_errors``, ``error_rate``, ``processors`` (per processor ``count``, ``mean_time``,
+        ``p50_time``, ``p95_time``, ``items_per_second``, ...), ``pipes`` (utilization and
+        backpressure time), ``process`` (the latest psutil sample), ``runs``, ``uptime``.
+        """
+        now = time.perf_counter()
+        processors = {pid: s.summary(now) for pid, s in self._stats.items()}
+        firings = sum(s.firings for s in self._stats.values())
+        errors = sum(s.errors for s in self._stats.values())
+        pipes = {}
+        for pid, pipe in self._pipes.items():
+            m = pipe.get_metrics()
+            pipes[pid] = {
+                "items_in": m["items_in"],
+                "utilization": m["utilization"],
+                "peak_utilization": m["peak_utilization"],
+                "blocked_time": m["blocked_time"],
+                "full_events": m["full_events"],
+            }
+        return {
+            "total_events": self.total_events,
+            "events_by_type": dict(self.events_by_type),
+            "active_processors": sum(1 for s in self._stats.values() if s.state == "running"),
+            "total_firings": firings,
+            "total_errors": errors,
+            "error_rate": errors / firings if firings else 0.0,
+            "processors": processors,
+            "pipes": pipes,
+            "process": dict(self._sampler.last) if self._sampler is not None else {},
+            "runs": self.runs,
+            "live": self.live,
+            "uptime": time.time() - self.created,
+        }
+
+    def export_trace(self, path: str | os.PathLike[str]) -> Path:
+        """Write the current or last run as Chrome trace-event JSON (opens in Perfetto).
+
+        One track per worker, one span per firing with its processor id and item index.
+
+        Raises:
+            ValueError: The monitor has not watched a run yet.
+        """
+        return self.trace.export(path)

@@ -1,0 +1,108 @@
+"""Per-processor timing statistics, cheap enough to update on every firing."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+__all__ = ["ProcessorStats", "percentile"]
+
+#: Firing durations kept per processor for percentiles; past this, a uniform reservoir sample.
+RESERVOIR = 2048
+
+
+def percentile(ordered: list[float], q: float) -> float:
+    """The ``q``-quantile (0..1) of an ascending list by nearest rank; 0.0 when empty."""
+    if not ordered:
+        return 0.0
+    rank = round(q * (len(ordered) - 1))
+    return ordered[rank]
+
+
+class ProcessorStats:
+    """Counters of one processor's firings across the runs a monitor watched."""
+
+    __slots__ = (
+        "errors",
+        "firings",
+        "first_start",
+        "last_end",
+        "max_time",
+        "processor_id",
+        "retries",
+        "samples",
+        "skips",
+        "state",
+        "total_time",
+        "window",
+    )
+
+    def __init__(self, processor_id: str) -> None:
+        self.processor_id = processor_id
+        self.firings = 0
+        self.errors = 0
+        self.retries = 0
+        self.skips = 0
+        self.total_time = 0.0
+        self.max_time = 0.0
+        self.samples: list[float] = []
+        # The active window of the current run (first firing start .. last firing end) and
+        # the sum of the windows of earlier runs: items per second is firings over that time.
+        self.first_start: float | None = None
+        self.last_end = 0.0
+        self.window = 0.0
+        self.state = "idle"
+
+    def add(self, start: float, end: float, failed: bool) -> None:
+        """Account one finished firing."""
+        duration = end - start
+        self.firings += 1
+        self.total_time += duration
+        if duration > self.max_time:
+            self.max_time = duration
+        if failed:
+            self.errors += 1
+        samples = self.samples
+        if len(samples) < RESERVOIR:
+            samples.append(duration)
+        else:
+            slot = int(random.random() * self.firings)
+            if slot < RESERVOIR:
+                samples[slot] = duration
+        if self.first_start is None:
+            self.first_start = start
+        if end > self.last_end:
+            self.last_end = end
+
+    def close_window(self) -> None:
+        """The run ended: fold its active window into the total."""
+        if self.first_start is not None:
+            self.window += max(self.last_end - self.first_start, 0.0)
+        self.first_start = None
+
+    def active_time(self, now: float) -> float:
+        """Seconds this processor has been firing, the current run's window included."""
+        live = 0.0
+        if self.first_start is not None:
+            live = max((self.last_end or now) - self.first_start, 0.0)
+        return self.window + live
+
+    def summary(self, now: float) -> dict[str, Any]:
+        """Counts and timings as a JSON-compatible dict (times in seconds)."""
+        n = self.firings
+        ordered = sorted(self.samples)
+        active = self.active_time(now)
+        return {
+            "state": self.state,
+            "count": n,
+            "errors": self.errors,
+            "retries": self.retries,
+            "skips": self.skips,
+            "error_rate": self.errors / n if n else 0.0,
+            "total_time": self.total_time,
+            "mean_time": self.total_time / n if n else 0.0,
+            "p50_time": percentile(ordered, 0.50),
+            "p95_time": percentile(ordered, 0.95),
+            "max_time": self.max_time,
+            "items_per_second": n / active if active > 0 else 0.0,
+        }
