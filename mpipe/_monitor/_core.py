@@ -45,6 +45,9 @@ _DEFAULT_LEVELS = {
     EventType.SYSTEM_METRICS: LogLevel.DEBUG,
 }
 
+#: Firing spans buffered before they are folded into the statistics and the trace.
+FOLD_EVERY = 4096
+
 #: A pipe_full event per pipe at most this often (seconds); the count is in the event data.
 PIPE_FULL_EVERY = 1.0
 
@@ -88,6 +91,10 @@ class Monitor(RunHooks, MonitorInterface):
         self._handlers: dict[EventType, list[Callable[[MonitorEvent], Any]]] = {}
         self._listeners: list[Callable[[MonitorEvent], None]] = []
         self._stats: dict[str, ProcessorStats] = {}
+        self._spans: list[tuple[str, int, float, float, str, BaseException | None]] = []
+        self._folded = 0
+        self._pending: list[tuple[list[Any], int]] = []
+        self._pending_size = 0
         self._registered: dict[str, Any] = {}
         self._started: set[str] = set()
         self._pipes: dict[str, Pipe] = {}
@@ -98,6 +105,8 @@ class Monitor(RunHooks, MonitorInterface):
         self._sampler: ProcessSampler | None = None
         self._ticker = Ticker(sample_interval, self._tick)
         self.trace = TraceRecorder()
+        self._spans = self.trace.spans
+        self._limit = self.trace.max_spans
         self.run: RunInfo | None = None
         self.runs = 0
         self.live = False
@@ -220,6 +229,53 @@ class Monitor(RunHooks, MonitorInterface):
 
     # -- processors and pipes ----------------------------------------------------------------------
 
+    # Firing spans: the hot path only appends a tuple to ``_spans``, which is the current
+    # run's trace until the trace is full (``trace.max_spans``), and a small buffer after that.
+    # Counters and percentiles are folded from the spans when someone reads them (summary,
+    # status, alert rules), from the buffer every FOLD_EVERY firings once the trace is full,
+    # and from earlier runs' spans when those grow past the trace size.
+
+    def _fold(self) -> None:
+        """Account every span not yet counted in the per-processor statistics."""
+        for spans, start in self._pending:
+            self._fold_list(spans, start, closed=True)
+        self._pending.clear()
+        self._pending_size = 0
+        if self._spans is self.trace.spans:
+            self._fold_list(self._spans, self._folded, closed=False)
+            self._folded = len(self._spans)
+        else:
+            buffer, self._spans = self._spans, []
+            self._fold_list(buffer, 0, closed=False)
+            self.trace.dropped += len(buffer)
+
+    def _overflow(self) -> None:
+        """The hot buffer reached its limit: fold it, and stop growing the trace."""
+        self._fold()
+        self._limit = FOLD_EVERY
+        if self._spans is self.trace.spans:
+            self._spans = []
+
+    def _fold_list(self, spans: list[Any], start: int, closed: bool) -> None:
+        """Count ``spans[start:]``; ``closed``: they end a run (close its active windows)."""
+        # Group durations per processor in one pass; count, sum, max and samples are then
+        # done per processor by C-level builtins.
+        durations: dict[str, list[float]] = {}
+        first: dict[str, float] = {}
+        last: dict[str, float] = {}
+        for pid, _, begin, end, _, _ in itertools.islice(spans, start, None):
+            found = durations.get(pid)
+            if found is None:
+                found = durations[pid] = []
+                first[pid] = begin
+            found.append(end - begin)
+            last[pid] = end
+        for pid, found in durations.items():
+            self._stat(pid).add_many(found, first[pid], last[pid])
+        if closed:
+            for stats in self._stats.values():
+                stats.close_window()
+
     def _stat(self, processor_id: str) -> ProcessorStats:
         stats = self._stats.get(processor_id)
         if stats is None:
@@ -245,6 +301,7 @@ class Monitor(RunHooks, MonitorInterface):
         Raises:
             KeyError: The monitor has not seen nor registered this processor.
         """
+        self._fold()
         stats = self._stats.get(processor_id)
         if stats is None:
             raise KeyError(f"processor {processor_id!r} is not known to this monitor")
@@ -347,6 +404,17 @@ class Monitor(RunHooks, MonitorInterface):
     # -- the hook protocol -------------------------------------------------------------------------
 
     def run_start(self, run: RunInfo) -> None:
+        # The last run's spans are counted later (when read), not on this run's clock.
+        old = self._spans
+        old_start = self._folded if old is self.trace.spans else 0
+        self.trace.begin(run.run_id, run.graph_id, time.perf_counter())
+        self._spans = self.trace.spans
+        self._folded = 0
+        self._limit = self.trace.max_spans
+        self._pending.append((old, old_start))
+        self._pending_size += len(old) - old_start
+        if self._pending_size > self.trace.max_spans:
+            self._fold()
         self.run = run
         self.runs += 1
         self.live = True
@@ -355,7 +423,6 @@ class Monitor(RunHooks, MonitorInterface):
         self._backends = list(run.extra.get("backends", []))
         for pid in run.processor_ids:
             self._stat(pid).state = "waiting"
-        self.trace.begin(run.run_id, run.graph_id, time.perf_counter())
         self.log_event(
             EventType.GRAPH_START,
             None,
@@ -386,17 +453,13 @@ class Monitor(RunHooks, MonitorInterface):
         worker: str,
         error: BaseException | None,
     ) -> None:
-        stats = self._stats.get(processor_id)
-        if stats is None:
-            stats = self._stat(processor_id)
-        failed = error is not None
-        stats.add(start, end, failed)
-        trace = self.trace
-        if len(trace.spans) < trace.max_spans:
-            trace.spans.append((processor_id, index, start, end, worker, failed))
-        else:
-            trace.dropped += 1
-        if failed:
+        # The hot path: one append (see _fold).
+        spans = self._spans
+        spans.append((processor_id, index, start, end, worker, error))
+        if len(spans) >= self._limit:
+            self._overflow()
+        if error is not None:
+            self._stat(processor_id).errors += 1
             self.log_event(
                 EventType.PROCESSOR_ERROR,
                 processor_id,
@@ -450,7 +513,6 @@ class Monitor(RunHooks, MonitorInterface):
         self.trace.end(time.perf_counter())
         for pid in run.processor_ids:
             stats = self._stat(pid)
-            stats.close_window()
             if stats.state != "completed":
                 stats.state = "error" if stats.errors else "idle"
         if error is None:
@@ -482,6 +544,7 @@ class Monitor(RunHooks, MonitorInterface):
         ``p50_time``, ``p95_time``, ``items_per_second``, ...), ``pipes`` (utilization and
         backpressure time), ``process`` (the latest psutil sample), ``runs``, ``uptime``.
         """
+        self._fold()
         now = time.perf_counter()
         processors = {pid: s.summary(now) for pid, s in self._stats.items()}
         firings = sum(s.firings for s in self._stats.values())
@@ -519,4 +582,5 @@ class Monitor(RunHooks, MonitorInterface):
         Raises:
             ValueError: The monitor has not watched a run yet.
         """
+        self._fold()
         return self.trace.export(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from typing import Any
 
@@ -23,6 +24,8 @@ class ProcessorStats:
     """Counters of one processor's firings across the runs a monitor watched."""
 
     __slots__ = (
+        "_skip_to",
+        "_w",
         "errors",
         "firings",
         "first_start",
@@ -46,6 +49,8 @@ class ProcessorStats:
         self.total_time = 0.0
         self.max_time = 0.0
         self.samples: list[float] = []
+        self._skip_to: int | None = None  # global index of the next firing to sample
+        self._w = 0.0
         # The active window of the current run (first firing start .. last firing end) and
         # the sum of the windows of earlier runs: items per second is firings over that time.
         self.first_start: float | None = None
@@ -53,26 +58,48 @@ class ProcessorStats:
         self.window = 0.0
         self.state = "idle"
 
-    def add(self, start: float, end: float, failed: bool) -> None:
-        """Account one finished firing."""
-        duration = end - start
-        self.firings += 1
-        self.total_time += duration
-        if duration > self.max_time:
-            self.max_time = duration
-        if failed:
-            self.errors += 1
+    def add_many(self, durations: list[float], first_start: float, last_end: float) -> None:
+        """Account finished firings (their durations, the earliest start and latest end).
+
+        Errors are counted apart (``errors``), as they happen.
+        """
+        n = len(durations)
+        seen = self.firings
+        self.firings = seen + n
+        self.total_time += sum(durations)
+        longest = max(durations)
+        if longest > self.max_time:
+            self.max_time = longest
         samples = self.samples
-        if len(samples) < RESERVOIR:
-            samples.append(duration)
+        room = RESERVOIR - len(samples)
+        if room >= n:
+            samples.extend(durations)
         else:
-            slot = int(random.random() * self.firings)
-            if slot < RESERVOIR:
-                samples[slot] = duration
-        if self.first_start is None:
-            self.first_start = start
-        if end > self.last_end:
-            self.last_end = end
+            if room > 0:
+                samples.extend(durations[:room])
+            self._sample_rest(durations, seen)
+        if self.first_start is None or first_start < self.first_start:
+            self.first_start = first_start
+        if last_end > self.last_end:
+            self.last_end = last_end
+
+    def _sample_rest(self, durations: list[float], seen: int) -> None:
+        """Reservoir sampling past the reservoir's size (Li's algorithm L: the gaps between
+        replacements are drawn, so the cost is per replacement, not per firing)."""
+        rand = random.random
+        if self._skip_to is None:
+            self._w = math.exp(math.log(rand() or 1e-300) / RESERVOIR)
+            self._skip_to = RESERVOIR + self._gap()
+        end = seen + len(durations)
+        samples = self.samples
+        while self._skip_to < end:
+            samples[int(rand() * RESERVOIR)] = durations[self._skip_to - seen]
+            self._w *= math.exp(math.log(rand() or 1e-300) / RESERVOIR)
+            self._skip_to += self._gap() + 1
+
+    def _gap(self) -> int:
+        w = min(self._w, 1 - 1e-16)
+        return int(math.log(random.random() or 1e-300) / math.log(1 - w))
 
     def close_window(self) -> None:
         """The run ended: fold its active window into the total."""

@@ -25,7 +25,8 @@ class TraceRecorder:
 
     def __init__(self, max_spans: int = MAX_SPANS) -> None:
         self.max_spans = max_spans
-        self.spans: list[tuple[str, int, float, float, str, bool]] = []
+        # (processor id, index, start, end, worker, error or None), perf_counter seconds.
+        self.spans: list[tuple[str, int, float, float, str, BaseException | None]] = []
         self.dropped = 0
         self.run_id: str | None = None
         self.graph_id: str | None = None
@@ -77,7 +78,7 @@ class TraceRecorder:
         # Lanes: per worker, a list of (tid, busy-until); a span goes to the first free lane.
         lanes: dict[str, list[list[Any]]] = {}
         next_tid = 1
-        for pid, index, start, end, worker, failed in sorted(self.spans, key=lambda s: s[2]):
+        for pid, index, start, end, worker, error in sorted(self.spans, key=lambda s: s[2]):
             worker_lanes = lanes.setdefault(worker, [])
             for lane in worker_lanes:
                 if lane[1] <= start:
@@ -107,8 +108,8 @@ class TraceRecorder:
                 next_tid += 1
             lane[1] = end
             args: dict[str, Any] = {"processor_id": pid, "index": index, "worker": worker}
-            if failed:
-                args["error"] = True
+            if error is not None:
+                args["error"] = f"{type(error).__name__}: {error}"
             events.append(
                 {
                     "name": pid,
