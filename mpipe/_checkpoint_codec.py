@@ -67,7 +67,8 @@ def _numpy_table(arr: np.ndarray[Any, Any]) -> tuple[pa.Table, dict[str, Any]]:
     unit = np.datetime_data(arr.dtype)[0] if kind in "mM" else None
     if (kind in _ARROW_NUMPY_KINDS and arr.dtype.fields is None) or unit in _ARROW_TIME_UNITS:
         meta["layout"] = "arrow"
-        column = pa.array(flat)
+        # Arrow holds native byte order; the dtype in the metadata restores the original.
+        column = pa.array(flat.astype(flat.dtype.newbyteorder("="), copy=False))
     else:
         meta["layout"] = "raw"
         column = pa.array([flat.tobytes()], pa.large_binary())
