@@ -261,8 +261,6 @@ class CheckpointManager(BreakpointAPI, CheckpointInterface):
             header = orjson.loads(meta[_HEADER_KEY])
             if header.get("checkpoint_id") != checkpoint_id:
                 raise ValueError("the header names another checkpoint id")
-            if reader.num_record_batches < 1:
-                raise ValueError("the file holds no record batch")
         if self.storage_path is not None:
             self._headers[checkpoint_id] = (key, header)
         return header, key[0]

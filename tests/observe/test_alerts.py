@@ -60,7 +60,9 @@ def test_clear_and_remove() -> None:
         alerts.remove_alert_rule("r")
 
 
-def test_failing_condition_and_action_are_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+def test_failing_condition_and_action_are_logged_not_raised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     alerts = AlertManager(Monitor())
 
     def broken(summary: dict[str, Any]) -> bool:

@@ -47,9 +47,9 @@ def _same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and bool(a == b)
 
 
-TABLE = pa.table({"x": [1, 2, None], "s": ["a", None, "c"], "f": [0.5, 1.5, 2.5]}).replace_schema_metadata(
-    {"origin": "test"}
-)
+TABLE = pa.table(
+    {"x": [1, 2, None], "s": ["a", None, "c"], "f": [0.5, 1.5, 2.5]}
+).replace_schema_metadata({"origin": "test"})
 VALUES: list[Any] = [
     TABLE,
     pa.table({"empty": pa.array([], pa.int32())}),
@@ -120,7 +120,7 @@ def test_numpy_is_stored_as_arrow(tmp_path: Path) -> None:
 def test_pickle_only_when_allowed(tmp_path: Path) -> None:
     strict = CheckpointManager(tmp_path)
     before = strict.list_checkpoints()
-    with pytest.raises(CheckpointError, match="_Custom.*allow_pickle=True"):
+    with pytest.raises(CheckpointError, match=r"_Custom.*allow_pickle=True"):
         strict.create_checkpoint("obj", "p", {"obj": _Custom(1)})
     with pytest.raises(CheckpointError, match="allow_pickle"):
         strict.create_checkpoint("objs", "p", np.array([_Custom(1)], dtype=object))
@@ -129,7 +129,7 @@ def test_pickle_only_when_allowed(tmp_path: Path) -> None:
     loose = CheckpointManager(tmp_path, allow_pickle=True)
     cid = loose.create_checkpoint("obj", "p", {"obj": _Custom(1), "arr": np.arange(3)})
     assert loose.restore_checkpoint(cid)["obj"] == _Custom(1)
-    with pytest.raises(CheckpointError, match="pickled objects.*allow_pickle=True"):
+    with pytest.raises(CheckpointError, match=r"pickled objects.*allow_pickle=True"):
         CheckpointManager(tmp_path).restore_checkpoint(cid)
     preview = CheckpointManager(tmp_path).get_checkpoint_data_preview(cid)
     assert "pickled" in preview and "_Custom" not in preview
@@ -142,7 +142,14 @@ def test_new_manager_lists_and_restores_earlier_checkpoints(tmp_path: Path) -> N
     listed = second.list_checkpoints()
     assert [c["checkpoint_id"] for c in listed] == ids
     assert listed[2]["name"] == "n2" and listed[2]["metadata"] == {"run": 2}
-    assert set(listed[0]) == {"checkpoint_id", "name", "processor_id", "created_at", "size_bytes", "metadata"}
+    assert set(listed[0]) == {
+        "checkpoint_id",
+        "name",
+        "processor_id",
+        "created_at",
+        "size_bytes",
+        "metadata",
+    }
     assert listed[0]["size_bytes"] == (tmp_path / f"{ids[0]}.arrow").stat().st_size
     assert [c["name"] for c in second.list_checkpoints("p1")] == ["n1", "n3"]
     assert second.restore_checkpoint(ids[3]) == {"i": 3}
@@ -208,7 +215,7 @@ def test_bad_folders(tmp_path: Path) -> None:
         CheckpointManager(a_file)
     with pytest.raises(CheckpointError, match="cannot create checkpoint folder"):
         CheckpointManager(a_file / "sub")
-    with pytest.raises(CheckpointError, match="not writable|cannot create"):
+    with pytest.raises(CheckpointError, match=r"not writable|cannot create"):
         CheckpointManager("/proc/mpipe-checkpoints")
     with pytest.raises(CheckpointError, match="max_checkpoints"):
         CheckpointManager(tmp_path, max_checkpoints=0)

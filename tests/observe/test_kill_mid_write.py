@@ -19,7 +19,10 @@ TRIALS = 50
 def test_sigkill_mid_write_never_leaves_a_listed_file_that_fails(tmp_path: Path) -> None:
     script = Path(__file__).with_name("_kill_writer.py")
     root = Path(__file__).resolve().parents[2]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+    }
     subprocess.run(
         [sys.executable, str(script), str(tmp_path), str(TRIALS), "1234"],
         check=True,

@@ -15,7 +15,11 @@ from ._graphs import chain, double, inc
 def test_plain_lines_when_not_a_terminal(run: Any) -> None:
     out = io.StringIO()
     display = ProgressDisplay(out)
-    run(GraphExecutor(chain(("a", inc), ("b", double)), hooks=[display]).execute_stream({"a": range(10)}))
+    run(
+        GraphExecutor(chain(("a", inc), ("b", double)), hooks=[display]).execute_stream(
+            {"a": range(10)}
+        )
+    )
     text = out.getvalue()
     assert "2/2 processors finished, 20 firings, 0 errors - done" in text
     assert "  a: 10 done" in text and "  b: 10 done" in text
@@ -32,7 +36,9 @@ def test_live_table_on_a_terminal(run: Any) -> None:
     assert "\x1b[" in text  # rich drew it
 
 
-def test_executor_progress_flag_prints_to_stdout(run: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_executor_progress_flag_prints_to_stdout(
+    run: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     run(GraphExecutor(chain(("only", inc)), progress=True).execute(1))
     assert "only: 1 done" in capsys.readouterr().out
 

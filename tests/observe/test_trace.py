@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,7 @@ def test_trace_covers_every_firing_with_disjoint_spans_per_track(run: Any, tmp_p
         by_tid[e["tid"]].append((e["ts"], e["ts"] + e["dur"]))
     for intervals in by_tid.values():
         intervals.sort()
-        for (_, end), (start, _) in zip(intervals, intervals[1:], strict=False):
+        for (_, end), (start, _) in itertools.pairwise(intervals):
             assert start >= end - 1e-6
     # the async processor overlapped its firings: they need more than one lane of "main"
     names = {e["tid"]: e["args"]["name"] for e in events if e["name"] == "thread_name"}
