@@ -52,6 +52,14 @@ FOLD_EVERY = 4096
 PIPE_FULL_EVERY = 1.0
 
 
+_Record = tuple[float, EventType, "str | None", "dict[str, Any]", LogLevel]
+
+
+def _event(record: _Record) -> MonitorEvent:
+    timestamp, kind, pid, data, level = record
+    return MonitorEvent(kind, pid, data, level, timestamp)
+
+
 def _jsonable(value: Any) -> Any:
     return repr(value)
 
@@ -84,9 +92,11 @@ class Monitor(RunHooks, MonitorInterface):
             raise ValueError(f"sample_interval must be a positive number, got {sample_interval!r}")
         self.max_events = max_events
         self.log_level = as_log_level(log_level)
-        self.events: deque[MonitorEvent] = deque(maxlen=max_events)
+        self._events: deque[_Record] = deque(maxlen=max_events)
         self.total_events = 0
-        self.events_by_type: Counter[str] = Counter()
+        self._by_type: dict[EventType, int] = {}
+        # Processor id -> waiting / running / completed / error / idle.
+        self._state: dict[str, str] = {}
         self.monitoring = True
         self._handlers: dict[EventType, list[Callable[[MonitorEvent], Any]]] = {}
         self._listeners: list[Callable[[MonitorEvent], None]] = []
@@ -137,21 +147,42 @@ class Monitor(RunHooks, MonitorInterface):
         """
         kind = as_event_type(event_type)
         lvl = _DEFAULT_LEVELS.get(kind, LogLevel.INFO) if level is None else as_log_level(level)
+        self._emit(kind, processor_id, data if data is not None else {}, lvl)
+
+    def _emit(
+        self, kind: EventType, processor_id: str | None, data: dict[str, Any], level: LogLevel
+    ) -> None:
+        # Events are kept as tuples; MonitorEvent objects are made only for handlers and
+        # readers, so an event nobody listens to costs a tuple and a few counters.
         if not self.monitoring:
             return
-        event = MonitorEvent(kind, processor_id, data if data is not None else {}, lvl)
-        self.events.append(event)
+        record = (time.time(), kind, processor_id, data, level)
+        self._events.append(record)
         self.total_events += 1
-        self.events_by_type[kind.value] += 1
-        if lvl.value >= self.log_level.value and _log.isEnabledFor(lvl.value):
-            _log.log(lvl.value, "%s %s %s", kind.value, processor_id or "-", event.data)
-        for handler in self._handlers.get(kind, ()):
-            try:
-                handler(event)
-            except Exception:
-                _log.exception("event handler %r failed on %s", handler, kind.value)
-        for listener in self._listeners:
-            listener(event)
+        by_type = self._by_type
+        by_type[kind] = by_type.get(kind, 0) + 1
+        if level.value >= self.log_level.value and _log.isEnabledFor(level.value):
+            _log.log(level.value, "%s %s %s", kind.value, processor_id or "-", data)
+        handlers = self._handlers.get(kind)
+        if handlers or self._listeners:
+            event = _event(record)
+            for handler in handlers or ():
+                try:
+                    handler(event)
+                except Exception:
+                    _log.exception("event handler %r failed on %s", handler, kind.value)
+            for listener in self._listeners:
+                listener(event)
+
+    @property
+    def events(self) -> list[MonitorEvent]:
+        """The kept events, oldest first."""
+        return [_event(r) for r in self._events]
+
+    @property
+    def events_by_type(self) -> dict[str, int]:
+        """How many events of each type were recorded (dropped ones included)."""
+        return {kind.value: n for kind, n in self._by_type.items()}
 
     def add_event_handler(
         self, event_type: EventType | str, handler: Callable[[MonitorEvent], Any]
@@ -184,11 +215,11 @@ class Monitor(RunHooks, MonitorInterface):
         if not isinstance(count, int) or count < 0:
             raise ValueError(f"count must be a non-negative integer, got {count!r}")
         if event_type is None:
-            chosen = list(self.events)
+            chosen = list(self._events)
         else:
             kind = as_event_type(event_type)
-            chosen = [e for e in self.events if e.event_type is kind]
-        return [e.to_dict() for e in chosen[len(chosen) - count :]] if count else []
+            chosen = [r for r in self._events if r[1] is kind]
+        return [_event(r).to_dict() for r in chosen[len(chosen) - count :]] if count else []
 
     def export_events(
         self, format: str = "json", path: str | os.PathLike[str] | None = None
@@ -204,7 +235,7 @@ class Monitor(RunHooks, MonitorInterface):
         """
         if format not in ("json", "jsonl"):
             raise ValueError(f"unknown export format {format!r}; expected 'json' or 'jsonl'")
-        lines = [orjson.dumps(e.to_dict(), default=_jsonable) for e in self.events]
+        lines = [orjson.dumps(_event(r).to_dict(), default=_jsonable) for r in self._events]
         text = b"".join(line + b"\n" for line in lines).decode()
         if path is not None:
             Path(path).write_text(text)
@@ -212,9 +243,9 @@ class Monitor(RunHooks, MonitorInterface):
 
     def clear_events(self) -> None:
         """Forget every kept event and the event counters (metrics stay)."""
-        self.events.clear()
+        self._events.clear()
         self.total_events = 0
-        self.events_by_type.clear()
+        self._by_type.clear()
 
     def start_monitoring(self) -> None:
         """Record events again after :meth:`stop_monitoring` (monitoring starts on)."""
@@ -293,7 +324,7 @@ class Monitor(RunHooks, MonitorInterface):
             raise TypeError(f"register_processor needs a processor or its id, got {processor!r}")
         if not isinstance(processor, str):
             self._registered[pid] = processor
-        self._stat(pid)
+        self._state.setdefault(pid, "idle")
 
     def get_processor_status(self, processor_id: str) -> dict[str, Any]:
         """State, counts and timings of one processor (plus its own ``get_metrics()``).
@@ -302,10 +333,15 @@ class Monitor(RunHooks, MonitorInterface):
             KeyError: The monitor has not seen nor registered this processor.
         """
         self._fold()
-        stats = self._stats.get(processor_id)
-        if stats is None:
+        state = self._state.get(processor_id)
+        if state is None:
             raise KeyError(f"processor {processor_id!r} is not known to this monitor")
-        out = {"processor_id": processor_id, **stats.summary(time.perf_counter())}
+        stats = self._stats.get(processor_id) or ProcessorStats(processor_id)
+        out = {
+            "processor_id": processor_id,
+            "state": state,
+            **stats.summary(time.perf_counter()),
+        }
         proc = self._registered.get(processor_id)
         if proc is not None and hasattr(proc, "get_metrics"):
             try:
@@ -316,7 +352,7 @@ class Monitor(RunHooks, MonitorInterface):
 
     def get_all_processor_statuses(self) -> dict[str, dict[str, Any]]:
         """:meth:`get_processor_status` of every known processor."""
-        return {pid: self.get_processor_status(pid) for pid in self._stats}
+        return {pid: self.get_processor_status(pid) for pid in self._state}
 
     def tap_pipe(
         self, pipe: Pipe, fn: Callable[[Any], Any] | None = None, *, events: bool = True
@@ -421,8 +457,7 @@ class Monitor(RunHooks, MonitorInterface):
         self._started = set()
         self._pipes = {**{p.pipe_id: p for p in self._taps.values()}, **run.extra.get("pipes", {})}
         self._backends = list(run.extra.get("backends", []))
-        for pid in run.processor_ids:
-            self._stat(pid).state = "waiting"
+        self._state.update(dict.fromkeys(run.processor_ids, "waiting"))
         self.log_event(
             EventType.GRAPH_START,
             None,
@@ -441,8 +476,8 @@ class Monitor(RunHooks, MonitorInterface):
         if processor_id in self._started:
             return
         self._started.add(processor_id)
-        self._stat(processor_id).state = "running"
-        self.log_event(EventType.PROCESSOR_START, processor_id, {"index": index})
+        self._state[processor_id] = "running"
+        self._emit(EventType.PROCESSOR_START, processor_id, {"index": index}, LogLevel.INFO)
 
     def firing_end(
         self,
@@ -485,9 +520,8 @@ class Monitor(RunHooks, MonitorInterface):
         )
 
     def processor_end(self, processor_id: str, firings: int) -> None:
-        stats = self._stat(processor_id)
-        stats.state = "completed"
-        self.log_event(EventType.PROCESSOR_COMPLETE, processor_id, {"firings": firings})
+        self._state[processor_id] = "completed"
+        self._emit(EventType.PROCESSOR_COMPLETE, processor_id, {"firings": firings}, LogLevel.INFO)
 
     def pipe_full(self, pipe_id: str) -> None:
         self._pipe_full_count[pipe_id] += 1
@@ -511,10 +545,11 @@ class Monitor(RunHooks, MonitorInterface):
             self.sample_now()
         self.live = False
         self.trace.end(time.perf_counter())
+        state = self._state
         for pid in run.processor_ids:
-            stats = self._stat(pid)
-            if stats.state != "completed":
-                stats.state = "error" if stats.errors else "idle"
+            if state.get(pid) != "completed":
+                stats = self._stats.get(pid)
+                state[pid] = "error" if stats is not None and stats.errors else "idle"
         if error is None:
             self.log_event(
                 EventType.GRAPH_COMPLETE, None, {"run_id": run.run_id, "graph_id": run.graph_id}
@@ -522,8 +557,8 @@ class Monitor(RunHooks, MonitorInterface):
         else:
             failed = getattr(error, "failed_processors", None) or []
             for pid in failed:
-                if pid in self._stats:
-                    self._stats[pid].state = "error"
+                if pid in state:
+                    state[pid] = "error"
             self.log_event(
                 EventType.GRAPH_ERROR,
                 None,
@@ -546,7 +581,11 @@ class Monitor(RunHooks, MonitorInterface):
         """
         self._fold()
         now = time.perf_counter()
-        processors = {pid: s.summary(now) for pid, s in self._stats.items()}
+        empty = ProcessorStats("")
+        processors = {
+            pid: {"state": self._state.get(pid, "idle"), **self._stats.get(pid, empty).summary(now)}
+            for pid in {**self._state, **self._stats}
+        }
         firings = sum(s.firings for s in self._stats.values())
         errors = sum(s.errors for s in self._stats.values())
         pipes = {}
@@ -561,8 +600,8 @@ class Monitor(RunHooks, MonitorInterface):
             }
         return {
             "total_events": self.total_events,
-            "events_by_type": dict(self.events_by_type),
-            "active_processors": sum(1 for s in self._stats.values() if s.state == "running"),
+            "events_by_type": self.events_by_type,
+            "active_processors": sum(1 for st in self._state.values() if st == "running"),
             "total_firings": firings,
             "total_errors": errors,
             "error_rate": errors / firings if firings else 0.0,

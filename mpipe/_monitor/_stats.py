@@ -35,7 +35,6 @@ class ProcessorStats:
         "retries",
         "samples",
         "skips",
-        "state",
         "total_time",
         "window",
     )
@@ -56,7 +55,6 @@ class ProcessorStats:
         self.first_start: float | None = None
         self.last_end = 0.0
         self.window = 0.0
-        self.state = "idle"
 
     def add_many(self, durations: list[float], first_start: float, last_end: float) -> None:
         """Account finished firings (their durations, the earliest start and latest end).
@@ -120,7 +118,6 @@ class ProcessorStats:
         ordered = sorted(self.samples)
         active = self.active_time(now)
         return {
-            "state": self.state,
             "count": n,
             "errors": self.errors,
             "retries": self.retries,
