@@ -36,7 +36,8 @@ __all__ = ["CheckpointError", "CheckpointManager", "CheckpointWarning"]
 _log = logging.getLogger("mpipe")
 _HEADER_KEY = b"mpipe.checkpoint"
 _ID = re.compile(r"^[0-9a-f]{16}-[0-9a-f]{8}$")
-_TMP = re.compile(r"^\.([0-9a-f]{16}-[0-9a-f]{8})\.(\d+)\.tmp$")
+# Temp files: a checkpoint being written, or the writability probe; group 2 is the writer's pid.
+_TMP = re.compile(r"^\.([0-9a-f]{16}-[0-9a-f]{8}|probe)\.(\d+)(\.[0-9a-f]{8})?\.tmp$")
 _SUFFIX = ".arrow"
 FORMAT_VERSION = 1
 

@@ -16,14 +16,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._core import Monitor
-from ._events import EventType, LogLevel, MonitorEvent
+from ._events import EventType, LogLevel
 
 __all__ = ["Alert", "AlertManager"]
 
 _log = logging.getLogger("mpipe")
 
 _TRIGGERS = frozenset(
-    {
+    kind.value
+    for kind in {
         EventType.SYSTEM_METRICS,
         EventType.PROCESSOR_ERROR,
         EventType.PROCESSOR_RETRY,
@@ -139,8 +140,8 @@ class AlertManager:
         if self._active.pop(alert_id, None) is None:
             raise KeyError(f"no active alert with id {alert_id!r}")
 
-    def _on_event(self, event: MonitorEvent) -> None:
-        if event.event_type in _TRIGGERS and not self._evaluating:
+    def _on_event(self, kind: str) -> None:
+        if kind in _TRIGGERS and not self._evaluating:
             self.check_alerts()
 
     def check_alerts(self) -> list[dict[str, Any]]:

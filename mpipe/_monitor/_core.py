@@ -52,12 +52,19 @@ FOLD_EVERY = 4096
 PIPE_FULL_EVERY = 1.0
 
 
-_Record = tuple[float, EventType, "str | None", "dict[str, Any]", LogLevel]
+# An event as kept: (timestamp, event type value, processor id, data, logging level number).
+# Plain strings and ints, not enums: enum hashing and ``.value`` cost microseconds apiece.
+_Record = tuple[float, str, "str | None", "dict[str, Any]", int]
+_KINDS = {e.value: e for e in EventType}
+_LEVELS = {level.value: level for level in LogLevel}
+_START = EventType.PROCESSOR_START.value
+_COMPLETE = EventType.PROCESSOR_COMPLETE.value
+_INFO = LogLevel.INFO.value
 
 
 def _event(record: _Record) -> MonitorEvent:
     timestamp, kind, pid, data, level = record
-    return MonitorEvent(kind, pid, data, level, timestamp)
+    return MonitorEvent(_KINDS[kind], pid, data, _LEVELS[level], timestamp)
 
 
 def _jsonable(value: Any) -> Any:
@@ -91,15 +98,17 @@ class Monitor(RunHooks, MonitorInterface):
         if not isinstance(sample_interval, (int, float)) or sample_interval <= 0:
             raise ValueError(f"sample_interval must be a positive number, got {sample_interval!r}")
         self.max_events = max_events
+        self._threshold = 0
         self.log_level = as_log_level(log_level)
         self._events: deque[_Record] = deque(maxlen=max_events)
         self.total_events = 0
-        self._by_type: dict[EventType, int] = {}
+        self._by_type: dict[str, int] = {}
         # Processor id -> waiting / running / completed / error / idle.
         self._state: dict[str, str] = {}
         self.monitoring = True
-        self._handlers: dict[EventType, list[Callable[[MonitorEvent], Any]]] = {}
-        self._listeners: list[Callable[[MonitorEvent], None]] = []
+        self._handlers: dict[str, list[Callable[[MonitorEvent], Any]]] = {}
+        # Internal listeners (the alert manager) told the type value of every event.
+        self._listeners: list[Callable[[str], None]] = []
         self._stats: dict[str, ProcessorStats] = {}
         self._spans: list[tuple[str, int, float, float, str, BaseException | None]] = []
         self._folded = 0
@@ -147,11 +156,18 @@ class Monitor(RunHooks, MonitorInterface):
         """
         kind = as_event_type(event_type)
         lvl = _DEFAULT_LEVELS.get(kind, LogLevel.INFO) if level is None else as_log_level(level)
-        self._emit(kind, processor_id, data if data is not None else {}, lvl)
+        self._emit(kind.value, processor_id, data if data is not None else {}, lvl.value)
 
-    def _emit(
-        self, kind: EventType, processor_id: str | None, data: dict[str, Any], level: LogLevel
-    ) -> None:
+    @property
+    def log_level(self) -> LogLevel:
+        """Events at this level or above are logged to the ``"mpipe"`` logger."""
+        return _LEVELS[self._threshold]
+
+    @log_level.setter
+    def log_level(self, value: LogLevel | str) -> None:
+        self._threshold = as_log_level(value).value
+
+    def _emit(self, kind: str, processor_id: str | None, data: dict[str, Any], level: int) -> None:
         # Events are kept as tuples; MonitorEvent objects are made only for handlers and
         # readers, so an event nobody listens to costs a tuple and a few counters.
         if not self.monitoring:
@@ -161,18 +177,18 @@ class Monitor(RunHooks, MonitorInterface):
         self.total_events += 1
         by_type = self._by_type
         by_type[kind] = by_type.get(kind, 0) + 1
-        if level.value >= self.log_level.value and _log.isEnabledFor(level.value):
-            _log.log(level.value, "%s %s %s", kind.value, processor_id or "-", data)
+        if level >= self._threshold and _log.isEnabledFor(level):
+            _log.log(level, "%s %s %s", kind, processor_id or "-", data)
         handlers = self._handlers.get(kind)
-        if handlers or self._listeners:
+        if handlers:
             event = _event(record)
-            for handler in handlers or ():
+            for handler in handlers:
                 try:
                     handler(event)
                 except Exception:
-                    _log.exception("event handler %r failed on %s", handler, kind.value)
-            for listener in self._listeners:
-                listener(event)
+                    _log.exception("event handler %r failed on %s", handler, kind)
+        for listener in self._listeners:
+            listener(kind)
 
     @property
     def events(self) -> list[MonitorEvent]:
@@ -182,7 +198,7 @@ class Monitor(RunHooks, MonitorInterface):
     @property
     def events_by_type(self) -> dict[str, int]:
         """How many events of each type were recorded (dropped ones included)."""
-        return {kind.value: n for kind, n in self._by_type.items()}
+        return dict(self._by_type)
 
     def add_event_handler(
         self, event_type: EventType | str, handler: Callable[[MonitorEvent], Any]
@@ -198,13 +214,13 @@ class Monitor(RunHooks, MonitorInterface):
         kind = as_event_type(event_type)
         if not callable(handler):
             raise TypeError(f"event handler must be callable, got {handler!r}")
-        self._handlers.setdefault(kind, []).append(handler)
+        self._handlers.setdefault(kind.value, []).append(handler)
 
     def remove_event_handler(
         self, event_type: EventType | str, handler: Callable[[MonitorEvent], Any]
     ) -> None:
         """Stop calling ``handler`` for ``event_type``; a handler not added is ignored."""
-        handlers = self._handlers.get(as_event_type(event_type), [])
+        handlers = self._handlers.get(as_event_type(event_type).value, [])
         if handler in handlers:
             handlers.remove(handler)
 
@@ -218,7 +234,7 @@ class Monitor(RunHooks, MonitorInterface):
             chosen = list(self._events)
         else:
             kind = as_event_type(event_type)
-            chosen = [r for r in self._events if r[1] is kind]
+            chosen = [r for r in self._events if r[1] == kind.value]
         return [_event(r).to_dict() for r in chosen[len(chosen) - count :]] if count else []
 
     def export_events(
@@ -477,7 +493,7 @@ class Monitor(RunHooks, MonitorInterface):
             return
         self._started.add(processor_id)
         self._state[processor_id] = "running"
-        self._emit(EventType.PROCESSOR_START, processor_id, {"index": index}, LogLevel.INFO)
+        self._emit(_START, processor_id, {"index": index}, _INFO)
 
     def firing_end(
         self,
@@ -521,7 +537,7 @@ class Monitor(RunHooks, MonitorInterface):
 
     def processor_end(self, processor_id: str, firings: int) -> None:
         self._state[processor_id] = "completed"
-        self._emit(EventType.PROCESSOR_COMPLETE, processor_id, {"firings": firings}, LogLevel.INFO)
+        self._emit(_COMPLETE, processor_id, {"firings": firings}, _INFO)
 
     def pipe_full(self, pipe_id: str) -> None:
         self._pipe_full_count[pipe_id] += 1

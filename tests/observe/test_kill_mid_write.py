@@ -23,12 +23,15 @@ def test_sigkill_mid_write_never_leaves_a_listed_file_that_fails(tmp_path: Path)
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
     }
-    subprocess.run(
+    done = subprocess.run(
         [sys.executable, str(script), str(tmp_path), str(TRIALS), "1234"],
         check=True,
         env=env,
         timeout=50,
+        capture_output=True,
+        text=True,
     )
+    reported = int(done.stdout.split()[-1])
     torn = 0
     restored = 0
     for trial in range(TRIALS):
@@ -44,6 +47,6 @@ def test_sigkill_mid_write_never_leaves_a_listed_file_that_fails(tmp_path: Path)
             restored += 1
         # the dead writer's temp file is cleaned up by the next manager
         assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
-    assert restored >= TRIALS // 2, restored  # the writers got somewhere
+    assert restored >= reported > 0  # every checkpoint reported finished is there
     print(f"{restored} checkpoints restored, {torn} writers killed mid-write")
     assert torn > 0, torn  # and some were killed mid-write, so the test did test something
