@@ -237,9 +237,14 @@ class GraphExecutor(BreakpointAPI):
             inputs_of[(conn[2], conn[3])] = pipe
             outputs_of.setdefault((conn[0], conn[1]), []).append(pipe)
 
+        # Nobody runs a replayed processor: close the pipes into it, so that external input and
+        # upstream items for it are dropped instead of filling a pipe nobody drains.
         for (pid, _), pipe in entry_pipes.items():
             if pid in done:
-                pipe._closed = True  # nobody runs there: external input for it is dropped
+                pipe._closed = True
+        for conn in graph.connections:
+            if conn[2] in done:
+                graph.pipes[connection_id(conn)]._closed = True
         sink = ResultSink(streaming)
         run_id = resume if resume is not None else uuid.uuid4().hex[:12]
         nodes: list[Node] = []

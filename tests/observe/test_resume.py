@@ -145,10 +145,41 @@ def test_unstorable_outputs_do_not_break_the_run(
     run: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     calls = _Calls()
+    calls.broken.add("b")
     manager = CheckpointManager()
     graph = chain(("obj", calls.step("obj", lambda x: object())), ("b", calls.step("b", repr)))
     ex = GraphExecutor(graph, checkpoint_manager=manager)
-    run(ex.execute(1))
+    with pytest.raises(ExecutionError):
+        run(ex.execute(1))
     assert "checkpoint of 'obj'" in caplog.text and "allow_pickle" in caplog.text
+    calls.broken.clear()
     run(ex.execute(1, resume=ex.get_execution_status()["run_id"]))
-    assert calls.calls == {"obj": 2, "b": 1}  # obj had no checkpoint, so it ran again
+    assert calls.calls == {"obj": 2, "b": 2}  # obj had no checkpoint, so it ran again
+
+
+def test_long_streams_replay_through_completed_chains(run: Any) -> None:
+    """a and b completed, c failed: a's replay must not wait on b's (never drained) input."""
+    calls = _Calls()
+    last = {"fail": True}
+
+    def c(x: int) -> int:
+        if x == 100 and last["fail"]:
+            raise RuntimeError("c fails on the last item")
+        return x - 1
+
+    graph = chain(
+        ("a", calls.step("a", lambda x: x + 1)),
+        ("b", calls.step("b", lambda x: x * 2)),
+        ("c", calls.step("c", c)),
+    )
+    graph.pipes["a:output->b:input"].max_size = 4
+    ex = GraphExecutor(graph, checkpoint_manager=CheckpointManager())
+    with pytest.raises(ExecutionError):
+        run(ex.execute_stream({"a": range(50)}))
+    last["fail"] = False
+    before = dict(calls.calls)
+    assert before == {"a": 50, "b": 50, "c": 50}
+    out = run(ex.execute(None, resume=ex.get_execution_status()["run_id"]))
+    assert out == {"c:output": [(i + 1) * 2 - 1 for i in range(50)]}
+    assert calls.calls["a"] == before["a"] and calls.calls["b"] == before["b"]
+    assert calls.calls["c"] == before["c"] + 50
