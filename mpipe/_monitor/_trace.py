@@ -17,7 +17,7 @@ import orjson
 __all__ = ["TraceRecorder"]
 
 #: Spans kept per run; later firings are counted as dropped rather than growing memory.
-MAX_SPANS = 1_000_000
+MAX_SPANS = 250_000
 
 
 class TraceRecorder:
