@@ -207,7 +207,7 @@ class GraphExecutor(BreakpointAPI):
         return entries, pipes
 
     async def _plan(
-        self, data: Any, streaming: bool, resume: str | None = None
+        self, data: Any, streaming: bool, resume: str | None = None, extra: Any = None
     ) -> tuple[Scheduler, RunInfo]:
         graph = self.graph
         problems = graph.validate()
@@ -224,7 +224,9 @@ class GraphExecutor(BreakpointAPI):
         # Resume: processors that completed in that run are replayed, not run.
         done: dict[str, dict[str, list[Any]]] = {}
         if resume is not None and manager is not None:
-            done = completed_outputs(manager, resume, graph.graph_id, self._hooks)
+            done = completed_outputs(
+                manager, resume, graph.graph_id, [*self._hooks, *_as_hooks(extra, "monitor")]
+            )
         placements = self._placements()
         entries, entry_pipes = self._entries()
         feeds = resolve_feeds(entries, data, streaming)
@@ -323,7 +325,7 @@ class GraphExecutor(BreakpointAPI):
                 "resumed": sorted(done),
             },
         )
-        hooks = list(self._hooks)
+        hooks = [*self._hooks, *_as_hooks(extra, "monitor")]
         if manager is not None:
             checkpointer = RunCheckpointer(manager, run_id, graph.graph_id, node_outputs, hooks)
             if resume is None:
@@ -407,8 +409,7 @@ class GraphExecutor(BreakpointAPI):
             CheckpointError: ``resume`` names no run of this graph in the checkpoints.
         """
         self._check_idle()
-        sched, info = await self._plan(input_data, streaming=False, resume=resume)
-        sched.hooks.extend(_as_hooks(monitor, "monitor"))
+        sched, info = await self._plan(input_data, streaming=False, resume=resume, extra=monitor)
         await self._run(sched, info)
         return {k: v[0] if len(v) == 1 else v for k, v in sched.sink.results.items()}
 

@@ -317,3 +317,13 @@ def test_register_and_status_errors() -> None:
         monitor.tap_pipe("not a pipe", print)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="no run to export"):
         monitor.export_trace("never.json")
+
+
+def test_a_per_run_monitor_sees_the_resume(run: Any) -> None:
+    ex = GraphExecutor(chain(("a", inc)), checkpoint_manager=CheckpointManager())
+    run(ex.execute(1))
+    monitor = Monitor()
+    run(ex.execute(1, monitor=monitor, resume=ex.get_execution_status()["run_id"]))
+    by_type = monitor.get_metrics_summary()["events_by_type"]
+    assert by_type["checkpoint_restore"] == 1 and by_type["graph_complete"] == 1
+    assert "processor_start" not in by_type  # a was replayed, not run
