@@ -1,9 +1,9 @@
 """The monitor: a run observer that records events, metrics, process samples and a trace.
 
 It listens on the hook protocol (:class:`~mpipe.RunHooks`). Per firing it appends one span
-tuple (statistics are folded from the spans when read); events are reserved for things that happen per processor
-or per run (first firing, completion, errors, retries, skips, checkpoints, breakpoints), so
-monitoring can stay on. See ``docs/observability.md``.
+tuple (statistics are folded from the spans when read); events are reserved for things that
+happen per processor or per run (first firing, completion, errors, retries, skips, checkpoints,
+breakpoints), so monitoring can stay on. See ``docs/observability.md``.
 """
 
 from __future__ import annotations
