@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mpipe import CheckpointError, CheckpointManager, CheckpointWarning
 
@@ -244,3 +246,29 @@ def test_preview_and_stale_temp_files(tmp_path: Path) -> None:
     stale.write_bytes(b"partial")
     CheckpointManager(tmp_path)
     assert not stale.exists()
+
+
+_leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True)
+    | st.text(max_size=8)
+    | st.binary(max_size=8)
+)
+_values = st.recursive(
+    _leaves,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(max_size=4) | st.integers(), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_values)
+def test_any_plain_value_round_trips(value: Any) -> None:
+    manager = CheckpointManager()
+    assert _same(value, manager.restore_checkpoint(manager.create_checkpoint("h", "p", value)))

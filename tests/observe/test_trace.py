@@ -82,3 +82,17 @@ def test_trace_holds_the_last_run(run: Any, tmp_path: Path) -> None:
     spans = [e for e in trace["traceEvents"] if e["ph"] == "X" and e["cat"] == "firing"]
     assert len(spans) == 3
     assert trace["otherData"]["run_id"] == ex.get_execution_status()["run_id"]
+
+
+def test_thread_backend_firings_get_one_track_per_worker(run: Any, tmp_path: Path) -> None:
+    monitor = Monitor()
+    ex = GraphExecutor(chain(("a", inc), ("b", inc)), monitor, backend="thread", max_workers=2)
+    run(ex.execute_stream({"a": range(30)}))
+    trace = _load(monitor.export_trace(tmp_path / "threads.json"))
+    spans = [e for e in trace["traceEvents"] if e["ph"] == "X" and e["cat"] == "firing"]
+    assert len(spans) == 60
+    workers = {e["args"]["worker"] for e in spans}
+    names = {
+        e["tid"]: e["args"]["name"] for e in trace["traceEvents"] if e["name"] == "thread_name"
+    }
+    assert workers and all(any(n.startswith(w) for n in names.values()) for w in workers)
