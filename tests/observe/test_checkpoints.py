@@ -267,6 +267,7 @@ _values = st.recursive(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(_values)
 def test_any_plain_value_round_trips(value: Any) -> None:
