@@ -319,13 +319,14 @@ class GraphExecutor(BreakpointAPI):
             placements=placements,
             started_at=time.time(),
             mode="stream" if streaming else "batch",
-            extra={
-                "pipes": {p.pipe_id: p for p in [*entry_pipes.values(), *graph.pipes.values()]},
-                "backends": list(self._backends.values()),
-                "resumed": sorted(done),
-            },
         )
         hooks = [*self._hooks, *_as_hooks(extra, "monitor")]
+        if hooks:  # what observers may inspect (built only when someone observes)
+            info.extra["pipes"] = {
+                p.pipe_id: p for p in [*entry_pipes.values(), *graph.pipes.values()]
+            }
+            info.extra["backends"] = list(self._backends.values())
+            info.extra["resumed"] = sorted(done)
         if manager is not None:
             checkpointer = RunCheckpointer(manager, run_id, graph.graph_id, node_outputs, hooks)
             if resume is None:
