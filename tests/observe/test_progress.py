@@ -48,3 +48,18 @@ def test_many_processors_are_summed_up(run: Any) -> None:
     out = io.StringIO()
     run(GraphExecutor(chain(*steps), hooks=[ProgressDisplay(out)]).execute(0))
     assert "... and 8 more processors" in out.getvalue()
+
+
+def test_plain_lines_repeat_while_the_run_is_live(run: Any) -> None:
+    import asyncio
+
+    async def slow(x: int) -> int:
+        await asyncio.sleep(0.06)
+        return x
+
+    out = io.StringIO()
+    display = ProgressDisplay(out, interval=0.01, line_interval=0.01)
+    run(GraphExecutor(chain(("slow", slow)), hooks=[display]).execute(1))
+    heads = [line for line in out.getvalue().splitlines() if line.startswith("mpipe ")]
+    assert len(heads) >= 2  # at least one live refresh, then the final line
+    assert heads[0].endswith("0 firings, 0 errors") and heads[-1].endswith("- done")
