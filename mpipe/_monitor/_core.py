@@ -99,7 +99,10 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
             self._ticker.start()
 
     def stop_monitoring(self) -> None:
-        """Stop recording events and sampling processes until :meth:`start_monitoring`."""
+        """Stop recording events and sampling processes until :meth:`start_monitoring`.
+
+        Firing counts, timings and the trace go on (they cost one append per firing).
+        """
         self.monitoring = False
         self._ticker.stop()
 
