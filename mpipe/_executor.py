@@ -223,10 +223,9 @@ class GraphExecutor(BreakpointAPI):
             )
         # Resume: processors that completed in that run are replayed, not run.
         done: dict[str, dict[str, list[Any]]] = {}
+        restored: list[tuple[str, dict[str, Any]]] = []
         if resume is not None and manager is not None:
-            done = completed_outputs(
-                manager, resume, graph.graph_id, [*self._hooks, *_as_hooks(extra, "monitor")]
-            )
+            done, restored = completed_outputs(manager, resume, graph.graph_id)
         placements = self._placements()
         entries, entry_pipes = self._entries()
         feeds = resolve_feeds(entries, data, streaming)
@@ -328,7 +327,9 @@ class GraphExecutor(BreakpointAPI):
             info.extra["backends"] = list(self._backends.values())
             info.extra["resumed"] = sorted(done)
         if manager is not None:
-            checkpointer = RunCheckpointer(manager, run_id, graph.graph_id, node_outputs, hooks)
+            checkpointer = RunCheckpointer(
+                manager, run_id, graph.graph_id, node_outputs, hooks, restored
+            )
             if resume is None:
                 checkpointer.write_manifest(list(graph.nodes))
             hooks.append(checkpointer)

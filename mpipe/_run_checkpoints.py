@@ -43,6 +43,8 @@ class RunCheckpointer(RunHooks):
         outputs: Processor id -> output pipe name -> the pipes that output feeds, for the
             processors that run in this run.
         hooks: Observers told of every checkpoint created (``notice``).
+        restored: ``(processor id, data)`` of the checkpoints a resume restored, told to the
+            observers once the run has started.
     """
 
     def __init__(
@@ -52,8 +54,10 @@ class RunCheckpointer(RunHooks):
         graph_id: str,
         outputs: dict[str, dict[str, list[Pipe]]],
         hooks: list[RunHooks],
+        restored: list[tuple[str, dict[str, Any]]] | None = None,
     ) -> None:
         self.manager = manager
+        self.restored = restored or []
         self.run_id = run_id
         self.graph_id = graph_id
         self.hooks = hooks
@@ -77,6 +81,13 @@ class RunCheckpointer(RunHooks):
             {"run_id": self.run_id, "graph_id": self.graph_id, "processors": processor_ids},
             {"kind": "run", "run_id": self.run_id, "graph_id": self.graph_id},
         )
+
+    def run_start(self, run: RunInfo) -> None:
+        # Restores happen while the run is planned; observers hear of them once it started.
+        for processor_id, data in self.restored:
+            for hook in self.hooks:
+                if hook is not self:
+                    hook.notice("checkpoint_restore", processor_id, data)
 
     def processor_end(self, processor_id: str, firings: int) -> None:
         outputs = self.recorded.pop(processor_id, None)
@@ -118,9 +129,10 @@ class RunCheckpointer(RunHooks):
 
 
 def completed_outputs(
-    manager: CheckpointManager, run_id: str, graph_id: str, hooks: list[RunHooks]
-) -> dict[str, dict[str, list[Any]]]:
-    """The outputs of every processor that completed in run ``run_id`` of graph ``graph_id``.
+    manager: CheckpointManager, run_id: str, graph_id: str
+) -> tuple[dict[str, dict[str, list[Any]]], list[tuple[str, dict[str, Any]]]]:
+    """The outputs of every processor that completed in run ``run_id`` of graph ``graph_id``,
+    and ``(processor id, notice data)`` for each checkpoint restored.
 
     Raises:
         CheckpointError: No such run in the manager's checkpoints, or it ran another graph.
@@ -145,17 +157,12 @@ def completed_outputs(
             f"not {graph_id!r}"
         )
     out: dict[str, dict[str, list[Any]]] = {}
+    restored: list[tuple[str, dict[str, Any]]] = []
     for info in mine:
         pid = info["processor_id"]
-        outputs = manager.restore_checkpoint(info["checkpoint_id"])
-        out[pid] = outputs
-        for hook in hooks:
-            hook.notice(
-                "checkpoint_restore",
-                pid,
-                {"checkpoint_id": info["checkpoint_id"], "run_id": run_id},
-            )
-    return out
+        out[pid] = manager.restore_checkpoint(info["checkpoint_id"])
+        restored.append((pid, {"checkpoint_id": info["checkpoint_id"], "run_id": run_id}))
+    return out, restored
 
 
 def replay_items(outputs: dict[str, list[Any]], names: list[str]) -> list[Any]:

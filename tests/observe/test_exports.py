@@ -21,7 +21,7 @@ OBSERVABILITY = {
 
 
 def test_names_exported_and_all_sorted() -> None:
-    assert OBSERVABILITY <= set(mpipe.__all__)
+    assert set(mpipe.__all__) >= OBSERVABILITY
     assert mpipe.__all__ == sorted(mpipe.__all__)
     for name in OBSERVABILITY:
         assert getattr(mpipe, name).__module__.startswith("mpipe.")

@@ -327,3 +327,16 @@ def test_a_per_run_monitor_sees_the_resume(run: Any) -> None:
     by_type = monitor.get_metrics_summary()["events_by_type"]
     assert by_type["checkpoint_restore"] == 1 and by_type["graph_complete"] == 1
     assert "processor_start" not in by_type  # a was replayed, not run
+
+
+def test_restores_are_reported_inside_the_run(run: Any) -> None:
+    monitor = Monitor()
+    ex = GraphExecutor(
+        chain(("a", inc), ("b", inc)), monitor, checkpoint_manager=CheckpointManager()
+    )
+    run(ex.execute(1))
+    monitor.clear_events()
+    run(ex.execute(1, resume=ex.get_execution_status()["run_id"]))
+    kinds = [e["event_type"] for e in monitor.get_recent_events(100)]
+    assert kinds[0] == "graph_start" and kinds[-1] == "graph_complete"
+    assert kinds.count("checkpoint_restore") == 2
