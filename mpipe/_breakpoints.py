@@ -244,8 +244,7 @@ class BreakpointManager:
         self._nodes = []
         self._notify = None
         self._pending.clear()
-        self.paused = [h for h in self.paused if not h.done]
-        self.paused.clear()
+        self.paused.clear()  # their gates were cancelled with the run
         while self._waiters:
             fut = self._waiters.popleft()
             if not fut.done():
