@@ -101,6 +101,10 @@ class CheckpointManager(BreakpointAPI, CheckpointInterface):
         # Headers read from files, keyed by file name, with the (size, mtime) they were read at.
         self._headers: dict[str, tuple[tuple[int, int], dict[str, Any]]] = {}
         if storage_path is not None:
+            if not isinstance(storage_path, (str, os.PathLike)) or not os.fspath(storage_path):
+                raise CheckpointError(
+                    f"storage_path must be a folder path or None, got {storage_path!r}"
+                )
             self.storage_path = self._open_folder(Path(storage_path))
 
     # -- the folder --------------------------------------------------------------------------------

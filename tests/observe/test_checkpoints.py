@@ -221,6 +221,9 @@ def test_bad_folders(tmp_path: Path) -> None:
         CheckpointManager("/proc/mpipe-checkpoints")
     with pytest.raises(CheckpointError, match="max_checkpoints"):
         CheckpointManager(tmp_path, max_checkpoints=0)
+    for bad in ("", 42):
+        with pytest.raises(CheckpointError, match="storage_path must be a folder path or None"):
+            CheckpointManager(bad)  # type: ignore[arg-type]
 
 
 def test_bad_arguments_lose_nothing(tmp_path: Path) -> None:
