@@ -25,17 +25,13 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
-from ._errors import PipelineError
+from ._checkpoints import CheckpointError
 
-__all__ = ["CheckpointError", "decode", "encode", "is_json_like"]
+__all__ = ["decode", "encode", "is_json_like"]
 
 _ARROW_NUMPY_KINDS = frozenset("biuf")
 _ARROW_TIME_UNITS = frozenset({"s", "ms", "us", "ns"})
 _INT64 = (-(2**63), 2**63 - 1)
-
-
-class CheckpointError(PipelineError):
-    """A checkpoint cannot be saved, found or restored; the message says which and why."""
 
 
 def is_json_like(value: Any, depth: int = 0) -> bool:

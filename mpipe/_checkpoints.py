@@ -21,15 +21,19 @@ import secrets
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import psutil
-import pyarrow as pa
 
 from ._breakpoints import BreakpointAPI, BreakpointManager
-from ._checkpoint_codec import CheckpointError, decode, encode
+from ._errors import PipelineError
 from ._interfaces import CheckpointInterface
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# pyarrow and numpy are imported on first use (``_codec()``), not with ``import mpipe``.
 
 __all__ = ["CheckpointError", "CheckpointManager", "CheckpointWarning"]
 
@@ -42,8 +46,18 @@ _SUFFIX = ".arrow"
 FORMAT_VERSION = 1
 
 
+class CheckpointError(PipelineError):
+    """A checkpoint cannot be saved, found or restored; the message says which and why."""
+
+
 class CheckpointWarning(UserWarning):
     """A checkpoint file in the folder could not be read and was left out of a listing."""
+
+
+def _arrow() -> Any:
+    import pyarrow
+
+    return pyarrow
 
 
 def _info(header: dict[str, Any], size: int) -> dict[str, Any]:
@@ -168,6 +182,9 @@ class CheckpointManager(BreakpointAPI, CheckpointInterface):
             )
         if metadata is not None and not isinstance(metadata, dict):
             raise CheckpointError(f"metadata must be a dict, got {type(metadata).__name__}")
+        from ._checkpoint_codec import encode
+
+        pa = _arrow()
         table, value_meta = encode(data, self.allow_pickle)
         checkpoint_id = f"{time.time_ns():016x}-{secrets.token_hex(4)}"
         header = {
@@ -243,6 +260,7 @@ class CheckpointManager(BreakpointAPI, CheckpointInterface):
         )
 
     def _source(self, checkpoint_id: str) -> Any:
+        pa = _arrow()
         if self.storage_path is None:
             return pa.BufferReader(self._memory[checkpoint_id])
         return pa.memory_map(str(self._file(checkpoint_id)))
@@ -259,7 +277,7 @@ class CheckpointManager(BreakpointAPI, CheckpointInterface):
             if cached is not None and cached[0] == key:
                 return cached[1], key[0]
         with self._source(checkpoint_id) as source:
-            reader = pa.ipc.open_file(source)  # reads the footer: a torn file fails here
+            reader = _arrow().ipc.open_file(source)  # reads the footer: a torn file fails here
             meta = reader.schema.metadata or {}
             if _HEADER_KEY not in meta:
                 raise ValueError("no mpipe checkpoint header in the file")
@@ -315,10 +333,12 @@ class CheckpointManager(BreakpointAPI, CheckpointInterface):
             CheckpointError: Unknown id; a corrupt or truncated file; pickled data while
                 ``allow_pickle`` is False.
         """
+        from ._checkpoint_codec import decode
+
         self._check_id(checkpoint_id)
         try:
             with self._source(checkpoint_id) as source:
-                reader = pa.ipc.open_file(source)
+                reader = _arrow().ipc.open_file(source)
                 meta = dict(reader.schema.metadata or {})
                 header = orjson.loads(meta.pop(_HEADER_KEY))
                 table = reader.read_all()

@@ -20,8 +20,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ._checkpoint_codec import CheckpointError
-from ._checkpoints import CheckpointManager
+from ._checkpoints import CheckpointError, CheckpointManager
 from ._hooks import RunHooks, RunInfo
 from ._pipe import Pipe
 
