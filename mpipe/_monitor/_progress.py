@@ -21,12 +21,13 @@ MAX_ROWS = 12
 
 
 class _Row:
-    __slots__ = ("done", "errors", "finished", "first", "last")
+    __slots__ = ("done", "errors", "finished", "first", "last", "replayed")
 
     def __init__(self) -> None:
         self.done = 0
         self.errors = 0
         self.finished = False
+        self.replayed = False
         self.first: float | None = None
         self.last = 0.0
 
@@ -83,6 +84,9 @@ class ProgressDisplay(RunHooks):
     def run_start(self, run: RunInfo) -> None:
         self.run = run
         self.rows = {pid: _Row() for pid in run.processor_ids}
+        for pid in run.extra.get("resumed", ()):  # completed in the run being resumed
+            if pid in self.rows:
+                self.rows[pid].finished = self.rows[pid].replayed = True
         self._backends = list(run.extra.get("backends", []))
         self._sampler = ProcessSampler()
         self._started = self._last_line = time.perf_counter()
@@ -173,7 +177,7 @@ class ProgressDisplay(RunHooks):
         for pid, row in shown:
             lines.append(
                 f"  {pid}: {row.done} done, {row.rate():.1f}/s, {row.errors} errors"
-                + (" (finished)" if row.finished else "")
+                + (" (replayed)" if row.replayed else " (finished)" if row.finished else "")
             )
         if hidden:
             lines.append(f"  ... and {hidden} more processors")
@@ -204,7 +208,7 @@ class ProgressDisplay(RunHooks):
                 str(row.done),
                 f"{row.rate():.1f}",
                 str(row.errors),
-                "finished" if row.finished else "running",
+                "replayed" if row.replayed else "finished" if row.finished else "running",
             )
         if hidden:
             table.add_row(f"... {hidden} more", "", "", "", "")

@@ -63,3 +63,23 @@ def test_plain_lines_repeat_while_the_run_is_live(run: Any) -> None:
     heads = [line for line in out.getvalue().splitlines() if line.startswith("mpipe ")]
     assert len(heads) >= 2  # at least one live refresh, then the final line
     assert heads[0].endswith("0 firings, 0 errors") and heads[-1].endswith("- done")
+
+
+def test_replayed_processors_and_failures_are_shown(run: Any) -> None:
+    from mpipe import CheckpointManager, ExecutionError
+
+    def boom(x: int) -> int:
+        raise ValueError("boom")
+
+    out = io.StringIO()
+    ex = GraphExecutor(
+        chain(("a", inc), ("b", boom)),
+        checkpoint_manager=CheckpointManager(),
+        progress=ProgressDisplay(out),
+    )
+    with pytest.raises(ExecutionError):
+        run(ex.execute(1))
+    assert "1 errors - failed: ExecutionError" in out.getvalue()
+    with pytest.raises(ExecutionError):
+        run(ex.execute(1, resume=ex.get_execution_status()["run_id"]))
+    assert "  a: 0 done, 0.0/s, 0 errors (replayed)" in out.getvalue()
