@@ -71,7 +71,8 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
         # Processor id -> waiting / running / completed / error / idle.
         self._state: dict[str, str] = {}
         self._stats: dict[str, ProcessorStats] = {}
-        self._spans: list[tuple[str, int, float, float, str, BaseException | None]] = []
+        # (processor id, index, start, end, worker, error text or None)
+        self._spans: list[tuple[str, int, float, float, str, str | None]] = []
         self._folded = 0
         self._pending: list[tuple[list[Any], int]] = []
         self._pending_size = 0
@@ -336,18 +337,22 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
         worker: str,
         error: BaseException | None,
     ) -> None:
-        # The hot path: one append (see _fold).
+        # The hot path: one append (see _fold). Errors are kept as text, not as exceptions
+        # whose tracebacks would keep the failed firing's frames (and data) alive.
         spans = self._spans
-        spans.append((processor_id, index, start, end, worker, error))
-        if len(spans) >= self._limit:
-            self._overflow()
-        if error is not None:
+        if error is None:
+            spans.append((processor_id, index, start, end, worker, None))
+        else:
+            message = f"{type(error).__name__}: {error}"
+            spans.append((processor_id, index, start, end, worker, message))
             self._stat(processor_id).errors += 1
             self.log_event(
                 EventType.PROCESSOR_ERROR,
                 processor_id,
-                {"index": index, "error": f"{type(error).__name__}: {error}", "worker": worker},
+                {"index": index, "error": message, "worker": worker},
             )
+        if len(spans) >= self._limit:
+            self._overflow()
 
     def firing_retry(
         self, processor_id: str, index: int, attempt: int, error: BaseException

@@ -7,7 +7,9 @@ polling loop, nothing left running after the run.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -110,11 +112,17 @@ class ProcessSampler:
 
 
 class Ticker:
-    """Calls ``fn()`` every ``interval`` seconds on the running event loop until stopped."""
+    """Calls ``fn()`` every ``interval`` seconds on the running event loop until stopped.
+
+    ``fn`` is usually a method of the ticker's owner; it is held weakly, so the owner and its
+    ticker form no reference cycle (a monitor full of events is freed as soon as it is dropped).
+    """
 
     def __init__(self, interval: float, fn: Callable[[], None]) -> None:
         self.interval = interval
-        self.fn = fn
+        self._fn: Callable[[], Callable[[], None] | None] = (
+            weakref.WeakMethod(fn) if inspect.ismethod(fn) else (lambda: fn)
+        )
         self._handle: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -130,8 +138,12 @@ class Ticker:
 
     def _tick(self) -> None:
         self._handle = None
+        fn = self._fn()
+        if fn is None:  # the owner is gone
+            self._loop = None
+            return
         try:
-            self.fn()
+            fn()
         finally:
             if self._loop is not None and not self._loop.is_closed():
                 self._handle = self._loop.call_later(self.interval, self._tick)

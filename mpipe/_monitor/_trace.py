@@ -25,8 +25,8 @@ class TraceRecorder:
 
     def __init__(self, max_spans: int = MAX_SPANS) -> None:
         self.max_spans = max_spans
-        # (processor id, index, start, end, worker, error or None), perf_counter seconds.
-        self.spans: list[tuple[str, int, float, float, str, BaseException | None]] = []
+        # (processor id, index, start, end, worker, error text or None), perf_counter seconds.
+        self.spans: list[tuple[str, int, float, float, str, str | None]] = []
         self.dropped = 0
         self.run_id: str | None = None
         self.graph_id: str | None = None
@@ -109,7 +109,7 @@ class TraceRecorder:
             lane[1] = end
             args: dict[str, Any] = {"processor_id": pid, "index": index, "worker": worker}
             if error is not None:
-                args["error"] = f"{type(error).__name__}: {error}"
+                args["error"] = error
             events.append(
                 {
                     "name": pid,
