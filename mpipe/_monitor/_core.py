@@ -84,6 +84,7 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
         self._pipe_full_count: Counter[str] = Counter()
         self._backends: list[Any] = []
         self._sampler: ProcessSampler | None = None
+        self._last_sample = -float("inf")
         self._ticker = Ticker(sample_interval, self._tick)
         self.trace = TraceRecorder()
         self._spans = self.trace.spans
@@ -275,6 +276,7 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
         """Take one psutil sample of the parent and the workers and record it as an event."""
         if self._sampler is None:
             self._sampler = ProcessSampler()
+        self._last_sample = time.monotonic()
         sample, started, gone = self._sampler.sample(
             worker_pids_of(self._backends), shm_bytes_of(self._backends)
         )
@@ -317,8 +319,9 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
                 "mode": run.mode,
             },
         )
+        if self._sampler is None:
+            self._sampler = ProcessSampler()  # the CPU% baseline
         if self.monitoring:
-            self.sample_now()
             self._ticker.start()
 
     def firing_start(self, processor_id: str, index: int, start: float) -> None:
@@ -394,7 +397,9 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
 
     def run_end(self, run: RunInfo, error: BaseException | None) -> None:
         self._ticker.stop()
-        if self.monitoring:
+        # A closing sample, unless one is recent: back-to-back short runs sample at most once
+        # per interval (a sample costs tens of microseconds).
+        if self.monitoring and time.monotonic() - self._last_sample >= self._ticker.interval:
             self.sample_now()
         self.live = False
         self.trace.end(time.perf_counter())
