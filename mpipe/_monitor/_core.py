@@ -42,6 +42,20 @@ _START = EventType.PROCESSOR_START.value
 _COMPLETE = EventType.PROCESSOR_COMPLETE.value
 _INFO = LogLevel.INFO.value
 
+# The (type value, default level number) of the events the hooks record, computed once:
+# enum hashing and ``.value`` are slow enough to matter once per processor.
+_GRAPH_START = (EventType.GRAPH_START.value, _INFO)
+_GRAPH_COMPLETE = (EventType.GRAPH_COMPLETE.value, _INFO)
+_GRAPH_ERROR = (EventType.GRAPH_ERROR.value, LogLevel.ERROR.value)
+_PROCESSOR_ERROR = (EventType.PROCESSOR_ERROR.value, LogLevel.ERROR.value)
+_PROCESSOR_RETRY = (EventType.PROCESSOR_RETRY.value, LogLevel.WARNING.value)
+_PROCESSOR_SKIP = (EventType.PROCESSOR_SKIP.value, LogLevel.WARNING.value)
+_PIPE_FULL = (EventType.PIPE_FULL.value, LogLevel.DEBUG.value)
+_PIPE_DATA_FLOW = (EventType.PIPE_DATA_FLOW.value, LogLevel.DEBUG.value)
+_WORKER_START = (EventType.WORKER_START.value, _INFO)
+_WORKER_CRASH = (EventType.WORKER_CRASH.value, LogLevel.ERROR.value)
+_SYSTEM_METRICS = (EventType.SYSTEM_METRICS.value, LogLevel.DEBUG.value)
+
 
 class Monitor(EventLog, RunHooks, MonitorInterface):
     """Records what runs do: events, per-processor metrics, process metrics and a trace.
@@ -93,6 +107,11 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
         self.runs = 0
         self.live = False
         self.created = time.time()
+
+    def _record(
+        self, kind: tuple[str, int], processor_id: str | None, data: dict[str, Any]
+    ) -> None:
+        self._emit(kind[0], processor_id, data, kind[1])
 
     def start_monitoring(self) -> None:
         """Record events again after :meth:`stop_monitoring` (monitoring starts on)."""
@@ -225,8 +244,8 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
 
         def tap(item: Any) -> None:
             if events and self.monitoring:
-                self.log_event(
-                    EventType.PIPE_DATA_FLOW,
+                self._record(
+                    _PIPE_DATA_FLOW,
                     pipe_id,
                     {
                         "pipe_id": pipe_id,
@@ -281,11 +300,11 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
             worker_pids_of(self._backends), shm_bytes_of(self._backends)
         )
         for pid in started:
-            self.log_event(EventType.WORKER_START, None, {"pid": pid})
+            self._record(_WORKER_START, None, {"pid": pid})
         for pid in gone:
             if self.live:
-                self.log_event(EventType.WORKER_CRASH, None, {"pid": pid, "reason": "process gone"})
-        self.log_event(EventType.SYSTEM_METRICS, None, sample)
+                self._record(_WORKER_CRASH, None, {"pid": pid, "reason": "process gone"})
+        self._record(_SYSTEM_METRICS, None, sample)
         return sample
 
     # -- the hook protocol -------------------------------------------------------------------------
@@ -309,8 +328,8 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
         self._pipes = {**{p.pipe_id: p for p in self._taps.values()}, **run.extra.get("pipes", {})}
         self._backends = list(run.extra.get("backends", []))
         self._state.update(dict.fromkeys(run.processor_ids, "waiting"))
-        self.log_event(
-            EventType.GRAPH_START,
+        self._record(
+            _GRAPH_START,
             None,
             {
                 "run_id": run.run_id,
@@ -349,8 +368,8 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
             message = f"{type(error).__name__}: {error}"
             spans.append((processor_id, index, start, end, worker, message))
             self._stat(processor_id).errors += 1
-            self.log_event(
-                EventType.PROCESSOR_ERROR,
+            self._record(
+                _PROCESSOR_ERROR,
                 processor_id,
                 {"index": index, "error": message, "worker": worker},
             )
@@ -361,16 +380,16 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
         self, processor_id: str, index: int, attempt: int, error: BaseException
     ) -> None:
         self._stat(processor_id).retries += 1
-        self.log_event(
-            EventType.PROCESSOR_RETRY,
+        self._record(
+            _PROCESSOR_RETRY,
             processor_id,
             {"index": index, "attempt": attempt, "error": f"{type(error).__name__}: {error}"},
         )
 
     def firing_skip(self, processor_id: str, index: int, error: BaseException) -> None:
         self._stat(processor_id).skips += 1
-        self.log_event(
-            EventType.PROCESSOR_SKIP,
+        self._record(
+            _PROCESSOR_SKIP,
             processor_id,
             {"index": index, "error": f"{type(error).__name__}: {error}"},
         )
@@ -386,8 +405,8 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
         if last is not None and now - last < PIPE_FULL_EVERY:
             return
         self._pipe_full_at[pipe_id] = now
-        self.log_event(
-            EventType.PIPE_FULL,
+        self._record(
+            _PIPE_FULL,
             pipe_id,
             {"pipe_id": pipe_id, "times_full": self._pipe_full_count[pipe_id]},
         )
@@ -409,16 +428,14 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
                 stats = self._stats.get(pid)
                 state[pid] = "error" if stats is not None and stats.errors else "idle"
         if error is None:
-            self.log_event(
-                EventType.GRAPH_COMPLETE, None, {"run_id": run.run_id, "graph_id": run.graph_id}
-            )
+            self._record(_GRAPH_COMPLETE, None, {"run_id": run.run_id, "graph_id": run.graph_id})
         else:
             failed = getattr(error, "failed_processors", None) or []
             for pid in failed:
                 if pid in state:
                     state[pid] = "error"
-            self.log_event(
-                EventType.GRAPH_ERROR,
+            self._record(
+                _GRAPH_ERROR,
                 None,
                 {
                     "run_id": run.run_id,
