@@ -4,6 +4,8 @@ A graph of processors connected by pipes runs under an asyncio dataflow schedule
 branches and stream stages overlap. This module declares the whole public API.
 """
 
+from ._breakpoints import BreakpointAbort, BreakpointHit
+from ._checkpoints import CheckpointError, CheckpointManager, CheckpointWarning
 from ._config import (
     ConfigLoader,
     ConnectionConfig,
@@ -44,6 +46,15 @@ from ._interfaces import (
     ProcessorInterface,
     ProcessorState,
 )
+from ._monitor import (
+    Alert,
+    AlertManager,
+    EventType,
+    LogLevel,
+    Monitor,
+    MonitorEvent,
+    ProgressDisplay,
+)
 from ._pipe import Pipe, PipeFactory, PipeState, PipeType
 from ._processors import AsyncProcessor, BaseProcessor, SimpleProcessor
 from ._strategies import (
@@ -62,10 +73,17 @@ from ._visualize import visualize_graph
 __version__ = "0.1.0"
 
 __all__ = [
+    "Alert",
+    "AlertManager",
     "ArenaFullError",
     "AsyncProcessor",
     "BaseProcessor",
+    "BreakpointAbort",
+    "BreakpointHit",
+    "CheckpointError",
     "CheckpointInterface",
+    "CheckpointManager",
+    "CheckpointWarning",
     "CircuitBreakerStrategy",
     "CircuitOpenError",
     "CompositeStrategy",
@@ -75,6 +93,7 @@ __all__ = [
     "ErrorAction",
     "ErrorHandlerInterface",
     "ErrorStrategy",
+    "EventType",
     "ExecutionError",
     "GraphConfig",
     "GraphError",
@@ -82,6 +101,9 @@ __all__ = [
     "GraphInterface",
     "GraphNode",
     "HaltStrategy",
+    "LogLevel",
+    "Monitor",
+    "MonitorEvent",
     "MonitorInterface",
     "PayloadTooLargeError",
     "Pipe",
@@ -100,6 +122,7 @@ __all__ = [
     "ProcessorRegistry",
     "ProcessorState",
     "ProcessorTimeoutError",
+    "ProgressDisplay",
     "RetryStrategy",
     "RunHooks",
     "RunInfo",

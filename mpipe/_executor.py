@@ -11,11 +11,14 @@ import inspect
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from functools import partial
 from typing import Any
 
 from ._backends import Backend, make_backend
-from ._errors import ConfigurationError, ExecutionError, PipelineError, ValidationError
+from ._breakpoints import BreakpointAPI, BreakpointHit, BreakpointManager
+from ._checkpoints import CheckpointManager
+from ._errors import ConfigurationError, ExecutionError, GraphError, PipelineError, ValidationError
 from ._graph import ProcessingGraph, connection_id
 from ._hooks import RunHooks, RunInfo
 from ._inputs import Entry, EntryIndex, resolve_feeds
@@ -23,6 +26,7 @@ from ._interfaces import ProcessorInterface, ProcessorState
 from ._pipe import Pipe, PipeType
 from ._placement import check_placement
 from ._processors import BaseProcessor, plan_epoch
+from ._run_checkpoints import RunCheckpointer, completed_outputs, replay_items
 from ._scheduler import Node, ResultSink, Scheduler, feeder
 
 __all__ = ["GraphExecutor"]
@@ -78,7 +82,7 @@ class _Plan:
         self.placements = placements
 
 
-class GraphExecutor:
+class GraphExecutor(BreakpointAPI):
     """Runs a :class:`ProcessingGraph`.
 
     Args:
@@ -88,13 +92,19 @@ class GraphExecutor:
             ``"dask"``; a processor's ``execution`` config overrides it.
         max_workers: Workers per pool backend (default: the usable cores).
         hooks: More observers.
+        checkpoint_manager: Save every processor's outputs per run (see ``resume=``); its
+            breakpoints are shared with this executor.
+        progress: Show live progress (True, or a :class:`~mpipe.ProgressDisplay`).
+        on_break: ``on_break(hit)`` decides paused firings without an awaiting caller: return
+            None or ``"resume"``, ``"skip"``, ``"abort"`` (or call the hit's methods).
         arena_size: Bytes of shared memory the process backend maps up front (default 64 MiB;
             it grows to 4x when full). Raise it for payloads larger than that.
         start_method: How the process backend starts workers: ``"spawn"`` or ``"forkserver"``.
 
     Raises:
-        ConfigurationError: An unknown backend, a bad ``max_workers`` or a monitor that is not
-            an observer.
+        ConfigurationError: An unknown backend, a bad ``max_workers``, a monitor that is not
+            an observer, a ``checkpoint_manager`` that is not a CheckpointManager, or an
+            ``on_break`` that is not callable.
     """
 
     def __init__(
@@ -107,6 +117,9 @@ class GraphExecutor:
         hooks: list[RunHooks] | None = None,
         arena_size: int | None = None,
         start_method: str = "spawn",
+        checkpoint_manager: CheckpointManager | None = None,
+        progress: Any = False,
+        on_break: Callable[[BreakpointHit], Any] | None = None,
     ) -> None:
         if not isinstance(graph, ProcessingGraph):
             raise ConfigurationError(
@@ -135,6 +148,28 @@ class GraphExecutor:
         self._entered = False
         self._busy = False
         self._stop_requested = False
+        # Observability: checkpoints, resume, breakpoints, progress.
+        if checkpoint_manager is not None and not isinstance(checkpoint_manager, CheckpointManager):
+            raise ConfigurationError(
+                "checkpoint_manager must be a CheckpointManager, got "
+                f"{type(checkpoint_manager).__name__}",
+                "checkpoint_manager",
+            )
+        self.checkpoint_manager = checkpoint_manager
+        self.breakpoints = (
+            checkpoint_manager.breakpoints
+            if checkpoint_manager is not None
+            else BreakpointManager()
+        )
+        if on_break is not None:
+            if not callable(on_break):
+                raise ConfigurationError(f"on_break must be callable, got {on_break!r}", "on_break")
+            self.breakpoints.on_break = on_break
+        if progress:
+            from ._monitor._progress import ProgressDisplay
+
+            display = progress if isinstance(progress, ProgressDisplay) else ProgressDisplay()
+            self._hooks.append(display)
         self._current: Scheduler | None = None
         self._status: dict[str, Any] = {"state": "idle", "run_id": None}
 
@@ -172,8 +207,20 @@ class GraphExecutor:
 
     # -- planning -----------------------------------------------------------------------------------
 
+    def _check_processor(self, processor_id: str) -> None:
+        if processor_id not in self.graph.nodes:
+            raise GraphError(
+                f"cannot set a breakpoint on unknown processor {processor_id!r}; graph "
+                f"{self.graph.graph_id!r} has {sorted(self.graph.nodes)}"
+            )
+
     async def _prepare(
-        self, data: Any, streaming: bool, collect: bool
+        self,
+        data: Any,
+        streaming: bool,
+        collect: bool,
+        resume: str | None = None,
+        extra: Any = None,
     ) -> tuple[Scheduler, RunInfo]:
         """Claim the executor for one run and plan it (backends start here)."""
         if self._busy:
@@ -184,7 +231,7 @@ class GraphExecutor:
         self._busy = True
         self._stop_requested = False
         try:
-            sched, info = await self._plan(data, streaming, collect)
+            sched, info = await self._plan(data, streaming, collect, resume, extra)
             if self._stop_requested:  # stop_execution() came while pools were starting
                 raise ExecutionError("execution stopped by stop_execution()")
         except BaseException:
@@ -296,10 +343,37 @@ class GraphExecutor:
             if not backend.started:
                 await backend.start()
 
-    async def _plan(self, data: Any, streaming: bool, collect: bool) -> tuple[Scheduler, RunInfo]:
+    async def _plan(
+        self,
+        data: Any,
+        streaming: bool,
+        collect: bool,
+        resume: str | None = None,
+        extra: Any = None,
+    ) -> tuple[Scheduler, RunInfo]:
         """Prepare a run: ``streaming`` inputs are iterables; ``collect`` gathers sink items in
-        lists (batch, ``execute_stream``) instead of queueing them for a consumer (``stream``)."""
+        lists (batch, ``execute_stream``) instead of queueing them for a consumer (``stream``);
+        ``resume`` replays what processors completed in that run; ``extra`` observes this run."""
+        graph = self.graph
         plan = self._current_plan()
+        unknown_bps = sorted(self.breakpoints.processor_ids() - set(graph.nodes))
+        if unknown_bps:
+            raise ValidationError(
+                f"graph {graph.graph_id!r} is invalid",
+                [f"breakpoint on unknown processor {p!r}" for p in unknown_bps],
+            )
+        manager = self.checkpoint_manager
+        if resume is not None and manager is None:
+            raise ConfigurationError(
+                "execute(resume=...) needs an executor with a checkpoint_manager", "resume"
+            )
+        # Resume: processors that completed in that run are replayed, not run.
+        done: dict[str, dict[str, list[Any]]] = {}
+        restored: list[tuple[str, dict[str, Any]]] = []
+        if resume is not None and manager is not None:
+            done, restored = completed_outputs(manager, resume, graph.graph_id)
+        hooks = [*self._hooks, *_as_hooks(extra, "monitor")]
+
         entry_pipes = plan.entry_pipes
         for pipe in plan.pipes:
             pipe._reopen()
@@ -321,11 +395,11 @@ class GraphExecutor:
         for key, pipe in plan.sinks:
             sink.attach(key, pipe)
         feeders: list[Node] = []
+        inline = await self._backend("inline")
         if streaming:
-            inline = await self._backend("inline")
             for f in feeds:
                 outputs = {
-                    name: [plan.entry_pipes[(e.processor_id, e.pipe_name)] for e in targets]
+                    name: [entry_pipes[(e.processor_id, e.pipe_name)] for e in targets]
                     for name, targets in f.targets.items()
                 }
                 feeders.append(feeder(f"<input {f.name}>", f.items, outputs, inline))
@@ -334,19 +408,48 @@ class GraphExecutor:
             for pipe in entry_pipes.values():
                 pipe._closed = True
                 pipe._producer = None
-        for strategy in {id(n.strategy): n.strategy for n in plan.nodes if n.strategy}.values():
+        nodes = plan.nodes
+        if done:
+            # Nobody runs a replayed processor: the pipes into it are closed (what arrives is
+            # dropped) and a feeder replays its saved outputs into its output pipes.
+            for (pid, _), pipe in entry_pipes.items():
+                if pid in done:
+                    pipe._closed = True
+            for conn in graph.connections:
+                if conn[2] in done:
+                    graph.pipes[connection_id(conn)]._closed = True
+            nodes = [n for n in plan.nodes if n.node_id not in done]
+            for n in plan.nodes:
+                if n.node_id in done:
+                    items = replay_items(done[n.node_id], list(n.outputs))
+                    feeders.append(feeder(f"<replay {n.node_id}>", items, n.outputs, inline))
+        for strategy in {id(n.strategy): n.strategy for n in nodes if n.strategy}.values():
             reset = getattr(strategy, "reset", None)
             if reset is not None:
                 reset()
         info = RunInfo(
-            run_id=uuid.uuid4().hex[:12],
-            graph_id=self.graph.graph_id,
+            run_id=resume if resume is not None else uuid.uuid4().hex[:12],
+            graph_id=graph.graph_id,
             processor_ids=list(plan.placements),
             placements=plan.placements,
             started_at=time.time(),
             mode="stream" if streaming else "batch",
         )
-        return Scheduler(plan.nodes, feeders, sink, list(self._hooks), info.run_id), info
+        if hooks:  # what observers may inspect (built only when someone observes)
+            info.extra["pipes"] = {
+                p.pipe_id: p for p in [*entry_pipes.values(), *graph.pipes.values()]
+            }
+            info.extra["backends"] = list(self._backends.values())
+            info.extra["resumed"] = sorted(done)
+        if manager is not None:
+            node_outputs = {n.node_id: n.outputs for n in nodes}
+            checkpointer = RunCheckpointer(
+                manager, info.run_id, graph.graph_id, node_outputs, hooks, restored
+            )
+            if resume is None:
+                checkpointer.write_manifest(list(graph.nodes))
+            hooks.append(checkpointer)
+        return Scheduler(nodes, feeders, sink, hooks, info.run_id), info
 
     def _strategy_for(self, pid: str, proc: ProcessorInterface) -> Any:
         graph = self.graph
@@ -375,11 +478,13 @@ class GraphExecutor:
             for p in procs:
                 p.state = ProcessorState.RUNNING
             await asyncio.gather(*(_maybe_await(p.initialize()) for p in lifecycle))
+            self.breakpoints.attach(sched.nodes, partial(_notify, hooks))
             await sched.run()
         except BaseException as exc:
             error = exc
             raise
         finally:
+            self.breakpoints.detach()
             results = await asyncio.gather(
                 *(_maybe_await(p.cleanup()) for p in lifecycle), return_exceptions=True
             )
@@ -402,7 +507,9 @@ class GraphExecutor:
                     if isinstance(r, BaseException):
                         raise ExecutionError(f"cleanup failed: {r!r}", cause=r)
 
-    async def execute(self, input_data: Any, monitor: Any = None) -> dict[str, Any]:
+    async def execute(
+        self, input_data: Any, monitor: Any = None, *, resume: str | None = None
+    ) -> dict[str, Any]:
         """Run the graph once: one item per source.
 
         Args:
@@ -410,6 +517,9 @@ class GraphExecutor:
                 several input pipes a dict of pipe name -> item), a source's input pipe, or
                 ``"processor:pipe"``. A source not named receives the whole ``input_data``.
             monitor: An extra observer for this run only.
+            resume: The run id of an earlier run (``get_execution_status()["run_id"]``) with
+                this executor's checkpoint manager: processors that completed in it are not
+                run again, their saved outputs are replayed; the run keeps that id.
 
         Returns:
             ``"processor_id:output_pipe"`` -> value, for every output pipe of every sink that
@@ -418,9 +528,12 @@ class GraphExecutor:
         Raises:
             ValidationError: The graph or the input is invalid (before anything runs).
             ExecutionError: A firing failed and the strategy halted, or the run was stopped.
+            ConfigurationError: ``resume`` without a checkpoint manager.
+            CheckpointError: ``resume`` names no run of this graph in the checkpoints.
         """
-        sched, info = await self._prepare(input_data, streaming=False, collect=True)
-        sched.hooks.extend(_as_hooks(monitor, "monitor"))
+        sched, info = await self._prepare(
+            input_data, streaming=False, collect=True, resume=resume, extra=monitor
+        )
         await self._run(sched, info)
         return {k: v[0] if len(v) == 1 else v for k, v in sched.sink.results.items()}
 
@@ -540,3 +653,10 @@ def _as_hooks(obj: Any, what: str) -> list[RunHooks]:
         f"{what} must be a RunHooks observer (such as mpipe.Monitor), got {type(obj).__name__}",
         what,
     )
+
+
+def _notify(
+    hooks: list[RunHooks], kind: str, processor_id: str | None, data: dict[str, Any]
+) -> None:
+    for hook in hooks:
+        hook.notice(kind, processor_id, data)

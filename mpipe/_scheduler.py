@@ -152,6 +152,7 @@ class Node:
         "filled",
         "finished",
         "fn",
+        "gate",
         "gated",
         "index",
         "inflight",
@@ -225,10 +226,6 @@ class Node:
         self.pending: dict[int, Any] = {}
         self.stream: _Stream | None = None
         self.reset()
-        for pipe in inputs:
-            pipe._consumer = self
-        for pipe in self.out_pipes:
-            pipe._producer = self
 
     def reset(self) -> None:
         """Forget the state of an earlier run (a node is planned once, run many times)."""
@@ -247,6 +244,13 @@ class Node:
         # (a wide fan-in) costs O(1), not O(inputs).
         self.filled = 0
         self.drained = False
+        # Breakpoints (mpipe/_breakpoints.py) set this while the node has any; None otherwise.
+        self.gate: Callable[[str, int, Any], Any] | None = None
+        # A run may have replaced this node's links (a replay feeder on resume): take them back.
+        for pipe in self.inputs:
+            pipe._consumer = self
+        for pipe in self.out_pipes:
+            pipe._producer = self
 
     def __repr__(self) -> str:
         return f"Node({self.node_id!r}, inflight={self.inflight}, finished={self.finished})"
@@ -426,7 +430,7 @@ class Scheduler:
                 return
             if not node.done_inputs:
                 if node.filled == len(node.inputs):
-                    if node.batch_size:
+                    if node.batch_size and node.gate is None:
                         if not self._fire_batch(node):
                             return
                         continue
@@ -434,6 +438,7 @@ class Scheduler:
                         return
                     if (
                         node.fast
+                        and node.gate is None
                         and not node.inflight
                         and not node.processor.has_callbacks
                         and (node.gated is None or node.gated.allow(node.node_id))
@@ -526,6 +531,10 @@ class Scheduler:
         firing = _Firing(node, node.index, arg)
         node.index += 1
         node.inflight += 1
+        # Breakpoints: one attribute check per firing when the node has none. Checked here
+        # rather than in _start so that retries of a firing do not pause again.
+        if node.gate is not None and self._gated(firing):
+            return
         self._start(firing)
 
     def _fire_inline(self, node: Node) -> None:
@@ -689,6 +698,37 @@ class Scheduler:
         return {
             name: self._take(pipe) for name, pipe in zip(node.input_names, node.inputs, strict=True)
         }
+
+    # -- breakpoints ---------------------------------------------------------------------------
+
+    def _gated(self, firing: _Firing) -> bool:
+        """Ask the node's gate whether this firing pauses first; True when it does."""
+        node = firing.node
+        assert node.gate is not None
+        pause = node.gate(node.node_id, firing.index, firing.input_dict())
+        if pause is None:
+            return False
+        self._track(asyncio.ensure_future(pause), partial(self._on_gate, firing))
+        return True
+
+    def _on_gate(self, firing: _Firing, fut: asyncio.Future[Any]) -> None:
+        self.outstanding.discard(fut)
+        if fut.cancelled() or self.done:
+            return
+        node = firing.node
+        exc = fut.exception()
+        if exc is not None:  # aborted at the breakpoint: the run ends
+            self.halt(node, exc)
+            return
+        action, new_input = fut.result()
+        if action == "skip":
+            self._complete(node, firing.index, _SKIPPED)
+        else:
+            if new_input is not None:
+                firing.arg = new_input[node.input_names[0]] if node.item_arg else new_input
+            self._start(firing)
+        self.schedule(node)
+        self.poke()
 
     def _start(self, firing: _Firing, skip: int = 0) -> None:
         node = firing.node

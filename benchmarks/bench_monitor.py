@@ -1,0 +1,174 @@
+"""Monitoring on vs off, over the engine's benchmark shapes.
+
+Shapes (from ``_graphs.py``): 100 chains of 100 processors, a 10,000-leaf fan-in, and a stream
+of tiny items through 4 inline stages. Each shape runs with no observer and with a
+:class:`mpipe.Monitor` (events, per-firing spans, psutil sampling: everything on), rounds
+interleaved so that both see the same machine; the report is the time per firing (best round)
+and the monitor's overhead per firing, in microseconds and in percent (goal: under 20 %), with
+the overhead of the median rounds beside it.
+
+Run as a script for the table::
+
+    PYTHONPATH=. python benchmarks/bench_monitor.py [--rounds 7] [--json results.json]
+
+or through pytest-benchmark (one benchmark per shape and mode)::
+
+    PYTHONPATH=. python -m pytest benchmarks/bench_monitor.py --benchmark-only
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _graphs import chains_graph, fan_in_graph, stages_graph
+
+from mpipe import GraphExecutor, Monitor, ProcessingGraph
+
+STREAM_ITEMS = 20_000
+
+
+class Shape:
+    """A benchmark shape: a graph, how to feed it (distinct input per round), and its firings."""
+
+    def __init__(
+        self,
+        name: str,
+        graph: ProcessingGraph,
+        firings: int,
+        feed: Callable[[int], Any],
+        stream: bool,
+    ) -> None:
+        self.name = name
+        self.graph = graph
+        self.firings = firings
+        self.feed = feed
+        self.stream = stream
+
+    def run(self, monitor: Monitor | None, round_no: int) -> float:
+        """One run; returns its wall time in seconds."""
+        data = self.feed(round_no)
+        executor = GraphExecutor(self.graph, monitor)
+        call = executor.execute_stream if self.stream else executor.execute
+        start = time.perf_counter()
+        asyncio.run(call(data))
+        return time.perf_counter() - start
+
+
+def shapes() -> list[Shape]:
+    """The three shapes of the engine benchmarks."""
+    chains, chain_inputs = chains_graph(100, 100)
+    fan, fan_inputs = fan_in_graph(10_000)
+    return [
+        Shape(
+            "chains 100x100",
+            chains,
+            100 * 100,
+            lambda r: {k: v + r for k, v in chain_inputs.items()},
+            False,
+        ),
+        Shape(
+            "fan-in 10,000",
+            fan,
+            10_001,
+            lambda r: {k: v + r for k, v in fan_inputs.items()},
+            False,
+        ),
+        Shape(
+            "stream 4 stages",
+            stages_graph(4),
+            4 * STREAM_ITEMS,
+            lambda r: {"s0": range(r, r + STREAM_ITEMS)},
+            True,
+        ),
+    ]
+
+
+def measure(shape: Shape, rounds: int) -> dict[str, Any]:
+    """Interleaved rounds off / on; per firing, the best round of each (the least disturbed by
+    other load on the machine) and the median."""
+    off: list[float] = []
+    on: list[float] = []
+    shape.run(None, -1)  # warm up (imports, caches)
+    for r in range(rounds):
+        gc.collect()
+        off.append(shape.run(None, r))
+        gc.collect()
+        on.append(shape.run(Monitor(), r))
+    off_us = min(off) / shape.firings * 1e6
+    on_us = min(on) / shape.firings * 1e6
+    off_med = statistics.median(off) / shape.firings * 1e6
+    on_med = statistics.median(on) / shape.firings * 1e6
+    return {
+        "shape": shape.name,
+        "firings": shape.firings,
+        "off_us_per_firing": off_us,
+        "on_us_per_firing": on_us,
+        "overhead_us_per_firing": on_us - off_us,
+        "overhead_percent": (on_us / off_us - 1) * 100,
+        "median_overhead_percent": (on_med / off_med - 1) * 100,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print (and optionally write) the on/off table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = parser.parse_args(argv)
+    rows = [measure(shape, args.rounds) for shape in shapes()]
+    print(
+        f"{'shape':<18}{'firings':>9}{'off us':>10}{'on us':>10}{'+us':>8}{'overhead':>10}"
+        f"{'(median)':>10}"
+    )
+    for row in rows:
+        print(
+            f"{row['shape']:<18}{row['firings']:>9}{row['off_us_per_firing']:>10.2f}"
+            f"{row['on_us_per_firing']:>10.2f}{row['overhead_us_per_firing']:>8.2f}"
+            f"{row['overhead_percent']:>9.1f}%{row['median_overhead_percent']:>9.1f}%"
+        )
+    print("us: microseconds per firing, best round; goal: overhead under 20%")
+    if args.json is not None:
+        args.json.write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+# -- pytest-benchmark ---------------------------------------------------------------------------
+
+_SHAPES = {s.name: s for s in shapes()} if "pytest" in sys.modules else {}
+
+
+@pytest.mark.parametrize("monitored", [False, True], ids=["off", "on"])
+@pytest.mark.parametrize("name", list(_SHAPES))
+def test_monitor_overhead(benchmark: Any, name: str, monitored: bool) -> None:
+    """One shape, with or without a monitor (compare the off/on pairs in the table)."""
+    shape = _SHAPES[name]
+    rounds = iter(range(10**6))
+
+    def setup() -> tuple[tuple[Any, ...], dict[str, Any]]:
+        r = next(rounds)
+        executor = GraphExecutor(shape.graph, Monitor() if monitored else None)
+        call = executor.execute_stream if shape.stream else executor.execute
+        return (call, shape.feed(r)), {}
+
+    def body(call: Callable[[Any], Any], data: Any) -> None:
+        asyncio.run(call(data))
+
+    benchmark.extra_info["firings"] = shape.firings
+    benchmark.pedantic(body, setup=setup, rounds=5, warmup_rounds=1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,500 @@
+"""The monitor: a run observer that records events, metrics, process samples and a trace.
+
+It listens on the hook protocol (:class:`~mpipe.RunHooks`). Per firing it appends one span
+tuple (statistics are folded from the spans when read); events are reserved for things that
+happen per processor or per run (first firing, completion, errors, retries, skips, checkpoints,
+breakpoints), so monitoring can stay on. See ``docs/observability.md``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .._hooks import RunHooks, RunInfo
+from .._interfaces import MonitorInterface
+from .._pipe import Pipe, payload_nbytes
+from ._eventlog import EventLog
+from ._events import EventType, LogLevel
+from ._sampler import ProcessSampler, Ticker, shm_bytes_of, worker_pids_of
+from ._stats import ProcessorStats
+from ._trace import TraceRecorder
+
+__all__ = ["Monitor"]
+
+_log = logging.getLogger("mpipe")
+_tap_ids = itertools.count(1)
+
+#: Firing spans buffered before they are folded into the statistics and the trace.
+FOLD_EVERY = 4096
+
+#: A pipe_full event per pipe at most this often (seconds); the count is in the event data.
+PIPE_FULL_EVERY = 1.0
+
+
+_START = EventType.PROCESSOR_START.value
+_COMPLETE = EventType.PROCESSOR_COMPLETE.value
+_INFO = LogLevel.INFO.value
+
+# The (type value, default level number) of the events the hooks record, computed once:
+# enum hashing and ``.value`` are slow enough to matter once per processor.
+_GRAPH_START = (EventType.GRAPH_START.value, _INFO)
+_GRAPH_COMPLETE = (EventType.GRAPH_COMPLETE.value, _INFO)
+_GRAPH_ERROR = (EventType.GRAPH_ERROR.value, LogLevel.ERROR.value)
+_PROCESSOR_ERROR = (EventType.PROCESSOR_ERROR.value, LogLevel.ERROR.value)
+_PROCESSOR_RETRY = (EventType.PROCESSOR_RETRY.value, LogLevel.WARNING.value)
+_PROCESSOR_SKIP = (EventType.PROCESSOR_SKIP.value, LogLevel.WARNING.value)
+_PIPE_FULL = (EventType.PIPE_FULL.value, LogLevel.DEBUG.value)
+_PIPE_DATA_FLOW = (EventType.PIPE_DATA_FLOW.value, LogLevel.DEBUG.value)
+_WORKER_START = (EventType.WORKER_START.value, _INFO)
+_WORKER_CRASH = (EventType.WORKER_CRASH.value, LogLevel.ERROR.value)
+_SYSTEM_METRICS = (EventType.SYSTEM_METRICS.value, LogLevel.DEBUG.value)
+
+
+class Monitor(EventLog, RunHooks, MonitorInterface):
+    """Records what runs do: events, per-processor metrics, process metrics and a trace.
+
+    Pass it to :class:`~mpipe.GraphExecutor` (``monitor=``) or to one ``execute`` call.
+
+    Args:
+        max_events: Events kept (the oldest are dropped first; counters keep counting).
+        log_level: Events at this level or above are also logged to the ``"mpipe"`` logger:
+            a :class:`LogLevel` or its name in any case.
+        sample_interval: Seconds between process samples while a run is live.
+
+    Raises:
+        ValueError: ``max_events`` is not a positive integer, or ``log_level`` is unknown.
+    """
+
+    def __init__(
+        self,
+        max_events: int = 10000,
+        log_level: LogLevel | str = "INFO",
+        *,
+        sample_interval: float = 0.5,
+    ) -> None:
+        if not isinstance(sample_interval, (int, float)) or sample_interval <= 0:
+            raise ValueError(f"sample_interval must be a positive number, got {sample_interval!r}")
+        super().__init__(max_events, log_level)
+        # Processor id -> waiting / running / completed / error / idle.
+        self._state: dict[str, str] = {}
+        self._stats: dict[str, ProcessorStats] = {}
+        # (processor id, index, start, end, worker, error text or None)
+        self._spans: list[tuple[str, int, float, float, str, str | None]] = []
+        self._folded = 0
+        self._pending: list[tuple[list[Any], int]] = []
+        self._pending_size = 0
+        self._registered: dict[str, Any] = {}
+        self._started: set[str] = set()
+        self._pipes: dict[str, Pipe] = {}
+        self._taps: dict[str, Pipe] = {}
+        self._pipe_full_at: dict[str, float] = {}
+        self._pipe_full_count: Counter[str] = Counter()
+        self._backends: list[Any] = []
+        self._sampler: ProcessSampler | None = None
+        self._last_sample = -float("inf")
+        self._ticker = Ticker(sample_interval, self._tick)
+        self.trace = TraceRecorder()
+        self._spans = self.trace.spans
+        self._limit = self.trace.max_spans
+        self.run: RunInfo | None = None
+        self.runs = 0
+        self.live = False
+        self.created = time.time()
+
+    def _record(
+        self, kind: tuple[str, int], processor_id: str | None, data: dict[str, Any]
+    ) -> None:
+        self._emit(kind[0], processor_id, data, kind[1])
+
+    def start_monitoring(self) -> None:
+        """Record events again after :meth:`stop_monitoring` (monitoring starts on)."""
+        self.monitoring = True
+        if self.live:
+            self._ticker.start()
+
+    def stop_monitoring(self) -> None:
+        """Stop recording events and sampling processes until :meth:`start_monitoring`.
+
+        Firing counts, timings and the trace go on (they cost one append per firing).
+        """
+        self.monitoring = False
+        self._ticker.stop()
+
+    # -- processors and pipes ----------------------------------------------------------------------
+
+    # Firing spans: the hot path only appends a tuple to ``_spans``, which is the current
+    # run's trace until the trace is full (``trace.max_spans``), and a small buffer after that.
+    # Counters and percentiles are folded from the spans when someone reads them (summary,
+    # status, alert rules), from the buffer every FOLD_EVERY firings once the trace is full,
+    # and from earlier runs' spans when those grow past the trace size.
+
+    def _fold(self) -> None:
+        """Account every span not yet counted in the per-processor statistics."""
+        for spans, start in self._pending:
+            self._fold_list(spans, start, closed=True)
+        self._pending.clear()
+        self._pending_size = 0
+        if self._spans is self.trace.spans:
+            self._fold_list(self._spans, self._folded, closed=False)
+            self._folded = len(self._spans)
+        else:
+            buffer, self._spans = self._spans, []
+            self._fold_list(buffer, 0, closed=False)
+            self.trace.dropped += len(buffer)
+
+    def _overflow(self) -> None:
+        """The hot buffer reached its limit: fold it, and stop growing the trace."""
+        self._fold()
+        self._limit = FOLD_EVERY
+        if self._spans is self.trace.spans:
+            self._spans = []
+
+    def _fold_list(self, spans: list[Any], start: int, closed: bool) -> None:
+        """Count ``spans[start:]``; ``closed``: they end a run (close its active windows)."""
+        # Group durations per processor in one pass; count, sum, max and samples are then
+        # done per processor by C-level builtins.
+        durations: dict[str, list[float]] = {}
+        first: dict[str, float] = {}
+        last: dict[str, float] = {}
+        for pid, _, begin, end, _, _ in itertools.islice(spans, start, None):
+            found = durations.get(pid)
+            if found is None:
+                found = durations[pid] = []
+                first[pid] = begin
+            found.append(end - begin)
+            last[pid] = end
+        for pid, found in durations.items():
+            self._stat(pid).add_many(found, first[pid], last[pid])
+        if closed:
+            for stats in self._stats.values():
+                stats.close_window()
+
+    def _stat(self, processor_id: str) -> ProcessorStats:
+        stats = self._stats.get(processor_id)
+        if stats is None:
+            stats = self._stats[processor_id] = ProcessorStats(processor_id)
+        return stats
+
+    def register_processor(self, processor: Any) -> None:
+        """Track a processor (an object with ``processor_id``, or an id) before it runs.
+
+        Raises:
+            TypeError: Neither a processor nor a non-empty string.
+        """
+        pid = processor if isinstance(processor, str) else getattr(processor, "processor_id", None)
+        if not isinstance(pid, str) or not pid:
+            raise TypeError(f"register_processor needs a processor or its id, got {processor!r}")
+        if not isinstance(processor, str):
+            self._registered[pid] = processor
+        self._state.setdefault(pid, "idle")
+
+    def get_processor_status(self, processor_id: str) -> dict[str, Any]:
+        """State, counts and timings of one processor (plus its own ``get_metrics()``).
+
+        Raises:
+            KeyError: The monitor has not seen nor registered this processor.
+        """
+        self._fold()
+        state = self._state.get(processor_id)
+        if state is None:
+            raise KeyError(f"processor {processor_id!r} is not known to this monitor")
+        stats = self._stats.get(processor_id) or ProcessorStats(processor_id)
+        out = {
+            "processor_id": processor_id,
+            "state": state,
+            **stats.summary(time.perf_counter()),
+        }
+        proc = self._registered.get(processor_id)
+        if proc is not None and hasattr(proc, "get_metrics"):
+            try:
+                out["metrics"] = proc.get_metrics()
+            except Exception as exc:
+                out["metrics"] = {"error": repr(exc)}
+        return out
+
+    def get_all_processor_statuses(self) -> dict[str, dict[str, Any]]:
+        """:meth:`get_processor_status` of every known processor."""
+        return {pid: self.get_processor_status(pid) for pid in self._state}
+
+    def tap_pipe(
+        self, pipe: Pipe, fn: Callable[[Any], Any] | None = None, *, events: bool = True
+    ) -> str:
+        """Watch every item that enters ``pipe``: call ``fn(item)`` and record a
+        ``pipe_data_flow`` event (``events=False`` to skip the event).
+
+        Returns:
+            The tap id, for :meth:`untap_pipe`.
+
+        Raises:
+            TypeError: ``pipe`` is not a Pipe or ``fn`` is not callable.
+        """
+        if not isinstance(pipe, Pipe):
+            raise TypeError(f"tap_pipe needs a Pipe, got {type(pipe).__name__}")
+        if fn is not None and not callable(fn):
+            raise TypeError(f"tap function must be callable, got {fn!r}")
+        tap_id = f"monitor-tap-{next(_tap_ids)}"
+        pipe_id = pipe.pipe_id
+
+        def tap(item: Any) -> None:
+            if events and self.monitoring:
+                self._record(
+                    _PIPE_DATA_FLOW,
+                    pipe_id,
+                    {
+                        "pipe_id": pipe_id,
+                        "item_type": type(item).__name__,
+                        "nbytes": payload_nbytes(item),
+                    },
+                )
+            if fn is not None:
+                fn(item)
+
+        pipe.add_tap(tap_id, tap)
+        self._taps[tap_id] = pipe
+        self._pipes.setdefault(pipe_id, pipe)
+        return tap_id
+
+    def untap_pipe(self, tap_id: str) -> None:
+        """Remove a tap made by :meth:`tap_pipe`.
+
+        Raises:
+            KeyError: Unknown tap id.
+        """
+        pipe = self._taps.pop(tap_id, None)
+        if pipe is None:
+            raise KeyError(f"unknown tap id {tap_id!r}")
+        pipe.remove_tap(tap_id)
+
+    def get_pipe_status(self, pipe: Pipe | str) -> dict[str, Any]:
+        """Status and traffic of a pipe of the current or last run (or a tapped pipe).
+
+        Raises:
+            KeyError: The monitor has not seen this pipe.
+        """
+        if isinstance(pipe, Pipe):
+            return pipe.get_status()
+        found = self._pipes.get(pipe)
+        if found is None:
+            raise KeyError(f"pipe {pipe!r} is not known to this monitor")
+        return found.get_status()
+
+    # -- process metrics ---------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        if self.monitoring:
+            self.sample_now()
+
+    def sample_now(self) -> dict[str, Any]:
+        """Take one psutil sample of the parent and the workers and record it as an event."""
+        if self._sampler is None:
+            self._sampler = ProcessSampler()
+        self._last_sample = time.monotonic()
+        sample, started, gone = self._sampler.sample(
+            worker_pids_of(self._backends), shm_bytes_of(self._backends)
+        )
+        for pid in started:
+            self._record(_WORKER_START, None, {"pid": pid})
+        for pid in gone:
+            if self.live:
+                self._record(_WORKER_CRASH, None, {"pid": pid, "reason": "process gone"})
+        self._record(_SYSTEM_METRICS, None, sample)
+        return sample
+
+    # -- the hook protocol -------------------------------------------------------------------------
+
+    def run_start(self, run: RunInfo) -> None:
+        # The last run's spans are counted later (when read), not on this run's clock.
+        old = self._spans
+        old_start = self._folded if old is self.trace.spans else 0
+        self.trace.begin(run.run_id, run.graph_id, time.perf_counter())
+        self._spans = self.trace.spans
+        self._folded = 0
+        self._limit = self.trace.max_spans
+        self._pending.append((old, old_start))
+        self._pending_size += len(old) - old_start
+        if self._pending_size > self.trace.max_spans:
+            self._fold()
+        self.run = run
+        self.runs += 1
+        self.live = True
+        self._started = set()
+        self._pipes = {**{p.pipe_id: p for p in self._taps.values()}, **run.extra.get("pipes", {})}
+        self._backends = list(run.extra.get("backends", []))
+        self._state.update(dict.fromkeys(run.processor_ids, "waiting"))
+        self._record(
+            _GRAPH_START,
+            None,
+            {
+                "run_id": run.run_id,
+                "graph_id": run.graph_id,
+                "processors": len(run.processor_ids),
+                "mode": run.mode,
+            },
+        )
+        if self._sampler is None:
+            self._sampler = ProcessSampler()  # the CPU% baseline
+        if self.monitoring:
+            self._ticker.start()
+
+    def firing_start(self, processor_id: str, index: int, start: float) -> None:
+        if processor_id in self._started:
+            return
+        self._started.add(processor_id)
+        self._state[processor_id] = "running"
+        self._emit(_START, processor_id, {"index": index}, _INFO)
+
+    def firing_end(
+        self,
+        processor_id: str,
+        index: int,
+        start: float,
+        end: float,
+        worker: str,
+        error: BaseException | None,
+    ) -> None:
+        # The hot path: one append (see _fold). Errors are kept as text, not as exceptions
+        # whose tracebacks would keep the failed firing's frames (and data) alive.
+        spans = self._spans
+        if error is None:
+            spans.append((processor_id, index, start, end, worker, None))
+        else:
+            message = f"{type(error).__name__}: {error}"
+            spans.append((processor_id, index, start, end, worker, message))
+            self._stat(processor_id).errors += 1
+            self._record(
+                _PROCESSOR_ERROR,
+                processor_id,
+                {"index": index, "error": message, "worker": worker},
+            )
+        if len(spans) >= self._limit:
+            self._overflow()
+
+    def firing_retry(
+        self, processor_id: str, index: int, attempt: int, error: BaseException
+    ) -> None:
+        self._stat(processor_id).retries += 1
+        self._record(
+            _PROCESSOR_RETRY,
+            processor_id,
+            {"index": index, "attempt": attempt, "error": f"{type(error).__name__}: {error}"},
+        )
+
+    def firing_skip(self, processor_id: str, index: int, error: BaseException) -> None:
+        self._stat(processor_id).skips += 1
+        self._record(
+            _PROCESSOR_SKIP,
+            processor_id,
+            {"index": index, "error": f"{type(error).__name__}: {error}"},
+        )
+
+    def processor_end(self, processor_id: str, firings: int) -> None:
+        self._state[processor_id] = "completed"
+        self._emit(_COMPLETE, processor_id, {"firings": firings}, _INFO)
+
+    def pipe_full(self, pipe_id: str) -> None:
+        self._pipe_full_count[pipe_id] += 1
+        now = time.monotonic()
+        last = self._pipe_full_at.get(pipe_id)
+        if last is not None and now - last < PIPE_FULL_EVERY:
+            return
+        self._pipe_full_at[pipe_id] = now
+        self._record(
+            _PIPE_FULL,
+            pipe_id,
+            {"pipe_id": pipe_id, "times_full": self._pipe_full_count[pipe_id]},
+        )
+
+    def notice(self, kind: str, processor_id: str | None, data: dict[str, Any]) -> None:
+        self.log_event(kind, processor_id, data)
+
+    def run_end(self, run: RunInfo, error: BaseException | None) -> None:
+        self._ticker.stop()
+        # A closing sample, unless one is recent: back-to-back short runs sample at most once
+        # per interval (a sample costs tens of microseconds).
+        if self.monitoring and time.monotonic() - self._last_sample >= self._ticker.interval:
+            self.sample_now()
+        self.live = False
+        self.trace.end(time.perf_counter())
+        state = self._state
+        for pid in run.processor_ids:
+            if state.get(pid) != "completed":
+                stats = self._stats.get(pid)
+                state[pid] = "error" if stats is not None and stats.errors else "idle"
+        if error is None:
+            self._record(_GRAPH_COMPLETE, None, {"run_id": run.run_id, "graph_id": run.graph_id})
+        else:
+            failed = getattr(error, "failed_processors", None) or []
+            for pid in failed:
+                if pid in state:
+                    state[pid] = "error"
+            self._record(
+                _GRAPH_ERROR,
+                None,
+                {
+                    "run_id": run.run_id,
+                    "graph_id": run.graph_id,
+                    "error": f"{type(error).__name__}: {error}",
+                },
+            )
+
+    # -- summaries ---------------------------------------------------------------------------------
+
+    def get_metrics_summary(self) -> dict[str, Any]:
+        """Counters, per-processor timings, pipe traffic and process metrics (JSON-compatible).
+
+        Keys: ``total_events``, ``events_by_type``, ``active_processors``, ``total_firings``,
+        ``total_errors``, ``error_rate``, ``processors`` (per processor ``count``, ``mean_time``,
+        ``p50_time``, ``p95_time``, ``items_per_second``, ...), ``pipes`` (utilization and
+        backpressure time), ``process`` (the latest psutil sample), ``runs``, ``uptime``.
+        """
+        self._fold()
+        now = time.perf_counter()
+        empty = ProcessorStats("")
+        processors = {
+            pid: {"state": self._state.get(pid, "idle"), **self._stats.get(pid, empty).summary(now)}
+            for pid in {**self._state, **self._stats}
+        }
+        firings = sum(s.firings for s in self._stats.values())
+        errors = sum(s.errors for s in self._stats.values())
+        pipes = {}
+        for pid, pipe in self._pipes.items():
+            m = pipe.get_metrics()
+            pipes[pid] = {
+                "items_in": m["items_in"],
+                "utilization": m["utilization"],
+                "peak_utilization": m["peak_utilization"],
+                "blocked_time": m["blocked_time"],
+                "full_events": m["full_events"],
+            }
+        return {
+            "total_events": self.total_events,
+            "events_by_type": self.events_by_type,
+            "active_processors": sum(1 for st in self._state.values() if st == "running"),
+            "total_firings": firings,
+            "total_errors": errors,
+            "error_rate": errors / firings if firings else 0.0,
+            "processors": processors,
+            "pipes": pipes,
+            "process": dict(self._sampler.last) if self._sampler is not None else {},
+            "runs": self.runs,
+            "live": self.live,
+            "uptime": time.time() - self.created,
+        }
+
+    def export_trace(self, path: str | os.PathLike[str]) -> Path:
+        """Write the current or last run as Chrome trace-event JSON (opens in Perfetto).
+
+        One track per worker, one span per firing with its processor id and item index.
+
+        Raises:
+            ValueError: The monitor has not watched a run yet.
+        """
+        self._fold()
+        return self.trace.export(path)

@@ -1,0 +1,205 @@
+"""The event log: events kept in a bounded ring, counted by type, logged, sent to handlers."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ._events import EventType, LogLevel, MonitorEvent, as_event_type, as_log_level
+
+__all__ = ["EventLog"]
+
+_log = logging.getLogger("mpipe")
+
+#: Default level of each event type (``log_event`` without ``level``).
+_DEFAULT_LEVELS = {
+    EventType.GRAPH_ERROR: LogLevel.ERROR,
+    EventType.PROCESSOR_ERROR: LogLevel.ERROR,
+    EventType.WORKER_CRASH: LogLevel.ERROR,
+    EventType.PROCESSOR_RETRY: LogLevel.WARNING,
+    EventType.PROCESSOR_SKIP: LogLevel.WARNING,
+    EventType.ALERT: LogLevel.WARNING,
+    EventType.PIPE_FULL: LogLevel.DEBUG,
+    EventType.PIPE_DATA_FLOW: LogLevel.DEBUG,
+    EventType.SYSTEM_METRICS: LogLevel.DEBUG,
+}
+
+# An event as kept: (timestamp, event type value, processor id, data, logging level number).
+# Plain strings and ints, not enums: enum hashing and ``.value`` cost microseconds apiece.
+_Record = tuple[float, str, "str | None", "dict[str, Any]", int]
+_KINDS = {e.value: e for e in EventType}
+_LEVELS = {level.value: level for level in LogLevel}
+
+
+def _event(record: _Record) -> MonitorEvent:
+    timestamp, kind, pid, data, level = record
+    return MonitorEvent(_KINDS[kind], pid, data, _LEVELS[level], timestamp)
+
+
+def _jsonable(value: Any) -> Any:
+    return repr(value)
+
+
+class EventLog:
+    """Keeps events; the base of :class:`~mpipe.Monitor`.
+
+    Args:
+        max_events: Events kept (the oldest are dropped first; counters keep counting).
+        log_level: Events at this level or above are also logged to the ``"mpipe"`` logger.
+
+    Raises:
+        ValueError: ``max_events`` is not a positive integer, or ``log_level`` is unknown.
+    """
+
+    def __init__(self, max_events: int = 10000, log_level: LogLevel | str = "INFO") -> None:
+        if not isinstance(max_events, int) or isinstance(max_events, bool) or max_events < 1:
+            raise ValueError(f"max_events must be a positive integer, got {max_events!r}")
+        self.max_events = max_events
+        self._threshold = 0
+        self.log_level = as_log_level(log_level)
+        self._events: deque[_Record] = deque(maxlen=max_events)
+        self.total_events = 0
+        self._by_type: dict[str, int] = {}
+        self.monitoring = True
+        self._handlers: dict[str, list[Callable[[MonitorEvent], Any]]] = {}
+        # Internal listeners (the alert manager) told the type value of every event.
+        self._listeners: list[Callable[[str], None]] = []
+
+    # -- events ------------------------------------------------------------------------------------
+
+    def log_event(
+        self,
+        event_type: EventType | str,
+        processor_id: str | None = None,
+        data: dict[str, Any] | None = None,
+        level: LogLevel | str | None = None,
+    ) -> None:
+        """Record one event, tell its handlers, and log it when loud enough.
+
+        Args:
+            event_type: An :class:`EventType` or its value (``"processor_error"``).
+            processor_id: The processor (or pipe) concerned.
+            data: JSON-compatible details.
+            level: The event's level; by default ERROR for errors and crashes, WARNING for
+                retries, skips and alerts, DEBUG for pipe and system-metrics events, else INFO.
+
+        Nothing is recorded while monitoring is stopped.
+
+        Raises:
+            ValueError: Unknown event type or level.
+        """
+        kind = as_event_type(event_type)
+        lvl = _DEFAULT_LEVELS.get(kind, LogLevel.INFO) if level is None else as_log_level(level)
+        self._emit(kind.value, processor_id, data if data is not None else {}, lvl.value)
+
+    @property
+    def log_level(self) -> LogLevel:
+        """Events at this level or above are logged to the ``"mpipe"`` logger."""
+        return _LEVELS[self._threshold]
+
+    @log_level.setter
+    def log_level(self, value: LogLevel | str) -> None:
+        self._threshold = as_log_level(value).value
+
+    def _emit(self, kind: str, processor_id: str | None, data: dict[str, Any], level: int) -> None:
+        # Events are kept as tuples; MonitorEvent objects are made only for handlers and
+        # readers, so an event nobody listens to costs a tuple and a few counters.
+        if not self.monitoring:
+            return
+        record = (time.time(), kind, processor_id, data, level)
+        self._events.append(record)
+        self.total_events += 1
+        by_type = self._by_type
+        by_type[kind] = by_type.get(kind, 0) + 1
+        if level >= self._threshold and _log.isEnabledFor(level):
+            _log.log(level, "%s %s %s", kind, processor_id or "-", data)
+        handlers = self._handlers.get(kind)
+        if handlers:
+            event = _event(record)
+            for handler in handlers:
+                try:
+                    handler(event)
+                except Exception:
+                    _log.exception("event handler %r failed on %s", handler, kind)
+        for listener in self._listeners:
+            listener(kind)
+
+    @property
+    def events(self) -> list[MonitorEvent]:
+        """The kept events, oldest first."""
+        return [_event(r) for r in self._events]
+
+    @property
+    def events_by_type(self) -> dict[str, int]:
+        """How many events of each type were recorded (dropped ones included)."""
+        return dict(self._by_type)
+
+    def add_event_handler(
+        self, event_type: EventType | str, handler: Callable[[MonitorEvent], Any]
+    ) -> None:
+        """Call ``handler(event)`` for every later event of ``event_type``.
+
+        A handler that raises is logged and does not disturb the run.
+
+        Raises:
+            ValueError: Unknown event type.
+            TypeError: ``handler`` is not callable.
+        """
+        kind = as_event_type(event_type)
+        if not callable(handler):
+            raise TypeError(f"event handler must be callable, got {handler!r}")
+        self._handlers.setdefault(kind.value, []).append(handler)
+
+    def remove_event_handler(
+        self, event_type: EventType | str, handler: Callable[[MonitorEvent], Any]
+    ) -> None:
+        """Stop calling ``handler`` for ``event_type``; a handler not added is ignored."""
+        handlers = self._handlers.get(as_event_type(event_type).value, [])
+        if handler in handlers:
+            handlers.remove(handler)
+
+    def get_recent_events(
+        self, count: int = 100, event_type: EventType | str | None = None
+    ) -> list[dict[str, Any]]:
+        """The latest ``count`` events (oldest first), of one type when ``event_type`` is given."""
+        if not isinstance(count, int) or count < 0:
+            raise ValueError(f"count must be a non-negative integer, got {count!r}")
+        if event_type is None:
+            chosen = list(self._events)
+        else:
+            kind = as_event_type(event_type)
+            chosen = [r for r in self._events if r[1] == kind.value]
+        return [_event(r).to_dict() for r in chosen[len(chosen) - count :]] if count else []
+
+    def export_events(
+        self, format: str = "json", path: str | os.PathLike[str] | None = None
+    ) -> str:
+        """Every kept event as JSON lines (one JSON object per line, oldest first).
+
+        Args:
+            format: ``"json"`` or ``"jsonl"`` (both JSON lines).
+            path: Also write the text to this file.
+
+        Raises:
+            ValueError: Another format.
+        """
+        if format not in ("json", "jsonl"):
+            raise ValueError(f"unknown export format {format!r}; expected 'json' or 'jsonl'")
+        lines = [orjson.dumps(_event(r).to_dict(), default=_jsonable) for r in self._events]
+        text = b"".join(line + b"\n" for line in lines).decode()
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    def clear_events(self) -> None:
+        """Forget every kept event and the event counters (metrics stay)."""
+        self._events.clear()
+        self.total_events = 0
+        self._by_type.clear()

@@ -1,0 +1,85 @@
+"""Live progress: plain lines off a terminal, a rich live table on one."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pytest
+
+from mpipe import GraphExecutor, ProgressDisplay
+
+from ._graphs import chain, double, inc
+
+
+def test_plain_lines_when_not_a_terminal(run: Any) -> None:
+    out = io.StringIO()
+    display = ProgressDisplay(out)
+    run(
+        GraphExecutor(chain(("a", inc), ("b", double)), hooks=[display]).execute_stream(
+            {"a": range(10)}
+        )
+    )
+    text = out.getvalue()
+    assert "2/2 processors finished, 20 firings, 0 errors - done" in text
+    assert "  a: 10 done" in text and "  b: 10 done" in text
+    assert "parent (pid " in text and "rss" in text
+    assert "\x1b[" not in text  # no terminal control codes
+
+
+def test_live_table_on_a_terminal(run: Any) -> None:
+    out = io.StringIO()
+    display = ProgressDisplay(out, force_terminal=True)
+    run(GraphExecutor(chain(("a", inc)), hooks=[display]).execute_stream({"a": range(5)}))
+    text = out.getvalue()
+    assert "processor" in text and "items/s" in text and "rss MiB" in text
+    assert "\x1b[" in text  # rich drew it
+
+
+def test_executor_progress_flag_prints_to_stdout(
+    run: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(GraphExecutor(chain(("only", inc)), progress=True).execute(1))
+    assert "only: 1 done" in capsys.readouterr().out
+
+
+def test_many_processors_are_summed_up(run: Any) -> None:
+    steps = [(f"p{i}", inc) for i in range(20)]
+    out = io.StringIO()
+    run(GraphExecutor(chain(*steps), hooks=[ProgressDisplay(out)]).execute(0))
+    assert "... and 8 more processors" in out.getvalue()
+
+
+def test_plain_lines_repeat_while_the_run_is_live(run: Any) -> None:
+    import asyncio
+
+    async def slow(x: int) -> int:
+        await asyncio.sleep(0.06)
+        return x
+
+    out = io.StringIO()
+    display = ProgressDisplay(out, interval=0.01, line_interval=0.01)
+    run(GraphExecutor(chain(("slow", slow)), hooks=[display]).execute(1))
+    heads = [line for line in out.getvalue().splitlines() if line.startswith("mpipe ")]
+    assert len(heads) >= 2  # at least one live refresh, then the final line
+    assert heads[0].endswith("0 firings, 0 errors") and heads[-1].endswith("- done")
+
+
+def test_replayed_processors_and_failures_are_shown(run: Any) -> None:
+    from mpipe import CheckpointManager, ExecutionError
+
+    def boom(x: int) -> int:
+        raise ValueError("boom")
+
+    out = io.StringIO()
+    ex = GraphExecutor(
+        chain(("a", inc), ("b", boom)),
+        checkpoint_manager=CheckpointManager(),
+        progress=ProgressDisplay(out),
+    )
+    with pytest.raises(ExecutionError):
+        run(ex.execute(1))
+    assert "1 errors - failed: ExecutionError" in out.getvalue()
+    with pytest.raises(ExecutionError):
+        run(ex.execute(1, resume=ex.get_execution_status()["run_id"]))
+    assert "  a: 0 done, 0.0/s, 0 errors (replayed)" in out.getvalue()

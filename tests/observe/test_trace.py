@@ -1,0 +1,98 @@
+"""Chrome trace export: valid JSON, one span per firing, spans on one track never overlap."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from mpipe import AsyncProcessor, GraphExecutor, Monitor, SkipStrategy
+
+from ._graphs import chain, inc
+
+
+class _Sleepy(AsyncProcessor):
+    async def process_data(self, input_data: dict[str, Any]) -> Any:
+        await asyncio.sleep(0.002 * (input_data["input"] % 3))
+        return input_data["input"]
+
+
+def _odd_fails(x: int) -> int:
+    if x % 2:
+        raise ValueError("odd")
+    return x
+
+
+def _load(path: Path) -> dict[str, Any]:
+    trace: dict[str, Any] = orjson.loads(path.read_bytes())
+    return trace
+
+
+def test_trace_covers_every_firing_with_disjoint_spans_per_track(run: Any, tmp_path: Path) -> None:
+    monitor = Monitor()
+    graph = chain(("a", inc), ("b", _odd_fails))
+    sleepy = _Sleepy("sleepy", max_concurrent=4)
+    sleepy.create_default_pipes()
+    graph.add_processor(sleepy)
+    graph.connect("a", "output", "sleepy", "input")
+    graph.set_error_strategy("b", SkipStrategy())
+    run(GraphExecutor(graph, monitor).execute_stream({"a": range(20)}))
+    path = monitor.export_trace(tmp_path / "run.json")
+    trace = _load(path)
+    events = trace["traceEvents"]
+    spans = [e for e in events if e["ph"] == "X" and e["cat"] == "firing"]
+    # one span per firing, each with its processor id and item index
+    got = sorted((e["args"]["processor_id"], e["args"]["index"]) for e in spans)
+    want = sorted((p, i) for p in ("a", "b", "sleepy") for i in range(20))
+    assert got == want
+    assert all(e["name"] == e["args"]["processor_id"] for e in spans)
+    assert sum(1 for e in spans if "error" in e["args"]) == 10
+    # on each track, spans are disjoint (so trivially well nested)
+    by_tid: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    for e in spans:
+        assert e["dur"] >= 0 and e["ts"] >= 0
+        by_tid[e["tid"]].append((e["ts"], e["ts"] + e["dur"]))
+    for intervals in by_tid.values():
+        intervals.sort()
+        for (_, end), (start, _) in itertools.pairwise(intervals):
+            assert start >= end - 1e-6
+    # the async processor overlapped its firings: they need more than one lane of "main"
+    names = {e["tid"]: e["args"]["name"] for e in events if e["name"] == "thread_name"}
+    assert "main" in names.values() and "main #2" in names.values()
+    assert all(tid in names for tid in by_tid)
+    # the run span encloses every firing
+    (run_span,) = [e for e in events if e["ph"] == "X" and e["cat"] == "run"]
+    assert all(
+        run_span["ts"] <= e["ts"] and e["ts"] + e["dur"] <= run_span["ts"] + run_span["dur"] + 1
+        for e in spans
+    )
+    assert trace["otherData"]["firings"] == 60 and trace["otherData"]["dropped_spans"] == 0
+
+
+def test_trace_holds_the_last_run(run: Any, tmp_path: Path) -> None:
+    monitor = Monitor()
+    ex = GraphExecutor(chain(("a", inc)), monitor)
+    run(ex.execute_stream({"a": range(5)}))
+    run(ex.execute_stream({"a": range(3)}))
+    trace = _load(monitor.export_trace(tmp_path / "t.json"))
+    spans = [e for e in trace["traceEvents"] if e["ph"] == "X" and e["cat"] == "firing"]
+    assert len(spans) == 3
+    assert trace["otherData"]["run_id"] == ex.get_execution_status()["run_id"]
+
+
+def test_thread_backend_firings_get_one_track_per_worker(run: Any, tmp_path: Path) -> None:
+    monitor = Monitor()
+    ex = GraphExecutor(chain(("a", inc), ("b", inc)), monitor, backend="thread", max_workers=2)
+    run(ex.execute_stream({"a": range(30)}))
+    trace = _load(monitor.export_trace(tmp_path / "threads.json"))
+    spans = [e for e in trace["traceEvents"] if e["ph"] == "X" and e["cat"] == "firing"]
+    assert len(spans) == 60
+    workers = {e["args"]["worker"] for e in spans}
+    names = {
+        e["tid"]: e["args"]["name"] for e in trace["traceEvents"] if e["name"] == "thread_name"
+    }
+    assert workers and all(any(n.startswith(w) for n in names.values()) for w in workers)
