@@ -535,7 +535,9 @@ class ProcessBackend(Backend):
             w.name: {"pid": w.pid, "in_flight": len(w.calls)} for w in self._workers.values()
         }
         if self._arena is not None:
-            out["arena"] = self._arena.stats()
+            stats = self._arena.stats()
+            out["arena"] = stats
+            out["shm_bytes"] = stats["heap_bytes"]  # mapped shared memory, as the monitor reports
         return out
 
     def worker_pids(self) -> list[int]:
