@@ -591,6 +591,10 @@ class Scheduler:
         free = node.concurrency - node.batches
         k = min(node.batch_size, max(1, -(-available // free)))
         if room is not None:
+            # Every firing in flight will land in the output pipes: count them against the
+            # room, so that a producer never runs ahead of its consumers by more than the
+            # pipes hold, however many batches are out.
+            room -= node.inflight
             if room <= 0:
                 self._has_room(node)  # account the wait
                 return False
