@@ -4,19 +4,10 @@ A graph of processors connected by pipes runs under an asyncio dataflow schedule
 branches and stream stages overlap. This module declares the whole public API.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._breakpoints import BreakpointAbort, BreakpointHit
 from ._checkpoints import CheckpointError, CheckpointManager, CheckpointWarning
-from ._config import (
-    ConfigLoader,
-    ConnectionConfig,
-    GraphConfig,
-    ProcessorConfig,
-    ProcessorFactory,
-    ProcessorMeta,
-    ProcessorRegistry,
-    global_factory,
-    global_registry,
-)
 from ._errors import (
     ConfigurationError,
     ExecutionError,
@@ -69,6 +60,52 @@ from ._strategies import (
 )
 from ._transport._errors import ArenaFullError, PayloadTooLargeError, TransportError
 from ._visualize import visualize_graph
+
+if TYPE_CHECKING:
+    from ._config import (
+        ConfigLoader,
+        ConnectionConfig,
+        GraphConfig,
+        ProcessorConfig,
+        ProcessorFactory,
+        ProcessorMeta,
+        ProcessorRegistry,
+        global_factory,
+        global_registry,
+    )
+
+# Loaded on first use (PEP 562): the config layer pulls in jsonschema, which a worker process
+# or a script that builds graphs in code never needs.
+_LAZY = dict.fromkeys(
+    (
+        "ConfigLoader",
+        "ConnectionConfig",
+        "GraphConfig",
+        "ProcessorConfig",
+        "ProcessorFactory",
+        "ProcessorMeta",
+        "ProcessorRegistry",
+        "global_factory",
+        "global_registry",
+    ),
+    "._config",
+)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mpipe' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __version__ = "0.1.0"
 
