@@ -80,6 +80,8 @@ class _Plan:
         self.sinks = sinks
         self.pipes = pipes
         self.placements = placements
+        #: Every pipe by id, for observers (made once per plan, shared by its runs).
+        self.pipe_map = {p.pipe_id: p for p in pipes}
 
 
 class GraphExecutor(BreakpointAPI):
@@ -436,9 +438,7 @@ class GraphExecutor(BreakpointAPI):
             mode="stream" if streaming else "batch",
         )
         if hooks:  # what observers may inspect (built only when someone observes)
-            info.extra["pipes"] = {
-                p.pipe_id: p for p in [*entry_pipes.values(), *graph.pipes.values()]
-            }
+            info.extra["pipes"] = plan.pipe_map
             info.extra["backends"] = list(self._backends.values())
             info.extra["resumed"] = sorted(done)
         if manager is not None:

@@ -32,6 +32,9 @@ class RunHooks:
     def run_start(self, run: RunInfo) -> None:
         """A run begins: every processor is about to be initialized."""
 
+    def processor_start(self, processor_id: str) -> None:
+        """A processor is about to fire for the first time in this run."""
+
     def firing_start(self, processor_id: str, index: int, start: float) -> None:
         """A firing of ``processor_id`` (the ``index``-th of its stream) was handed to its backend."""
 

@@ -315,6 +315,8 @@ class Scheduler:
         self.feeders = feeders
         self.sink = sink
         self.hooks = hooks
+        # Only observers that override firing_start are called per firing for it.
+        self.start_hooks = [h for h in hooks if type(h).firing_start is not RunHooks.firing_start]
         self.run_id = run_id
         self.ready: deque[Node] = deque()
         self.unfinished = len(nodes) + len(feeders)
@@ -529,6 +531,8 @@ class Scheduler:
     def _fire(self, node: Node) -> None:
         arg = self._take(node.inputs[0]) if node.item_arg else self._take_all(node)
         firing = _Firing(node, node.index, arg)
+        if not node.index and self.hooks:
+            self._first_firing(node)
         node.index += 1
         node.inflight += 1
         # Breakpoints: one attribute check per firing when the node has none. Checked here
@@ -547,8 +551,10 @@ class Scheduler:
         index = node.index
         node.index = index + 1
         hooks = self.hooks
+        if not index and hooks:
+            self._first_firing(node)
         start = time.perf_counter()
-        for hook in hooks:
+        for hook in self.start_hooks:
             hook.firing_start(node.node_id, index, start)
         try:
             result = node.fn(arg)  # type: ignore[misc]
@@ -604,11 +610,13 @@ class Scheduler:
         else:
             args = [self._take_all(node) for _ in range(k)]
         first = node.index
+        if not first and self.hooks:
+            self._first_firing(node)
         node.index += k
         node.inflight += k
         node.batches += 1
         start = time.perf_counter()
-        for hook in self.hooks:
+        for hook in self.start_hooks:
             for j in range(k):
                 hook.firing_start(node.node_id, first + j, start)
         slot = FiringSlot(node.node_id, first)
@@ -698,6 +706,10 @@ class Scheduler:
                 firing.start, firing.worker = start, slot.worker
                 self._failed(firing, exc, 0)
 
+    def _first_firing(self, node: Node) -> None:
+        for hook in self.hooks:
+            hook.processor_start(node.node_id)
+
     def _take_all(self, node: Node) -> dict[str, Any]:
         return {
             name: self._take(pipe) for name, pipe in zip(node.input_names, node.inputs, strict=True)
@@ -745,7 +757,7 @@ class Scheduler:
             self._failed(firing, exc, skip)
             return
         start = firing.start = time.perf_counter()
-        for hook in self.hooks:
+        for hook in self.start_hooks:
             hook.firing_start(node.node_id, firing.index, start)
         processor = node.processor
         if processor.has_callbacks:

@@ -91,7 +91,6 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
         self._pending: list[tuple[list[Any], int]] = []
         self._pending_size = 0
         self._registered: dict[str, Any] = {}
-        self._started: set[str] = set()
         self._pipes: dict[str, Pipe] = {}
         self._taps: dict[str, Pipe] = {}
         self._pipe_full_at: dict[str, float] = {}
@@ -324,8 +323,10 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
         self.run = run
         self.runs += 1
         self.live = True
-        self._started = set()
-        self._pipes = {**{p.pipe_id: p for p in self._taps.values()}, **run.extra.get("pipes", {})}
+        pipes = run.extra.get("pipes", {})
+        if self._taps:
+            pipes = {**{p.pipe_id: p for p in self._taps.values()}, **pipes}
+        self._pipes = pipes
         self._backends = list(run.extra.get("backends", []))
         self._state.update(dict.fromkeys(run.processor_ids, "waiting"))
         self._record(
@@ -343,12 +344,9 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
         if self.monitoring:
             self._ticker.start()
 
-    def firing_start(self, processor_id: str, index: int, start: float) -> None:
-        if processor_id in self._started:
-            return
-        self._started.add(processor_id)
+    def processor_start(self, processor_id: str) -> None:
         self._state[processor_id] = "running"
-        self._emit(_START, processor_id, {"index": index}, _INFO)
+        self._emit(_START, processor_id, {"index": 0}, _INFO)
 
     def firing_end(
         self,
