@@ -309,6 +309,7 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
     # -- the hook protocol -------------------------------------------------------------------------
 
     def run_start(self, run: RunInfo) -> None:
+        self._hear_loggers()
         # The last run's spans are counted later (when read), not on this run's clock.
         old = self._spans
         old_start = self._folded if old is self.trace.spans else 0
@@ -346,7 +347,7 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
 
     def processor_start(self, processor_id: str) -> None:
         self._state[processor_id] = "running"
-        self._emit(_START, processor_id, {"index": 0}, _INFO)
+        self._note(_START, processor_id, "index", 0, _INFO)
 
     def firing_end(
         self,
@@ -394,7 +395,7 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
 
     def processor_end(self, processor_id: str, firings: int) -> None:
         self._state[processor_id] = "completed"
-        self._emit(_COMPLETE, processor_id, {"firings": firings}, _INFO)
+        self._note(_COMPLETE, processor_id, "firings", firings, _INFO)
 
     def pipe_full(self, pipe_id: str) -> None:
         self._pipe_full_count[pipe_id] += 1

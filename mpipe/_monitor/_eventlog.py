@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import heapq
 import logging
 import os
 import time
-from collections import deque
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,14 @@ def _event(record: _Record) -> MonitorEvent:
     return MonitorEvent(_KINDS[kind], pid, data, _LEVELS[level], timestamp)
 
 
+def _as_record(entry: Any) -> _Record:
+    """An event record, from itself or from a quiet note ``(ts, kind, pid, key, n, level)``."""
+    if len(entry) == 5:
+        return entry  # type: ignore[no-any-return]
+    ts, kind, pid, key, number, level = entry
+    return (ts, kind, pid, {key: number}, level)
+
+
 def _jsonable(value: Any) -> Any:
     return repr(value)
 
@@ -65,8 +75,12 @@ class EventLog:
         self._threshold = 0
         self.log_level = as_log_level(log_level)
         self._events: deque[_Record] = deque(maxlen=max_events)
-        self.total_events = 0
+        self._total = 0
         self._by_type: dict[str, int] = {}
+        # Quiet notes: frequent events (a processor's start and completion) that nobody hears
+        # live are kept as bare tuples and folded into the log, in time order, when it is read.
+        self._notes: list[tuple[float, str, str | None, str, int, int]] = []
+        self._loud: dict[int, bool] = {}
         self.monitoring = True
         self._handlers: dict[str, list[Callable[[MonitorEvent], Any]]] = {}
         # Internal listeners (the alert manager) told the type value of every event.
@@ -115,7 +129,7 @@ class EventLog:
             return
         record = (time.time(), kind, processor_id, data, level)
         self._events.append(record)
-        self.total_events += 1
+        self._total += 1
         by_type = self._by_type
         by_type[kind] = by_type.get(kind, 0) + 1
         if level >= self._threshold and _log.isEnabledFor(level):
@@ -131,14 +145,56 @@ class EventLog:
         for listener in self._listeners:
             listener(kind)
 
+    def _note(self, kind: str, processor_id: str | None, key: str, number: int, level: int) -> None:
+        """``_emit(kind, processor_id, {key: number}, level)`` at a fraction of the cost when no
+        handler, listener or logger hears ``kind`` live (see ``_fold_notes``)."""
+        if not self.monitoring:
+            return
+        loud = self._loud.get(level)
+        if loud is None:
+            loud = self._loud[level] = level >= self._threshold and _log.isEnabledFor(level)
+        if loud or self._listeners or kind in self._handlers:
+            self._emit(kind, processor_id, {key: number}, level)
+            return
+        self._notes.append((time.time(), kind, processor_id, key, number, level))
+        if len(self._notes) >= 4 * self.max_events:
+            self._fold_notes()
+
+    def _hear_loggers(self) -> None:
+        """Ask the logging configuration again which levels are logged (at each run's start)."""
+        self._loud.clear()
+
+    def _fold_notes(self) -> None:
+        """Move quiet notes into the event log, in time order, and count them."""
+        notes = self._notes
+        if not notes:
+            return
+        self._notes = []
+        by_type = self._by_type
+        for kind, n in Counter(map(itemgetter(1), notes)).items():
+            by_type[kind] = by_type.get(kind, 0) + n
+        self._total += len(notes)
+        # Only the newest max_events of events and notes together are kept: merge by time,
+        # keep the tail, and turn just the notes that survive into event records.
+        merged: Iterable[Any] = heapq.merge(self._events, notes, key=itemgetter(0))
+        kept: deque[Any] = deque(merged, maxlen=self.max_events)
+        self._events = deque(map(_as_record, kept), maxlen=self.max_events)
+
+    @property
+    def total_events(self) -> int:
+        """Events recorded since the last :meth:`clear_events` (dropped ones included)."""
+        return self._total + len(self._notes)
+
     @property
     def events(self) -> list[MonitorEvent]:
         """The kept events, oldest first."""
+        self._fold_notes()
         return [_event(r) for r in self._events]
 
     @property
     def events_by_type(self) -> dict[str, int]:
         """How many events of each type were recorded (dropped ones included)."""
+        self._fold_notes()
         return dict(self._by_type)
 
     def add_event_handler(
@@ -171,6 +227,7 @@ class EventLog:
         """The latest ``count`` events (oldest first), of one type when ``event_type`` is given."""
         if not isinstance(count, int) or count < 0:
             raise ValueError(f"count must be a non-negative integer, got {count!r}")
+        self._fold_notes()
         if event_type is None:
             chosen = list(self._events)
         else:
@@ -192,6 +249,7 @@ class EventLog:
         """
         if format not in ("json", "jsonl"):
             raise ValueError(f"unknown export format {format!r}; expected 'json' or 'jsonl'")
+        self._fold_notes()
         lines = [orjson.dumps(_event(r).to_dict(), default=_jsonable) for r in self._events]
         text = b"".join(line + b"\n" for line in lines).decode()
         if path is not None:
@@ -201,5 +259,6 @@ class EventLog:
     def clear_events(self) -> None:
         """Forget every kept event and the event counters (metrics stay)."""
         self._events.clear()
-        self.total_events = 0
+        self._notes.clear()
+        self._total = 0
         self._by_type.clear()
