@@ -6,7 +6,7 @@ import heapq
 import logging
 import os
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterable
 from operator import itemgetter
 from pathlib import Path
@@ -79,7 +79,11 @@ class EventLog:
         self._by_type: dict[str, int] = {}
         # Quiet notes: frequent events (a processor's start and completion) that nobody hears
         # live are kept as bare tuples and folded into the log, in time order, when it is read.
-        self._notes: list[tuple[float, str, str | None, str, int, int]] = []
+        # Only the newest max_events notes can outlive a fold, so the deque drops the rest.
+        self._notes: deque[tuple[float, str, str | None, str, int, int]] = deque(
+            maxlen=max_events
+        )
+        self._noted: dict[str, int] = {}  # notes per type since the last fold
         self._loud: dict[int, bool] = {}
         self.monitoring = True
         self._handlers: dict[str, list[Callable[[MonitorEvent], Any]]] = {}
@@ -157,8 +161,8 @@ class EventLog:
             self._emit(kind, processor_id, {key: number}, level)
             return
         self._notes.append((time.time(), kind, processor_id, key, number, level))
-        if len(self._notes) >= 4 * self.max_events:
-            self._fold_notes()
+        noted = self._noted
+        noted[kind] = noted.get(kind, 0) + 1
 
     def _hear_loggers(self) -> None:
         """Ask the logging configuration again which levels are logged (at each run's start)."""
@@ -167,23 +171,24 @@ class EventLog:
     def _fold_notes(self) -> None:
         """Move quiet notes into the event log, in time order, and count them."""
         notes = self._notes
-        if not notes:
+        if not self._noted:
             return
-        self._notes = []
         by_type = self._by_type
-        for kind, n in Counter(map(itemgetter(1), notes)).items():
+        for kind, n in self._noted.items():
             by_type[kind] = by_type.get(kind, 0) + n
-        self._total += len(notes)
+            self._total += n
+        self._noted = {}
         # Only the newest max_events of events and notes together are kept: merge by time,
         # keep the tail, and turn just the notes that survive into event records.
         merged: Iterable[Any] = heapq.merge(self._events, notes, key=itemgetter(0))
         kept: deque[Any] = deque(merged, maxlen=self.max_events)
         self._events = deque(map(_as_record, kept), maxlen=self.max_events)
+        notes.clear()
 
     @property
     def total_events(self) -> int:
         """Events recorded since the last :meth:`clear_events` (dropped ones included)."""
-        return self._total + len(self._notes)
+        return self._total + sum(self._noted.values())
 
     @property
     def events(self) -> list[MonitorEvent]:
@@ -260,5 +265,6 @@ class EventLog:
         """Forget every kept event and the event counters (metrics stay)."""
         self._events.clear()
         self._notes.clear()
+        self._noted = {}
         self._total = 0
         self._by_type.clear()
