@@ -285,11 +285,19 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    _, _, graph = _load(args.config)
+    loader, cfg, graph = _load(args.config)
+    extras = []
+    if wanted(cfg.monitoring):  # resolves the alert rules' references; creates nothing on disk
+        loader.create_monitor_from_config(cfg)
+        rules = len(cfg.monitoring.get("alerts") or [])
+        extras.append(f"monitoring on ({rules} alert rule{'s' if rules != 1 else ''})")
+    if wanted(cfg.checkpoints):
+        folder = cfg.checkpoints.get("storage_path")
+        extras.append(f"checkpoints in {folder!r}" if folder else "checkpoints in memory")
     print(
         f"{args.config}: valid: graph {graph.graph_id!r}, {len(graph.nodes)} processors, "
         f"{len(graph.connections)} connections; sources: {', '.join(graph.sources())}; "
-        f"sinks: {', '.join(graph.sinks())}",
+        f"sinks: {', '.join(graph.sinks())}" + "".join(f"; {e}" for e in extras),
         file=out,
     )
     return EXIT_OK
