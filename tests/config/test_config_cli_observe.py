@@ -309,3 +309,23 @@ def test_python_m_mpipe_checkpoint_resume_and_list(tmp_path: Path) -> None:
     assert sorted(kinds) == ["<run>", "first", "second"]
     proc = run_module("checkpoints", "show", str(ckpt), "0000000000000000-00000000")
     assert proc.returncode == 2 and "unknown checkpoint id" in one_error_line(proc.stderr)
+
+
+def test_show_unpickles_only_when_asked(tmp_path: Path) -> None:
+    from fractions import Fraction
+
+    cid = CheckpointManager(tmp_path, allow_pickle=True).create_checkpoint(
+        "odd", "p", Fraction(1, 3)
+    )
+    code, out, _ = cli("checkpoints", "show", str(tmp_path), cid)
+    assert code == 0 and "holding pickled objects; restore with allow_pickle=True" in out
+    code, out, _ = cli("checkpoints", "show", str(tmp_path), cid, "--allow-pickle")
+    assert code == 0 and "Fraction(1, 3)" in out
+
+
+def test_help_names_the_new_flags_and_actions() -> None:
+    code, out, _ = cli("run", "--help")
+    assert code == 0
+    assert all(f in out for f in ("--progress", "--trace", "--events", "--checkpoints", "--resume"))
+    code, out, _ = cli("checkpoints", "--help")
+    assert code == 0 and all(a in out for a in ("list", "show", "rm"))
