@@ -21,6 +21,8 @@ __all__ = [
     "OUTPUT_SUFFIXES",
     "OutputError",
     "RunInput",
+    "UsageError",
+    "check_file_path",
     "check_output_path",
     "read_input",
     "summarize",
@@ -30,6 +32,10 @@ __all__ = [
 
 INPUT_SUFFIXES = (".json", ".jsonl", ".arrow", ".parquet")
 OUTPUT_SUFFIXES = (".json", ".jsonl", ".arrow", ".parquet")
+
+
+class UsageError(Exception):
+    """The command line itself is wrong (exit code 2)."""
 
 
 class OutputError(Exception):
@@ -235,6 +241,20 @@ def summarize_items(items: list[Any], show: int = 5) -> list[str]:
 
 
 # -- output files ---------------------------------------------------------------------------------
+
+
+def check_file_path(file: str, flag: str) -> Path:
+    """A path the command will write after the run: its folder must exist now.
+
+    Raises:
+        UsageError: The folder does not exist, or the path is a folder.
+    """
+    path = Path(file)
+    if not path.parent.is_dir():
+        raise UsageError(f"{flag} {file!r}: folder {str(path.parent)!r} does not exist")
+    if path.is_dir():
+        raise UsageError(f"{flag} {file!r} is a folder; expected a file path")
+    return path
 
 
 def check_output_path(file: str) -> Path:

@@ -21,10 +21,12 @@ from typing import Any
 import orjson
 import yaml
 
+from .._checkpoints import CheckpointManager
 from .._errors import ConfigurationError
 from .._executor import GraphExecutor
 from .._graph import ProcessingGraph
 from .._interfaces import ProcessorInterface
+from .._monitor import Monitor
 from .._pipe import Pipe, PipeType
 from .._placement import check_placement
 from .._processors import BaseProcessor
@@ -39,9 +41,10 @@ from ._model import (
     short_repr,
     sort_problems,
 )
+from ._observe import alert_problems, build_checkpoint_manager, build_monitor, wanted
 from ._refs import is_reference, resolve_reference
 from ._registry import ProcessorFactory, ProcessorRegistry, global_registry
-from ._schema import schema_problems
+from ._schema import schema_problems, section_problems
 from ._strategies import build_strategy
 
 __all__ = ["ConfigLoader"]
@@ -242,7 +245,12 @@ class ConfigLoader:
                 "config",
             )
         problems = sort_problems(
-            [*schema_problems(data), *_structure_problems(data), *self._type_problems(data)]
+            [
+                *schema_problems(data),
+                *_structure_problems(data),
+                *self._type_problems(data),
+                *alert_problems(data.get("monitoring")),
+            ]
         )
         if problems:
             raise config_error(problems, source)
@@ -479,10 +487,81 @@ class ConfigLoader:
 
         Raises:
             ConfigurationError: As for :meth:`create_graph_from_config`, or a bad executor option.
+
+        The executor gets a monitor and a checkpoint manager when the config's ``monitoring``
+        and ``checkpoints`` sections ask for them (present, not empty, ``enabled`` not false),
+        unless ``monitor`` / ``checkpoint_manager`` overrides are given.
         """
         cfg = self._checked(config)
         if graph is None:
             graph = self.create_graph_from_config(cfg)
-        options = dict(cfg.executor)
+        options: dict[str, Any] = dict(cfg.executor)
+        if overrides.get("monitor") is None and wanted(cfg.monitoring):
+            options["monitor"] = build_monitor(cfg.monitoring, cfg.source)
+        if overrides.get("checkpoint_manager") is None and wanted(cfg.checkpoints):
+            options["checkpoint_manager"] = build_checkpoint_manager(cfg.checkpoints, cfg.source)
         options.update({k: v for k, v in overrides.items() if v is not None})
         return GraphExecutor(graph, **options)
+
+    # -- monitoring and checkpoints ------------------------------------------------------------
+
+    def _section(self, config: Any, name: str) -> tuple[dict[str, Any], str | None]:
+        """A checked section from a whole config or from the section itself."""
+        if config is None:
+            return {}, None
+        if isinstance(config, GraphConfig) or (
+            isinstance(config, Mapping) and "processors" in config
+        ):
+            cfg = self._checked(config)
+            section: dict[str, Any] = getattr(cfg, name)
+            return section, cfg.source
+        problems = sort_problems(
+            [
+                *section_problems(name, config),
+                *(alert_problems(config) if name == "monitoring" else []),
+            ]
+        )
+        if problems:
+            raise config_error(problems, None)
+        return dict(config), None
+
+    def create_monitor_from_config(
+        self, config: GraphConfig | Mapping[str, Any] | None = None
+    ) -> Monitor | None:
+        """A :class:`~mpipe.Monitor` as a ``monitoring`` section describes it.
+
+        Args:
+            config: The ``monitoring`` section (``enabled``, ``max_events``, ``log_level``,
+                ``sample_interval``, ``alerts``), or a whole config (a :class:`GraphConfig`, or
+                a mapping with ``processors``) whose section is used. None: the defaults.
+
+        Returns:
+            The monitor, or None when the section says ``enabled: false``. Alert rules are
+            attached through an :class:`~mpipe.AlertManager`, the monitor's ``alert_manager``.
+
+        Raises:
+            ConfigurationError: Every problem of the section (or config) at once, each naming
+                its field path (``monitoring.alerts[0].condition``).
+        """
+        section, source = self._section(config, "monitoring")
+        return build_monitor(section, source)
+
+    def create_checkpoint_manager_from_config(
+        self, config: GraphConfig | Mapping[str, Any] | None = None
+    ) -> CheckpointManager | None:
+        """A :class:`~mpipe.CheckpointManager` as a ``checkpoints`` section describes it.
+
+        Args:
+            config: The ``checkpoints`` section (``enabled``, ``storage_path``,
+                ``max_checkpoints``, ``allow_pickle``), or a whole config whose section is
+                used. None: the defaults (checkpoints in memory).
+
+        Returns:
+            The manager, or None when the section says ``enabled: false``.
+
+        Raises:
+            ConfigurationError: A bad section (every problem, each naming its field path), or
+                a ``storage_path`` that cannot be used as a checkpoint folder.
+        """
+        section, source = self._section(config, "checkpoints")
+        return build_checkpoint_manager(section, source)

@@ -16,7 +16,7 @@ import jsonschema
 
 from ._model import Problem, field_path, short_repr
 
-__all__ = ["load_schema", "schema_problems"]
+__all__ = ["load_schema", "schema_problems", "section_problems"]
 
 _JSON_TYPES = {
     "object": "a mapping",
@@ -48,6 +48,10 @@ def _validator() -> Any:
     return cls(schema)
 
 
+#: Fields whose pattern is the ``"module:attr"`` reference shape.
+_REFERENCE_FIELDS = ("condition", "action")
+
+
 def _type_name(value: Any) -> str:
     if value is None:
         return "null"
@@ -70,8 +74,8 @@ def _choices(values: Any) -> str:
     return ", ".join(str(v) for v in values)
 
 
-def _describe(error: Any) -> list[Problem]:
-    path = list(error.absolute_path)
+def _describe(error: Any, prefix: list[str | int]) -> list[Problem]:
+    path = [*prefix, *error.absolute_path]
     where = field_path(path)
     kind = error.validator
     value = error.validator_value
@@ -115,7 +119,7 @@ def _describe(error: Any) -> list[Problem]:
         return [Problem(where, f"expected unique values; repeated: {', '.join(dupes)}")]
     if kind == "pattern":
         last = path[-1] if path else ""
-        if isinstance(last, str) and last.endswith("callback"):
+        if isinstance(last, str) and (last.endswith("callback") or last in _REFERENCE_FIELDS):
             expected = "a 'module:attr' reference"
         elif last == "log_level":
             expected = "a log level (debug, info, warning, error, critical; any case)"
@@ -134,13 +138,32 @@ def _sort_key(error: Any) -> tuple[tuple[int, int, str], ...]:
     )
 
 
+@cache
+def _section_validator(name: str) -> Any:
+    schema = load_schema()
+    sub = {"$schema": schema.get("$schema"), "$defs": schema["$defs"], "$ref": f"#/$defs/{name}"}
+    return jsonschema.validators.validator_for(schema)(sub)
+
+
 def schema_problems(data: Any) -> list[Problem]:
     """Every violation of the config schema in ``data``, in field order; empty when valid."""
-    errors = sorted(_validator().iter_errors(data), key=_sort_key)
+    return _problems(_validator(), data, [])
+
+
+def section_problems(name: str, data: Any) -> list[Problem]:
+    """Every violation of one top-level section's schema (``monitoring``, ``checkpoints``).
+
+    Field paths start with the section's name, as they would in a whole config.
+    """
+    return _problems(_section_validator(name), data, [name])
+
+
+def _problems(validator: Any, data: Any, prefix: list[str | int]) -> list[Problem]:
+    errors = sorted(validator.iter_errors(data), key=_sort_key)
     out: list[Problem] = []
     seen: set[Problem] = set()
     for error in errors:
-        for problem in _describe(error):
+        for problem in _describe(error, prefix):
             if problem not in seen:
                 seen.add(problem)
                 out.append(problem)

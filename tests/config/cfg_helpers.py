@@ -120,3 +120,48 @@ class Foreign(ProcessorInterface):
 
     def get_metrics(self) -> dict[str, Any]:
         return {}
+
+
+# -- monitoring and checkpoints -------------------------------------------------------------
+
+#: Alerts that ``remember_alert`` received.
+ALERTS: list[dict[str, Any]] = []
+
+
+def has_errors(summary: dict[str, Any]) -> bool:
+    """An alert condition: some firing failed."""
+    return bool(summary["total_errors"])
+
+
+def remember_alert(alert: dict[str, Any]) -> None:
+    """An alert action that keeps the alert."""
+    ALERTS.append(alert)
+
+
+#: Calls of ``counted`` (tests clear it).
+CALLS: list[Any] = []
+
+#: While true, ``fail_when_armed`` fails (tests set and reset it).
+ARMED = [False]
+
+
+def counted(x: Any) -> Any:
+    """Passes the item on and remembers it was called."""
+    CALLS.append(x)
+    return x
+
+
+def fail_when_armed(x: Any) -> Any:
+    """Fails while ``ARMED[0]``; otherwise the item plus one."""
+    if ARMED[0]:
+        raise RuntimeError("armed")
+    return x + 1
+
+
+def fail_if_env(x: Any) -> Any:
+    """Fails while the environment variable ``CFG_HELPERS_FAIL`` is set (for subprocesses)."""
+    import os
+
+    if os.environ.get("CFG_HELPERS_FAIL"):
+        raise RuntimeError("CFG_HELPERS_FAIL is set")
+    return x + 1

@@ -30,10 +30,16 @@ def test_the_examples_are_all_here() -> None:
         "error_strategies.py",
         "configs.py",
         "stream_arrow.py",
+        "monitoring_alerts.py",
+        "checkpoints_resume.py",
+        "breakpoints.py",
     } <= names
-    assert {"text_pipeline.yaml", "numbers_pipeline.json", "arrow_stats.yaml"} <= {
-        p.name for p in CONFIGS
-    }
+    assert {
+        "text_pipeline.yaml",
+        "numbers_pipeline.json",
+        "arrow_stats.yaml",
+        "observed_pipeline.yaml",
+    } <= {p.name for p in CONFIGS}
 
 
 @pytest.mark.slow
@@ -77,3 +83,18 @@ def test_arrow_stats_config_streams_an_arrow_file(tmp_path: Path) -> None:
     lines = out.getvalue().splitlines()
     assert lines[0] == "total:output: 7 items"  # 300-row batches cut to 250 + 50; then 100
     assert lines[1:4] == ["  [0] 250", "  [1] 50", "  [2] 250"]
+
+
+def test_observed_pipeline_config_monitors_alerts_and_checkpoints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # its checkpoint folder is relative to the current directory
+    items = tmp_path / "items.jsonl"
+    items.write_text('"1"\n"x"\n"3"\n')
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["run", str(EXAMPLES / "observed_pipeline.yaml"), "--input-file", str(items)]
+    assert main([*argv, "--events", "events.jsonl"], out, err) == 0, err.getvalue()
+    assert out.getvalue().splitlines() == ["square:output: 2 items", "  [0] 1.0", "  [1] 9.0"]
+    assert "mpipe: alert: rule 'error_rate_above_10pct' fired" in err.getvalue()
+    assert '"event_type":"alert"' in (tmp_path / "events.jsonl").read_text()
+    assert len(list((tmp_path / "mpipe_checkpoints").glob("*.arrow"))) == 3

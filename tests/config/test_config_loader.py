@@ -11,11 +11,13 @@ import pytest
 import yaml
 
 from mpipe import (
+    CheckpointManager,
     ConfigLoader,
     ConfigurationError,
     ConnectionConfig,
     GraphConfig,
     GraphExecutor,
+    Monitor,
     ProcessorConfig,
     RetryStrategy,
     SkipStrategy,
@@ -76,7 +78,10 @@ def test_load_from_dict_fills_defaults_and_round_trips() -> None:
     assert again == cfg
 
 
-def test_every_section_is_carried_into_the_config() -> None:
+def test_every_section_is_carried_into_the_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the checkpoint folder "ckpt" is relative to the current folder
     data = {
         **CHAIN,
         "description": "all sections",
@@ -115,6 +120,9 @@ def test_every_section_is_carried_into_the_config() -> None:
     executor = loader.create_executor_from_config(cfg, graph)
     assert (executor.backend, executor.max_workers) == ("thread", 2)
     assert executor.run({"strip": " x "}) == {"upper:output": "X"}
+    assert isinstance(executor.monitor, Monitor) and executor.monitor.max_events == 50
+    assert isinstance(executor.checkpoint_manager, CheckpointManager)
+    assert len(list((tmp_path / "ckpt").glob("*.arrow"))) == 3  # the run's manifest, 2 outputs
     overridden = loader.create_executor_from_config(cfg, graph, backend="inline", max_workers=None)
     assert (overridden.backend, overridden.max_workers) == ("inline", 2)
 

@@ -335,3 +335,68 @@ def test_random_file_text(tmp_path: Path, text: str, suffix: str) -> None:
         assert exc.message
         return
     check(cfg)
+
+
+# -- the monitoring and checkpoints sections ------------------------------------------------------
+
+REFS = st.sampled_from(
+    ["cfg_helpers:has_errors", "os:getcwd", "os:sep", "nope", "no_such_mod:x", "os:missing", ""]
+)
+ALERT = st.one_of(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "name": st.one_of(st.sampled_from(["a", "b", ""]), JSON),
+            "condition": st.one_of(REFS, JSON),
+            "action": REFS,
+            "cooldown": st.one_of(st.integers(-2, 5), st.floats(), JSON),
+        },
+    ),
+    JSON,
+)
+MONITORING = st.one_of(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "enabled": st.one_of(st.booleans(), JSON),
+            "max_events": st.one_of(st.integers(-1, 5), JSON),
+            "log_level": st.one_of(st.sampled_from(["info", "LOUD", "Warning"]), JSON),
+            "sample_interval": st.one_of(st.floats(), JSON),
+            "alerts": st.one_of(st.lists(ALERT, max_size=3), JSON),
+            "extra": JSON,
+        },
+    ),
+    JSON,
+)
+CHECKPOINTS = st.one_of(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "enabled": st.one_of(st.booleans(), JSON),
+            "storage_path": st.one_of(st.none(), st.text(max_size=3), JSON),
+            "max_checkpoints": st.one_of(st.integers(-1, 5), st.floats(), JSON),
+            "allow_pickle": st.one_of(st.booleans(), JSON),
+            "extra": JSON,
+        },
+    ),
+    JSON,
+)
+
+
+@SETTINGS
+@given(MONITORING, CHECKPOINTS)
+def test_random_sections(tmp_path: Path, monitoring: Any, checkpoints: Any) -> None:
+    loader = ConfigLoader()
+    if isinstance(checkpoints, dict) and isinstance(checkpoints.get("storage_path"), str):
+        # Any folder name, but inside the test's folder (a manager creates its folder).
+        checkpoints["storage_path"] = str(tmp_path / f"c{checkpoints['storage_path']!r}")
+    for section, build in (
+        (monitoring, loader.create_monitor_from_config),
+        (checkpoints, loader.create_checkpoint_manager_from_config),
+    ):
+        try:
+            made = build(section)
+        except ConfigurationError as exc:
+            assert exc.message and exc.details["problems"]
+            continue
+        assert made is None or type(made).__name__ in ("Monitor", "CheckpointManager")
