@@ -80,9 +80,7 @@ class EventLog:
         # Quiet notes: frequent events (a processor's start and completion) that nobody hears
         # live are kept as bare tuples and folded into the log, in time order, when it is read.
         # Only the newest max_events notes can outlive a fold, so the deque drops the rest.
-        self._notes: deque[tuple[float, str, str | None, str, int, int]] = deque(
-            maxlen=max_events
-        )
+        self._notes: deque[tuple[float, str, str | None, str, int, int]] = deque(maxlen=max_events)
         self._noted: dict[str, int] = {}  # notes per type since the last fold
         self._loud: dict[int, bool] = {}
         self.monitoring = True
