@@ -417,8 +417,8 @@ def test_cancelling_the_run_stops_the_pool() -> None:
 
 
 def test_workers_that_cannot_start_are_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from mpipe._backends import _process
+    from mpipe._backends import _launch
 
-    monkeypatch.setattr(_process, "WORKER_CODE", "import sys; sys.exit(3)")
+    monkeypatch.setattr(_launch, "WORKER_CODE", "import sys; sys.exit(3)")
     with pytest.raises(WorkerCrashedError, match=r"could not start \(exit code 3\)"):
         GraphExecutor(process_graph(lambda x: x), max_workers=2).run(1)
