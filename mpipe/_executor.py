@@ -23,11 +23,12 @@ from ._graph import ProcessingGraph, connection_id
 from ._hooks import RunHooks, RunInfo
 from ._inputs import Entry, EntryIndex, resolve_feeds
 from ._interfaces import ProcessorInterface, ProcessorState
+from ._nodes import Node, ResultSink, feeder
 from ._pipe import Pipe, PipeType
 from ._placement import check_placement
 from ._processors import BaseProcessor, plan_epoch
 from ._run_checkpoints import RunCheckpointer, completed_outputs, replay_items
-from ._scheduler import Node, ResultSink, Scheduler, feeder
+from ._scheduler import Scheduler
 
 __all__ = ["GraphExecutor"]
 

@@ -1,7 +1,7 @@
 """The dataflow scheduler: plain state transitions driven by one asyncio task.
 
-Design note. Every processor of the graph is a :class:`Node`; every connection a bounded
-:class:`~mpipe.Pipe`. The state of a run is:
+Design note. Every processor of the graph is a :class:`Node` (``mpipe/_nodes.py``); every
+connection a bounded :class:`~mpipe.Pipe`. The state of a run is:
 
 - per pipe: its items (FIFO) and whether it is closed;
 - per node: the next firing index, the firings in flight, the finished firings waiting for
@@ -38,17 +38,18 @@ import itertools
 import time
 import types
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from ._backends import END, Backend, FiringSlot, Stream
+from ._backends import END, FiringSlot, Stream
 from ._errors import ExecutionError, ProcessorTimeoutError, WorkerCrashedError
 from ._hooks import RunHooks
+from ._nodes import SKIPPED, Firing, Items, Node, Outputs, ResultSink, StreamState, feeder
 from ._pipe import Pipe
-from ._strategies import CircuitOpenError, ErrorAction, ErrorStrategy, resolve_action
+from ._strategies import CircuitOpenError, ErrorAction, resolve_action
 
-__all__ = ["Node", "ResultSink", "Scheduler"]
+__all__ = ["Node", "ResultSink", "Scheduler", "feeder"]
 
 _STREAM_TYPES = (types.GeneratorType, types.AsyncGeneratorType, Stream)
 # Iterators a feeder may pull from in chunks (plain sync iterators over the caller's input).
@@ -59,237 +60,9 @@ _ITERATORS: frozenset[type] = frozenset(
 )
 # Results of these types are plain values: no awaitable or generator check needed.
 _PLAIN = frozenset({int, float, str, bytes, bool, type(None), dict, list, tuple, set, complex})
-_SKIPPED = object()
 #: Batches grow (x4 per batch) until one takes about this long in the worker.
 BATCH_TARGET_SECONDS = 0.005
 MAX_BATCH = 4096
-
-
-class _Run:
-    """The outputs of consecutive firings (a batch), one per firing, emitted together."""
-
-    __slots__ = ("items",)
-
-    def __init__(self, items: list[Any]) -> None:
-        self.items = items
-
-
-class _Items:
-    """A firing's several outputs, all known at once (a generator drained in a worker batch)."""
-
-    __slots__ = ("items",)
-
-    def __init__(self, items: list[Any]) -> None:
-        self.items = items
-
-
-class _Stream:
-    """A generator being drained: the firing it belongs to and how far it got."""
-
-    __slots__ = ("base", "emitted", "firing", "gen", "pulling", "skip")
-
-    def __init__(self, gen: Any, firing: _Firing, skip: int) -> None:
-        self.gen = gen
-        self.firing = firing
-        # A retried generator re-yields what its failed tries already emitted: the first
-        # ``base`` items are dropped (``skip`` counts down), then ``emitted`` counts new ones.
-        self.base = skip
-        self.skip = skip
-        self.emitted = 0
-        self.pulling = False
-
-
-class _Firing(FiringSlot):
-    """One firing: which node, which item index, its input and which try this is.
-
-    It is also the slot the backend fills in (which worker ran it).
-    """
-
-    __slots__ = ("arg", "attempt", "node", "start")
-
-    def __init__(self, node: Node, index: int, arg: Any) -> None:
-        self.node = node
-        self.processor_id = node.node_id
-        self.index = index
-        self.timeout = node.timeout
-        self.arg = arg
-        self.attempt = 1
-        self.worker = "main"
-        self.start = 0.0
-
-    def input_dict(self) -> Any:
-        node = self.node
-        if node.item_arg and len(node.input_names) == 1:
-            return {node.input_names[0]: self.arg}
-        return self.arg
-
-
-class Node:
-    """A processor's state within one run (or a feeder of external input, when ``processor`` is None).
-
-    Args:
-        node_id: The processor id (or the feeder's name).
-        processor: The processor, or None for a feeder.
-        fn: What a firing calls.
-        item_arg: Whether ``fn`` takes the single item rather than a dict of pipe name -> item.
-        input_names: Input pipe names, in the order of ``inputs``.
-        inputs: The pipes the node takes from.
-        outputs: Output pipe name -> the pipes each item goes to (fan-out).
-        backend: Where firings run.
-        concurrency: Firings in flight at once.
-        strategy: Error strategy, or None for halt-on-first-error.
-        timeout: Seconds a firing may take (enforced for awaitable firings).
-    """
-
-    __slots__ = (
-        "backend",
-        "batch_size",
-        "batches",
-        "concurrency",
-        "done_inputs",
-        "drained",
-        "fast",
-        "filled",
-        "finished",
-        "fn",
-        "gate",
-        "gated",
-        "index",
-        "inflight",
-        "input_names",
-        "inputs",
-        "item_arg",
-        "next_emit",
-        "node_id",
-        "out_names",
-        "out_pipes",
-        "outputs",
-        "pending",
-        "placement",
-        "processor",
-        "queued",
-        "single_out",
-        "strategy",
-        "stream",
-        "timeout",
-    )
-
-    def __init__(
-        self,
-        node_id: str,
-        processor: Any,
-        fn: Callable[[Any], Any] | None,
-        item_arg: bool,
-        input_names: list[str],
-        inputs: list[Pipe],
-        outputs: dict[str, list[Pipe]],
-        backend: Backend,
-        concurrency: int,
-        strategy: Any,
-        timeout: float | None,
-    ) -> None:
-        self.node_id = node_id
-        self.processor = processor
-        self.fn = fn
-        self.item_arg = item_arg
-        self.input_names = input_names
-        self.inputs = inputs
-        self.outputs = outputs
-        self.out_names = frozenset(outputs)
-        self.single_out: list[Pipe] | None = (
-            next(iter(outputs.values())) if len(outputs) == 1 else None
-        )
-        self.out_pipes: list[Pipe] = [p for ps in outputs.values() for p in ps]
-        self.backend = backend
-        self.concurrency = concurrency
-        self.strategy = strategy
-        self.timeout = timeout
-        self.placement = backend.name
-        # Inline, untimed firings take the hot path (see Scheduler._fire_inline).
-        self.fast = backend.name == "inline" and timeout is None and processor is not None
-        # The strategy, when it can refuse a firing before it runs (a circuit breaker).
-        allow = getattr(type(strategy), "allow", None)
-        self.gated = strategy if allow is not None and allow is not ErrorStrategy.allow else None
-        # Tiny firings on a backend that runs batches go in batches (0: never batched). Not for
-        # generators (their items stream), timeouts (per firing) or callbacks (per firing).
-        self.batch_size = 0
-        if (
-            backend.batches
-            and fn is not None
-            and timeout is None
-            and not inspect.isgeneratorfunction(fn)
-            and not inspect.isasyncgenfunction(fn)
-            and not getattr(processor, "has_callbacks", False)
-            and self.gated is None
-        ):
-            self.batch_size = 1
-        self.pending: dict[int, Any] = {}
-        self.stream: _Stream | None = None
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget the state of an earlier run (a node is planned once, run many times)."""
-        self.index = 0
-        self.next_emit = 0
-        self.inflight = 0
-        self.batches = 0
-        if self.pending:
-            self.pending = {}
-        self.stream = None
-        self.queued = False
-        self.finished = False
-        self.done_inputs = False
-        # How many input pipes hold an item, and whether one is closed and empty: kept up to
-        # date by every offer and take, so that checking a node with thousands of inputs
-        # (a wide fan-in) costs O(1), not O(inputs).
-        self.filled = 0
-        self.drained = False
-        # Breakpoints (mpipe/_breakpoints.py) set this while the node has any; None otherwise.
-        self.gate: Callable[[str, int, Any], Any] | None = None
-        # A run may have replaced this node's links (a replay feeder on resume): take them back.
-        for pipe in self.inputs:
-            pipe._consumer = self
-        for pipe in self.out_pipes:
-            pipe._producer = self
-
-    def __repr__(self) -> str:
-        return f"Node({self.node_id!r}, inflight={self.inflight}, finished={self.finished})"
-
-
-class ResultSink:
-    """Where sink items go: collected in lists (batch) or queued for a consumer (stream).
-
-    The sink is the consumer side of every sink output pipe. In batch mode it takes each item as
-    it arrives (the pipe never fills); in stream mode the pipes fill up to capacity and the
-    consumer's ``take`` makes room, which is the backpressure a slow consumer exerts.
-    """
-
-    def __init__(self, streaming: bool) -> None:
-        self.streaming = streaming
-        self.results: dict[str, list[Any]] = {}
-        self.arrivals: deque[tuple[str, Pipe]] = deque()
-        self.waiter: asyncio.Future[None] | None = None
-        self.keys: dict[int, str] = {}
-
-    def attach(self, key: str, pipe: Pipe) -> None:
-        self.keys[id(pipe)] = key
-        pipe._consumer = self
-
-    def on_item(self, pipe: Pipe, n: int = 1) -> None:
-        """``n`` items arrived in a sink pipe."""
-        key = self.keys[id(pipe)]
-        if self.streaming:
-            self.arrivals.extend([(key, pipe)] * n)
-            self.wake()
-        elif n == 1:
-            self.results.setdefault(key, []).append(pipe._take())
-        else:
-            self.results.setdefault(key, []).extend(pipe._take_many(n))
-
-    def wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
 
 
 class Scheduler:
@@ -530,7 +303,7 @@ class Scheduler:
 
     def _fire(self, node: Node) -> None:
         arg = self._take(node.inputs[0]) if node.item_arg else self._take_all(node)
-        firing = _Firing(node, node.index, arg)
+        firing = Firing(node, node.index, arg)
         if not node.index and self.hooks:
             self._first_firing(node)
         node.index += 1
@@ -559,7 +332,7 @@ class Scheduler:
         try:
             result = node.fn(arg)  # type: ignore[misc]
         except Exception as exc:
-            firing = _Firing(node, index, arg)
+            firing = Firing(node, index, arg)
             firing.start = start
             node.inflight += 1
             self._failed(firing, exc, 0)
@@ -567,7 +340,7 @@ class Scheduler:
         if type(result) not in _PLAIN and (
             isinstance(result, _STREAM_TYPES) or inspect.isawaitable(result)
         ):
-            firing = _Firing(node, index, arg)
+            firing = Firing(node, index, arg)
             firing.start = start
             node.inflight += 1
             self._handle_result(firing, result, 0)
@@ -658,7 +431,7 @@ class Scheduler:
                     for j in range(k):
                         hook.firing_end(node.node_id, first + j, start, end, slot.worker, None)
                 processor._record_many(k, seconds)
-                self._complete(node, first, _Run([value for _, value in outcomes]))
+                self._complete(node, first, Outputs([value for _, value in outcomes]))
                 outcomes = []
             for j, (kind, value) in enumerate(outcomes):
                 index = first + j
@@ -666,9 +439,9 @@ class Scheduler:
                     processor._record(per_item, False)
                     for hook in hooks:
                         hook.firing_end(node.node_id, index, start, end, slot.worker, None)
-                    self._complete(node, index, value if kind == 1 else _Items(value))
+                    self._complete(node, index, value if kind == 1 else Items(value))
                 else:
-                    firing = _Firing(node, index, args[j])
+                    firing = Firing(node, index, args[j])
                     firing.start, firing.worker = start, slot.worker
                     self._failed(firing, value, 0)
             if node.strategy is not None:
@@ -699,7 +472,7 @@ class Scheduler:
         if crashed:
             node.batch_size = 1
         for j, arg in enumerate(args):
-            firing = _Firing(node, first + j, arg)
+            firing = Firing(node, first + j, arg)
             if crashed:
                 self._start(firing)
             else:
@@ -717,7 +490,7 @@ class Scheduler:
 
     # -- breakpoints ---------------------------------------------------------------------------
 
-    def _gated(self, firing: _Firing) -> bool:
+    def _gated(self, firing: Firing) -> bool:
         """Ask the node's gate whether this firing pauses first; True when it does."""
         node = firing.node
         assert node.gate is not None
@@ -727,7 +500,7 @@ class Scheduler:
         self._track(asyncio.ensure_future(pause), partial(self._on_gate, firing))
         return True
 
-    def _on_gate(self, firing: _Firing, fut: asyncio.Future[Any]) -> None:
+    def _on_gate(self, firing: Firing, fut: asyncio.Future[Any]) -> None:
         self.outstanding.discard(fut)
         if fut.cancelled() or self.done:
             return
@@ -738,7 +511,7 @@ class Scheduler:
             return
         action, new_input = fut.result()
         if action == "skip":
-            self._complete(node, firing.index, _SKIPPED)
+            self._complete(node, firing.index, SKIPPED)
         else:
             if new_input is not None:
                 firing.arg = new_input[node.input_names[0]] if node.item_arg else new_input
@@ -746,7 +519,7 @@ class Scheduler:
         self.schedule(node)
         self.poke()
 
-    def _start(self, firing: _Firing, skip: int = 0) -> None:
+    def _start(self, firing: Firing, skip: int = 0) -> None:
         node = firing.node
         strategy = node.strategy
         if strategy is not None and not _allows(strategy, node.node_id):
@@ -770,14 +543,14 @@ class Scheduler:
             return
         self._handle_result(firing, result, skip)
 
-    def _handle_result(self, firing: _Firing, result: Any, skip: int) -> None:
+    def _handle_result(self, firing: Firing, result: Any, skip: int) -> None:
         """What ``submit`` returned: a value, a generator to drain, or an awaitable."""
         node = firing.node
         if type(result) in _PLAIN:
             self._succeeded(firing)
             self._complete(firing.node, firing.index, result)
         elif isinstance(result, _STREAM_TYPES):
-            self._complete(firing.node, firing.index, _Stream(result, firing, skip))
+            self._complete(firing.node, firing.index, StreamState(result, firing, skip))
         elif inspect.isawaitable(result):
             if node.timeout is not None and not node.backend.enforces_timeout:
                 result = _within(result, node.timeout, node.node_id, firing.index)
@@ -786,7 +559,7 @@ class Scheduler:
             self._succeeded(firing)
             self._complete(firing.node, firing.index, result)
 
-    def _on_done(self, firing: _Firing, skip: int, fut: asyncio.Future[Any]) -> None:
+    def _on_done(self, firing: Firing, skip: int, fut: asyncio.Future[Any]) -> None:
         self.outstanding.discard(fut)
         if fut.cancelled() or self.done:
             return
@@ -794,7 +567,7 @@ class Scheduler:
         if exc is None:
             result = fut.result()
             if isinstance(result, _STREAM_TYPES):
-                self._complete(firing.node, firing.index, _Stream(result, firing, skip))
+                self._complete(firing.node, firing.index, StreamState(result, firing, skip))
             elif inspect.isawaitable(result):  # e.g. an async function run by a thread backend
                 self._track(asyncio.ensure_future(result), partial(self._on_done, firing, skip))
                 return
@@ -806,7 +579,7 @@ class Scheduler:
         self.schedule(firing.node)
         self.poke()
 
-    def _succeeded(self, firing: _Firing) -> None:
+    def _succeeded(self, firing: Firing) -> None:
         end = time.perf_counter()
         node = firing.node
         processor = node.processor
@@ -827,7 +600,7 @@ class Scheduler:
             self._emit(node, pending.pop(node.next_emit))
 
     def _emit(self, node: Node, outcome: Any) -> None:
-        if type(outcome) is _Run:
+        if type(outcome) is Outputs:
             k = len(outcome.items)
             assert node.single_out is not None
             self._send_many(node.single_out, outcome.items)
@@ -835,14 +608,14 @@ class Scheduler:
             node.inflight -= k
             node.next_emit += k
             return
-        if type(outcome) is _Stream:
+        if type(outcome) is StreamState:
             node.stream = outcome
             self.schedule(node)
             return
-        if type(outcome) is _Items:
+        if type(outcome) is Items:
             for item in outcome.items:
                 self._route(node, item)
-        elif outcome is not _SKIPPED:
+        elif outcome is not SKIPPED:
             if node.processor.has_callbacks:
                 node.processor._fire_callbacks("complete", outcome)
             self._route(node, outcome)
@@ -916,7 +689,7 @@ class Scheduler:
         self._stream_item(node, stream, item)
         return True
 
-    def _pull_chunk(self, node: Node, stream: _Stream) -> bool:
+    def _pull_chunk(self, node: Node, stream: StreamState) -> bool:
         """A feeder of a plain iterator fills its pipes' free room in one go."""
         assert node.single_out is not None
         room = min(p.max_size - len(p._items) for p in node.single_out if not p._closed)
@@ -932,7 +705,7 @@ class Scheduler:
             self._finish(node)
         return True
 
-    def _on_pulled(self, node: Node, stream: _Stream, fut: asyncio.Future[Any]) -> None:
+    def _on_pulled(self, node: Node, stream: StreamState, fut: asyncio.Future[Any]) -> None:
         self.outstanding.discard(fut)
         stream.pulling = False
         if fut.cancelled() or self.done or node.stream is not stream:
@@ -945,7 +718,7 @@ class Scheduler:
         self.schedule(node)
         self.poke()
 
-    def _stream_item(self, node: Node, stream: _Stream, item: Any) -> None:
+    def _stream_item(self, node: Node, stream: StreamState, item: Any) -> None:
         if item is END:
             node.stream = None
             if node.processor is None:  # a feeder's input is exhausted
@@ -968,7 +741,7 @@ class Scheduler:
         while pending and node.stream is None and node.next_emit in pending:
             self._emit(node, pending.pop(node.next_emit))
 
-    def _stream_failed(self, node: Node, stream: _Stream, exc: BaseException) -> None:
+    def _stream_failed(self, node: Node, stream: StreamState, exc: BaseException) -> None:
         node.stream = None
         if node.processor is None:
             self.halt(node, exc)
@@ -977,7 +750,7 @@ class Scheduler:
 
     # -- failures --------------------------------------------------------------------------------
 
-    def _failed(self, firing: _Firing, exc: BaseException, skip: int) -> None:
+    def _failed(self, firing: Firing, exc: BaseException, skip: int) -> None:
         node = firing.node
         end = time.perf_counter()
         node.processor._record(end - (firing.start or end), True)
@@ -997,7 +770,7 @@ class Scheduler:
         self.outstanding.discard(fut)
         self.poke()
 
-    async def _decide(self, firing: _Firing, exc: BaseException, skip: int) -> None:
+    async def _decide(self, firing: Firing, exc: BaseException, skip: int) -> None:
         node = firing.node
         context = {
             "attempt": firing.attempt,
@@ -1023,7 +796,7 @@ class Scheduler:
         elif action is ErrorAction.SKIP:
             for hook in self.hooks:
                 hook.firing_skip(node.node_id, firing.index, exc)
-            self._complete(firing.node, firing.index, _SKIPPED)
+            self._complete(firing.node, firing.index, SKIPPED)
         else:
             self.halt(node, exc)
         self.schedule(node)
@@ -1072,17 +845,3 @@ def _record_success(strategy: Any, processor_id: str) -> None:
     record = getattr(strategy, "record_success", None)
     if record is not None:
         record(processor_id)
-
-
-def feeder(
-    name: str, items: Iterable[Any] | Any, outputs: dict[str, list[Pipe]], backend: Backend
-) -> Node:
-    """A node that pulls external input from an (async) iterable into entry pipes.
-
-    With several outputs, each item should be a dict of pipe name -> item (routed key by key).
-    """
-    node = Node(name, None, None, False, [], [], outputs, backend, 1, None, None)
-    gen = items.__aiter__() if hasattr(items, "__aiter__") else iter(items)
-    node.stream = _Stream(gen, _Firing(node, 0, None), 0)
-    node.inflight = 1
-    return node

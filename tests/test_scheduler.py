@@ -14,7 +14,8 @@ import pytest
 
 from mpipe import ExecutionError, Pipe, SimpleProcessor
 from mpipe._backends import Backend, FiringSlot
-from mpipe._scheduler import Node, ResultSink, Scheduler, feeder
+from mpipe._nodes import Node, ResultSink, feeder
+from mpipe._scheduler import Scheduler
 
 
 class ManualBackend(Backend):

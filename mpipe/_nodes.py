@@ -1,0 +1,272 @@
+"""The state of a run, per processor: nodes, firings, generators being drained, the result sink.
+
+Plain data with the few transitions that belong to one object (``Node.reset``, the sink's
+``on_item``); the scheduler (``mpipe/_scheduler.py``) moves items between them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ._backends import Backend, FiringSlot
+from ._pipe import Pipe
+from ._strategies import ErrorStrategy
+
+__all__ = [
+    "SKIPPED",
+    "Firing",
+    "Items",
+    "Node",
+    "Outputs",
+    "ResultSink",
+    "StreamState",
+    "feeder",
+]
+
+#: The outcome of a firing that was skipped: it produces no output.
+SKIPPED: Any = object()
+
+
+class Outputs:
+    """The outputs of consecutive firings (a batch), one per firing, emitted together."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: list[Any]) -> None:
+        self.items = items
+
+
+class Items:
+    """A firing's several outputs, all known at once (a generator drained in a worker batch)."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: list[Any]) -> None:
+        self.items = items
+
+
+class StreamState:
+    """A generator being drained: the firing it belongs to and how far it got."""
+
+    __slots__ = ("base", "emitted", "firing", "gen", "pulling", "skip")
+
+    def __init__(self, gen: Any, firing: Firing, skip: int) -> None:
+        self.gen = gen
+        self.firing = firing
+        # A retried generator re-yields what its failed tries already emitted: the first
+        # ``base`` items are dropped (``skip`` counts down), then ``emitted`` counts new ones.
+        self.base = skip
+        self.skip = skip
+        self.emitted = 0
+        self.pulling = False
+
+
+class Firing(FiringSlot):
+    """One firing: which node, which item index, its input and which try this is.
+
+    It is also the slot the backend fills in (which worker ran it).
+    """
+
+    __slots__ = ("arg", "attempt", "node", "start")
+
+    def __init__(self, node: Node, index: int, arg: Any) -> None:
+        self.node = node
+        self.processor_id = node.node_id
+        self.index = index
+        self.timeout = node.timeout
+        self.arg = arg
+        self.attempt = 1
+        self.worker = "main"
+        self.start = 0.0
+
+    def input_dict(self) -> Any:
+        node = self.node
+        if node.item_arg and len(node.input_names) == 1:
+            return {node.input_names[0]: self.arg}
+        return self.arg
+
+
+class Node:
+    """A processor's state within one run (or a feeder of external input, when ``processor`` is None).
+
+    Args:
+        node_id: The processor id (or the feeder's name).
+        processor: The processor, or None for a feeder.
+        fn: What a firing calls.
+        item_arg: Whether ``fn`` takes the single item rather than a dict of pipe name -> item.
+        input_names: Input pipe names, in the order of ``inputs``.
+        inputs: The pipes the node takes from.
+        outputs: Output pipe name -> the pipes each item goes to (fan-out).
+        backend: Where firings run.
+        concurrency: Firings in flight at once.
+        strategy: Error strategy, or None for halt-on-first-error.
+        timeout: Seconds a firing may take (enforced for awaitable firings).
+    """
+
+    __slots__ = (
+        "backend",
+        "batch_size",
+        "batches",
+        "concurrency",
+        "done_inputs",
+        "drained",
+        "fast",
+        "filled",
+        "finished",
+        "fn",
+        "gate",
+        "gated",
+        "index",
+        "inflight",
+        "input_names",
+        "inputs",
+        "item_arg",
+        "next_emit",
+        "node_id",
+        "out_names",
+        "out_pipes",
+        "outputs",
+        "pending",
+        "placement",
+        "processor",
+        "queued",
+        "single_out",
+        "strategy",
+        "stream",
+        "timeout",
+    )
+
+    def __init__(
+        self,
+        node_id: str,
+        processor: Any,
+        fn: Callable[[Any], Any] | None,
+        item_arg: bool,
+        input_names: list[str],
+        inputs: list[Pipe],
+        outputs: dict[str, list[Pipe]],
+        backend: Backend,
+        concurrency: int,
+        strategy: Any,
+        timeout: float | None,
+    ) -> None:
+        self.node_id = node_id
+        self.processor = processor
+        self.fn = fn
+        self.item_arg = item_arg
+        self.input_names = input_names
+        self.inputs = inputs
+        self.outputs = outputs
+        self.out_names = frozenset(outputs)
+        self.single_out: list[Pipe] | None = (
+            next(iter(outputs.values())) if len(outputs) == 1 else None
+        )
+        self.out_pipes: list[Pipe] = [p for ps in outputs.values() for p in ps]
+        self.backend = backend
+        self.concurrency = concurrency
+        self.strategy = strategy
+        self.timeout = timeout
+        self.placement = backend.name
+        # Inline, untimed firings take the hot path (see Scheduler._fire_inline).
+        self.fast = backend.name == "inline" and timeout is None and processor is not None
+        # The strategy, when it can refuse a firing before it runs (a circuit breaker).
+        allow = getattr(type(strategy), "allow", None)
+        self.gated = strategy if allow is not None and allow is not ErrorStrategy.allow else None
+        # Tiny firings on a backend that runs batches go in batches (0: never batched). Not for
+        # generators (their items stream), timeouts (per firing) or callbacks (per firing).
+        self.batch_size = 0
+        if (
+            backend.batches
+            and fn is not None
+            and timeout is None
+            and not inspect.isgeneratorfunction(fn)
+            and not inspect.isasyncgenfunction(fn)
+            and not getattr(processor, "has_callbacks", False)
+            and self.gated is None
+        ):
+            self.batch_size = 1
+        self.pending: dict[int, Any] = {}
+        self.stream: StreamState | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the state of an earlier run (a node is planned once, run many times)."""
+        self.index = 0
+        self.next_emit = 0
+        self.inflight = 0
+        self.batches = 0
+        if self.pending:
+            self.pending = {}
+        self.stream = None
+        self.queued = False
+        self.finished = False
+        self.done_inputs = False
+        # How many input pipes hold an item, and whether one is closed and empty: kept up to
+        # date by every offer and take, so that checking a node with thousands of inputs
+        # (a wide fan-in) costs O(1), not O(inputs).
+        self.filled = 0
+        self.drained = False
+        # Breakpoints (mpipe/_breakpoints.py) set this while the node has any; None otherwise.
+        self.gate: Callable[[str, int, Any], Any] | None = None
+        # A run may have replaced this node's links (a replay feeder on resume): take them back.
+        for pipe in self.inputs:
+            pipe._consumer = self
+        for pipe in self.out_pipes:
+            pipe._producer = self
+
+    def __repr__(self) -> str:
+        return f"Node({self.node_id!r}, inflight={self.inflight}, finished={self.finished})"
+
+
+class ResultSink:
+    """Where sink items go: collected in lists (batch) or queued for a consumer (stream).
+
+    The sink is the consumer side of every sink output pipe. In batch mode it takes each item as
+    it arrives (the pipe never fills); in stream mode the pipes fill up to capacity and the
+    consumer's ``take`` makes room, which is the backpressure a slow consumer exerts.
+    """
+
+    def __init__(self, streaming: bool) -> None:
+        self.streaming = streaming
+        self.results: dict[str, list[Any]] = {}
+        self.arrivals: deque[tuple[str, Pipe]] = deque()
+        self.waiter: asyncio.Future[None] | None = None
+        self.keys: dict[int, str] = {}
+
+    def attach(self, key: str, pipe: Pipe) -> None:
+        self.keys[id(pipe)] = key
+        pipe._consumer = self
+
+    def on_item(self, pipe: Pipe, n: int = 1) -> None:
+        """``n`` items arrived in a sink pipe."""
+        key = self.keys[id(pipe)]
+        if self.streaming:
+            self.arrivals.extend([(key, pipe)] * n)
+            self.wake()
+        elif n == 1:
+            self.results.setdefault(key, []).append(pipe._take())
+        else:
+            self.results.setdefault(key, []).extend(pipe._take_many(n))
+
+    def wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+def feeder(
+    name: str, items: Iterable[Any] | Any, outputs: dict[str, list[Pipe]], backend: Backend
+) -> Node:
+    """A node that pulls external input from an (async) iterable into entry pipes.
+
+    With several outputs, each item should be a dict of pipe name -> item (routed key by key).
+    """
+    node = Node(name, None, None, False, [], [], outputs, backend, 1, None, None)
+    gen = items.__aiter__() if hasattr(items, "__aiter__") else iter(items)
+    node.stream = StreamState(gen, Firing(node, 0, None), 0)
+    node.inflight = 1
+    return node
