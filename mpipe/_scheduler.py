@@ -418,22 +418,23 @@ class Scheduler:
         if exc is not None:
             self._batch_failed(node, first, args, start, slot, exc)
         else:
-            outcomes, seconds = fut.result()
+            values, kinds, seconds = fut.result()
             node.batches -= 1
             end = time.perf_counter()
-            k = len(outcomes)
+            k = len(values)
             per_item = seconds / k if k else 0.0
             processor, hooks = node.processor, self.hooks
-            if node.single_out is not None and all(kind == 1 for kind, _ in outcomes):
-                # The common case, in bulk: every firing of the batch succeeded, so its outputs
-                # travel as one run, emitted when the batch's turn comes.
+            if kinds is None and node.single_out is not None:
+                # The common case, in bulk: every firing of the batch gave a value, so its
+                # outputs travel as one run, emitted when the batch's turn comes.
                 for hook in hooks:
                     for j in range(k):
                         hook.firing_end(node.node_id, first + j, start, end, slot.worker, None)
                 processor._record_many(k, seconds)
-                self._complete(node, first, Outputs([value for _, value in outcomes]))
-                outcomes = []
-            for j, (kind, value) in enumerate(outcomes):
+                self._complete(node, first, Outputs(values))
+                values = []
+            for j, value in enumerate(values):
+                kind = 1 if kinds is None else kinds[j]
                 index = first + j
                 if kind:
                     processor._record(per_item, False)

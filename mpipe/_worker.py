@@ -10,7 +10,9 @@ Requests (parent -> worker):
   call returned a generator; then the generator's items follow as ``ITEM`` messages, as far as
   the parent's credit allows, ended by ``END`` or ``ERROR``.
 - ``BATCH``: like ``CALL`` with a list of arguments; answered by one ``BATCH`` message carrying
-  ``(per-item outcomes, seconds spent)``, each outcome ``(True, value)`` or ``(False, error)``.
+  ``(values, kinds, seconds spent)``: one value per firing, and ``kinds`` None when each is a
+  plain value, else one kind per firing: ``BATCH_VALUE``, ``BATCH_ITEMS`` (a generator's items)
+  or ``BATCH_ERROR`` (the value is then the error).
 - ``NEXT``: ``extra`` more items of a generator may be sent.
 - ``DROP``: forget a generator (the parent no longer wants it).
 
@@ -113,25 +115,26 @@ class Worker:
         self.channel.send(PREFIX.pack(op, extra, fid) + body)
 
     @staticmethod
-    def _mark_unserializable(batch: tuple[list[tuple[int, Any]], float]) -> Any:
-        """Replace each outcome that cannot be pickled by an error naming the item."""
+    def _mark_unserializable(batch: tuple[list[Any], list[int] | None, float]) -> Any:
+        """Replace each output that cannot be serialized by an error naming the item."""
         import dill
 
         from ._transport import SerializationError
 
-        outcomes, seconds = batch
-        fixed: list[tuple[int, Any]] = []
-        for j, (kind, value) in enumerate(outcomes):
+        values, kinds, seconds = batch
+        kinds = list(kinds) if kinds is not None else [BATCH_VALUE] * len(values)
+        fixed: list[Any] = []
+        for j, value in enumerate(values):
             try:
                 dill.dumps(value, protocol=5, buffer_callback=lambda b: None, recurse=True)
             except Exception as exc:
                 error = SerializationError(
                     f"the output of batch item {j} cannot be serialized: {exc!r}"
                 )
-                fixed.append((BATCH_ERROR, error_payload(error)))
-            else:
-                fixed.append((kind, value))
-        return fixed, seconds
+                kinds[j] = BATCH_ERROR
+                value = error_payload(error)
+            fixed.append(value)
+        return fixed, kinds, seconds
 
     def _await(self, awaitable: Any) -> Any:
         if self._loop is None:
@@ -195,22 +198,28 @@ class Worker:
             self.send(RESULT, fid, result)
 
     def _batch(self, fid: int, fn: Any, args: list[Any]) -> None:
-        outcomes: list[tuple[int, Any]] = []
-        append = outcomes.append
+        # The answer is (values, kinds, seconds); kinds stays None while every firing gave a
+        # plain value (the common case: one flat list to pickle), else one kind per firing.
+        values: list[Any] = []
+        kinds: list[int] | None = None
         start = time.perf_counter()
         for arg in args:
+            kind = BATCH_VALUE
             try:
                 result = fn(arg)
                 if type(result) not in _PLAIN:
                     if inspect.isawaitable(result):
                         result = self._await(result)
                     if inspect.isgenerator(result) or inspect.isasyncgen(result):
-                        append((BATCH_ITEMS, self._drain(result)))
-                        continue
-                append((BATCH_VALUE, result))
+                        kind, result = BATCH_ITEMS, self._drain(result)
             except Exception as exc:
-                append((BATCH_ERROR, error_payload(exc)))
-        self.send(BATCH_RESULT, fid, (outcomes, time.perf_counter() - start))
+                kind, result = BATCH_ERROR, error_payload(exc)
+            if kind != BATCH_VALUE and kinds is None:
+                kinds = [BATCH_VALUE] * len(values)
+            if kinds is not None:
+                kinds.append(kind)
+            values.append(result)
+        self.send(BATCH_RESULT, fid, (values, kinds, time.perf_counter() - start))
 
     def _drain(self, gen: Any) -> list[Any]:
         if inspect.isasyncgen(gen):

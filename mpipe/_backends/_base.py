@@ -83,8 +83,10 @@ class Backend(ABC):
         """Run ``fn(arg)``; return its result or an awaitable of it."""
 
     def submit_batch(self, fn: Callable[[Any], Any], args: list[Any], slot: FiringSlot) -> Any:
-        """Run ``fn`` on each of ``args``; an awaitable of ``(outcomes, seconds)``, each outcome
-        ``(True, value)`` or ``(False, exception)``. Only called when ``batches`` is True."""
+        """Run ``fn`` on each of ``args``; an awaitable of ``(values, kinds, seconds)``: one value
+        per firing, ``kinds`` None when every firing gave a plain value, else one per firing:
+        1 a value, 2 a list of items (a generator drained), 0 an exception (the value).
+        Only called when ``batches`` is True."""
         raise TypeError(f"the {self.name} backend does not run batches")
 
     def advance(self, stream: Any) -> Any:

@@ -381,9 +381,12 @@ class ProcessBackend(Backend):
             _resolve(call.future, value)
         elif op == BATCH_RESULT:
             self._finish(worker, fid, call)
-            outcomes, seconds = value
-            outcomes = [(kind, v if kind else _remote(v, worker)) for kind, v in outcomes]
-            _resolve(call.future, (outcomes, seconds))
+            values, kinds, seconds = value
+            if kinds is not None:
+                values = [
+                    v if kind else _remote(v, worker) for kind, v in zip(kinds, values, strict=True)
+                ]
+            _resolve(call.future, (values, kinds, seconds))
         elif op == ERROR:
             self._finish(worker, fid, call)
             error = _remote(value, worker)
