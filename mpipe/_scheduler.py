@@ -133,6 +133,7 @@ class Node:
         "done_inputs",
         "drained",
         "fast",
+        "fetch",
         "filled",
         "finished",
         "fn",
@@ -208,6 +209,10 @@ class Node:
             self.batch_size = 1
         self.pending: dict[int, Any] = {}
         self.stream: _Stream | None = None
+        # Set by the executor on a node fed by a backend whose items are references to values
+        # held elsewhere (Dask): ``await fetch(arg)`` gives the values. Such a node never takes
+        # the inline fast path or batches (the executor clears ``fast`` and ``batch_size``).
+        self.fetch: Callable[[Any], Any] | None = None
         self.reset()
         for pipe in inputs:
             pipe._consumer = self
@@ -488,7 +493,35 @@ class Scheduler:
         firing = _Firing(node, node.index, arg)
         node.index += 1
         node.inflight += 1
+        if node.fetch is not None:
+            self._fetch_then_start(firing)
+            return
         self._start(firing)
+
+    # -- references (Dask): values fetched before a firing that needs them ----------------------
+
+    def _fetch_then_start(self, firing: _Firing) -> None:
+        assert firing.node.fetch is not None
+        fut = asyncio.ensure_future(firing.node.fetch(firing.arg))
+        self._track(fut, partial(self._on_fetched, firing))
+
+    def _on_fetched(self, firing: _Firing, fut: asyncio.Future[Any]) -> None:
+        self.outstanding.discard(fut)
+        if fut.cancelled() or self.done:
+            return
+        exc = fut.exception()
+        if exc is None:
+            firing.arg = fut.result()
+            self._start(firing)
+        else:  # the input is gone (the cluster lost it): no strategy can rerun this firing
+            error = PipelineError(
+                f"processor {firing.node.node_id!r}: could not fetch the input of item "
+                f"{firing.index}: {type(exc).__name__}: {exc}"
+            )
+            error.__cause__ = exc
+            self.halt(firing.node, error)
+        self.schedule(firing.node)
+        self.poke()
 
     def _fire_inline(self, node: Node) -> None:
         """The hot path: one sync firing run right here, with nothing in flight before it.
