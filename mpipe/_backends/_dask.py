@@ -91,7 +91,8 @@ class DaskBackend(Backend):
     Args:
         max_workers: Workers of the ``LocalCluster`` started when neither ``address`` nor
             ``client`` is given; also sizes each processor's tasks in flight (twice this).
-        address: The address of a running scheduler (``tcp://host:8786``).
+        address: The address of a running scheduler (``tcp://host:8786``); default: Dask's
+            ``scheduler-address`` setting (``DASK_SCHEDULER_ADDRESS``) when it is set.
         client: A running ``distributed.Client`` (asynchronous on the run's loop, or a
             synchronous one whose scheduler is then reached by a client of our own).
         connect_timeout: Seconds to reach the scheduler before giving up.
@@ -169,6 +170,12 @@ class DaskBackend(Backend):
                 if self.given_client is not None:
                     address = self.given_client.scheduler.address
                 elif address is None:
+                    # Dask's own convention (``Client()`` does the same): a configured
+                    # ``scheduler-address`` (DASK_SCHEDULER_ADDRESS) names the cluster to use.
+                    import dask
+
+                    address = dask.config.get("scheduler-address", None)
+                if address is None:
                     self._cluster = await _local_cluster(distributed, self.max_workers, self.cluster_options)
                     address = self._cluster.scheduler_address
                 self._where = f"the Dask scheduler at {address}"
