@@ -416,11 +416,11 @@ class DaskBackend(Backend):
     def check_callable(self, fn: Callable[[Any], Any], processor_id: str) -> None:
         """Serialize ``fn`` as Dask will; refuse it with the reason."""
         super().check_callable(fn, processor_id)
-        from distributed.protocol.pickle import dumps
+        import cloudpickle  # what Dask serializes functions with (a dependency of dask)
 
         target = fn.fn if isinstance(fn, DaskCall) else fn
         try:
-            dumps(target)
+            cloudpickle.dumps(target)
         except Exception as exc:
             raise ConfigurationError(
                 f"processor {processor_id!r} cannot be serialized for Dask: "
