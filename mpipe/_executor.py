@@ -513,8 +513,7 @@ def _dask_options(address: Any, client: Any, options: dict[str, Any] | None) -> 
         raise ConfigurationError("give dask_address or dask_client, not both", "dask_address")
     if address is not None and not isinstance(address, str):
         raise ConfigurationError(
-            f"dask_address must be a scheduler address such as 'tcp://host:8786', "
-            f"got {address!r}",
+            f"dask_address must be a scheduler address such as 'tcp://host:8786', got {address!r}",
             "dask_address",
         )
     return {"address": address, "client": client, **(options or {})}
@@ -526,18 +525,14 @@ def _dask_call(fn: Any, outputs: dict[str, list[Pipe]], sink: bool) -> Any:
     return DaskCall(fn, tuple(outputs), sink)
 
 
-def _mark_fetching(
-    graph: ProcessingGraph, nodes: list[Node], placements: dict[str, str]
-) -> None:
+def _mark_fetching(graph: ProcessingGraph, nodes: list[Node], placements: dict[str, str]) -> None:
     """Dask-placed processors pass references to values that stay on the cluster. A processor
     placed elsewhere that takes from one fetches the values before each firing; decided here, at
     compile time, so that nodes fed only by local nodes keep their fast path."""
     for node in nodes:
         if placements[node.node_id] == "dask":
             continue
-        feeders = [
-            n for n in nodes if n.node_id in graph.nodes[node.node_id].dependencies
-        ]
+        feeders = [n for n in nodes if n.node_id in graph.nodes[node.node_id].dependencies]
         dask = next((n.backend for n in feeders if placements[n.node_id] == "dask"), None)
         if dask is not None:
             node.fetch = dask.fetch  # type: ignore[attr-defined]

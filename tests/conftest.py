@@ -117,5 +117,7 @@ def dask_cluster() -> Iterator[str]:
             tracker._stop()
         SHARED_PROCESSES.remove(cluster_pids)
         SHARED_SHM.remove(cluster_shm)
-        alive = [p for p in started if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
+        alive = [
+            p for p in started if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"
+        ]
         assert not alive, f"the Dask cluster left processes alive: {alive}"

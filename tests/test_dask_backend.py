@@ -66,14 +66,25 @@ class Firings(RunHooks):
 # -- data stays on the cluster -----------------------------------------------------------------
 
 
-def _received_bytes() -> int:
-    """Bytes this process (client, and the LocalCluster's scheduler) has read from anywhere."""
-    return int(psutil.Process().io_counters().read_chars)
+class Received:
+    """Counts the bytes of every message this process reads from a Dask connection (the
+    client's, and the in-process scheduler's of the session's LocalCluster)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import distributed.comm.tcp as tcp
+
+        self.bytes = 0
+        original = tcp.from_frames
+
+        async def counting(frames: Any, *args: Any, **kwargs: Any) -> Any:
+            self.bytes += sum(memoryview(f).nbytes for f in frames)
+            return await original(frames, *args, **kwargs)
+
+        monkeypatch.setattr(tcp, "from_frames", counting)
 
 
-@pytest.mark.slow
-def test_intermediate_data_stays_on_the_cluster(dask_cluster: str) -> None:
-    # Three stages; the first two each make a 16 MB array per item, the sink a float.
+def _three_stages(middle: str) -> ProcessingGraph:
+    # The first two stages each make a 16 MB array per item; the sink makes a float.
     g = create_simple_pipeline(
         [
             ("make", lambda seed: np.full(BIG, float(seed))),
@@ -81,22 +92,37 @@ def test_intermediate_data_stays_on_the_cluster(dask_cluster: str) -> None:
             ("total", lambda a: float(a.sum())),
         ]
     )
-    items = 4
+    g.get_processor("double").execution = middle  # type: ignore[attr-defined]
+    return g
 
-    async def main() -> dict[str, list[Any]]:
-        async with GraphExecutor(g, backend="dask", dask_address=dask_cluster) as ex:
+
+def _received_by_a_run(address: str, middle: str, monkeypatch: pytest.MonkeyPatch) -> int:
+    items = 3
+
+    async def main() -> int:
+        async with GraphExecutor(_three_stages(middle), backend="dask", dask_address=address) as ex:
             await ex.execute(0)  # connect and warm up before measuring
-            before = _received_bytes()
-            out = await ex.execute_stream({"make": range(items)})
-            main.received = _received_bytes() - before  # type: ignore[attr-defined]
-            return out
+            with monkeypatch.context() as patch:
+                received = Received(patch)
+                out = await ex.execute_stream({"make": range(items)})
+            assert out == {"total:output": [2.0 * BIG * i for i in range(items)]}
+            return received.bytes
 
-    out = asyncio.run(main())
-    assert out == {"total:output": [2.0 * BIG * i for i in range(items)]}
-    intermediate = 2 * items * BIG * 8  # 128 MB, had it come home
-    received = main.received  # type: ignore[attr-defined]
-    # What arrives is task bookkeeping and four floats: far less than even one array.
-    assert received < BIG * 8 / 8, (received, intermediate)
+    return asyncio.run(main())
+
+
+@pytest.mark.slow
+def test_intermediate_data_stays_on_the_cluster(
+    dask_cluster: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    array = BIG * 8
+    # Every stage on the cluster: what arrives is task bookkeeping and three floats, far less
+    # than even one of the six arrays made.
+    on_cluster = _received_by_a_run(dask_cluster, "dask", monkeypatch)
+    assert on_cluster < array / 16, on_cluster
+    # The same graph with its middle stage in the parent: the measure sees the arrays come home.
+    through_parent = _received_by_a_run(dask_cluster, "inline", monkeypatch)
+    assert through_parent >= 3 * array, through_parent
 
 
 def test_references_flow_between_dask_stages_and_values_reach_local_ones(
@@ -134,9 +160,7 @@ def test_arrow_tables_travel_between_stages(dask_cluster: str) -> None:
             ("rows", lambda t: t.num_rows),
         ]
     )
-    assert GraphExecutor(g, backend="dask", dask_address=dask_cluster).run(10) == {
-        "rows:output": 7
-    }
+    assert GraphExecutor(g, backend="dask", dask_address=dask_cluster).run(10) == {"rows:output": 7}
 
 
 def test_multi_output_routing_and_generators_keep_their_meaning(dask_cluster: str) -> None:
@@ -184,9 +208,7 @@ def test_a_client_can_be_given(dask_cluster: str) -> None:
 
     assert asyncio.run(main()) == {"a:output": 2}
     with distributed.Client(dask_cluster) as sync_client:  # runs its own loop thread
-        assert GraphExecutor(g, backend="dask", dask_client=sync_client).run(2) == {
-            "a:output": 3
-        }
+        assert GraphExecutor(g, backend="dask", dask_client=sync_client).run(2) == {"a:output": 3}
 
 
 @pytest.mark.slow
@@ -290,7 +312,9 @@ def test_an_unreachable_scheduler_is_a_clear_error() -> None:
         dask_address="tcp://127.0.0.1:9",  # the discard port: nobody listens
         dask_options={"connect_timeout": 0.5},
     )
-    with pytest.raises(PipelineError, match=r"cannot reach the Dask scheduler at tcp://127\.0\.0\.1:9"):
+    with pytest.raises(
+        PipelineError, match=r"cannot reach the Dask scheduler at tcp://127\.0\.0\.1:9"
+    ):
         ex.run(1)
 
 
@@ -335,7 +359,9 @@ def test_a_cluster_that_loses_all_its_workers_fails_the_run() -> None:
 def test_a_processor_that_cannot_be_serialized_is_refused_before_the_run() -> None:
     lock = threading.Lock()
     g = create_simple_pipeline([("locked", lambda x: (lock, x)[1])])
-    with pytest.raises(ConfigurationError, match="processor 'locked' cannot be serialized for Dask"):
+    with pytest.raises(
+        ConfigurationError, match="processor 'locked' cannot be serialized for Dask"
+    ):
         GraphExecutor(g, backend="dask", dask_address="tcp://127.0.0.1:9").run(1)
 
 

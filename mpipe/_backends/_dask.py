@@ -118,9 +118,7 @@ class DaskBackend(Backend):
         super().__init__(max_workers)
         require_distributed()
         if address is not None and client is not None:
-            raise ConfigurationError(
-                "give dask_address or dask_client, not both", "dask_address"
-            )
+            raise ConfigurationError("give dask_address or dask_client, not both", "dask_address")
         if address is not None and not isinstance(address, str):
             raise ConfigurationError(
                 f"dask_address must be a scheduler address string, got {address!r}",
@@ -176,7 +174,9 @@ class DaskBackend(Backend):
 
                     address = dask.config.get("scheduler-address", None)
                 if address is None:
-                    self._cluster = await _local_cluster(distributed, self.max_workers, self.cluster_options)
+                    self._cluster = await _local_cluster(
+                        distributed, self.max_workers, self.cluster_options
+                    )
                     address = self._cluster.scheduler_address
                 self._where = f"the Dask scheduler at {address}"
                 self._client = await self._connect(distributed, address)
@@ -317,7 +317,7 @@ class DaskBackend(Backend):
 
         lost = self._lost_signal
         assert lost is not None
-        waiting = asyncio.ensure_future(_wait([future]))
+        waiting = asyncio.ensure_future(_wait([future]))  # type: ignore[no-untyped-call]
         try:
             await asyncio.wait({lost, waiting}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -362,9 +362,7 @@ class DaskBackend(Backend):
                 info = await client.scheduler.identity()
                 workers = len(info.get("workers", {}))
             except Exception as exc:  # the scheduler itself is gone
-                self._fail_all(
-                    WorkerCrashedError(f"lost the connection to {self._where}: {exc!r}")
-                )
+                self._fail_all(WorkerCrashedError(f"lost the connection to {self._where}: {exc!r}"))
                 return
             now = time.monotonic()
             if workers:
@@ -416,7 +414,7 @@ class DaskBackend(Backend):
     def check_callable(self, fn: Callable[[Any], Any], processor_id: str) -> None:
         """Serialize ``fn`` as Dask will; refuse it with the reason."""
         super().check_callable(fn, processor_id)
-        import cloudpickle  # what Dask serializes functions with (a dependency of dask)
+        import cloudpickle  # type: ignore[import-untyped]  # what Dask serializes functions with
 
         target = fn.fn if isinstance(fn, DaskCall) else fn
         try:
