@@ -92,7 +92,8 @@ class GraphExecutor:
         dask_client: For Dask placement: a running ``distributed.Client``. With neither, a
             ``LocalCluster`` of ``max_workers`` processes is started and closed by the executor.
         dask_options: More Dask settings: ``connect_timeout`` and ``no_workers_timeout``
-            (seconds), ``cluster`` (keyword arguments of the ``LocalCluster``).
+            (seconds), ``cluster`` (keyword arguments of the ``LocalCluster``),
+            ``tasks_per_processor`` (tasks of one processor in flight at once).
 
     Raises:
         ConfigurationError: An unknown backend, a bad ``max_workers`` or a monitor that is not
@@ -493,7 +494,7 @@ class GraphExecutor:
         return status
 
 
-_DASK_OPTIONS = ("connect_timeout", "no_workers_timeout", "cluster")
+_DASK_OPTIONS = ("connect_timeout", "no_workers_timeout", "cluster", "tasks_per_processor")
 
 
 def _dask_options(address: Any, client: Any, options: dict[str, Any] | None) -> dict[str, Any]:

@@ -44,8 +44,6 @@ SCATTER_BYTES = 1 << 20
 #: Seconds between checks that the cluster still has workers, while tasks are in flight.
 WATCH_INTERVAL = 1.0
 
-_OPTIONS = ("connect_timeout", "no_workers_timeout", "cluster")
-
 
 def require_distributed() -> Any:
     """Import ``distributed``, or say which extra installs it."""
@@ -90,7 +88,7 @@ class DaskBackend(Backend):
 
     Args:
         max_workers: Workers of the ``LocalCluster`` started when neither ``address`` nor
-            ``client`` is given; also sizes each processor's tasks in flight (twice this).
+            ``client`` is given; also sizes each processor's tasks in flight.
         address: The address of a running scheduler (``tcp://host:8786``); default: Dask's
             ``scheduler-address`` setting (``DASK_SCHEDULER_ADDRESS``) when it is set.
         client: A running ``distributed.Client`` (asynchronous on the run's loop, or a
@@ -98,6 +96,8 @@ class DaskBackend(Backend):
         connect_timeout: Seconds to reach the scheduler before giving up.
         no_workers_timeout: Seconds tasks may wait on a cluster with no workers before they fail.
         cluster: Keyword arguments for the ``LocalCluster`` the backend starts.
+        tasks_per_processor: Tasks of one processor in flight at once (the backpressure bound;
+            default ``max(16, 4 * max_workers)``), unless the processor sets ``max_concurrent``.
 
     Raises:
         ConfigurationError: ``distributed`` is not installed, or an option is bad.
@@ -114,6 +114,7 @@ class DaskBackend(Backend):
         connect_timeout: float = 10.0,
         no_workers_timeout: float = 10.0,
         cluster: Mapping[str, Any] | None = None,
+        tasks_per_processor: int | None = None,
     ) -> None:
         super().__init__(max_workers)
         require_distributed()
@@ -137,12 +138,25 @@ class DaskBackend(Backend):
         self.connect_timeout = float(connect_timeout)
         self.no_workers_timeout = float(no_workers_timeout)
         self.cluster_options = dict(cluster or {})
+        if tasks_per_processor is not None and (
+            not isinstance(tasks_per_processor, int)
+            or isinstance(tasks_per_processor, bool)
+            or tasks_per_processor < 1
+        ):
+            raise ConfigurationError(
+                f"dask tasks_per_processor must be a positive integer, got {tasks_per_processor!r}",
+                "tasks_per_processor",
+            )
+        self.tasks_per_processor = tasks_per_processor or max(16, 4 * max_workers)
         self._client: Any = None
         self._cluster: Any = None
         self._owns_client = False
         self._where = ""
         self._keys = itertools.count()
         self._token = uuid.uuid4().hex[:8]
+        # Shapes of finished tasks, published by the tasks themselves (see ``fire``).
+        self._topic = f"mpipe-shapes-{self._token}"
+        self._shapes: dict[str, tuple[str, Any]] = {}
         self._pending: set[Any] = set()
         self._background: set[asyncio.Task[Any]] = set()
         self._watch: asyncio.Task[None] | None = None
@@ -184,6 +198,7 @@ class DaskBackend(Backend):
         except BaseException:
             await self.close()
             raise
+        self._client.subscribe_topic(self._topic, self._on_shape)
         self._wakeup = asyncio.Event()
         self._lost_signal = asyncio.get_running_loop().create_future()
         self._watch = asyncio.ensure_future(self._watch_workers())
@@ -215,7 +230,10 @@ class DaskBackend(Backend):
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         self._pending.clear()
+        self._shapes.clear()
         client, self._client = self._client, None
+        if client is not None and not self._owns_client and client.status == "running":
+            client.unsubscribe_topic(self._topic)
         if client is not None and self._owns_client:
             with contextlib.suppress(Exception):
                 await client.close()
@@ -244,8 +262,11 @@ class DaskBackend(Backend):
     async def _run(self, call: DaskCall, arg: Any, slot: FiringSlot) -> Any:
         client = self._require_client()
         arg = await self._as_task_arg(client, arg)
-        task = fire_and_return if call.sink else fire
-        future = client.submit(task, call.fn, arg, key=self._key(slot), pure=False)
+        key = self._key(slot)
+        if call.sink:
+            future = client.submit(fire_and_return, call.fn, arg, key=key, pure=False)
+        else:
+            future = client.submit(fire, call.fn, arg, self._topic, call.outputs, key=key)
         self._track(future)
         try:
             await self._finished(future, slot)
@@ -254,26 +275,39 @@ class DaskBackend(Backend):
                 if isinstance(value, Drained):
                     return DaskStream(list(value))
                 return value
-            shape_future = client.submit(
-                describe, future, call.outputs, key=self._key(slot) + "-shape", pure=False
-            )
-            self._track(shape_future)
-            try:
-                await self._finished(shape_future, slot)
-                slot.worker, shape = await shape_future
-            finally:
-                self._pending.discard(shape_future)
+            published = self._shapes.pop(key, None)
+            if published is None:  # not heard (the task ran again elsewhere): ask for it
+                published = await self._describe(client, future, call, slot)
+            slot.worker, shape = published
         except asyncio.CancelledError:
             self._cancel(future)
             raise
         finally:
             self._pending.discard(future)
+            self._shapes.pop(key, None)
         kind, routes = shape
         if kind == "one":
             return self._routed(client, slot, future, (), routes)
         return DaskStream(
             [self._routed(client, slot, future, (i,), r) for i, r in enumerate(routes)]
         )
+
+    def _on_shape(self, event: Any) -> None:
+        _, msg = event
+        self._shapes[msg["key"]] = (msg["at"], tuple(msg["shape"]))
+
+    async def _describe(
+        self, client: Any, future: Any, call: DaskCall, slot: FiringSlot
+    ) -> tuple[str, Any]:
+        shape_future = client.submit(
+            describe, future, call.outputs, key=self._key(slot) + "-shape", pure=False
+        )
+        self._track(shape_future)
+        try:
+            await self._finished(shape_future, slot)
+            return tuple(await shape_future)  # type: ignore[return-value]
+        finally:
+            self._pending.discard(shape_future)
 
     def _routed(
         self, client: Any, slot: FiringSlot, future: Any, path: tuple[Any, ...], routes: Any
@@ -428,8 +462,9 @@ class DaskBackend(Backend):
 
     def concurrency(self, stateful: bool) -> int:
         # Each task gets its own copy of the processor: state does not carry between firings
-        # anyway, so stateful processors overlap too. Twice the workers keeps each busy.
-        return 2 * self.max_workers
+        # anyway, so stateful processors overlap too. Outputs leave in input order, so a slow
+        # task holds back the slots of those after it: a deep window keeps every worker busy.
+        return self.tasks_per_processor
 
     def metrics(self) -> dict[str, Any]:
         out = super().metrics()

@@ -27,9 +27,25 @@ async def _await(awaitable: Any) -> Any:
     return await awaitable
 
 
-def fire(fn: Any, arg: Any) -> Any:
+def fire(fn: Any, arg: Any, topic: str | None = None, outputs: tuple[str, ...] = ()) -> Any:
     """Run one firing on the worker: ``fn(arg)``, awaited if it is a coroutine, drained into a
-    :class:`Drained` list if it is a generator (sync or async)."""
+    :class:`Drained` list if it is a generator (sync or async).
+
+    With a ``topic``, the firing's shape (:func:`describe`) is also published as a Dask event on
+    that topic; it reaches the client before the task's completion does (one ordered stream
+    from worker to scheduler to client), so the parent never waits on a second task for it.
+    """
+    value = _run(fn, arg)
+    if topic is not None:
+        from distributed import get_worker
+
+        worker = get_worker()
+        where, shape = describe(value, outputs)
+        worker.log_event(topic, {"key": worker.get_current_task(), "at": where, "shape": shape})
+    return value
+
+
+def _run(fn: Any, arg: Any) -> Any:
     result = fn(arg)
     if inspect.isgenerator(result):
         return Drained(result)
@@ -68,7 +84,7 @@ def describe(value: Any, outputs: tuple[str, ...]) -> tuple[str, Any]:
 
 def fire_and_return(fn: Any, arg: Any) -> tuple[str, Any]:
     """A sink's firing: its value comes home, with the worker that ran it."""
-    return _worker_address(), fire(fn, arg)
+    return _worker_address(), _run(fn, arg)
 
 
 def item(value: Any, *path: Any) -> Any:
