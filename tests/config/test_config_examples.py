@@ -30,6 +30,7 @@ def test_the_examples_are_all_here() -> None:
         "error_strategies.py",
         "configs.py",
         "stream_arrow.py",
+        "dask_cluster.py",
     } <= names
     assert {"text_pipeline.yaml", "numbers_pipeline.json", "arrow_stats.yaml"} <= {
         p.name for p in CONFIGS
