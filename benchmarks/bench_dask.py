@@ -23,9 +23,9 @@ from mpipe import GraphExecutor, create_simple_pipeline
 
 distributed = pytest.importorskip("distributed")
 
-ITEMS = 16
+ITEMS = 32
 #: Inner loop length of ``crunch``: about 30 ms of CPU per item.
-WORK = 400_000
+WORK = 1_000_000
 _seeds = itertools.count(1)
 
 

@@ -247,7 +247,8 @@ class GraphExecutor:
                 concurrency, timeout = backend.concurrency(True), None
             if placement == "dask":
                 fn = _dask_call(fn, outputs, sink=not gnode.dependents)
-            backend.check_callable(fn, pid)
+            if isinstance(proc, BaseProcessor) or placement == "dask":
+                backend.check_callable(fn, pid)
             nodes.append(
                 Node(
                     pid,

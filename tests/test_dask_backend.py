@@ -222,6 +222,39 @@ def test_without_an_address_the_executor_starts_and_stops_a_local_cluster(
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
 
 
+class InFlight(RunHooks):
+    """The most firings of one processor started and not yet ended at any moment."""
+
+    def __init__(self) -> None:
+        self.now: dict[str, int] = {}
+        self.peak: dict[str, int] = {}
+
+    def firing_start(self, processor_id: str, index: int, start: float) -> None:
+        n = self.now[processor_id] = self.now.get(processor_id, 0) + 1
+        self.peak[processor_id] = max(self.peak.get(processor_id, 0), n)
+
+    def firing_end(
+        self, processor_id: str, index: int, start: float, end: float, worker: str, error: Any
+    ) -> None:
+        self.now[processor_id] -= 1
+
+
+def test_tasks_in_flight_are_bounded_per_processor(dask_cluster: str) -> None:
+    hooks = InFlight()
+    g = create_simple_pipeline([("a", lambda x: x), ("b", lambda x: x + 1)])
+    g.get_processor("b").max_concurrent = 2  # type: ignore[attr-defined]
+    ex = GraphExecutor(
+        g,
+        backend="dask",
+        dask_address=dask_cluster,
+        dask_options={"tasks_per_processor": 3},
+        hooks=[hooks],
+    )
+    out = asyncio.run(ex.execute_stream({"a": range(40)}))
+    assert out == {"b:output": [i + 1 for i in range(40)]}
+    assert hooks.peak == {"a": 3, "b": 2}
+
+
 # -- error strategies --------------------------------------------------------------------------
 
 
@@ -273,6 +306,46 @@ def test_halt_names_the_processor_with_the_remote_traceback(dask_cluster: str) -
     cause = info.value.cause
     assert isinstance(cause, KeyError)
     assert "on a Dask worker" in str(cause.__cause__) and "boom" in str(cause.__cause__)
+
+
+def _halt_first(x: int) -> int:
+    if x == 0:
+        raise ValueError("item 0 is bad")
+    import time
+
+    time.sleep(0.2)  # the others are still pending on the cluster when item 0 fails
+    return x
+
+
+@pytest.mark.slow
+def test_halt_cancels_the_tasks_still_pending(dask_cluster: str) -> None:
+    g = create_simple_pipeline([("halting", _halt_first)])
+    g.set_error_strategy("halting", HaltStrategy())
+
+    async def main() -> list[str]:
+        async with GraphExecutor(g, backend="dask", dask_address=dask_cluster) as ex:
+            with pytest.raises(ExecutionError, match="item 0 is bad"):
+                await ex.execute_stream({"halting": range(8)})
+            backend = ex._backends["dask"]
+            for _ in range(500):  # the cancelled firings unwind on the next turns of the loop
+                if not backend._pending:  # type: ignore[attr-defined]
+                    break
+                await asyncio.sleep(0.01)
+            await asyncio.gather(*backend._background)  # type: ignore[attr-defined]
+            client = backend._client  # type: ignore[attr-defined]
+
+            def mpipe_tasks(dask_scheduler: Any) -> list[str]:
+                return [
+                    str(k)
+                    for k, ts in dask_scheduler.tasks.items()
+                    if "halting" in str(k) and ts.who_wants and ts.state != "erred"
+                ]
+
+            return list(await client.run_on_scheduler(mpipe_tasks))
+
+    # Nobody wants the run's other tasks any more: the pending ones were cancelled (the failed
+    # one is still referenced by the error's traceback).
+    assert asyncio.run(main()) == []
 
 
 @pytest.mark.slow
