@@ -23,6 +23,7 @@ from mpipe import (
     HaltStrategy,
     PipelineError,
     ProcessingGraph,
+    ProcessorTimeoutError,
     RetryStrategy,
     SimpleProcessor,
     SkipStrategy,
@@ -169,8 +170,10 @@ def test_multi_output_routing_and_generators_keep_their_meaning(dask_cluster: st
     split.create_default_pipes(["input"], ["even", "odd"])
     g.add_processor(split)
     add(g, "explode", lambda x: (x * 10 + i for i in range(2)))
+    add(g, "twice", lambda x: [x, x])
     add(g, "odd", lambda x: -x)
     g.connect("split", "even", "explode", "input")
+    g.connect("explode", "output", "twice", "input")  # each yielded item is one item
     g.connect("split", "odd", "odd", "input")
 
     async def main() -> dict[str, list[Any]]:
@@ -178,7 +181,7 @@ def test_multi_output_routing_and_generators_keep_their_meaning(dask_cluster: st
         return await ex.execute_stream({"split": range(5)})
 
     assert asyncio.run(main()) == {
-        "explode:output": [0, 1, 20, 21, 40, 41],
+        "twice:output": [[v, v] for v in (0, 1, 20, 21, 40, 41)],
         "odd:output": [-1, -3],
     }
 
@@ -346,6 +349,21 @@ def test_halt_cancels_the_tasks_still_pending(dask_cluster: str) -> None:
     # Nobody wants the run's other tasks any more: the pending ones were cancelled (the failed
     # one is still referenced by the error's traceback).
     assert asyncio.run(main()) == []
+
+
+@pytest.mark.slow
+def test_a_firing_past_its_timeout_is_a_timeout_error(dask_cluster: str) -> None:
+    def sleepy(x: int) -> int:
+        import time
+
+        time.sleep(0.5)
+        return x
+
+    g = create_simple_pipeline([("sleepy", sleepy)])
+    g.get_processor("sleepy").timeout = 0.1  # type: ignore[attr-defined]
+    with pytest.raises(ExecutionError, match="ran past its timeout of 0.1 s") as info:
+        GraphExecutor(g, backend="dask", dask_address=dask_cluster).run(1)
+    assert isinstance(info.value.cause, ProcessorTimeoutError)
 
 
 @pytest.mark.slow
