@@ -4,7 +4,7 @@
 Run: ``python -m pytest benchmarks/bench_dask.py --benchmark-only -q``
 
 The graph: ``make`` (a seed -> a list of numbers), ``crunch`` (pure-Python arithmetic, about
-30 ms of one core per item), ``total`` (a float): 16 items a round, streamed. The hand-written
+60 ms of one core per item), ``total`` (a float): 32 items a round, streamed. The hand-written
 anchor submits the same three functions per item with futures feeding futures and gathers the
 sinks, which is what a Dask user would write; the goal is to stay within 10% of it. Every round
 gets fresh seeds, and each contender keeps its pool or client between rounds (one event loop).
@@ -24,7 +24,7 @@ from mpipe import GraphExecutor, create_simple_pipeline
 distributed = pytest.importorskip("distributed")
 
 ITEMS = 32
-#: Inner loop length of ``crunch``: about 30 ms of CPU per item.
+#: Inner loop length of ``crunch``: about 60 ms of CPU per item.
 WORK = 1_000_000
 _seeds = itertools.count(1)
 
@@ -78,7 +78,7 @@ def _bench_mpipe(record: Any, name: str, executor: GraphExecutor) -> None:
             assert out["total:output"][:1] == _expected(seeds)
             return out
 
-        record("cpu-heavy 3 stages x 16 items", name, run, _fresh_seeds, ITEMS, rounds=5)
+        record(f"cpu-heavy 3 stages x {ITEMS} items", name, run, _fresh_seeds, ITEMS, rounds=7)
     finally:
         loop.run_until_complete(executor.__aexit__(None, None, None))
         loop.close()
@@ -106,4 +106,11 @@ def test_hand_written_dask(record: Any, cluster: Any) -> None:
             assert out[:1] == _expected(seeds)
             return out
 
-        record("cpu-heavy 3 stages x 16 items", "dask client.submit", run, _fresh_seeds, ITEMS)
+        record(
+            f"cpu-heavy 3 stages x {ITEMS} items",
+            "dask client.submit",
+            run,
+            _fresh_seeds,
+            ITEMS,
+            rounds=7,
+        )

@@ -97,7 +97,7 @@ class DaskBackend(Backend):
         no_workers_timeout: Seconds tasks may wait on a cluster with no workers before they fail.
         cluster: Keyword arguments for the ``LocalCluster`` the backend starts.
         tasks_per_processor: Tasks of one processor in flight at once (the backpressure bound;
-            default ``max(16, 4 * max_workers)``), unless the processor sets ``max_concurrent``.
+            default ``max(32, 8 * max_workers)``), unless the processor sets ``max_concurrent``.
 
     Raises:
         ConfigurationError: ``distributed`` is not installed, or an option is bad.
@@ -147,7 +147,7 @@ class DaskBackend(Backend):
                 f"dask tasks_per_processor must be a positive integer, got {tasks_per_processor!r}",
                 "tasks_per_processor",
             )
-        self.tasks_per_processor = tasks_per_processor or max(16, 4 * max_workers)
+        self.tasks_per_processor = tasks_per_processor or max(32, 8 * max_workers)
         self._client: Any = None
         self._cluster: Any = None
         self._owns_client = False
