@@ -186,6 +186,38 @@ def test_multi_output_routing_and_generators_keep_their_meaning(dask_cluster: st
     }
 
 
+def test_without_published_shapes_the_backend_asks_the_cluster(
+    dask_cluster: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Tasks publish their shape as an event; when none arrives, a tiny task asks for it.
+    from mpipe._backends._dask import DaskBackend
+
+    asked: list[str] = []
+    original = DaskBackend._describe
+
+    async def describe(self: DaskBackend, *args: Any) -> Any:
+        asked.append(args[-1].processor_id)
+        return await original(self, *args)
+
+    monkeypatch.setattr(DaskBackend, "_on_shape", lambda self, event: None)
+    monkeypatch.setattr(DaskBackend, "_describe", describe)
+    g = ProcessingGraph()
+    split = SimpleProcessor(lambda x: {"b": x} if x else {"a": x}, "split")
+    split.create_default_pipes(["input"], ["a", "b"])
+    g.add_processor(split)
+    add(g, "a", lambda x: ("a", x))
+    add(g, "b", lambda x: ("b", x))
+    g.connect("split", "a", "a", "input")
+    g.connect("split", "b", "b", "input")
+    out = asyncio.run(
+        GraphExecutor(g, backend="dask", dask_address=dask_cluster).execute_stream(
+            {"split": range(3)}
+        )
+    )
+    assert out == {"a:output": [("a", 0)], "b:output": [("b", 1), ("b", 2)]}
+    assert asked == ["split"] * 3
+
+
 def test_every_firing_is_heard_with_its_dask_worker(dask_cluster: str) -> None:
     hooks = Firings()
     g = create_simple_pipeline([("a", lambda x: x + 1), ("b", lambda x: x * 2)])

@@ -9,10 +9,12 @@ runs in the parent (inline, thread, process), and every sink, get values: the ex
 nodes at compile time and the scheduler fetches their references (:meth:`DaskBackend.fetch`)
 before the firing.
 
-Per finished task the parent learns only its shape, from one tiny task that runs where the
-result lives (:func:`~mpipe._backends._dask_tasks.describe`): which worker holds it (for the
-monitor and the trace), whether it was a generator's drained items, and how a dict is routed to
-several output pipes. Outputs are then cut out on the cluster with small getitem tasks. A sink's
+Per finished task the parent learns only its shape (:func:`~mpipe._backends._dask_tasks.
+describe`): which worker holds it (for the monitor and the trace), whether it was a generator's
+drained items, and how a dict is routed to several output pipes. The task publishes it as a Dask
+event on the backend's topic, which reaches the client ahead of the task's completion on the one
+ordered stream worker -> scheduler -> client; should it be missing, one tiny task asks for it.
+Routed outputs and generator items are cut out on the cluster by small getitem tasks. A sink's
 firing brings its value home in the same task (``fire_and_return``).
 
 Failures: an exception in the task comes back with its remote traceback as ``__cause__``; a
