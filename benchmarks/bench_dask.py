@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import statistics
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -113,4 +115,53 @@ def test_hand_written_dask(record: Any, cluster: Any) -> None:
             _fresh_seeds,
             ITEMS,
             rounds=7,
+        )
+
+
+def test_interleaved_dask_vs_hand_written(benchmark: Any, cluster: Any, capsys: Any) -> None:
+    """Both contenders in alternate rounds, so that a busy machine slows both alike: the
+    median per-round ratio of mpipe's Dask backend to hand-written ``client.submit`` code."""
+    ex = GraphExecutor(_graph(), backend="dask", dask_address=cluster.scheduler_address)
+    loop = asyncio.new_event_loop()
+    times: dict[str, list[float]] = {"mpipe": [], "hand": []}
+    try:
+        loop.run_until_complete(ex.__aenter__())
+        with distributed.Client(cluster.scheduler_address) as client:
+
+            def hand(seeds: list[int]) -> list[float]:
+                futures = [
+                    client.submit(
+                        total,
+                        client.submit(crunch, client.submit(make, s, pure=False), pure=False),
+                        pure=False,
+                    )
+                    for s in seeds
+                ]
+                return list(client.gather(futures))
+
+            def rounds() -> float:
+                for _ in range(6):
+                    for name in ("mpipe", "hand"):
+                        seeds = _fresh_seeds()
+                        start = time.perf_counter()
+                        if name == "mpipe":
+                            loop.run_until_complete(ex.execute_stream({"make": seeds}))
+                        else:
+                            hand(seeds)
+                        times[name].append(time.perf_counter() - start)
+                ratios = sorted(m / h for m, h in zip(times["mpipe"], times["hand"], strict=True))
+                return ratios[len(ratios) // 2]
+
+            benchmark.group = "interleaved"
+            ratio = benchmark.pedantic(rounds, rounds=1, iterations=1)
+    finally:
+        loop.run_until_complete(ex.__aexit__(None, None, None))
+        loop.close()
+    benchmark.extra_info["median_ratio_mpipe_over_hand"] = ratio
+    with capsys.disabled():
+        print(
+            f"\ninterleaved, {ITEMS} items a round: mpipe dask backend / hand-written dask = "
+            f"{ratio:.3f} (median of 6 paired rounds; mpipe rounds "
+            f"{statistics.median(times['mpipe']):.3f} s, hand-written "
+            f"{statistics.median(times['hand']):.3f} s)"
         )

@@ -531,11 +531,20 @@ def _mark_fetching(graph: ProcessingGraph, nodes: list[Node], placements: dict[s
     """Dask-placed processors pass references to values that stay on the cluster. A processor
     placed elsewhere that takes from one fetches the values before each firing; decided here, at
     compile time, so that nodes fed only by local nodes keep their fast path."""
+    if "dask" not in placements.values():
+        return
+    by_id = {n.node_id: n for n in nodes}
     for node in nodes:
         if placements[node.node_id] == "dask":
             continue
-        feeders = [n for n in nodes if n.node_id in graph.nodes[node.node_id].dependencies]
-        dask = next((n.backend for n in feeders if placements[n.node_id] == "dask"), None)
+        dask = next(
+            (
+                by_id[pid].backend
+                for pid in graph.nodes[node.node_id].dependencies
+                if placements[pid] == "dask"
+            ),
+            None,
+        )
         if dask is not None:
             node.fetch = dask.fetch  # type: ignore[attr-defined]
             node.fast = False
