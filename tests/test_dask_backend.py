@@ -251,43 +251,15 @@ def test_without_an_address_the_executor_starts_and_stops_a_local_cluster(
     dask_cluster: str,  # started first: it owns multiprocessing's shared helper process
 ) -> None:
     g = create_simple_pipeline([("a", lambda x: os.getpid())])
-    ex = GraphExecutor(g, backend="dask", max_workers=1)
-    pid = ex.run(0)["a:output"]
-    assert pid != os.getpid()
+
+    async def main() -> tuple[int, list[int]]:
+        async with GraphExecutor(g, backend="dask", max_workers=1) as ex:
+            pid = (await ex.execute(0))["a:output"]
+            return pid, ex._backends["dask"].worker_pids()
+
+    pid, workers = asyncio.run(main())
+    assert workers == [pid] and pid != os.getpid()  # its one worker process ran the firing
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
-
-
-class InFlight(RunHooks):
-    """The most firings of one processor started and not yet ended at any moment."""
-
-    def __init__(self) -> None:
-        self.now: dict[str, int] = {}
-        self.peak: dict[str, int] = {}
-
-    def firing_start(self, processor_id: str, index: int, start: float) -> None:
-        n = self.now[processor_id] = self.now.get(processor_id, 0) + 1
-        self.peak[processor_id] = max(self.peak.get(processor_id, 0), n)
-
-    def firing_end(
-        self, processor_id: str, index: int, start: float, end: float, worker: str, error: Any
-    ) -> None:
-        self.now[processor_id] -= 1
-
-
-def test_tasks_in_flight_are_bounded_per_processor(dask_cluster: str) -> None:
-    hooks = InFlight()
-    g = create_simple_pipeline([("a", lambda x: x), ("b", lambda x: x + 1)])
-    g.get_processor("b").max_concurrent = 2  # type: ignore[attr-defined]
-    ex = GraphExecutor(
-        g,
-        backend="dask",
-        dask_address=dask_cluster,
-        dask_options={"tasks_per_processor": 3},
-        hooks=[hooks],
-    )
-    out = asyncio.run(ex.execute_stream({"a": range(40)}))
-    assert out == {"b:output": [i + 1 for i in range(40)]}
-    assert hooks.peak == {"a": 3, "b": 2}
 
 
 # -- error strategies --------------------------------------------------------------------------
