@@ -159,7 +159,7 @@ class DaskBackend(Backend):
         # Shapes of finished tasks, published by the tasks themselves (see ``fire``).
         self._topic = f"mpipe-shapes-{self._token}"
         self._shapes: dict[str, tuple[str, Any]] = {}
-        self._pending: set[Any] = set()
+        self._pending: dict[str, Any] = {}  # key -> the future of a task not yet finished
         self._background: set[asyncio.Task[Any]] = set()
         self._watch: asyncio.Task[None] | None = None
         self._no_workers_since: float | None = None
@@ -285,7 +285,7 @@ class DaskBackend(Backend):
             self._cancel(future)
             raise
         finally:
-            self._pending.discard(future)
+            self._pending.pop(key, None)
             self._shapes.pop(key, None)
         kind, routes = shape
         if kind == "one":
@@ -296,7 +296,8 @@ class DaskBackend(Backend):
 
     def _on_shape(self, event: Any) -> None:
         _, msg = event
-        self._shapes[msg["key"]] = (msg["at"], tuple(msg["shape"]))
+        if msg["key"] in self._pending:  # not for a firing that was cancelled meanwhile
+            self._shapes[msg["key"]] = (msg["at"], tuple(msg["shape"]))
 
     async def _describe(
         self, client: Any, future: Any, call: DaskCall, slot: FiringSlot
@@ -309,7 +310,7 @@ class DaskBackend(Backend):
             await self._finished(shape_future, slot)
             return tuple(await shape_future)  # type: ignore[return-value]
         finally:
-            self._pending.discard(shape_future)
+            self._pending.pop(shape_future.key, None)
 
     def _routed(
         self, client: Any, slot: FiringSlot, future: Any, path: tuple[Any, ...], routes: Any
@@ -340,7 +341,7 @@ class DaskBackend(Backend):
         return arg
 
     def _track(self, future: Any) -> None:
-        self._pending.add(future)
+        self._pending[future.key] = future
         if self._wakeup is not None:
             self._wakeup.set()
 
@@ -417,7 +418,7 @@ class DaskBackend(Backend):
 
     def _fail_all(self, error: BaseException) -> None:
         self._lost = error
-        for future in list(self._pending):
+        for future in list(self._pending.values()):
             self._cancel(future)
         if self._lost_signal is not None and not self._lost_signal.done():
             self._lost_signal.set_result(None)
