@@ -104,11 +104,17 @@ class GraphExecutor(BreakpointAPI):
         arena_size: Bytes of shared memory the process backend maps up front (default 64 MiB;
             it grows to 4x when full). Raise it for payloads larger than that.
         start_method: How the process backend starts workers: ``"spawn"`` or ``"forkserver"``.
+        dask_address: For Dask placement: the address of a running scheduler.
+        dask_client: For Dask placement: a running ``distributed.Client``. With neither, a
+            ``LocalCluster`` of ``max_workers`` processes is started and closed by the executor.
+        dask_options: More Dask settings: ``connect_timeout`` and ``no_workers_timeout``
+            (seconds), ``cluster`` (keyword arguments of the ``LocalCluster``),
+            ``tasks_per_processor`` (tasks of one processor in flight at once).
 
     Raises:
         ConfigurationError: An unknown backend, a bad ``max_workers``, a monitor that is not
-            an observer, a ``checkpoint_manager`` that is not a CheckpointManager, or an
-            ``on_break`` that is not callable.
+            an observer, a ``checkpoint_manager`` that is not a CheckpointManager, an
+            ``on_break`` that is not callable, or a bad Dask setting.
     """
 
     def __init__(
@@ -124,6 +130,9 @@ class GraphExecutor(BreakpointAPI):
         checkpoint_manager: CheckpointManager | None = None,
         progress: Any = False,
         on_break: Callable[[BreakpointHit], Any] | None = None,
+        dask_address: str | None = None,
+        dask_client: Any = None,
+        dask_options: dict[str, Any] | None = None,
     ) -> None:
         if not isinstance(graph, ProcessingGraph):
             raise ConfigurationError(
@@ -144,6 +153,7 @@ class GraphExecutor(BreakpointAPI):
         }
         if arena_size is not None:
             self._backend_options["process"]["arena_size"] = arena_size
+        self._backend_options["dask"] = _dask_options(dask_address, dask_client, dask_options)
         self._hooks: list[RunHooks] = [*_as_hooks(monitor, "monitor"), *(hooks or [])]
         for h in self._hooks:
             _as_hooks(h, "hooks")
@@ -300,13 +310,16 @@ class GraphExecutor(BreakpointAPI):
                 outputs[name] = targets
             if isinstance(proc, BaseProcessor):
                 fn, item_arg = proc._firing_call()
-                backend.check_callable(fn, pid)
                 book: Any = proc
                 concurrency = proc.max_concurrent or backend.concurrency(proc.stateful)
                 timeout = proc.timeout
             else:
                 fn, item_arg, book = proc.process, False, _Foreign(proc)
                 concurrency, timeout = backend.concurrency(True), None
+            if placement == "dask":
+                fn = _dask_call(fn, outputs, sink=not gnode.dependents)
+            if isinstance(proc, BaseProcessor) or placement == "dask":
+                backend.check_callable(fn, pid)
             nodes.append(
                 Node(
                     pid,
@@ -322,6 +335,7 @@ class GraphExecutor(BreakpointAPI):
                     timeout,
                 )
             )
+        _mark_fetching(graph, nodes, placements)
         pipes = [*graph.pipes.values(), *entry_pipes.values(), *(p for _, p in sinks)]
         return _Plan(fingerprint, nodes, EntryIndex(entries), entry_pipes, sinks, pipes, placements)
 
@@ -646,6 +660,62 @@ _run_numbers = itertools.count(1)
 
 def _new_run_id() -> str:
     return f"{_run_prefix}{next(_run_numbers):06x}"
+
+
+_DASK_OPTIONS = ("connect_timeout", "no_workers_timeout", "cluster", "tasks_per_processor")
+
+
+def _dask_options(address: Any, client: Any, options: dict[str, Any] | None) -> dict[str, Any]:
+    """The Dask backend's options, checked now (the backend is made only when a run needs it)."""
+    if options is not None and not isinstance(options, dict):
+        raise ConfigurationError(
+            f"dask_options must be a dict, got {type(options).__name__}", "dask_options"
+        )
+    unknown = sorted(set(options or {}) - set(_DASK_OPTIONS))
+    if unknown:
+        raise ConfigurationError(
+            f"dask_options: unknown option(s) {', '.join(map(repr, unknown))}; "
+            f"known: {', '.join(_DASK_OPTIONS)}",
+            "dask_options",
+        )
+    if address is not None and client is not None:
+        raise ConfigurationError("give dask_address or dask_client, not both", "dask_address")
+    if address is not None and not isinstance(address, str):
+        raise ConfigurationError(
+            f"dask_address must be a scheduler address such as 'tcp://host:8786', got {address!r}",
+            "dask_address",
+        )
+    return {"address": address, "client": client, **(options or {})}
+
+
+def _dask_call(fn: Any, outputs: dict[str, list[Pipe]], sink: bool) -> Any:
+    from ._backends._dask import DaskCall
+
+    return DaskCall(fn, tuple(outputs), sink)
+
+
+def _mark_fetching(graph: ProcessingGraph, nodes: list[Node], placements: dict[str, str]) -> None:
+    """Dask-placed processors pass references to values that stay on the cluster. A processor
+    placed elsewhere that takes from one fetches the values before each firing; decided here, at
+    compile time, so that nodes fed only by local nodes keep their fast path."""
+    if "dask" not in placements.values():
+        return
+    by_id = {n.node_id: n for n in nodes}
+    for node in nodes:
+        if placements[node.node_id] == "dask":
+            continue
+        dask = next(
+            (
+                by_id[pid].backend
+                for pid in graph.nodes[node.node_id].dependencies
+                if placements[pid] == "dask"
+            ),
+            None,
+        )
+        if dask is not None:
+            node.fetch = dask.fetch  # type: ignore[attr-defined]
+            node.fast = False
+            node.batch_size = 0
 
 
 def _overrides_lifecycle(processor: BaseProcessor) -> bool:

@@ -115,6 +115,7 @@ class Node:
         "done_inputs",
         "drained",
         "fast",
+        "fetch",
         "filled",
         "finished",
         "fn",
@@ -191,6 +192,10 @@ class Node:
             self.batch_size = 1
         self.pending: dict[int, Any] = {}
         self.stream: StreamState | None = None
+        # Set by the executor on a node fed by a backend whose items are references to values
+        # held elsewhere (Dask): ``await fetch(arg)`` gives the values. Such a node never takes
+        # the inline fast path or batches (the executor clears ``fast`` and ``batch_size``).
+        self.fetch: Callable[[Any], Any] | None = None
         self.reset()
 
     def reset(self) -> None:

@@ -43,7 +43,7 @@ from functools import partial
 from typing import Any
 
 from ._backends import END, FiringSlot, Stream
-from ._errors import ExecutionError, ProcessorTimeoutError, WorkerCrashedError
+from ._errors import ExecutionError, PipelineError, ProcessorTimeoutError, WorkerCrashedError
 from ._hooks import RunHooks
 from ._nodes import SKIPPED, Firing, Items, Node, Outputs, ResultSink, StreamState, feeder
 from ._pipe import Pipe
@@ -308,11 +308,41 @@ class Scheduler:
             self._first_firing(node)
         node.index += 1
         node.inflight += 1
+        if node.fetch is not None:
+            self._fetch_then_start(firing)
+            return
         # Breakpoints: one attribute check per firing when the node has none. Checked here
         # rather than in _start so that retries of a firing do not pause again.
         if node.gate is not None and self._gated(firing):
             return
         self._start(firing)
+
+    # -- references (Dask): values fetched before a firing that needs them ----------------------
+
+    def _fetch_then_start(self, firing: Firing) -> None:
+        assert firing.node.fetch is not None
+        fut = asyncio.ensure_future(firing.node.fetch(firing.arg))
+        self._track(fut, partial(self._on_fetched, firing))
+
+    def _on_fetched(self, firing: Firing, fut: asyncio.Future[Any]) -> None:
+        self.outstanding.discard(fut)
+        if fut.cancelled() or self.done:
+            return
+        node = firing.node
+        exc = fut.exception()
+        if exc is None:
+            firing.arg = fut.result()
+            if node.gate is None or not self._gated(firing):
+                self._start(firing)
+        else:  # the input is gone (the cluster lost it): no strategy can rerun this firing
+            error = PipelineError(
+                f"processor {node.node_id!r}: could not fetch the input of item "
+                f"{firing.index}: {type(exc).__name__}: {exc}"
+            )
+            error.__cause__ = exc
+            self.halt(node, error)
+        self.schedule(node)
+        self.poke()
 
     def _fire_inline(self, node: Node) -> None:
         """The hot path: one sync firing run right here, with nothing in flight before it.

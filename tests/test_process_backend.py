@@ -22,6 +22,7 @@ import numpy as np
 import psutil
 import pyarrow as pa
 import pytest
+from conftest import own_children, worker_fds
 
 from mpipe import (
     BaseProcessor,
@@ -41,13 +42,13 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(autouse=True)
 def no_fd_leak() -> Iterator[None]:
-    before = psutil.Process().num_fds()
+    before = worker_fds()
     yield
     for _ in range(50):
-        if psutil.Process().num_fds() <= before:
+        if worker_fds() <= before:
             break
         time.sleep(0.02)
-    assert psutil.Process().num_fds() <= before, "file descriptors leaked"
+    assert worker_fds() <= before, "file descriptors leaked"
 
 
 def process_graph(fn: Any, strategy: Any = None, **config: Any) -> ProcessingGraph:
@@ -313,7 +314,7 @@ def test_stop_execution_leaves_no_worker() -> None:
             status = ex.get_execution_status()
             if status["state"] == "running" and status["processors"]["p"]["in_flight"]:
                 break
-        assert psutil.Process().children()
+        assert own_children()
         await ex.stop_execution()
         with pytest.raises(ExecutionError, match="stopped"):
             await task
@@ -405,7 +406,7 @@ def test_cancelling_the_run_stops_the_pool() -> None:
         task = asyncio.create_task(GraphExecutor(g, max_workers=2).execute(2))
         for _ in range(600):
             await asyncio.sleep(0.05)
-            if len(psutil.Process().children()) == 2:
+            if len(own_children()) == 2:
                 break
         await asyncio.sleep(0.3)
         task.cancel()
@@ -413,7 +414,7 @@ def test_cancelling_the_run_stops_the_pool() -> None:
             await task
 
     asyncio.run(main())
-    assert not psutil.Process().children()
+    assert not own_children()
 
 
 def test_workers_that_cannot_start_are_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,4 @@
-"""Backends: inline, thread, and (when installed) process and dask. One module each."""
+"""Backends: inline, thread, process, and dask (when ``distributed`` is installed). One module each."""
 
 from __future__ import annotations
 
@@ -28,8 +28,10 @@ def make_backend(name: str, max_workers: int, options: dict[str, Any]) -> Backen
         from ._process import ProcessBackend
 
         return ProcessBackend(max_workers, **options)
-    raise ConfigurationError(
-        f"execution={name!r} is not available in this version of mpipe yet; "
-        f"use 'inline' or 'thread'",
-        field="execution",
+    if name == "dask":
+        from ._dask import DaskBackend
+
+        return DaskBackend(max_workers, **options)
+    raise ConfigurationError(  # pragma: no cover - every placement is handled above
+        f"execution={name!r} is not available in this version of mpipe", field="execution"
     )

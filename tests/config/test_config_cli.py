@@ -200,7 +200,6 @@ def test_long_results_are_summarized_not_dumped(tmp_path: Path) -> None:
         (["run", TEXT, "--stream"], "--stream needs --input-file"),
         (["run", TEXT, "--workers", "0"], "expected a positive integer"),
         (["run", TEXT, "--backend", "gpu"], "invalid choice: 'gpu'"),
-        (["run", NUMBERS, "--backend", "dask", "--input", "[1]"], "not available"),
         (["validate"], "the following arguments are required: config"),
         (["viz", TEXT, "--format", "png"], "invalid choice: 'png'"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),

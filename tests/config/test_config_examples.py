@@ -33,6 +33,7 @@ def test_the_examples_are_all_here() -> None:
         "monitoring_alerts.py",
         "checkpoints_resume.py",
         "breakpoints.py",
+        "dask_cluster.py",
     } <= names
     assert {
         "text_pipeline.yaml",
