@@ -145,46 +145,75 @@ def echo_child() -> Iterator[tuple[int, int, int]]:
 
 
 class MemorySampler:
-    """Samples, in a thread, the resident memory of this process and all its descendants.
+    """Samples, in a thread, the memory of this process and all its descendants.
 
-    ``peak_rss`` is the largest sum of RSS seen (shared-memory pages count once per process
-    that touched them); ``peak_private`` the largest sum of RSS minus resident shared pages
-    (heap, stacks, private copies: what a run costs beyond the shared arena).
+    ``peak_pss`` is the largest sum of proportional set sizes seen: each shared-memory page
+    (the arena) counts once in all, split among the processes that map it, so the sum is the
+    memory the run really holds. ``peak_rss`` sums resident sizes, counting a shared page once
+    per process that touched it (an upper bound). ``base_*`` are taken before the pool
+    starts, ``warm_pss`` when :meth:`mark_warm` is called (pool started, work not yet begun).
     """
 
     def __init__(self, interval: float = 0.005) -> None:
         self.interval = interval
         self.peak_rss = 0
-        self.peak_private = 0
+        self.peak_pss = 0
         self.base_rss = 0
-        self.base_private = 0
+        self.base_pss = 0
+        self.warm_pss = 0
         self.samples = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="memory-sampler", daemon=True)
         self._me = psutil.Process()
 
     def _sample(self) -> tuple[int, int]:
-        rss = private = 0
+        rss = pss = 0
         for proc in [self._me, *self._me.children(recursive=True)]:
             with contextlib.suppress(psutil.Error):
-                info = proc.memory_info()
+                info = proc.memory_full_info()
                 rss += info.rss
-                private += info.rss - info.shared
-        return rss, private
+                pss += info.pss
+        return rss, pss
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            rss, private = self._sample()
+            rss, pss = self._sample()
             self.peak_rss = max(self.peak_rss, rss)
-            self.peak_private = max(self.peak_private, private)
+            self.peak_pss = max(self.peak_pss, pss)
             self.samples += 1
             self._stop.wait(self.interval)
 
+    def mark_warm(self) -> None:
+        """Note the memory held once the pool is started, before the measured work."""
+        self.warm_pss = self._sample()[1]
+
     def __enter__(self) -> MemorySampler:
-        self.base_rss, self.base_private = self._sample()
+        self.base_rss, self.base_pss = self._sample()
         self._thread.start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def add_column(batch: Any) -> Any:
+    """Stage 1 of the record-batch stream: a new column ``c = a + b`` (new bytes)."""
+    import pyarrow.compute as pc
+
+    return batch.append_column("c", pc.add(batch.column("a"), batch.column("b")))
+
+
+def scale_column(batch: Any) -> Any:
+    """Stage 2: replace ``c`` by ``2 c`` (new bytes again)."""
+    import pyarrow.compute as pc
+
+    index = batch.schema.get_field_index("c")
+    return batch.set_column(index, "c", pc.multiply(batch.column("c"), 2))
+
+
+def summarize(batch: Any) -> tuple[int, int]:
+    """Stage 3: the batch's rows and the sum of ``c`` (a small result)."""
+    import pyarrow.compute as pc
+
+    return batch.num_rows, pc.sum(batch.column("c")).as_py()

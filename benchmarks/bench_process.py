@@ -379,7 +379,9 @@ def test_big_dask(record: Any, big_base: np.ndarray, kind: str) -> None:
     with dask_client(N_CORES) as client:
 
         def body(x: Any) -> None:
-            _check_big(kind, client.submit(identity, x, pure=False).result(), x)
+            # Scattering first is Dask's advice for big data (a 256 MiB graph warns).
+            data = client.scatter(x, hash=False)
+            _check_big(kind, client.submit(identity, data, pure=False).result(), x)
 
         record(_big_group(kind), "dask LocalCluster", body, _big_inputs(kind, big_base), 1, 3)
 
@@ -456,7 +458,8 @@ def test_cpu_mpire(record: Any, burn_steps: int) -> None:
     with WorkerPool(N_CORES, keep_alive=True) as pool:
 
         def body(specs: list[tuple[int, int]]) -> None:
-            _check_cpu(pool.map(burn, specs, chunk_size=1), specs)
+            # mpire unpacks a tuple into arguments: wrap each spec.
+            _check_cpu(pool.map(burn, [(s,) for s in specs], chunk_size=1), specs)
 
         record(CPU, "mpire WorkerPool.map(chunk_size=1)", body, _specs(burn_steps), CPU_N)
 
