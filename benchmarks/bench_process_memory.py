@@ -47,6 +47,12 @@ BATCH = int(os.environ.get("MPIPE_BENCH_BATCH_MIB", "8")) * MiB
 ROWS = BATCH // 16  # two int64 columns
 N_BATCHES = max(1, TOTAL // BATCH)
 PIPE_ITEMS = 4
+# The arena mapped (and faulted in) up front; it grows to 4x when full. ``0``: the executor's
+# default (64 MiB), which the pipeline below can outgrow (see docs/benchmarks.md).
+ARENA_MIB = int(os.environ.get("MPIPE_BENCH_ARENA_MIB", "256"))
+ARENA = {"arena_size": ARENA_MIB * MiB} if ARENA_MIB else {}
+# The anchor is slow (no zero-copy): one timed round at the full size.
+ROUNDS = 3 if TOTAL // MiB <= 512 else 1
 GROUP = f"process: 3-stage stream of {TOTAL // MiB} MiB of record batches (per MiB)"
 _fresh = itertools.count(1)
 FIGURES: dict[str, dict[str, float]] = {}
@@ -78,8 +84,7 @@ def test_stream_memory_mpipe(record: Any) -> None:
     graph = line_graph([add_column, scale_column, summarize], pipe_size=PIPE_ITEMS)
     with (
         MemorySampler() as sampler,
-        # The arena at its default size (64 MiB, faulted in up front, growing when full).
-        WarmExecutor(graph, backend="process", max_workers=cores()) as warm,
+        WarmExecutor(graph, backend="process", max_workers=cores(), **ARENA) as warm,
     ):
         ex = warm.ex
         one = itertools.islice(batches(0), 1)
@@ -95,7 +100,7 @@ def test_stream_memory_mpipe(record: Any) -> None:
         def body(seed: int) -> None:
             assert warm.run(consume(seed)) == _expected_rows()
 
-        record(GROUP, "mpipe", body, lambda: next(_fresh), TOTAL // MiB, rounds=3)
+        record(GROUP, "mpipe", body, lambda: next(_fresh), TOTAL // MiB, ROUNDS)
         arena_peak = int(warm.backend._arena.stats()["peak_used_bytes"])
     _report("mpipe", sampler, arena_peak)
 
@@ -111,7 +116,7 @@ def test_stream_memory_multiprocess_imap(record: Any) -> None:
             rows = sum(n for n, _ in pool.imap(summarize, s1, chunksize=1))
             assert rows == _expected_rows()
 
-        record(GROUP, "multiprocess.Pool.imap x3", body, lambda: next(_fresh), TOTAL // MiB, 3)
+        record(GROUP, "multiprocess.Pool.imap x3", body, lambda: next(_fresh), TOTAL // MiB, ROUNDS)
     _report("multiprocess.Pool.imap x3", sampler)
 
 
@@ -126,7 +131,8 @@ def report(request: pytest.FixtureRequest) -> Iterator[None]:
     pipes = 3 * PIPE_ITEMS * largest
     in_flight = 3 * 2 * cores() * 2 * largest
     lines = [
-        f"\n{GROUP}: {N_BATCHES} batches of {BATCH // MiB} MiB, {cores()} workers; pipes hold "
+        f"\n{GROUP}: {N_BATCHES} batches of {BATCH // MiB} MiB, {cores()} workers, arena "
+        f"{ARENA_MIB or 64} MiB; pipes hold "
         f"{PIPE_ITEMS} items each: 3 pipes x {PIPE_ITEMS} x {largest / MiB:.0f} MiB = "
         f"{pipes / MiB:.0f} MiB, plus up to {in_flight / MiB:.0f} MiB in flight in firings; "
         f"load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}",
