@@ -21,6 +21,16 @@ import psutil
 from mpipe import GraphExecutor, Pipe, ProcessingGraph, SimpleProcessor
 
 
+def print_now(request: Any, text: str) -> None:
+    """Print ``text`` to the terminal past pytest's output capture."""
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if capture is None:
+        print(text)
+        return
+    with capture.global_and_fixture_disabled():
+        print(text)
+
+
 def cores() -> int:
     """Cores this process may run on (what every pool is sized to)."""
     return len(os.sched_getaffinity(0))
@@ -109,13 +119,13 @@ def dask_client(n_workers: int) -> Iterator[Any]:
     from distributed import Client, LocalCluster
 
     with (
-        LocalCluster(
+        LocalCluster(  # type: ignore[no-untyped-call]
             n_workers=n_workers,
             threads_per_worker=1,
             processes=True,
             dashboard_address=None,
         ) as cluster,
-        Client(cluster) as client,
+        Client(cluster) as client,  # type: ignore[no-untyped-call]
     ):
         yield client
 

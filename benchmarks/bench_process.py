@@ -50,10 +50,11 @@ from _anchors import (
     identity,
     inc,
     line_graph,
+    print_now,
 )
 from joblib import Parallel, delayed
 from joblib.externals.loky import get_reusable_executor
-from mpire import WorkerPool
+from mpire.pool import WorkerPool
 
 from mpipe._backends import FiringSlot
 
@@ -262,7 +263,9 @@ def test_stream_dask_bag(record: Any) -> None:
     with dask_client(N_CORES) as client:
 
         def body(xs: range) -> None:
-            bag = db.from_sequence(xs, npartitions=4 * N_CORES).map(lambda x: x + 1)
+            bag = db.from_sequence(  # type: ignore[no-untyped-call]
+                xs, npartitions=4 * N_CORES
+            ).map(lambda x: x + 1)
             out = bag.compute(scheduler=client.get)
             assert out[-1] == xs[-1] + 1 and len(out) == ST_N
 
@@ -535,6 +538,4 @@ def goals(request: pytest.FixtureRequest) -> Iterator[None]:
     if lines:
         load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
         text = "\n".join([f"\nissue 6 goals (load average {load}):", *lines])
-        capture = request.config.pluginmanager.get_plugin("capturemanager")
-        with capture.global_and_fixture_disabled():
-            print(text)
+        print_now(request, text)

@@ -23,7 +23,7 @@ from typing import Any
 
 import multiprocess
 import pytest
-from _anchors import WarmExecutor, burn, calibrate_burn, cores, inc, line_graph
+from _anchors import WarmExecutor, burn, calibrate_burn, cores, inc, line_graph, print_now
 from joblib import Parallel, delayed
 
 pytestmark = pytest.mark.timeout(1800)
@@ -80,6 +80,4 @@ def report(request: pytest.FixtureRequest) -> Iterator[None]:
             f"  {name:36s} {median / CPU_N * 1e3:8.1f} ms per firing, "
             f"speedup {serial / median:5.2f} (goal {0.95 * N_CORES:.2f})"
         )
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    with capture.global_and_fixture_disabled():
-        print("\n".join(lines))
+    print_now(request, "\n".join(lines))

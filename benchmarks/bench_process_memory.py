@@ -35,6 +35,7 @@ from _anchors import (
     add_column,
     cores,
     line_graph,
+    print_now,
     scale_column,
     summarize,
 )
@@ -147,6 +148,4 @@ def report(request: pytest.FixtureRequest) -> Iterator[None]:
             f"arena high-water {f['arena_peak'] / MiB:.0f} MiB "
             f"({f['arena_peak'] / pipes:.2f}x the pipes); {f['samples']:.0f} samples"
         )
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    with capture.global_and_fixture_disabled():
-        print("\n".join(lines))
+    print_now(request, "\n".join(lines))
