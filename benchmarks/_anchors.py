@@ -1,0 +1,229 @@
+"""Plumbing shared by the process-backend benchmarks: a warm mpipe pool on its own event loop,
+the anchor pools, an ``os.pipe`` echo child, a memory sampler, and the picklable work functions.
+
+Work functions live here, in an importable module, so that every anchor can ship them by
+reference (``ProcessPoolExecutor`` cannot send a lambda; Dask's spawned workers import them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any
+
+import psutil
+
+from mpipe import GraphExecutor, Pipe, ProcessingGraph, SimpleProcessor
+
+
+def print_now(request: Any, text: str) -> None:
+    """Print ``text`` to the terminal past pytest's output capture."""
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if capture is None:
+        print(text)
+        return
+    with capture.global_and_fixture_disabled():
+        print(text)
+
+
+def cores() -> int:
+    """Cores this process may run on (what every pool is sized to)."""
+    return len(os.sched_getaffinity(0))
+
+
+def inc(x: int) -> int:
+    """The tiny firing."""
+    return x + 1
+
+
+def identity(x: Any) -> Any:
+    """The firing of the big-payload benchmark: the same object back."""
+    return x
+
+
+def burn(spec: tuple[int, int]) -> int:
+    """CPU-bound pure-Python work: ``n`` steps of an LCG seeded with ``seed``."""
+    seed, n = spec
+    x = seed
+    for _ in range(n):
+        x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+    return x
+
+
+def calibrate_burn(seconds: float) -> int:
+    """Steps of :func:`burn` that take about ``seconds`` on this machine (best of three)."""
+    n = 200_000
+    best = min(_timed(burn, (1, n)) for _ in range(3))
+    return max(1, int(n * seconds / best))
+
+
+def _timed(fn: Callable[[Any], Any], arg: Any) -> float:
+    start = time.perf_counter()
+    fn(arg)
+    return time.perf_counter() - start
+
+
+def line_graph(
+    fns: list[Callable[[Any], Any]], *, pipe_size: int = 1000, execution: str | None = None
+) -> ProcessingGraph:
+    """A line of processors ``s0 -> s1 -> ...``; every pipe (the entry one too) holds
+    ``pipe_size`` items."""
+    graph = ProcessingGraph(f"line_{len(fns)}")
+    for i, fn in enumerate(fns):
+        config = {} if execution is None else {"execution": execution}
+        p = SimpleProcessor(fn, f"s{i}", **config)
+        p.register_input_pipe("input", Pipe(f"s{i}:input", max_size=pipe_size))
+        p.create_default_pipes([], ["output"])
+        graph.add_processor(p)
+        if i:
+            graph.connect(f"s{i - 1}", "output", f"s{i}", "input", max_size=pipe_size)
+    return graph
+
+
+class WarmExecutor:
+    """A :class:`GraphExecutor` entered once (``async with``) on a private event loop, so that
+    its worker pool is started before timing and serves every round."""
+
+    def __init__(self, graph: ProcessingGraph, **options: Any) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.ex = GraphExecutor(graph, **options)
+
+    def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        """Run ``coro`` to completion on the executor's loop."""
+        return self.loop.run_until_complete(coro)
+
+    def __enter__(self) -> WarmExecutor:
+        self.run(self.ex.__aenter__())
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            self.run(self.ex.__aexit__(None, None, None))
+        finally:
+            self.loop.close()
+
+    @property
+    def backend(self) -> Any:
+        """The process backend object (pool and arena)."""
+        return self.ex._backends["process"]
+
+
+@contextlib.contextmanager
+def dask_client(n_workers: int) -> Iterator[Any]:
+    """A Dask ``LocalCluster`` of ``n_workers`` processes with one thread each, and its client."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(  # type: ignore[no-untyped-call]
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+        ) as cluster,
+        Client(cluster) as client,  # type: ignore[no-untyped-call]
+    ):
+        yield client
+
+
+@contextlib.contextmanager
+def echo_child() -> Iterator[tuple[int, int, int]]:
+    """A forked child that echoes 32-byte messages over two pipes: ``(write_fd, read_fd, pid)``."""
+    to_child_r, to_child_w = os.pipe()
+    to_parent_r, to_parent_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        try:
+            while m := os.read(to_child_r, 32):
+                os.write(to_parent_w, m)
+        finally:
+            os._exit(0)
+    os.close(to_child_r)
+    os.close(to_parent_w)
+    try:
+        yield to_child_w, to_parent_r, pid
+    finally:
+        os.close(to_child_w)
+        os.close(to_parent_r)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+
+
+class MemorySampler:
+    """Samples, in a thread, the memory of this process and all its descendants.
+
+    ``peak_pss`` is the largest sum of proportional set sizes seen: each shared-memory page
+    (the arena) counts once in all, split among the processes that map it, so the sum is the
+    memory the run really holds. ``peak_rss`` sums resident sizes, counting a shared page once
+    per process that touched it (an upper bound). ``base_*`` are taken before the pool
+    starts, ``warm_pss`` when :meth:`mark_warm` is called (pool started, work not yet begun).
+    """
+
+    def __init__(self, interval: float = 0.005) -> None:
+        self.interval = interval
+        self.peak_rss = 0
+        self.peak_pss = 0
+        self.base_rss = 0
+        self.base_pss = 0
+        self.warm_pss = 0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="memory-sampler", daemon=True)
+        self._me = psutil.Process()
+
+    def _sample(self) -> tuple[int, int]:
+        rss = pss = 0
+        for proc in [self._me, *self._me.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                info = proc.memory_full_info()
+                rss += info.rss
+                pss += info.pss
+        return rss, pss
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            rss, pss = self._sample()
+            self.peak_rss = max(self.peak_rss, rss)
+            self.peak_pss = max(self.peak_pss, pss)
+            self.samples += 1
+            self._stop.wait(self.interval)
+
+    def mark_warm(self) -> None:
+        """Note the memory held once the pool is started, before the measured work."""
+        self.warm_pss = self._sample()[1]
+
+    def __enter__(self) -> MemorySampler:
+        self.base_rss, self.base_pss = self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def add_column(batch: Any) -> Any:
+    """Stage 1 of the record-batch stream: a new column ``c = a + b`` (new bytes)."""
+    import pyarrow.compute as pc
+
+    return batch.append_column("c", pc.add(batch.column("a"), batch.column("b")))
+
+
+def scale_column(batch: Any) -> Any:
+    """Stage 2: replace ``c`` by ``2 c`` (new bytes again)."""
+    import pyarrow.compute as pc
+
+    index = batch.schema.get_field_index("c")
+    return batch.set_column(index, "c", pc.multiply(batch.column("c"), 2))
+
+
+def summarize(batch: Any) -> tuple[int, int]:
+    """Stage 3: the batch's rows and the sum of ``c`` (a small result)."""
+    import pyarrow.compute as pc
+
+    return batch.num_rows, pc.sum(batch.column("c")).as_py()

@@ -1,0 +1,83 @@
+"""The CPU-bound benchmark with its entries interleaved, for a machine shared with other work.
+
+Run: ``python -m pytest benchmarks/bench_process_interleaved.py --benchmark-only -q -s``
+
+``bench_process.py`` times each pool in its own test, one after the other; when other work
+comes and goes on the machine, a pool measured in a busy minute looks slower than one measured
+in a quiet minute. Here every round runs the same sixteen ~0.2 s firings (eight per core)
+through each pool in turn (serial in the parent, mpipe, ``ProcessPoolExecutor``,
+``multiprocess.Pool``, joblib), all pools warm and alive together (idle pools sleep), so each
+pool sees the same load on average. Reported: the median seconds per firing of each, and
+each one's speedup over serial in the same rounds.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+import multiprocess
+import pytest
+from _anchors import WarmExecutor, burn, calibrate_burn, cores, inc, line_graph, print_now
+from joblib import Parallel, delayed
+
+pytestmark = pytest.mark.timeout(1800)
+
+N_CORES = cores()
+CPU_N = 8 * N_CORES
+GROUP = f"process: {CPU_N} CPU-bound firings of ~0.2 s on {N_CORES} cores, interleaved"
+_fresh = itertools.count(1)
+TIMES: dict[str, list[float]] = {}
+
+
+def test_cpu_interleaved(record: Any) -> None:
+    steps = calibrate_burn(0.2)
+    with (
+        WarmExecutor(line_graph([burn]), backend="process", max_workers=N_CORES) as warm,
+        ProcessPoolExecutor(N_CORES) as ppe,
+        multiprocess.Pool(N_CORES) as mp_pool,
+        Parallel(n_jobs=N_CORES) as parallel,
+    ):
+        list(ppe.map(inc, range(N_CORES)))
+        warm.run(warm.ex.execute_stream({"s0": [(0, 1)] * N_CORES}))
+        entries: dict[str, Callable[[list[tuple[int, int]]], list[int]]] = {
+            "serial (in the parent)": lambda s: [burn(x) for x in s],
+            "mpipe": lambda s: warm.run(warm.ex.execute_stream({"s0": s}))["s0:output"],
+            "ProcessPoolExecutor.map": lambda s: list(ppe.map(burn, s)),
+            "multiprocess.Pool.map(chunksize=1)": lambda s: mp_pool.map(burn, s, chunksize=1),
+            "joblib Parallel": lambda s: parallel(delayed(burn)(x) for x in s),
+        }
+
+        def rotation(base: int) -> None:
+            for name, run in entries.items():
+                specs = [(base + i, steps) for i in range(CPU_N)]
+                start = time.perf_counter()
+                out = run(specs)
+                TIMES.setdefault(name, []).append(time.perf_counter() - start)
+                assert len(out) == CPU_N and out[-1] == burn(specs[-1])
+
+        record(GROUP, "mpipe (whole rotation)", rotation, lambda: next(_fresh) * 1000, 1, 3)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "serial (in the parent)" not in TIMES:
+        return
+    # The first rotation is pytest-benchmark's warm-up round: left out.
+    runs = {name: times[1:] or times for name, times in TIMES.items()}
+    serial = statistics.median(runs["serial (in the parent)"])
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    lines = [f"\n{GROUP} ({len(runs['mpipe'])} rotations; load average {load}):"]
+    for name, times in sorted(runs.items(), key=lambda kv: statistics.median(kv[1])):
+        median = statistics.median(times)
+        lines.append(
+            f"  {name:36s} {median / CPU_N * 1e3:8.1f} ms per firing, "
+            f"speedup {serial / median:5.2f} (goal {0.95 * N_CORES:.2f})"
+        )
+    print_now(request, "\n".join(lines))

@@ -1,0 +1,151 @@
+"""Memory of a 3-stage process pipeline streaming Arrow record batches.
+
+Run: ``python -m pytest benchmarks/bench_process_memory.py --benchmark-only -q -s``
+(the issue's full size: ``MPIPE_BENCH_STREAM_MIB=2048``; the default streams 256 MiB so that
+the module finishes in a minute or two).
+
+The parent generates record batches of ``MPIPE_BENCH_BATCH_MIB`` (8 MiB: two int64 columns)
+lazily; three process stages add a column, rewrite it, and reduce each batch to two numbers,
+so that nothing accumulates at the sink. Every pipe, the entry pipe included, holds
+``PIPE_ITEMS`` items. While the stream runs, a thread samples the resident memory of the parent
+and every worker (psutil); at the end the arena's high-water mark is read from the backend's
+allocator statistics. The figures are reported against the stream's total size and against the
+pipes' capacity (pipe slots times the largest batch). Bounded means: they stay near the pipes'
+capacity however long the stream; run it at 256 MiB and at 2 GiB to see.
+
+The anchor is the same three stages chained through ``multiprocess.Pool.imap`` (the stream
+tools of the standard pool), which has no backpressure: its task feeder takes input as fast as
+the generator gives it. The pool is warm in both cases (started before timing; not measured).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import multiprocess
+import numpy as np
+import pyarrow as pa
+import pytest
+from _anchors import (
+    MemorySampler,
+    WarmExecutor,
+    add_column,
+    cores,
+    line_graph,
+    print_now,
+    scale_column,
+    summarize,
+)
+
+pytestmark = pytest.mark.timeout(3600)
+
+MiB = 1 << 20
+TOTAL = int(os.environ.get("MPIPE_BENCH_STREAM_MIB", "256")) * MiB
+BATCH = int(os.environ.get("MPIPE_BENCH_BATCH_MIB", "8")) * MiB
+ROWS = BATCH // 16  # two int64 columns
+N_BATCHES = max(1, TOTAL // BATCH)
+PIPE_ITEMS = 4
+# The arena mapped (and faulted in) up front; it grows to 4x when full. ``0``: the executor's
+# default (64 MiB), which the pipeline below can outgrow (see docs/benchmarks.md).
+ARENA_MIB = int(os.environ.get("MPIPE_BENCH_ARENA_MIB", "256"))
+ARENA = {"arena_size": ARENA_MIB * MiB} if ARENA_MIB else {}
+# The anchor is slow (no zero-copy): one timed round at the full size.
+ROUNDS = 3 if TOTAL // MiB <= 512 else 1
+GROUP = f"process: 3-stage stream of {TOTAL // MiB} MiB of record batches (per MiB)"
+_fresh = itertools.count(1)
+FIGURES: dict[str, dict[str, float]] = {}
+
+
+def batches(seed: int) -> Iterator[pa.RecordBatch]:
+    """``N_BATCHES`` fresh record batches, made one at a time as they are pulled."""
+    for i in range(N_BATCHES):
+        a = np.arange(ROWS, dtype=np.int64) + seed + i
+        yield pa.record_batch({"a": a, "b": a[::-1].copy()})
+
+
+def _expected_rows() -> int:
+    return N_BATCHES * ROWS
+
+
+def _report(name: str, sampler: MemorySampler, arena_peak: int = 0) -> None:
+    FIGURES[name] = {
+        "base_pss": sampler.base_pss,
+        "warm_pss": sampler.warm_pss,
+        "peak_pss": sampler.peak_pss,
+        "peak_rss": sampler.peak_rss,
+        "arena_peak": arena_peak,
+        "samples": sampler.samples,
+    }
+
+
+def test_stream_memory_mpipe(record: Any) -> None:
+    graph = line_graph([add_column, scale_column, summarize], pipe_size=PIPE_ITEMS)
+    with (
+        MemorySampler() as sampler,
+        WarmExecutor(graph, backend="process", max_workers=cores(), **ARENA) as warm,
+    ):
+        ex = warm.ex
+        one = itertools.islice(batches(0), 1)
+        warm.run(ex.execute_stream({"s0": one}))  # the workers import pyarrow
+        sampler.mark_warm()
+
+        async def consume(seed: int) -> int:
+            rows = 0
+            async for _key, (n, _total) in ex.stream({"s0": batches(seed)}):
+                rows += n
+            return rows
+
+        def body(seed: int) -> None:
+            assert warm.run(consume(seed)) == _expected_rows()
+
+        record(GROUP, "mpipe", body, lambda: next(_fresh), TOTAL // MiB, ROUNDS)
+        arena_peak = int(warm.backend._arena.stats()["peak_used_bytes"])
+    _report("mpipe", sampler, arena_peak)
+
+
+def test_stream_memory_multiprocess_imap(record: Any) -> None:
+    with MemorySampler() as sampler, multiprocess.Pool(cores()) as pool:
+        pool.map(add_column, itertools.islice(batches(0), 1))  # the workers import pyarrow
+        sampler.mark_warm()
+
+        def body(seed: int) -> None:
+            s0 = pool.imap(add_column, batches(seed), chunksize=1)
+            s1 = pool.imap(scale_column, s0, chunksize=1)
+            rows = sum(n for n, _ in pool.imap(summarize, s1, chunksize=1))
+            assert rows == _expected_rows()
+
+        record(GROUP, "multiprocess.Pool.imap x3", body, lambda: next(_fresh), TOTAL // MiB, ROUNDS)
+    _report("multiprocess.Pool.imap x3", sampler)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if not FIGURES:
+        return
+    # Largest item: a batch after stage 1 (three int64 columns). Each process stage also has
+    # up to two firings per worker in flight, each holding its input and its output.
+    largest = ROWS * 8 * 3
+    pipes = 3 * PIPE_ITEMS * largest
+    in_flight = 3 * 2 * cores() * 2 * largest
+    lines = [
+        f"\n{GROUP}: {N_BATCHES} batches of {BATCH // MiB} MiB, {cores()} workers, arena "
+        f"{ARENA_MIB or 64} MiB; pipes hold "
+        f"{PIPE_ITEMS} items each: 3 pipes x {PIPE_ITEMS} x {largest / MiB:.0f} MiB = "
+        f"{pipes / MiB:.0f} MiB, plus up to {in_flight / MiB:.0f} MiB in flight in firings; "
+        f"load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}",
+    ]
+    for name, f in FIGURES.items():
+        grown = f["peak_pss"] - f["warm_pss"]
+        lines.append(
+            f"  {name:26s} peak PSS (parent + workers) {f['peak_pss'] / MiB:6.0f} MiB "
+            f"(parent alone {f['base_pss'] / MiB:.0f}, warm pool {f['warm_pss'] / MiB:.0f}), "
+            f"+{grown / MiB:.0f} MiB over the warm pool: {grown / TOTAL:.2f}x the "
+            f"stream, {grown / pipes:.2f}x the pipes; RSS sum {f['peak_rss'] / MiB:.0f} MiB; "
+            f"arena high-water {f['arena_peak'] / MiB:.0f} MiB "
+            f"({f['arena_peak'] / pipes:.2f}x the pipes); {f['samples']:.0f} samples"
+        )
+    print_now(request, "\n".join(lines))
