@@ -46,7 +46,7 @@ from ._backends import END, FiringSlot, Stream
 from ._errors import ExecutionError, PipelineError, ProcessorTimeoutError, WorkerCrashedError
 from ._hooks import RunHooks
 from ._nodes import SKIPPED, Firing, Items, Node, Outputs, ResultSink, StreamState, feeder
-from ._pipe import Pipe
+from ._pipe import Pipe, payload_nbytes
 from ._strategies import CircuitOpenError, ErrorAction, resolve_action
 
 __all__ = ["Node", "ResultSink", "Scheduler", "feeder"]
@@ -63,6 +63,8 @@ _PLAIN = frozenset({int, float, str, bytes, bool, type(None), dict, list, tuple,
 #: Batches grow (x4 per batch) until one takes about this long in the worker.
 BATCH_TARGET_SECONDS = 0.005
 MAX_BATCH = 4096
+#: About the most payload bytes one batch carries (judged by its first item).
+BATCH_MAX_BYTES = 1 << 20
 
 
 class Scheduler:
@@ -399,6 +401,10 @@ class Scheduler:
         # worker busy; never more than the output pipes can take.
         free = node.concurrency - node.batches
         k = min(node.batch_size, max(1, -(-available // free)))
+        if k > 1:
+            # Batches are for many small items: big ones (arrays, tables) travel one by one,
+            # so that a batch never holds more than about BATCH_MAX_BYTES of arena space.
+            k = min(k, max(1, BATCH_MAX_BYTES // max(1, payload_nbytes(node.inputs[0]._items[0]))))
         if room is not None:
             # Every firing in flight will land in the output pipes: count them against the
             # room, so that a producer never runs ahead of its consumers by more than the
