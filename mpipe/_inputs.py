@@ -129,6 +129,12 @@ def resolve_feeds(
                 continue
         if key in by_proc:
             own = by_proc[key]
+            if len(own) == 1 and deliver is not None and own[0] not in fed:
+                # The common case of a batch run, short: one item for a one-pipe source. (Items
+                # delivered before a later key turns out bad do no harm: nothing runs then.)
+                fed[own[0]] = key
+                deliver(own[0], value)
+                continue
             if len(own) == 1:
                 targets = {own[0].pipe_name: own}
             else:

@@ -693,7 +693,9 @@ class Scheduler:
         if type(consumer) is Node:
             if was_empty:
                 consumer.filled += 1
-            if not consumer.queued:
+            # Only a consumer with an item in every input can fire: a wide fan-in is woken
+            # once, by its last input, not by each of them.
+            if not consumer.queued and consumer.filled == len(consumer.inputs):
                 consumer.queued = True
                 self.ready.append(consumer)
         elif consumer is not None:
