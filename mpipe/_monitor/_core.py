@@ -115,6 +115,7 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
     def start_monitoring(self) -> None:
         """Record events again after :meth:`stop_monitoring` (monitoring starts on)."""
         self.monitoring = True
+        self._refresh_quiet()
         if self.live:
             self._ticker.start()
 
@@ -124,6 +125,7 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
         Firing counts, timings and the trace go on (they cost one append per firing).
         """
         self.monitoring = False
+        self._refresh_quiet()
         self._ticker.stop()
 
     # -- processors and pipes ----------------------------------------------------------------------
@@ -347,7 +349,13 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
 
     def processor_start(self, processor_id: str) -> None:
         self._state[processor_id] = "running"
-        self._note(_START, processor_id, "index", 0, _INFO)
+        if self._quiet and not self._listeners and _START not in self._handlers:
+            # _note's quiet path, inlined: this runs once per processor per run.
+            self._notes.append((time.time(), _START, processor_id, "index", 0, _INFO))
+            noted = self._noted
+            noted[_START] = noted.get(_START, 0) + 1
+        else:
+            self._note(_START, processor_id, "index", 0, _INFO)
 
     def firing_end(
         self,
@@ -395,7 +403,12 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
 
     def processor_end(self, processor_id: str, firings: int) -> None:
         self._state[processor_id] = "completed"
-        self._note(_COMPLETE, processor_id, "firings", firings, _INFO)
+        if self._quiet and not self._listeners and _COMPLETE not in self._handlers:
+            self._notes.append((time.time(), _COMPLETE, processor_id, "firings", firings, _INFO))
+            noted = self._noted
+            noted[_COMPLETE] = noted.get(_COMPLETE, 0) + 1
+        else:
+            self._note(_COMPLETE, processor_id, "firings", firings, _INFO)
 
     def pipe_full(self, pipe_id: str) -> None:
         self._pipe_full_count[pipe_id] += 1

@@ -83,6 +83,9 @@ class EventLog:
         self._notes: deque[tuple[float, str, str | None, str, int, int]] = deque(maxlen=max_events)
         self._noted: dict[str, int] = {}  # notes per type since the last fold
         self._loud: dict[int, bool] = {}
+        # Whether INFO notes may go the quiet way (monitoring on, INFO not logged); refreshed
+        # at each run's start and when monitoring is switched.
+        self._quiet = False
         self.monitoring = True
         self._handlers: dict[str, list[Callable[[MonitorEvent], Any]]] = {}
         # Internal listeners (the alert manager) told the type value of every event.
@@ -123,6 +126,9 @@ class EventLog:
     @log_level.setter
     def log_level(self, value: LogLevel | str) -> None:
         self._threshold = as_log_level(value).value
+        if hasattr(self, "_quiet"):  # not while __init__ sets the first level
+            self._loud.clear()
+            self._refresh_quiet()
 
     def _emit(self, kind: str, processor_id: str | None, data: dict[str, Any], level: int) -> None:
         # Events are kept as tuples; MonitorEvent objects are made only for handlers and
@@ -165,6 +171,11 @@ class EventLog:
     def _hear_loggers(self) -> None:
         """Ask the logging configuration again which levels are logged (at each run's start)."""
         self._loud.clear()
+        self._refresh_quiet()
+
+    def _refresh_quiet(self) -> None:
+        info = LogLevel.INFO.value
+        self._quiet = self.monitoring and not (info >= self._threshold and _log.isEnabledFor(info))
 
     def _fold_notes(self) -> None:
         """Move quiet notes into the event log, in time order, and count them."""
