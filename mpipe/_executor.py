@@ -84,6 +84,12 @@ class _Plan:
         self.placements = placements
         #: Every pipe by id, for observers (made once per plan, shared by its runs).
         self.pipe_map = {p.pipe_id: p for p in pipes}
+        #: What each run needs of the nodes, worked out once: the processors, those whose
+        #: initialize/cleanup must be called, and the distinct error strategies.
+        self.procs, self.lifecycle = _lifecycle_of(nodes)
+        self.strategies = list({id(n.strategy): n.strategy for n in nodes if n.strategy}.values())
+        #: Set when a run put replay feeders in some nodes' place (resume).
+        self.relink = False
 
 
 class GraphExecutor(BreakpointAPI):
@@ -162,6 +168,7 @@ class GraphExecutor(BreakpointAPI):
         self._entered = False
         self._busy = False
         self._stop_requested = False
+        self._run_parts: tuple[list[BaseProcessor], list[Any]] = ([], [])
         # Observability: checkpoints, resume, breakpoints, progress.
         if checkpoint_manager is not None and not isinstance(checkpoint_manager, CheckpointManager):
             raise ConfigurationError(
@@ -397,6 +404,10 @@ class GraphExecutor(BreakpointAPI):
             pipe._reopen()
         for node in plan.nodes:
             node.reset()
+        if plan.relink:
+            for node in plan.nodes:
+                node.relink()
+            plan.relink = False
 
         def deliver(entry: Entry, item: Any) -> None:
             pipe = entry_pipes[(entry.processor_id, entry.pipe_name)]
@@ -437,14 +448,23 @@ class GraphExecutor(BreakpointAPI):
                 if conn[2] in done:
                     graph.pipes[connection_id(conn)]._closed = True
             nodes = [n for n in plan.nodes if n.node_id not in done]
+            plan.relink = True
             for n in plan.nodes:
                 if n.node_id in done:
                     items = replay_items(done[n.node_id], list(n.outputs))
                     feeders.append(feeder(f"<replay {n.node_id}>", items, n.outputs, inline))
-        for strategy in {id(n.strategy): n.strategy for n in nodes if n.strategy}.values():
+        strategies = (
+            plan.strategies
+            if nodes is plan.nodes
+            else {id(n.strategy): n.strategy for n in nodes if n.strategy}.values()
+        )
+        for strategy in strategies:
             reset = getattr(strategy, "reset", None)
             if reset is not None:
                 reset()
+        self._run_parts = (
+            (plan.procs, plan.lifecycle) if nodes is plan.nodes else _lifecycle_of(nodes)
+        )
         info = RunInfo(
             run_id=resume if resume is not None else _new_run_id(),
             graph_id=graph.graph_id,
@@ -484,10 +504,7 @@ class GraphExecutor(BreakpointAPI):
         self._status = {"state": "running", "run_id": info.run_id, "started_at": info.started_at}
         hooks = sched.hooks
         error: BaseException | None = None
-        procs = [n.processor for n in sched.nodes if isinstance(n.processor, BaseProcessor)]
-        foreign = [n.processor.processor for n in sched.nodes if isinstance(n.processor, _Foreign)]
-        # Only processors that override the lifecycle hooks cost a task per run.
-        lifecycle = [p for p in procs if _overrides_lifecycle(p)] + foreign
+        procs, lifecycle = self._run_parts
         try:
             for hook in hooks:
                 hook.run_start(info)
@@ -716,6 +733,14 @@ def _mark_fetching(graph: ProcessingGraph, nodes: list[Node], placements: dict[s
             node.fetch = dask.fetch  # type: ignore[attr-defined]
             node.fast = False
             node.batch_size = 0
+
+
+def _lifecycle_of(nodes: list[Node]) -> tuple[list[BaseProcessor], list[Any]]:
+    """The nodes' processors, and those whose ``initialize``/``cleanup`` must be called (only
+    processors that override them cost a task per run)."""
+    procs = [n.processor for n in nodes if isinstance(n.processor, BaseProcessor)]
+    foreign = [n.processor.processor for n in nodes if isinstance(n.processor, _Foreign)]
+    return procs, [p for p in procs if _overrides_lifecycle(p)] + foreign
 
 
 def _overrides_lifecycle(processor: BaseProcessor) -> bool:

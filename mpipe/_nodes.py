@@ -197,6 +197,7 @@ class Node:
         # the inline fast path or batches (the executor clears ``fast`` and ``batch_size``).
         self.fetch: Callable[[Any], Any] | None = None
         self.reset()
+        self.relink()
 
     def reset(self) -> None:
         """Forget the state of an earlier run (a node is planned once, run many times)."""
@@ -217,7 +218,10 @@ class Node:
         self.drained = False
         # Breakpoints (mpipe/_breakpoints.py) set this while the node has any; None otherwise.
         self.gate: Callable[[str, int, Any], Any] | None = None
-        # A run may have replaced this node's links (a replay feeder on resume): take them back.
+
+    def relink(self) -> None:
+        """Be the consumer of the input pipes and the producer of the output pipes again (after a
+        run in which a replay feeder stood in for this node)."""
         for pipe in self.inputs:
             pipe._consumer = self
         for pipe in self.out_pipes:
