@@ -404,10 +404,13 @@ class GraphExecutor(BreakpointAPI):
             pipe._reopen()
         for node in plan.nodes:
             node.reset()
-        if plan.relink:
+        if plan.relink or getattr(graph, "_linked_plan", None) is not plan:
+            # The graph's pipes link to one plan's nodes at a time: this plan's, unless another
+            # executor of the same graph ran since, or a resumed run put replay feeders in.
             for node in plan.nodes:
                 node.relink()
             plan.relink = False
+            graph._linked_plan = plan
 
         def deliver(entry: Entry, item: Any) -> None:
             pipe = entry_pipes[(entry.processor_id, entry.pipe_name)]

@@ -59,6 +59,8 @@ class ProcessingGraph(GraphInterface):
         self.execution_order: list[list[str]] = []
         #: Bumped by every structural change, so executors know when to re-plan.
         self._version = 0
+        #: The executor plan whose nodes the pipes link to now (see GraphExecutor._plan).
+        self._linked_plan: Any = None
 
     # -- building --------------------------------------------------------------------------------
 

@@ -120,9 +120,11 @@ class Scheduler:
                 if not self.unfinished:
                     break
                 if not self.outstanding and not self.ready and not self._waiting_on_consumer():
+                    waiting = [n for n in self.nodes if not n.finished]
+                    shown = ", ".join(repr(n) for n in waiting[:5])
+                    more = f" and {len(waiting) - 5} more" if len(waiting) > 5 else ""
                     raise ExecutionError(
-                        "the run stalled: no firing in flight and none ready "
-                        f"({', '.join(repr(n) for n in self.nodes if not n.finished)})"
+                        f"the run stalled: no firing in flight and none ready ({shown}{more})"
                     )
                 self._wake = loop.create_future()
                 await self._wake

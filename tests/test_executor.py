@@ -467,3 +467,11 @@ def test_a_failing_input_stream_keeps_its_exception() -> None:
         asyncio.run(GraphExecutor(g).execute_stream({"a": bad()}))
     assert isinstance(info.value.cause, KeyError)
     assert info.value.failed_processors == []
+
+
+def test_two_executors_of_one_graph_take_turns() -> None:
+    g = chain(("a", lambda x: x + 1), ("b", lambda x: x * 2))
+    first, second = GraphExecutor(g), GraphExecutor(g)
+    for i in range(3):
+        assert first.run(i) == {"b:output": (i + 1) * 2}
+        assert second.run(i) == {"b:output": (i + 1) * 2}
