@@ -146,6 +146,7 @@ class BreakpointManager:
         self._bps: dict[str, _Breakpoint] = {}
         self._ids = itertools.count(1)
         self._stepping = False
+        self._gated = False  # whether any node of the run may hold a gate now
         self._nodes: list[Any] = []
         self._notify: Callable[[str, str | None, dict[str, Any]], None] | None = None
         self._pending: deque[BreakpointHit] = deque()
@@ -233,14 +234,16 @@ class BreakpointManager:
         self, nodes: Iterable[Any], notify: Callable[[str, str | None, dict[str, Any]], None]
     ) -> None:
         """A run starts: gate its nodes as the breakpoints say."""
-        self._nodes = list(nodes)
+        self._nodes = nodes if isinstance(nodes, list) else list(nodes)
         self._notify = notify
         self._refresh()
 
     def detach(self) -> None:
         """The run ended: ungate, and fail anyone still waiting for a hit."""
-        for node in self._nodes:
-            node.gate = None
+        if self._gated:
+            for node in self._nodes:
+                node.gate = None
+            self._gated = False
         self._nodes = []
         self._notify = None
         self._pending.clear()
@@ -252,8 +255,11 @@ class BreakpointManager:
 
     def _refresh(self) -> None:
         wanted = {bp.processor_id for bp in self._bps.values() if bp.enabled}
+        if not wanted and not self._stepping and not self._gated:
+            return  # no gate anywhere, none to set: a run without breakpoints pays nothing
         for node in self._nodes:
             node.gate = self.gate if (self._stepping or node.node_id in wanted) else None
+        self._gated = bool(wanted) or self._stepping
 
     def gate(
         self, processor_id: str, index: int, data: dict[str, Any]
