@@ -485,3 +485,25 @@ def test_a_reference_prints_its_key() -> None:
         key = "mpipe-a-0-x"
 
     assert repr(DaskRef(Fake())) == "DaskRef('mpipe-a-0-x')"
+
+
+def test_the_trace_shows_dask_workers_as_tracks(dask_cluster: str, tmp_path: Any) -> None:
+    import json
+
+    from mpipe import Monitor
+
+    g = create_simple_pipeline([("a", lambda x: x + 1), ("b", lambda x: x * 2)])
+    for p in g.get_all_processors().values():
+        p.execution = "dask"  # type: ignore[attr-defined]
+    monitor = Monitor()
+    assert GraphExecutor(g, monitor=monitor, dask_address=dask_cluster).run(3) == {"b:output": 8}
+    path = tmp_path / "trace.json"
+    monitor.export_trace(path)
+    data = json.loads(path.read_text())
+    events = data["traceEvents"] if isinstance(data, dict) else data
+    tracks = {
+        e["args"]["name"] for e in events if e.get("ph") == "M" and "name" in e.get("args", {})
+    }
+    assert any(name.startswith("tcp://") for name in tracks), tracks
+    spans = [e for e in events if e.get("ph") == "X" and e.get("name") in ("a", "b")]
+    assert {e["name"] for e in spans} == {"a", "b"}
