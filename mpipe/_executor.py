@@ -88,6 +88,7 @@ class _Plan:
         #: initialize/cleanup must be called, and the distinct error strategies.
         self.procs, self.lifecycle = _lifecycle_of(nodes)
         self.strategies = list({id(n.strategy): n.strategy for n in nodes if n.strategy}.values())
+        self.backends = list({id(n.backend): n.backend for n in nodes}.values())
         #: Set when a run put replay feeders in some nodes' place (resume).
         self.relink = False
 
@@ -216,12 +217,17 @@ class GraphExecutor(BreakpointAPI):
         """Add an observer of every later run."""
         self._hooks.extend(_as_hooks(hooks, "hooks"))
 
-    async def _backend(self, placement: str) -> Backend:
+    def _backend_for(self, placement: str) -> Backend:
+        """This executor's backend for ``placement``, made on first use (not started)."""
         backend = self._backends.get(placement)
         if backend is None:
             backend = self._backends[placement] = make_backend(
                 placement, self.max_workers, self._backend_options.get(placement, {})
             )
+        return backend
+
+    async def _backend(self, placement: str) -> Backend:
+        backend = self._backend_for(placement)
         if not backend.started:
             await backend.start()
         return backend
@@ -295,11 +301,7 @@ class GraphExecutor(BreakpointAPI):
             proc = gnode.processor
             placement = getattr(proc, "execution", None) or self.backend
             placements[pid] = check_placement(placement, f"processor {pid!r}")
-            backend = self._backends.get(placement)
-            if backend is None:
-                backend = self._backends[placement] = make_backend(
-                    placement, self.max_workers, self._backend_options.get(placement, {})
-                )
+            backend = self._backend_for(placement)
             input_names = list(proc.input_pipes) or ["input"]
             for name in input_names:
                 if (pid, name) not in connected:
@@ -363,8 +365,10 @@ class GraphExecutor(BreakpointAPI):
             ValidationError: The graph is invalid.
             ConfigurationError: A processor cannot run where it is placed.
         """
-        plan = self._current_plan()
-        for backend in {id(n.backend): n.backend for n in plan.nodes}.values():
+        await self._start_backends(self._current_plan())
+
+    async def _start_backends(self, plan: _Plan) -> None:
+        for backend in plan.backends:
             if not backend.started:
                 await backend.start()
 
@@ -420,9 +424,7 @@ class GraphExecutor(BreakpointAPI):
 
         # Validation of the input happens here, before any processor runs.
         feeds = resolve_feeds(plan.index, data, streaming, None if streaming else deliver)
-        for backend in {id(n.backend): n.backend for n in plan.nodes}.values():
-            if not backend.started:
-                await backend.start()
+        await self._start_backends(plan)
         sink = ResultSink(streaming=not collect)
         for key, pipe in plan.sinks:
             sink.attach(key, pipe)

@@ -560,8 +560,8 @@ class Scheduler:
 
     def _start(self, firing: Firing, skip: int = 0) -> None:
         node = firing.node
-        strategy = node.strategy
-        if strategy is not None and not _allows(strategy, node.node_id):
+        gated = node.gated  # the strategy, when it can refuse a firing (a circuit breaker)
+        if gated is not None and not gated.allow(node.node_id):
             exc = CircuitOpenError(
                 f"processor {node.node_id!r}: circuit open, firing {firing.index} not run",
                 node.node_id,
@@ -634,9 +634,7 @@ class Scheduler:
             self._emit(node, outcome)
         else:
             node.pending[index] = outcome
-        pending = node.pending
-        while pending and node.stream is None and node.next_emit in pending:
-            self._emit(node, pending.pop(node.next_emit))
+        self._complete_pending(node)
 
     def _emit(self, node: Node, outcome: Any) -> None:
         if type(outcome) is Outputs:
@@ -875,11 +873,6 @@ async def _within(awaitable: Any, timeout: float, processor_id: str, index: int)
             processor_id,
         )
     return fut.result()
-
-
-def _allows(strategy: Any, processor_id: str) -> bool:
-    allow = getattr(strategy, "allow", None)
-    return True if allow is None else bool(allow(processor_id))
 
 
 def _record_success(strategy: Any, processor_id: str) -> None:
