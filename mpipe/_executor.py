@@ -82,6 +82,9 @@ class _Plan:
         self.sinks = sinks
         self.pipes = pipes
         self.placements = placements
+        #: The processor ids, one list shared by every run of the plan (observers may tell two
+        #: runs of one plan apart from runs of another by its identity).
+        self.processor_ids = list(placements)
         #: Every pipe by id, for observers (made once per plan, shared by its runs).
         self.pipe_map = {p.pipe_id: p for p in pipes}
         #: What each run needs of the nodes, worked out once: the processors, those whose
@@ -473,7 +476,7 @@ class GraphExecutor(BreakpointAPI):
         info = RunInfo(
             run_id=resume if resume is not None else _new_run_id(),
             graph_id=graph.graph_id,
-            processor_ids=list(plan.placements),
+            processor_ids=plan.processor_ids,
             placements=plan.placements,
             started_at=time.time(),
             mode="stream" if streaming else "batch",

@@ -7,15 +7,82 @@ Hooks run on the event-loop thread, inside the scheduler's hot path: keep them s
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["RunHooks", "RunInfo"]
+from ._rows import Rows
+
+__all__ = ["RunHooks", "RunInfo", "Timeline"]
+
+#: A firing as readers see it: (processor id, index, start, end, worker, error text or None).
+Span = tuple[str, int, float, float, str, str | None]
+
+
+class Timeline:
+    """A run's firings and its processors' first firings and ends, as rows.
+
+    A recording observer (one that keeps everything and reads it later, like
+    :class:`~mpipe.Monitor`) returns one from :meth:`RunHooks.timeline`. The scheduler then
+    adds a row here where it would have called ``firing_end`` (on success),
+    ``processor_start`` or ``processor_end`` on that observer: one call, and with the C row
+    tables no new Python object, per firing. Failures, retries, skips and everything else
+    still come through the hook methods. Times are ``time.perf_counter()`` values in seconds.
+
+    Attributes:
+        spans: One row per firing: (processor id, index, start, end, worker). The observer
+            adds the failed ones, with their error text in ``errors`` (row number -> text).
+        firsts: One row per processor that fired: (processor id, 0, start of its first
+            firing, 0.0, None).
+        ends: One row per processor whose outputs closed: (processor id, firings, time, 0.0,
+            None).
+        full: Called by the scheduler when ``spans.add`` answers True (``spans.limit``
+            reached); the observer may then fold and cut the rows and raise the limit.
+    """
+
+    __slots__ = ("ends", "errors", "firsts", "full", "spans")
+
+    def __init__(self, limit: int = sys.maxsize, full: Callable[[], None] | None = None) -> None:
+        self.spans = Rows(limit)
+        self.errors: dict[int, str] = {}
+        self.firsts = Rows()
+        self.ends = Rows()
+        self.full: Callable[[], None] = full if full is not None else _nothing
+
+    def __len__(self) -> int:
+        return len(self.spans)
+
+    def rows(self, start: int = 0, stop: int | None = None) -> list[Span]:
+        """Span rows ``start:stop`` with their error text (None for a success)."""
+        errors = self.errors
+        return [
+            (pid, index, begin, end, worker or "main", errors.get(row))
+            for row, (pid, index, begin, end, worker) in enumerate(
+                self.spans.rows(start, len(self.spans) if stop is None else stop), start
+            )
+        ]
+
+    def cut(self, keep: int) -> int:
+        """Drop the span rows past the first ``keep``; return how many were dropped."""
+        dropped: int = self.spans.cut(keep)
+        if dropped:
+            for row in [r for r in self.errors if r >= keep]:
+                del self.errors[row]
+        return dropped
+
+
+def _nothing() -> None:
+    pass
 
 
 @dataclass
 class RunInfo:
-    """What observers learn about a run when it starts."""
+    """What observers learn about a run when it starts.
+
+    ``processor_ids`` is one list shared by every run of the same compiled plan: read it,
+    never change it.
+    """
 
     run_id: str
     graph_id: str
@@ -28,6 +95,13 @@ class RunInfo:
 
 class RunHooks:
     """Base class of run observers. Times are ``time.perf_counter()`` values in seconds."""
+
+    def timeline(self) -> Timeline | None:
+        """Asked once per run, after :meth:`run_start`: a :class:`Timeline` to be written to
+        instead of being called per successful firing and per processor start and end, or None
+        (the default) to be called. One observer per run at most gets a timeline; any other
+        that asks is called as usual."""
+        return None
 
     def run_start(self, run: RunInfo) -> None:
         """A run begins: every processor is about to be initialized."""

@@ -44,7 +44,7 @@ from typing import Any
 
 from ._backends import END, FiringSlot, Stream
 from ._errors import ExecutionError, PipelineError, ProcessorTimeoutError, WorkerCrashedError
-from ._hooks import RunHooks
+from ._hooks import RunHooks, Timeline
 from ._nodes import SKIPPED, Firing, Items, Node, Outputs, ResultSink, StreamState, feeder
 from ._pipe import Pipe, payload_nbytes
 from ._strategies import CircuitOpenError, ErrorAction, resolve_action
@@ -91,7 +91,14 @@ class Scheduler:
         self.sink = sink
         self.hooks = hooks
         # Only observers that override firing_start are called per firing for it.
-        self.start_hooks = [h for h in hooks if type(h).firing_start is not RunHooks.firing_start]
+        self.start_hooks = _overriding(hooks, "firing_start")
+        # Told of successful firings and of processors' starts and ends: the observers that
+        # override those hooks, less the recorder that takes a timeline instead (_observe).
+        self.timeline: Timeline | None = None
+        self.end_hooks = _overriding(hooks, "firing_end")
+        self.first_hooks = _overriding(hooks, "processor_start")
+        self.finish_hooks = _overriding(hooks, "processor_end")
+        self.observed = bool(self.first_hooks)
         self.run_id = run_id
         self.ready: deque[Node] = deque()
         self.unfinished = len(nodes) + len(feeders)
@@ -110,6 +117,7 @@ class Scheduler:
             ExecutionError: A failure the strategy did not absorb, or ``stop()``.
         """
         loop = asyncio.get_running_loop()
+        self._observe()
         try:
             for node in [*self.feeders, *self.nodes]:
                 self.schedule(node)
@@ -133,6 +141,34 @@ class Scheduler:
             self.done = True
             self._cancel_outstanding()
             self.sink.wake()
+
+    def _observe(self) -> None:
+        """Give the first observer that asks for one the run's timeline (after run_start)."""
+        for hook in self.hooks:
+            timeline = hook.timeline()
+            if timeline is not None:
+                self.timeline = timeline
+                self.end_hooks = [h for h in self.end_hooks if h is not hook]
+                self.first_hooks = [h for h in self.first_hooks if h is not hook]
+                self.finish_hooks = [h for h in self.finish_hooks if h is not hook]
+                break
+        self.observed = bool(self.first_hooks) or self.timeline is not None
+
+    def _record_spans(
+        self, node: Node, first: int, k: int, start: float, end: float, worker: str
+    ) -> None:
+        """Successful firings ``first .. first + k - 1`` of ``node``, to the timeline and hooks."""
+        timeline = self.timeline
+        node_id = node.node_id
+        if timeline is not None and (
+            timeline.spans.add(node_id, first, start, end, worker)
+            if k == 1
+            else timeline.spans.add_run(node_id, first, start, end, worker, k)
+        ):
+            timeline.full()
+        for hook in self.end_hooks:
+            for j in range(k):
+                hook.firing_end(node_id, first + j, start, end, worker, None)
 
     def _waiting_on_consumer(self) -> bool:
         return self.sink.streaming and bool(self.sink.arrivals)
@@ -308,8 +344,8 @@ class Scheduler:
     def _fire(self, node: Node) -> None:
         arg = self._take(node.inputs[0]) if node.item_arg else self._take_all(node)
         firing = Firing(node, node.index, arg)
-        if not node.index and self.hooks:
-            self._first_firing(node)
+        if not node.index and self.observed:
+            self._first_firing(node, time.perf_counter())
         node.index += 1
         node.inflight += 1
         if node.fetch is not None:
@@ -357,10 +393,14 @@ class Scheduler:
         arg = self._take(node.inputs[0]) if node.item_arg else self._take_all(node)
         index = node.index
         node.index = index + 1
-        hooks = self.hooks
-        if not index and hooks:
-            self._first_firing(node)
         start = time.perf_counter()
+        if not index and self.observed:
+            # _first_firing, inlined: once per processor per run on the hot path.
+            timeline = self.timeline
+            if timeline is not None:
+                timeline.firsts.add(node.node_id, 0, start, 0.0, None)
+            for hook in self.first_hooks:
+                hook.processor_start(node.node_id)
         for hook in self.start_hooks:
             hook.firing_start(node.node_id, index, start)
         try:
@@ -381,7 +421,11 @@ class Scheduler:
             return
         end = time.perf_counter()
         node.processor._record(end - start, False)
-        for hook in hooks:
+        # _record_spans for one firing, inlined: this is the hot path.
+        timeline = self.timeline
+        if timeline is not None and timeline.spans.add(node.node_id, index, start, end, "main"):
+            timeline.full()
+        for hook in self.end_hooks:
             hook.firing_end(node.node_id, index, start, end, "main", None)
         if node.strategy is not None:
             _record_success(node.strategy, node.node_id)
@@ -421,12 +465,12 @@ class Scheduler:
         else:
             args = [self._take_all(node) for _ in range(k)]
         first = node.index
-        if not first and self.hooks:
-            self._first_firing(node)
+        start = time.perf_counter()
+        if not first and self.observed:
+            self._first_firing(node, start)
         node.index += k
         node.inflight += k
         node.batches += 1
-        start = time.perf_counter()
         for hook in self.start_hooks:
             for j in range(k):
                 hook.firing_start(node.node_id, first + j, start)
@@ -461,13 +505,11 @@ class Scheduler:
             end = time.perf_counter()
             k = len(values)
             per_item = seconds / k if k else 0.0
-            processor, hooks = node.processor, self.hooks
+            processor = node.processor
             if kinds is None and node.single_out is not None:
                 # The common case, in bulk: every firing of the batch gave a value, so its
                 # outputs travel as one run, emitted when the batch's turn comes.
-                for hook in hooks:
-                    for j in range(k):
-                        hook.firing_end(node.node_id, first + j, start, end, slot.worker, None)
+                self._record_spans(node, first, k, start, end, slot.worker)
                 processor._record_many(k, seconds)
                 self._complete(node, first, Outputs(values))
                 values = []
@@ -476,8 +518,7 @@ class Scheduler:
                 index = first + j
                 if kind:
                     processor._record(per_item, False)
-                    for hook in hooks:
-                        hook.firing_end(node.node_id, index, start, end, slot.worker, None)
+                    self._record_spans(node, index, 1, start, end, slot.worker)
                     self._complete(node, index, value if kind == 1 else Items(value))
                 else:
                     firing = Firing(node, index, args[j])
@@ -518,8 +559,11 @@ class Scheduler:
                 firing.start, firing.worker = start, slot.worker
                 self._failed(firing, exc, 0)
 
-    def _first_firing(self, node: Node) -> None:
-        for hook in self.hooks:
+    def _first_firing(self, node: Node, start: float) -> None:
+        timeline = self.timeline
+        if timeline is not None:
+            timeline.firsts.add(node.node_id, 0, start, 0.0, None)
+        for hook in self.first_hooks:
             hook.processor_start(node.node_id)
 
     def _take_all(self, node: Node) -> dict[str, Any]:
@@ -623,8 +667,7 @@ class Scheduler:
         node = firing.node
         processor = node.processor
         processor._record(end - firing.start, False)
-        for hook in self.hooks:
-            hook.firing_end(node.node_id, firing.index, firing.start, end, firing.worker, None)
+        self._record_spans(node, firing.index, 1, firing.start, end, firing.worker)
         if node.strategy is not None:
             _record_success(node.strategy, node.node_id)
 
@@ -858,7 +901,10 @@ class Scheduler:
         if self.sink.streaming:
             self.sink.wake()
         if node.processor is not None:
-            for hook in self.hooks:
+            timeline = self.timeline
+            if timeline is not None:
+                timeline.ends.add(node.node_id, node.index, time.perf_counter(), 0.0, None)
+            for hook in self.finish_hooks:
                 hook.processor_end(node.node_id, node.index)
 
 
@@ -873,6 +919,12 @@ async def _within(awaitable: Any, timeout: float, processor_id: str, index: int)
             processor_id,
         )
     return fut.result()
+
+
+def _overriding(hooks: list[RunHooks], name: str) -> list[RunHooks]:
+    """The observers among ``hooks`` whose class overrides hook method ``name``."""
+    default = getattr(RunHooks, name)
+    return [h for h in hooks if getattr(type(h), name) is not default]
 
 
 def _record_success(strategy: Any, processor_id: str) -> None:

@@ -37,7 +37,8 @@ static PyMethodDef module_methods[] = {
 
 static struct PyModuleDef native_module = {
     PyModuleDef_HEAD_INIT, "mpipe._native",
-    "Shared-memory transport: crash-safe arena allocator, SPSC rings, eventfd doorbells.", -1,
+    "Shared-memory transport (crash-safe arena allocator, SPSC rings, eventfd doorbells) and "
+    "the monitor's row tables.", -1,
     module_methods,
 };
 
@@ -54,11 +55,15 @@ PyMODINIT_FUNC PyInit__native(void) {
         Py_INCREF(defaults[i]);
         *slots[i] = defaults[i];
     }
-    if (PyType_Ready(&Arena_Type) < 0 || PyType_Ready(&Ring_Type) < 0) return NULL;
+    if (PyType_Ready(&Arena_Type) < 0 || PyType_Ready(&Ring_Type) < 0 ||
+        PyType_Ready(&Rows_Type) < 0)
+        return NULL;
     Py_INCREF(&Arena_Type);
     Py_INCREF(&Ring_Type);
+    Py_INCREF(&Rows_Type);
     if (PyModule_AddObject(m, "Arena", (PyObject *)&Arena_Type) < 0 ||
-        PyModule_AddObject(m, "Ring", (PyObject *)&Ring_Type) < 0)
+        PyModule_AddObject(m, "Ring", (PyObject *)&Ring_Type) < 0 ||
+        PyModule_AddObject(m, "Rows", (PyObject *)&Rows_Type) < 0)
         return NULL;
     PyModule_AddIntConstant(m, "BLOCK_HEADER", MP_BLOCK_HDR);
     PyModule_AddIntConstant(m, "ALIGN", MP_ALIGN);

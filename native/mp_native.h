@@ -87,6 +87,7 @@ typedef struct {
 
 extern PyTypeObject Arena_Type;
 extern PyTypeObject Ring_Type;
+extern PyTypeObject Rows_Type;
 
 /* Exception classes; replaced by the Python wrapper's own classes at import. */
 extern PyObject *mp_TransportError;

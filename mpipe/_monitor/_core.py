@@ -1,9 +1,11 @@
 """The monitor: a run observer that records events, metrics, process samples and a trace.
 
-It listens on the hook protocol (:class:`~mpipe.RunHooks`). Per firing it appends one span
-tuple (statistics are folded from the spans when read); events are reserved for things that
-happen per processor or per run (first firing, completion, errors, retries, skips, checkpoints,
-breakpoints), so monitoring can stay on. See ``docs/observability.md``.
+It listens on the hook protocol (:class:`~mpipe.RunHooks`). Unless someone hears processor
+events live (a handler, an alert manager, the logger at INFO), it takes the run's
+:class:`~mpipe._hooks.Timeline` instead of hook calls: the scheduler appends one span tuple per
+firing and one tuple per processor start and end, and statistics, states and events are made
+from them when read. Errors, retries, skips, checkpoints and breakpoints come as hook calls and
+are recorded as they happen, so monitoring can stay on. See ``docs/observability.md``.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .._hooks import RunHooks, RunInfo
+from .._hooks import RunHooks, RunInfo, Timeline
 from .._interfaces import MonitorInterface
 from .._pipe import Pipe, payload_nbytes
 from ._eventlog import EventLog
 from ._events import EventType, LogLevel
+from ._runlog import RunLog
 from ._sampler import ProcessSampler, Ticker, shm_bytes_of, worker_pids_of
+from ._spans import SpanBook
 from ._stats import ProcessorStats
 from ._trace import TraceRecorder
 
@@ -30,9 +34,6 @@ __all__ = ["Monitor"]
 
 _log = logging.getLogger("mpipe")
 _tap_ids = itertools.count(1)
-
-#: Firing spans buffered before they are folded into the statistics and the trace.
-FOLD_EVERY = 4096
 
 #: A pipe_full event per pipe at most this often (seconds); the count is in the event data.
 PIPE_FULL_EVERY = 1.0
@@ -84,12 +85,9 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
         super().__init__(max_events, log_level)
         # Processor id -> waiting / running / completed / error / idle.
         self._state: dict[str, str] = {}
-        self._stats: dict[str, ProcessorStats] = {}
-        # (processor id, index, start, end, worker, error text or None)
-        self._spans: list[tuple[str, int, float, float, str, str | None]] = []
-        self._folded = 0
-        self._pending: list[tuple[list[Any], int]] = []
-        self._pending_size = 0
+        # Firing spans (per run, in timelines) and the statistics folded from them.
+        self._book = SpanBook()
+        self._stats = self._book.stats
         self._registered: dict[str, Any] = {}
         self._pipes: dict[str, Pipe] = {}
         self._taps: dict[str, Pipe] = {}
@@ -99,9 +97,11 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
         self._sampler: ProcessSampler | None = None
         self._last_sample = -float("inf")
         self._ticker = Ticker(sample_interval, self._tick)
-        self.trace = TraceRecorder()
-        self._spans = self.trace.spans
-        self._limit = self.trace.max_spans
+        self.trace = TraceRecorder(self._book)
+        # Processor starts and ends per run, applied to _state and the events when read.
+        self._runlogs: list[RunLog] = []
+        self._log: RunLog | None = None
+        self._lend: Timeline | None = None  # the live run's timeline, when the scheduler has it
         self.run: RunInfo | None = None
         self.runs = 0
         self.live = False
@@ -130,58 +130,70 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
 
     # -- processors and pipes ----------------------------------------------------------------------
 
-    # Firing spans: the hot path only appends a tuple to ``_spans``, which is the current
-    # run's trace until the trace is full (``trace.max_spans``), and a small buffer after that.
-    # Counters and percentiles are folded from the spans when someone reads them (summary,
-    # status, alert rules), from the buffer every FOLD_EVERY firings once the trace is full,
-    # and from earlier runs' spans when those grow past the trace size.
-
     def _fold(self) -> None:
         """Account every span not yet counted in the per-processor statistics."""
-        for spans, start in self._pending:
-            self._fold_list(spans, start, closed=True)
-        self._pending.clear()
-        self._pending_size = 0
-        if self._spans is self.trace.spans:
-            self._fold_list(self._spans, self._folded, closed=False)
-            self._folded = len(self._spans)
-        else:
-            buffer, self._spans = self._spans, []
-            self._fold_list(buffer, 0, closed=False)
-            self.trace.dropped += len(buffer)
+        self._book.fold()
 
-    def _overflow(self) -> None:
-        """The hot buffer reached its limit: fold it, and stop growing the trace."""
-        self._fold()
-        self._limit = FOLD_EVERY
-        if self._spans is self.trace.spans:
-            self._spans = []
+    # -- processor states and events, from the run logs ---------------------------------------
 
-    def _fold_list(self, spans: list[Any], start: int, closed: bool) -> None:
-        """Count ``spans[start:]``; ``closed``: they end a run (close its active windows)."""
-        # Group durations per processor in one pass; count, sum, max and samples are then
-        # done per processor by C-level builtins.
-        durations: dict[str, list[float]] = {}
-        first: dict[str, float] = {}
-        last: dict[str, float] = {}
-        for pid, _, begin, end, _, _ in itertools.islice(spans, start, None):
-            found = durations.get(pid)
-            if found is None:
-                found = durations[pid] = []
-                first[pid] = begin
-            found.append(end - begin)
-            last[pid] = end
-        for pid, found in durations.items():
-            self._stat(pid).add_many(found, first[pid], last[pid])
-        if closed:
-            for stats in self._stats.values():
-                stats.close_window()
+    def _settle(self) -> None:
+        """Apply every run log not yet applied to the states (and to the events' notes)."""
+        if not self._runlogs:
+            return
+        has_errors = self._has_errors
+        for log in self._runlogs:
+            firsts, ends = log.apply(self._state, has_errors)
+            if log.notes and (firsts or ends):
+                self._notes.extend(log.notes_for(firsts, ends, (_START, _COMPLETE), _INFO))
+                noted = self._noted
+                noted[_START] = noted.get(_START, 0) + len(firsts)
+                noted[_COMPLETE] = noted.get(_COMPLETE, 0) + len(ends)
+        self._runlogs = [log for log in self._runlogs if not log.closed]
+
+    def _has_errors(self, processor_id: str) -> bool:
+        stats = self._stats.get(processor_id)
+        return stats is not None and stats.errors > 0
+
+    def _drain(self) -> None:
+        self._settle()
+
+    def _prune(self) -> None:
+        """Drop the logs of ended runs whose events could no longer be among the kept ones.
+
+        Newest first, logs stay while the events they would still add fit in ``max_events``;
+        older ones are counted (events by type) without making their events, and their states
+        are applied only when no newer log of the same plan overrides them all.
+        """
+        logs = self._runlogs
+        if len(logs) < 2:
+            return
+        kept: list[RunLog] = []
+        room = self.max_events
+        dropped: list[RunLog] = []
+        for log in reversed(logs):
+            if room <= 0 and log.ended:
+                dropped.append(log)
+            else:
+                kept.append(log)
+                if log.notes:
+                    room -= sum(log.unread())
+        if not dropped:
+            return
+        kept.reverse()
+        newer = {id(log.processor_ids) for log in kept}
+        noted = self._noted
+        for log in reversed(dropped):  # oldest first
+            if log.notes:
+                log.notes = False
+                starts, ends = log.unread()
+                noted[_START] = noted.get(_START, 0) + starts
+                noted[_COMPLETE] = noted.get(_COMPLETE, 0) + ends
+            if id(log.processor_ids) not in newer:
+                log.apply(self._state, self._has_errors)
+        self._runlogs = kept
 
     def _stat(self, processor_id: str) -> ProcessorStats:
-        stats = self._stats.get(processor_id)
-        if stats is None:
-            stats = self._stats[processor_id] = ProcessorStats(processor_id)
-        return stats
+        return self._book.stat(processor_id)
 
     def register_processor(self, processor: Any) -> None:
         """Track a processor (an object with ``processor_id``, or an id) before it runs.
@@ -203,6 +215,7 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
             KeyError: The monitor has not seen nor registered this processor.
         """
         self._fold()
+        self._settle()
         state = self._state.get(processor_id)
         if state is None:
             raise KeyError(f"processor {processor_id!r} is not known to this monitor")
@@ -222,6 +235,7 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
 
     def get_all_processor_statuses(self) -> dict[str, dict[str, Any]]:
         """:meth:`get_processor_status` of every known processor."""
+        self._settle()
         return {pid: self.get_processor_status(pid) for pid in self._state}
 
     def tap_pipe(
@@ -313,16 +327,8 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
     def run_start(self, run: RunInfo) -> None:
         self._hear_loggers()
         # The last run's spans are counted later (when read), not on this run's clock.
-        old = self._spans
-        old_start = self._folded if old is self.trace.spans else 0
+        timeline = self._book.begin()
         self.trace.begin(run.run_id, run.graph_id, time.perf_counter())
-        self._spans = self.trace.spans
-        self._folded = 0
-        self._limit = self.trace.max_spans
-        self._pending.append((old, old_start))
-        self._pending_size += len(old) - old_start
-        if self._pending_size > self.trace.max_spans:
-            self._fold()
         self.run = run
         self.runs += 1
         self.live = True
@@ -331,7 +337,23 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
             pipes = {**{p.pipe_id: p for p in self._taps.values()}, **pipes}
         self._pipes = pipes
         self._backends = list(run.extra.get("backends", []))
-        self._state.update(dict.fromkeys(run.processor_ids, "waiting"))
+        # Processor starts and ends come as hook calls when someone hears them live, else
+        # through the run's timeline (no call per processor or firing).
+        live = self.monitoring and bool(
+            not self._quiet
+            or self._listeners
+            or _START in self._handlers
+            or _COMPLETE in self._handlers
+        )
+        if live:
+            self._settle()  # notes of earlier runs go before the ones this run makes live
+        else:
+            self._prune()
+        offset = time.time() - time.perf_counter()
+        log = RunLog(run.processor_ids, timeline, offset, notes=self.monitoring and not live)
+        self._log = log
+        self._runlogs.append(log)
+        self._lend = None if live else timeline
         self._record(
             _GRAPH_START,
             None,
@@ -347,15 +369,18 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
         if self.monitoring:
             self._ticker.start()
 
+    def timeline(self) -> Timeline | None:
+        return self._lend
+
     def processor_start(self, processor_id: str) -> None:
-        self._state[processor_id] = "running"
-        if self._quiet and not self._listeners and _START not in self._handlers:
-            # _note's quiet path, inlined: this runs once per processor per run.
-            self._notes.append((time.time(), _START, processor_id, "index", 0, _INFO))
-            noted = self._noted
-            noted[_START] = noted.get(_START, 0) + 1
+        # Called when the scheduler does not write the timeline (or by hand): the event goes
+        # out live.
+        log = self._log
+        if log is not None and not log.ended:
+            log.timeline.firsts.add(processor_id, 0, time.perf_counter(), 0.0, None)
         else:
-            self._note(_START, processor_id, "index", 0, _INFO)
+            self._state[processor_id] = "running"
+        self._note(_START, processor_id, "index", 0, _INFO)
 
     def firing_end(
         self,
@@ -366,22 +391,24 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
         worker: str,
         error: BaseException | None,
     ) -> None:
-        # The hot path: one append (see _fold). Errors are kept as text, not as exceptions
-        # whose tracebacks would keep the failed firing's frames (and data) alive.
-        spans = self._spans
+        # Called for every firing when the scheduler does not write the timeline, else for
+        # failed ones. Errors are kept as text, not as exceptions whose tracebacks would keep
+        # the failed firing's frames (and data) alive.
+        timeline = self._book.timeline
         if error is None:
-            spans.append((processor_id, index, start, end, worker, None))
+            full = timeline.spans.add(processor_id, index, start, end, worker)
         else:
             message = f"{type(error).__name__}: {error}"
-            spans.append((processor_id, index, start, end, worker, message))
+            timeline.errors[len(timeline.spans)] = message
+            full = timeline.spans.add(processor_id, index, start, end, worker)
             self._stat(processor_id).errors += 1
             self._record(
                 _PROCESSOR_ERROR,
                 processor_id,
                 {"index": index, "error": message, "worker": worker},
             )
-        if len(spans) >= self._limit:
-            self._overflow()
+        if full:
+            timeline.full()
 
     def firing_retry(
         self, processor_id: str, index: int, attempt: int, error: BaseException
@@ -402,13 +429,12 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
         )
 
     def processor_end(self, processor_id: str, firings: int) -> None:
-        self._state[processor_id] = "completed"
-        if self._quiet and not self._listeners and _COMPLETE not in self._handlers:
-            self._notes.append((time.time(), _COMPLETE, processor_id, "firings", firings, _INFO))
-            noted = self._noted
-            noted[_COMPLETE] = noted.get(_COMPLETE, 0) + 1
+        log = self._log
+        if log is not None and not log.ended:
+            log.timeline.ends.add(processor_id, firings, time.perf_counter(), 0.0, None)
         else:
-            self._note(_COMPLETE, processor_id, "firings", firings, _INFO)
+            self._state[processor_id] = "completed"
+        self._note(_COMPLETE, processor_id, "firings", firings, _INFO)
 
     def pipe_full(self, pipe_id: str) -> None:
         self._pipe_full_count[pipe_id] += 1
@@ -434,18 +460,15 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
             self.sample_now()
         self.live = False
         self.trace.end(time.perf_counter())
-        state = self._state
-        for pid in run.processor_ids:
-            if state.get(pid) != "completed":
-                stats = self._stats.get(pid)
-                state[pid] = "error" if stats is not None and stats.errors else "idle"
+        self._lend = None
+        log = self._log
+        if log is not None:
+            log.ended = True
         if error is None:
             self._record(_GRAPH_COMPLETE, None, {"run_id": run.run_id, "graph_id": run.graph_id})
         else:
-            failed = getattr(error, "failed_processors", None) or []
-            for pid in failed:
-                if pid in state:
-                    state[pid] = "error"
+            if log is not None:
+                log.failed = set(getattr(error, "failed_processors", None) or [])
             self._record(
                 _GRAPH_ERROR,
                 None,
@@ -467,6 +490,7 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
         backpressure time), ``process`` (the latest psutil sample), ``runs``, ``uptime``.
         """
         self._fold()
+        self._settle()
         now = time.perf_counter()
         empty = ProcessorStats("")
         processors = {

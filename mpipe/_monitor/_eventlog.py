@@ -177,8 +177,12 @@ class EventLog:
         info = LogLevel.INFO.value
         self._quiet = self.monitoring and not (info >= self._threshold and _log.isEnabledFor(info))
 
+    def _drain(self) -> None:
+        """Turn records kept elsewhere into notes (a subclass's; called before any read)."""
+
     def _fold_notes(self) -> None:
         """Move quiet notes into the event log, in time order, and count them."""
+        self._drain()
         notes = self._notes
         if not self._noted:
             return
@@ -197,6 +201,7 @@ class EventLog:
     @property
     def total_events(self) -> int:
         """Events recorded since the last :meth:`clear_events` (dropped ones included)."""
+        self._drain()
         return self._total + sum(self._noted.values())
 
     @property
@@ -272,6 +277,7 @@ class EventLog:
 
     def clear_events(self) -> None:
         """Forget every kept event and the event counters (metrics stay)."""
+        self._drain()
         self._events.clear()
         self._notes.clear()
         self._noted = {}

@@ -61,11 +61,15 @@ class ProcessorStats:
 
         Errors are counted apart (``errors``), as they happen.
         """
+        self.add(durations, sum(durations), max(durations))
+        self.extend_window(first_start, last_end)
+
+    def add(self, durations: list[float], total: float, longest: float) -> None:
+        """Account finished firings: their durations, with their sum and maximum."""
         n = len(durations)
         seen = self.firings
         self.firings = seen + n
-        self.total_time += sum(durations)
-        longest = max(durations)
+        self.total_time += total
         if longest > self.max_time:
             self.max_time = longest
         samples = self.samples
@@ -76,6 +80,9 @@ class ProcessorStats:
             if room > 0:
                 samples.extend(durations[:room])
             self._sample_rest(durations, seen)
+
+    def extend_window(self, first_start: float, last_end: float) -> None:
+        """Widen the current run's active window to cover ``first_start .. last_end``."""
         if self.first_start is None or first_start < self.first_start:
             self.first_start = first_start
         if last_end > self.last_end:

@@ -14,29 +14,51 @@ from typing import Any
 
 import orjson
 
-__all__ = ["TraceRecorder"]
+from .._hooks import Span
+from ._spans import SpanBook
 
-#: Spans kept per run; later firings are counted as dropped rather than growing memory.
-MAX_SPANS = 250_000
+__all__ = ["TraceRecorder"]
 
 
 class TraceRecorder:
-    """Collects one span per firing of the current (or last) run."""
+    """The trace of the current (or last) run: one span per firing, from its timeline.
 
-    def __init__(self, max_spans: int = MAX_SPANS) -> None:
-        self.max_spans = max_spans
-        # (processor id, index, start, end, worker, error text or None), perf_counter seconds.
-        self.spans: list[tuple[str, int, float, float, str, str | None]] = []
-        self.dropped = 0
+    Args:
+        book: Where the spans are kept (its current timeline is the run's trace).
+    """
+
+    def __init__(self, book: SpanBook) -> None:
+        self.book = book
         self.run_id: str | None = None
         self.graph_id: str | None = None
         self.started: float | None = None
         self.ended: float | None = None
 
+    @property
+    def max_spans(self) -> int:
+        """Spans kept per run; later firings are counted (``dropped``) but not kept."""
+        return self.book.max_spans
+
+    @max_spans.setter
+    def max_spans(self, value: int) -> None:
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"max_spans must be a positive integer, got {value!r}")
+        self.book.max_spans = value
+        spans = self.book.timeline.spans
+        spans.limit = min(spans.limit, max(value, len(spans)))
+
+    @property
+    def spans(self) -> list[Span]:
+        """The run's spans: (processor id, index, start, end, worker, error text or None)."""
+        return self.book.timeline.rows()
+
+    @property
+    def dropped(self) -> int:
+        """Firings of the run past ``max_spans``, not in the trace."""
+        return self.book.dropped
+
     def begin(self, run_id: str, graph_id: str, start: float) -> None:
-        """Forget the previous run and start recording a new one."""
-        self.spans = []
-        self.dropped = 0
+        """Start the trace of a new run (its spans are the book's new timeline)."""
         self.run_id = run_id
         self.graph_id = graph_id
         self.started = start
@@ -59,10 +81,11 @@ class TraceRecorder:
             },
             {"name": "thread_name", "ph": "M", "pid": 1, "tid": 0, "args": {"name": "run"}},
         ]
+        spans = self.spans
         if self.started is not None:
             end = self.ended
             if end is None:
-                end = max((s[3] for s in self.spans), default=origin)
+                end = max((s[3] for s in spans), default=origin)
             events.append(
                 {
                     "name": f"run {self.run_id}",
@@ -78,7 +101,7 @@ class TraceRecorder:
         # Lanes: per worker, a list of (tid, busy-until); a span goes to the first free lane.
         lanes: dict[str, list[list[Any]]] = {}
         next_tid = 1
-        for pid, index, start, end, worker, error in sorted(self.spans, key=lambda s: s[2]):
+        for pid, index, start, end, worker, error in sorted(spans, key=lambda s: s[2]):
             worker_lanes = lanes.setdefault(worker, [])
             for lane in worker_lanes:
                 if lane[1] <= start:
@@ -128,7 +151,7 @@ class TraceRecorder:
             "otherData": {
                 "run_id": self.run_id,
                 "graph_id": self.graph_id,
-                "firings": len(self.spans),
+                "firings": len(spans),
                 "dropped_spans": self.dropped,
             },
         }

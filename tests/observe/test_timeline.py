@@ -1,0 +1,204 @@
+"""The run timeline: row tables (C and Python), and a monitor fed through it or by hook calls.
+
+A monitor that nobody hears live takes the run's timeline (the scheduler writes rows, no call
+per firing); one with a handler, an alert manager or INFO logging is called per event. Both
+ways must give the same events, states, metrics and trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+from typing import Any
+
+import pytest
+
+from mpipe import EventType, GraphExecutor, Monitor, MonitorEvent, RunHooks
+from mpipe._hooks import Timeline
+from mpipe._rows import PyRows, Rows
+
+from ._graphs import chain, double, inc
+
+ROW_TABLES = [PyRows] + ([Rows] if Rows is not PyRows else [])
+
+
+@pytest.mark.parametrize("table", ROW_TABLES, ids=lambda t: t.__module__)
+def test_rows_add_read_cut(table: Any) -> None:
+    rows = table(4)
+    assert len(rows) == 0 and rows.rows() == [] and rows.ids() == []
+    assert rows.add("a", 0, 1.5, 2.5, "main") is False
+    assert rows.add("b", 7, 3.0, 4.0, None) is False
+    assert rows.add_run("c", 10, 5.0, 6.0, "worker-1", 3) is True  # 5 rows >= limit 4
+    assert len(rows) == 5
+    assert rows.rows(1, 3) == [("b", 7, 3.0, 4.0, None), ("c", 10, 5.0, 6.0, "worker-1")]
+    assert rows.ids(2) == ["c", "c", "c"]
+    assert struct.unpack("5q", rows.ints()) == (0, 7, 10, 11, 12)
+    assert struct.unpack("2d", rows.starts(0, 2)) == (1.5, 3.0)
+    assert struct.unpack("2d", rows.ends(3, 99)) == (6.0, 6.0)  # stop past the end is clamped
+    assert rows.cut(2) == 3 and len(rows) == 2 and rows.cut(5) == 0
+    rows.limit = 3
+    assert rows.add("d", 1, 0.0, 0.0, None) is True
+    assert rows.add_run("e", 0, 0.0, 0.0, None, 0) is True  # nothing added, still at the limit
+
+
+@pytest.mark.parametrize("table", ROW_TABLES, ids=lambda t: t.__module__)
+def test_rows_refuse_bad_rows(table: Any) -> None:
+    rows = table()
+    with pytest.raises(TypeError, match="id must be a str"):
+        rows.add(1, 0, 0.0, 0.0, None)
+    with pytest.raises(TypeError, match="worker must be a str or None"):
+        rows.add("a", 0, 0.0, 0.0, 5)
+    with pytest.raises(TypeError):
+        rows.add("a", "zero", 0.0, 0.0, None)
+    with pytest.raises(ValueError, match="count must be >= 0"):
+        rows.add_run("a", 0, 0.0, 0.0, None, -1)
+    with pytest.raises(ValueError, match="keep must be >= 0"):
+        rows.cut(-1)
+    assert len(rows) == 0  # nothing half-added
+
+
+def _run_both(run: Any, graph_steps: Any, feed: Any, stream: bool = False) -> list[Monitor]:
+    """The same runs watched by a monitor on the timeline and by one called per event."""
+    quiet, heard = Monitor(), Monitor()
+    got: list[MonitorEvent] = []
+    heard.add_event_handler(EventType.PROCESSOR_START, got.append)
+    for monitor in (quiet, heard):
+        executor = GraphExecutor(chain(*graph_steps), monitor)
+        for data in feed:
+            call = executor.execute_stream if stream else executor.execute
+            run(call(data))
+    assert len(got) == heard.events_by_type["processor_start"]
+    return [quiet, heard]
+
+
+def test_timeline_and_hook_calls_agree(run: Any) -> None:
+    quiet, heard = _run_both(run, [("a", inc), ("b", double)], [{"a": range(30)}], stream=True)
+    for monitor in (quiet, heard):
+        kinds = [e["event_type"] for e in monitor.get_recent_events(1000)]
+        assert kinds[0] == "graph_start" and kinds[-1] == "graph_complete"
+        assert kinds.count("processor_start") == 2 and kinds.count("processor_complete") == 2
+        events = monitor.get_recent_events(1000)
+        stamps = [e["timestamp"] for e in events]
+        assert stamps == sorted(stamps)  # notes folded in time order
+        for pid in "ab":
+            mine = [e["event_type"] for e in events if e["processor_id"] == pid]
+            assert mine == ["processor_start", "processor_complete"]
+        completes = monitor.get_recent_events(event_type="processor_complete")
+        assert [e["data"] for e in completes] == [{"firings": 30}, {"firings": 30}]
+        summary = monitor.get_metrics_summary()
+        assert summary["total_firings"] == 60
+        assert {p: s["count"] for p, s in summary["processors"].items()} == {"a": 30, "b": 30}
+        assert {p: s["state"] for p, s in summary["processors"].items()} == {
+            "a": "completed",
+            "b": "completed",
+        }
+        assert len(monitor.trace.spans) == 60
+    assert quiet.events_by_type == heard.events_by_type
+
+
+def test_many_runs_keep_counts_exact_and_newest_events(run: Any) -> None:
+    monitor = Monitor(max_events=50)
+    executor = GraphExecutor(chain(("a", inc), ("b", inc), ("c", inc)), monitor)
+    for i in range(40):
+        run(executor.execute(i))
+    by_type = monitor.events_by_type
+    assert by_type["processor_start"] == 120 and by_type["processor_complete"] == 120
+    assert by_type["graph_start"] == 40 and by_type["graph_complete"] == 40
+    assert monitor.total_events == sum(by_type.values())
+    events = monitor.get_recent_events(1000)
+    assert len(events) == 50
+    assert events[-1]["event_type"] == "graph_complete"
+    stamps = [e["timestamp"] for e in events]
+    assert stamps == sorted(stamps)
+    assert monitor.get_metrics_summary()["processors"]["c"]["count"] == 40
+    assert monitor.get_processor_status("b")["state"] == "completed"
+
+
+def test_states_while_live_on_the_timeline(run: Any) -> None:
+    """A processor whose first firing is still running reads as running, mid-run."""
+    monitor = Monitor()
+    seen: dict[str, Any] = {}
+
+    async def slow(x: int) -> int:
+        await asyncio.sleep(0.05)
+        return x
+
+    async def main() -> None:
+        executor = GraphExecutor(chain(("a", inc), ("slow", slow), ("c", inc)), monitor)
+        task = asyncio.ensure_future(executor.execute(1))
+        await asyncio.sleep(0.02)
+        seen["states"] = {p: s["state"] for p, s in monitor.get_all_processor_statuses().items()}
+        seen["starts"] = [
+            e["processor_id"] for e in monitor.get_recent_events(event_type="processor_start")
+        ]
+        await task
+
+    run(main())
+    assert seen["states"] == {"a": "completed", "slow": "running", "c": "waiting"}
+    assert seen["starts"] == ["a", "slow"]
+    starts = [e["processor_id"] for e in monitor.get_recent_events(event_type="processor_start")]
+    assert starts == ["a", "slow", "c"]  # no start counted twice after a live read
+    assert monitor.get_processor_status("c")["state"] == "completed"
+
+
+def test_failed_run_states_and_error_spans(run: Any) -> None:
+    def bad(x: int) -> int:
+        raise ValueError("no")
+
+    for hear in (False, True):
+        monitor = Monitor()
+        if hear:
+            monitor.add_event_handler("processor_complete", lambda e: None)
+        executor = GraphExecutor(chain(("a", inc), ("bad", bad), ("c", inc)), monitor)
+        with pytest.raises(Exception, match="no"):
+            run(executor.execute(1))
+        states = {p: s["state"] for p, s in monitor.get_all_processor_statuses().items()}
+        assert states == {"a": "completed", "bad": "error", "c": "idle"}
+        errors = [s for s in monitor.trace.spans if s[5] is not None]
+        assert [(s[0], s[5]) for s in errors] == [("bad", "ValueError: no")]
+
+
+def test_logging_at_info_gets_live_events(run: Any, caplog: pytest.LogCaptureFixture) -> None:
+    monitor = Monitor()
+    with caplog.at_level(logging.INFO, logger="mpipe"):
+        run(GraphExecutor(chain(("a", inc)), monitor).execute(1))
+    assert "processor_start a" in caplog.text and "processor_complete a" in caplog.text
+
+
+def test_one_timeline_per_run_the_other_recorder_is_called(run: Any) -> None:
+    class Recorder(RunHooks):
+        def __init__(self) -> None:
+            self.timelines: list[Timeline] = []
+
+        def timeline(self) -> Timeline | None:
+            self.timelines.append(Timeline())
+            return self.timelines[-1]
+
+    first, second = Recorder(), Recorder()
+    ends: list[str] = []
+
+    class Ends(RunHooks):
+        def processor_end(self, processor_id: str, firings: int) -> None:
+            ends.append(processor_id)
+
+    executor = GraphExecutor(chain(("a", inc), ("b", inc)), hooks=[first, second, Ends()])
+    run(executor.execute(1))
+    timeline = first.timelines[0]
+    assert timeline.spans.ids() == ["a", "b"] and timeline.firsts.ids() == ["a", "b"]
+    assert [r[:2] for r in timeline.ends.rows()] == [("a", 1), ("b", 1)]
+    assert second.timelines == []  # only asked once the first one took the timeline
+    assert ends == ["a", "b"]  # a plain observer is still called
+
+
+def test_monitor_on_the_python_row_tables(run: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the C tables are not built, the Python ones carry the same runs."""
+    import mpipe._hooks as hooks
+
+    monkeypatch.setattr(hooks, "Rows", PyRows)
+    monitor = Monitor()
+    executor = GraphExecutor(chain(("a", inc), ("b", double)), monitor)
+    assert run(executor.execute_stream({"a": range(5)})) == {"b:output": [2, 4, 6, 8, 10]}
+    assert isinstance(monitor.trace.book.timeline.spans, PyRows)
+    assert monitor.get_metrics_summary()["total_firings"] == 10
+    assert monitor.events_by_type["processor_complete"] == 2
