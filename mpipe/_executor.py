@@ -404,7 +404,8 @@ class GraphExecutor(BreakpointAPI):
         restored: list[tuple[str, dict[str, Any]]] = []
         if resume is not None and manager is not None:
             done, restored = completed_outputs(manager, resume, graph.graph_id)
-        hooks = [*self._hooks, *_as_hooks(extra, "monitor")]
+        # Each observer once, even when it is both the executor's and this run's.
+        hooks = list({id(h): h for h in [*self._hooks, *_as_hooks(extra, "monitor")]}.values())
 
         entry_pipes = plan.entry_pipes
         for pipe in plan.pipes:

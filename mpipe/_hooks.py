@@ -24,7 +24,7 @@ class Timeline:
     """A run's firings and its processors' first firings and ends, as rows.
 
     A recording observer (one that keeps everything and reads it later, like
-    :class:`~mpipe.Monitor`) returns one from :meth:`RunHooks.timeline`. The scheduler then
+    :class:`~mpipe.Monitor`) returns one from :meth:`RunHooks.take_timeline`. The scheduler then
     adds a row here where it would have called ``firing_end`` (on success),
     ``processor_start`` or ``processor_end`` on that observer: one call, and with the C row
     tables no new Python object, per firing. Failures, retries, skips and everything else
@@ -96,7 +96,7 @@ class RunInfo:
 class RunHooks:
     """Base class of run observers. Times are ``time.perf_counter()`` values in seconds."""
 
-    def timeline(self) -> Timeline | None:
+    def take_timeline(self) -> Timeline | None:
         """Asked once per run, after :meth:`run_start`: a :class:`Timeline` to be written to
         instead of being called per successful firing and per processor start and end, or None
         (the default) to be called. One observer per run at most gets a timeline; any other

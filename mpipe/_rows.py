@@ -17,6 +17,9 @@ __all__ = ["PyRows", "Rows"]
 
 Row = tuple[str, int, float, float, "str | None"]
 
+#: The most rows a table holds (as the C table: every column's size fits in a signed size).
+ROWS_MAX = sys.maxsize // 16
+
 
 class PyRows:
     """The pure-Python :class:`Rows`: same methods, rows kept as tuples.
@@ -36,11 +39,14 @@ class PyRows:
 
     def add(self, id: str, integer: int, start: float, end: float, worker: str | None) -> bool:
         """Append a row; True when the table now holds ``limit`` rows or more."""
-        if not isinstance(id, str):
+        if type(id) is not str:
             raise TypeError(f"row id must be a str, not {type(id).__name__}")
-        if worker is not None and not isinstance(worker, str):
+        if worker is not None and type(worker) is not str:
             raise TypeError(f"row worker must be a str or None, not {type(worker).__name__}")
-        self._rows.append((id, operator.index(integer), _real(start), _real(end), worker))
+        number = operator.index(integer)
+        if not -(1 << 63) <= number < 1 << 63:
+            raise OverflowError("row integer does not fit in 64 bits")
+        self._rows.append((id, number, _real(start), _real(end), worker))
         return len(self._rows) >= self.limit
 
     def add_run(
@@ -49,6 +55,8 @@ class PyRows:
         """Append ``count`` rows with integers ``first``, ``first + 1``, ..."""
         if count < 0:
             raise ValueError(f"count must be >= 0, got {count}")
+        if count > ROWS_MAX - len(self._rows):
+            raise OverflowError(f"a row table holds at most {ROWS_MAX} rows")
         for j in range(count):
             self.add(id, first + j, start, end, worker)
         return len(self._rows) >= self.limit
@@ -83,7 +91,8 @@ class PyRows:
 
 
 def _real(value: float) -> float:
-    if not isinstance(value, (int, float)):
+    """``float(value)`` for numbers only (as the C table: no parsing of text)."""
+    if isinstance(value, (str, bytes, bytearray)):
         raise TypeError(f"must be real number, not {type(value).__name__}")
     return float(value)
 

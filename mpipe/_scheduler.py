@@ -145,8 +145,8 @@ class Scheduler:
     def _observe(self) -> None:
         """Give the first observer that asks for one the run's timeline (after run_start)."""
         for hook in self.hooks:
-            timeline = hook.timeline()
-            if timeline is not None:
+            timeline = hook.take_timeline()
+            if isinstance(timeline, Timeline):
                 self.timeline = timeline
                 self.end_hooks = [h for h in self.end_hooks if h is not hook]
                 self.first_hooks = [h for h in self.first_hooks if h is not hook]
@@ -924,7 +924,7 @@ async def _within(awaitable: Any, timeout: float, processor_id: str, index: int)
 def _overriding(hooks: list[RunHooks], name: str) -> list[RunHooks]:
     """The observers among ``hooks`` whose class overrides hook method ``name``."""
     default = getattr(RunHooks, name)
-    return [h for h in hooks if getattr(type(h), name) is not default]
+    return [h for h in hooks if getattr(getattr(h, name), "__func__", None) is not default]
 
 
 def _record_success(strategy: Any, processor_id: str) -> None:

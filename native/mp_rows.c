@@ -19,10 +19,18 @@ typedef struct {
     PyObject **w;   /* str or None */
 } RowsObject;
 
-static int rows_grow(RowsObject *self, Py_ssize_t need) {
+/* The most rows a table may hold: every column's byte size fits in a Py_ssize_t. */
+#define ROWS_MAX (PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(long long) / 2)
+
+static int rows_grow(RowsObject *self, Py_ssize_t extra) {
+    if (extra > ROWS_MAX - self->n) {
+        PyErr_Format(PyExc_OverflowError, "a row table holds at most %zd rows", ROWS_MAX);
+        return -1;
+    }
+    Py_ssize_t need = self->n + extra;
     if (need <= self->cap) return 0;
     Py_ssize_t cap = self->cap ? self->cap : 64;
-    while (cap < need) cap *= 2;
+    while (cap < need) cap = cap > ROWS_MAX / 2 ? ROWS_MAX : cap * 2;
     PyObject **a = PyMem_Realloc(self->a, cap * sizeof(PyObject *));
     if (a) self->a = a;
     long long *i = PyMem_Realloc(self->i, cap * sizeof(long long));
@@ -71,12 +79,14 @@ static void Rows_dealloc(RowsObject *self) {
 
 /* Parse (a, i, s, e, w) of a row; 0 on success. */
 static int parse_row(PyObject *const *args, long long *i, double *s, double *e) {
-    if (!PyUnicode_Check(args[0])) {
+    /* Exact str (no subclass that could carry references into a cycle: the table is not
+     * tracked by the garbage collector). */
+    if (!PyUnicode_CheckExact(args[0])) {
         PyErr_Format(PyExc_TypeError, "row id must be a str, not %.100s",
                      Py_TYPE(args[0])->tp_name);
         return -1;
     }
-    if (args[4] != Py_None && !PyUnicode_Check(args[4])) {
+    if (args[4] != Py_None && !PyUnicode_CheckExact(args[4])) {
         PyErr_Format(PyExc_TypeError, "row worker must be a str or None, not %.100s",
                      Py_TYPE(args[4])->tp_name);
         return -1;
@@ -95,7 +105,7 @@ static PyObject *Rows_add(RowsObject *self, PyObject *const *args, Py_ssize_t na
         return PyErr_Format(PyExc_TypeError, "add() takes 5 arguments (%zd given)", nargs);
     long long i;
     double s, e;
-    if (parse_row(args, &i, &s, &e) < 0 || rows_grow(self, self->n + 1) < 0) return NULL;
+    if (parse_row(args, &i, &s, &e) < 0 || rows_grow(self, 1) < 0) return NULL;
     Py_ssize_t k = self->n++;
     Py_INCREF(args[0]);
     self->a[k] = args[0];
@@ -117,7 +127,7 @@ static PyObject *Rows_add_run(RowsObject *self, PyObject *const *args, Py_ssize_
     Py_ssize_t count = PyLong_AsSsize_t(args[5]);
     if (count == -1 && PyErr_Occurred()) return NULL;
     if (count < 0) return PyErr_Format(PyExc_ValueError, "count must be >= 0, got %zd", count);
-    if (rows_grow(self, self->n + count) < 0) return NULL;
+    if (rows_grow(self, count) < 0) return NULL;
     for (Py_ssize_t j = 0; j < count; j++) {
         Py_ssize_t k = self->n++;
         Py_INCREF(args[0]);

@@ -14,7 +14,7 @@ import itertools
 import logging
 import os
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -99,7 +99,9 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
         self._ticker = Ticker(sample_interval, self._tick)
         self.trace = TraceRecorder(self._book)
         # Processor starts and ends per run, applied to _state and the events when read.
-        self._runlogs: list[RunLog] = []
+        self._runlogs: deque[RunLog] = deque()
+        self._plans: Counter[int] = Counter()  # kept logs per plan (processor_ids list)
+        self._unread = 0  # events the kept ended logs would still add
         self._log: RunLog | None = None
         self._lend: Timeline | None = None  # the live run's timeline, when the scheduler has it
         self.run: RunInfo | None = None
@@ -114,6 +116,7 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
 
     def start_monitoring(self) -> None:
         """Record events again after :meth:`stop_monitoring` (monitoring starts on)."""
+        self._switch_notes(True)
         self.monitoring = True
         self._refresh_quiet()
         if self.live:
@@ -124,9 +127,18 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
 
         Firing counts, timings and the trace go on (they cost one append per firing).
         """
+        self._switch_notes(False)
         self.monitoring = False
         self._refresh_quiet()
         self._ticker.stop()
+
+    def _switch_notes(self, on: bool) -> None:
+        """A live run on the timeline: its starts and ends so far follow the old setting,
+        the later ones the new."""
+        log = self._log
+        if self._lend is not None and log is not None and not log.ended:
+            self._settle()
+            log.notes = on
 
     # -- processors and pipes ----------------------------------------------------------------------
 
@@ -148,7 +160,9 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
                 noted = self._noted
                 noted[_START] = noted.get(_START, 0) + len(firsts)
                 noted[_COMPLETE] = noted.get(_COMPLETE, 0) + len(ends)
-        self._runlogs = [log for log in self._runlogs if not log.closed]
+        self._runlogs = deque(log for log in self._runlogs if not log.closed)
+        self._plans = Counter(id(log.processor_ids) for log in self._runlogs)
+        self._unread = 0  # what is left is live
 
     def _has_errors(self, processor_id: str) -> bool:
         stats = self._stats.get(processor_id)
@@ -160,37 +174,31 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
     def _prune(self) -> None:
         """Drop the logs of ended runs whose events could no longer be among the kept ones.
 
-        Newest first, logs stay while the events they would still add fit in ``max_events``;
-        older ones are counted (events by type) without making their events, and their states
-        are applied only when no newer log of the same plan overrides them all.
+        Oldest first, a log goes once the newer logs would add ``max_events`` events without
+        it (or when it adds none): its events are counted by type without being made, and its
+        states are applied only when no newer log of the same plan overrides them all. Runs
+        in O(1) per run, however many logs are kept.
         """
-        logs = self._runlogs
-        if len(logs) < 2:
-            return
-        kept: list[RunLog] = []
-        room = self.max_events
-        dropped: list[RunLog] = []
-        for log in reversed(logs):
-            if room <= 0 and log.ended:
-                dropped.append(log)
-            else:
-                kept.append(log)
-                if log.notes:
-                    room -= sum(log.unread())
-        if not dropped:
-            return
-        kept.reverse()
-        newer = {id(log.processor_ids) for log in kept}
-        noted = self._noted
-        for log in reversed(dropped):  # oldest first
-            if log.notes:
-                log.notes = False
-                starts, ends = log.unread()
+        logs, plans = self._runlogs, self._plans
+        while len(logs) > 1:
+            oldest = logs[0]
+            if not oldest.ended:  # another executor's run, still live
+                return
+            rest = self._unread - oldest.weight
+            if oldest.notes and rest < self.max_events:
+                return
+            logs.popleft()
+            self._unread = rest
+            key = id(oldest.processor_ids)
+            plans[key] -= 1
+            if oldest.notes:
+                starts, ends = oldest.unread()
+                noted = self._noted
                 noted[_START] = noted.get(_START, 0) + starts
                 noted[_COMPLETE] = noted.get(_COMPLETE, 0) + ends
-            if id(log.processor_ids) not in newer:
-                log.apply(self._state, self._has_errors)
-        self._runlogs = kept
+                oldest.notes = False
+            if not plans[key]:
+                oldest.apply(self._state, self._has_errors)
 
     def _stat(self, processor_id: str) -> ProcessorStats:
         return self._book.stat(processor_id)
@@ -353,6 +361,7 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
         log = RunLog(run.processor_ids, timeline, offset, notes=self.monitoring and not live)
         self._log = log
         self._runlogs.append(log)
+        self._plans[id(log.processor_ids)] += 1
         self._lend = None if live else timeline
         self._record(
             _GRAPH_START,
@@ -369,7 +378,7 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
         if self.monitoring:
             self._ticker.start()
 
-    def timeline(self) -> Timeline | None:
+    def take_timeline(self) -> Timeline | None:
         return self._lend
 
     def processor_start(self, processor_id: str) -> None:
@@ -377,7 +386,7 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
         # out live.
         log = self._log
         if log is not None and not log.ended:
-            log.timeline.firsts.add(processor_id, 0, time.perf_counter(), 0.0, None)
+            log.firsts.add(processor_id, 0, time.perf_counter(), 0.0, None)
         else:
             self._state[processor_id] = "running"
         self._note(_START, processor_id, "index", 0, _INFO)
@@ -431,7 +440,7 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
     def processor_end(self, processor_id: str, firings: int) -> None:
         log = self._log
         if log is not None and not log.ended:
-            log.timeline.ends.add(processor_id, firings, time.perf_counter(), 0.0, None)
+            log.ends.add(processor_id, firings, time.perf_counter(), 0.0, None)
         else:
             self._state[processor_id] = "completed"
         self._note(_COMPLETE, processor_id, "firings", firings, _INFO)
@@ -462,13 +471,18 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
         self.trace.end(time.perf_counter())
         self._lend = None
         log = self._log
-        if log is not None:
+        if log is not None and not log.ended:
             log.ended = True
+            if error is not None:
+                log.failed = set(getattr(error, "failed_processors", None) or [])
+            if log.notes:
+                log.weight = sum(log.unread())
+                self._unread += log.weight
+            else:  # no events to defer (heard live, or not monitoring): apply it now
+                self._settle()
         if error is None:
             self._record(_GRAPH_COMPLETE, None, {"run_id": run.run_id, "graph_id": run.graph_id})
         else:
-            if log is not None:
-                log.failed = set(getattr(error, "failed_processors", None) or [])
             self._record(
                 _GRAPH_ERROR,
                 None,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import heapq
 import logging
 import os
 import time
@@ -193,7 +192,10 @@ class EventLog:
         self._noted = {}
         # Only the newest max_events of events and notes together are kept: merge by time,
         # keep the tail, and turn just the notes that survive into event records.
-        merged: Iterable[Any] = heapq.merge(self._events, notes, key=itemgetter(0))
+        # A sort, not a merge of two sorted lists: notes may carry times read from the
+        # performance counter (see _runlog), which a wall-clock step can put out of order with
+        # the others. Both parts are sorted runs already, so the sort is a merge in practice.
+        merged: Iterable[Any] = sorted([*self._events, *notes], key=itemgetter(0))
         kept: deque[Any] = deque(merged, maxlen=self.max_events)
         self._events = deque(map(_as_record, kept), maxlen=self.max_events)
         notes.clear()
@@ -221,7 +223,10 @@ class EventLog:
     ) -> None:
         """Call ``handler(event)`` for every later event of ``event_type``.
 
-        A handler that raises is logged and does not disturb the run.
+        A handler that raises is logged and does not disturb the run. Whether a run reports
+        processor starts and completions live is settled when it starts: a handler for those
+        added while a run is live hears them from the next run on (the live run still records
+        them as events).
 
         Raises:
             ValueError: Unknown event type.

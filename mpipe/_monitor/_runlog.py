@@ -26,7 +26,8 @@ _first = itemgetter(0)
 
 
 class RunLog:
-    """One run's processor starts and ends (in its timeline), and how much of them is applied.
+    """One run's processor starts and ends (its timeline's ``firsts`` and ``ends`` tables, not
+    its spans), and how much of them is applied.
 
     Args:
         processor_ids: The run's processors (the list shared by the runs of one plan).
@@ -41,21 +42,25 @@ class RunLog:
         "began",
         "closed",
         "ended",
+        "ends",
         "failed",
+        "firsts",
         "n_ends",
         "n_firsts",
         "notes",
         "offset",
         "processor_ids",
-        "timeline",
+        "weight",
     )
 
     def __init__(
         self, processor_ids: list[str], timeline: Timeline, offset: float, notes: bool
     ) -> None:
         self.processor_ids = processor_ids
-        self.timeline = timeline
+        self.firsts = timeline.firsts
+        self.ends = timeline.ends
         self.offset = offset
+        self.weight = 0  # events it would still add, as of its run's end
         self.notes = notes
         self.n_firsts = 0  # first firings already applied
         self.n_ends = 0  # ends already applied
@@ -66,8 +71,7 @@ class RunLog:
 
     def unread(self) -> tuple[int, int]:
         """Starts and ends not applied yet."""
-        timeline = self.timeline
-        return len(timeline.firsts) - self.n_firsts, len(timeline.ends) - self.n_ends
+        return len(self.firsts) - self.n_firsts, len(self.ends) - self.n_ends
 
     def apply(
         self, state: dict[str, str], has_errors: Callable[[str], bool]
@@ -78,15 +82,14 @@ class RunLog:
         ``has_errors(pid)`` tells whether a processor had failed firings, for the state of
         processors that did not complete in an ended run (``"error"`` rather than ``"idle"``).
         """
-        timeline = self.timeline
         if not self.began:
             state.update(dict.fromkeys(self.processor_ids, "waiting"))
             self.began = True
-        firsts = range(self.n_firsts, len(timeline.firsts))
-        ends = range(self.n_ends, len(timeline.ends))
+        firsts = range(self.n_firsts, len(self.firsts))
+        ends = range(self.n_ends, len(self.ends))
         self.n_firsts, self.n_ends = firsts.stop, ends.stop
-        state.update(zip(timeline.firsts.ids(firsts.start, firsts.stop), repeat("running")))
-        state.update(zip(timeline.ends.ids(ends.start, ends.stop), repeat("completed")))
+        state.update(zip(self.firsts.ids(firsts.start, firsts.stop), repeat("running")))
+        state.update(zip(self.ends.ids(ends.start, ends.stop), repeat("completed")))
         if self.ended and not self.closed:
             self.closed = True
             for pid in self.processor_ids:
@@ -107,10 +110,10 @@ class RunLog:
         start_kind, complete_kind = kinds
         starts = [
             (offset + t, start_kind, pid, "index", 0, level)
-            for pid, _, t, _, _ in self.timeline.firsts.rows(firsts.start, firsts.stop)
+            for pid, _, t, _, _ in self.firsts.rows(firsts.start, firsts.stop)
         ]
         done = [
             (offset + t, complete_kind, pid, "firings", n, level)
-            for pid, n, t, _, _ in self.timeline.ends.rows(ends.start, ends.stop)
+            for pid, n, t, _, _ in self.ends.rows(ends.start, ends.stop)
         ]
         return list(heapq.merge(starts, done, key=_first))

@@ -50,12 +50,13 @@ class TraceRecorder:
     @property
     def spans(self) -> list[Span]:
         """The run's spans: (processor id, index, start, end, worker, error text or None)."""
-        return self.book.timeline.rows()
+        return self.book.timeline.rows(0, self.book.max_spans)
 
     @property
     def dropped(self) -> int:
         """Firings of the run past ``max_spans``, not in the trace."""
-        return self.book.dropped
+        book = self.book
+        return book.dropped + max(len(book.timeline) - book.max_spans, 0)
 
     def begin(self, run_id: str, graph_id: str, start: float) -> None:
         """Start the trace of a new run (its spans are the book's new timeline)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+import sys
 from typing import Any
 
 import pytest
@@ -55,7 +56,16 @@ def test_rows_refuse_bad_rows(table: Any) -> None:
         rows.add_run("a", 0, 0.0, 0.0, None, -1)
     with pytest.raises(ValueError, match="keep must be >= 0"):
         rows.cut(-1)
+    with pytest.raises(OverflowError):
+        rows.add("a", 1 << 64, 0.0, 0.0, None)
+    with pytest.raises(TypeError, match="id must be a str"):
+        rows.add(type("Name", (str,), {})("a"), 0, 0.0, 0.0, None)  # no str subclasses
     assert len(rows) == 0  # nothing half-added
+    rows.add("a", 0, 0.0, 0.0, None)
+    for huge in (2**61, 2**62 + 1, sys.maxsize):
+        with pytest.raises(OverflowError, match="at most"):
+            rows.add_run("a", 0, 0.0, 0.0, None, huge)
+    assert len(rows) == 1
 
 
 def _run_both(run: Any, graph_steps: Any, feed: Any, stream: bool = False) -> list[Monitor]:
@@ -171,7 +181,7 @@ def test_one_timeline_per_run_the_other_recorder_is_called(run: Any) -> None:
         def __init__(self) -> None:
             self.timelines: list[Timeline] = []
 
-        def timeline(self) -> Timeline | None:
+        def take_timeline(self) -> Timeline | None:
             self.timelines.append(Timeline())
             return self.timelines[-1]
 
@@ -202,3 +212,78 @@ def test_monitor_on_the_python_row_tables(run: Any, monkeypatch: pytest.MonkeyPa
     assert isinstance(monitor.trace.book.timeline.spans, PyRows)
     assert monitor.get_metrics_summary()["total_firings"] == 10
     assert monitor.events_by_type["processor_complete"] == 2
+
+
+def test_logs_stay_bounded_without_reads(run: Any) -> None:
+    """Run logs hold processor starts and ends only, and old ones go even unread."""
+    monitor = Monitor(max_events=50)
+    monitor.trace.max_spans = 1000
+    executor = GraphExecutor(chain(("a", inc), ("b", inc), ("c", inc)), monitor)
+    for i in range(60):
+        run(executor.execute_stream({"a": range(i, i + 20)}))
+    assert len(monitor._runlogs) <= 10  # about max_events / 6 events per run
+    assert all(not hasattr(log, "timeline") for log in monitor._runlogs)
+    monitor.stop_monitoring()
+    for i in range(100):
+        run(executor.execute(i))
+    assert len(monitor._runlogs) <= 2
+    monitor.start_monitoring()
+    assert monitor.events_by_type["processor_start"] == 180  # 60 runs x 3, none while stopped
+    assert monitor.get_metrics_summary()["processors"]["a"]["count"] == 60 * 20 + 100
+
+
+def test_stop_and_start_monitoring_mid_run(run: Any) -> None:
+    monitor = Monitor()
+
+    async def gate(x: int) -> int:
+        await asyncio.sleep(0.03)
+        return x
+
+    async def main(switch: Any) -> None:
+        executor = GraphExecutor(chain(("a", inc), ("slow", gate), ("c", inc)), monitor)
+        task = asyncio.ensure_future(executor.execute(1))
+        await asyncio.sleep(0.01)  # "a" completed, "slow" started
+        switch()
+        await task
+
+    run(main(monitor.stop_monitoring))
+    assert [e.processor_id for e in monitor.events if e.event_type.value == "processor_start"] == [
+        "a",
+        "slow",
+    ]
+    monitor.clear_events()
+    run(main(monitor.start_monitoring))  # started stopped: only what follows is recorded
+    kinds = [(e.event_type.value, e.processor_id) for e in monitor.events]
+    assert ("processor_start", "a") not in kinds and ("processor_start", "c") in kinds
+    assert ("processor_complete", "slow") in kinds
+
+
+def test_trace_keeps_the_first_max_spans(run: Any) -> None:
+    monitor = Monitor()
+    monitor.trace.max_spans = 100
+    run(GraphExecutor(chain(("a", inc)), monitor).execute_stream({"a": range(300)}))
+    assert len(monitor.trace.spans) == 100 and monitor.trace.dropped == 200
+    assert [s[1] for s in monitor.trace.spans] == list(range(100))
+    assert monitor.get_metrics_summary()["processors"]["a"]["count"] == 300
+
+
+def test_observer_subclasses_keep_working(run: Any) -> None:
+    """A hook subclass with an attribute named like a hook method, and hooks set on an
+    instance, behave as before the timeline."""
+    seen: list[str] = []
+
+    class Mine(RunHooks):
+        def __init__(self) -> None:
+            self.timeline: list[str] = []
+
+        def processor_end(self, processor_id: str, firings: int) -> None:
+            self.timeline.append(processor_id)
+
+    mine, patched = Mine(), RunHooks()
+    patched.firing_end = lambda pid, *rest: seen.append(pid)  # type: ignore[method-assign]
+    monitor = Monitor()
+    executor = GraphExecutor(chain(("a", inc), ("b", inc)), monitor, hooks=[mine, patched])
+    run(executor.execute(1, monitor=monitor))  # the same monitor twice: counted once
+    assert mine.timeline == ["a", "b"] and seen == ["a", "b"]
+    assert monitor.events_by_type["processor_start"] == 2
+    assert monitor.get_metrics_summary()["total_firings"] == 2
