@@ -200,6 +200,10 @@ class BreakpointManager:
         """Every breakpoint: id, processor id, whether it has a condition, enabled, hits."""
         return [bp.to_dict() for bp in self._bps.values()]
 
+    def __bool__(self) -> bool:
+        """Whether any breakpoint is set."""
+        return bool(self._bps)
+
     def processor_ids(self) -> set[str]:
         """The processors that have breakpoints."""
         return {bp.processor_id for bp in self._bps.values()}

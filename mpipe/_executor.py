@@ -388,7 +388,9 @@ class GraphExecutor(BreakpointAPI):
         ``resume`` replays what processors completed in that run; ``extra`` observes this run."""
         graph = self.graph
         plan = self._current_plan()
-        unknown_bps = sorted(self.breakpoints.processor_ids() - set(graph.nodes))
+        unknown_bps = (
+            sorted(self.breakpoints.processor_ids() - set(graph.nodes)) if self.breakpoints else []
+        )
         if unknown_bps:
             raise ValidationError(
                 f"graph {graph.graph_id!r} is invalid",
@@ -404,8 +406,9 @@ class GraphExecutor(BreakpointAPI):
         restored: list[tuple[str, dict[str, Any]]] = []
         if resume is not None and manager is not None:
             done, restored = completed_outputs(manager, resume, graph.graph_id)
-        # Each observer once, even when it is both the executor's and this run's.
-        hooks = list({id(h): h for h in [*self._hooks, *_as_hooks(extra, "monitor")]}.values())
+        hooks = list(self._hooks)
+        if extra is not None:  # each observer once, even when both the executor's and the run's
+            hooks = list({id(h): h for h in [*hooks, *_as_hooks(extra, "monitor")]}.values())
 
         entry_pipes = plan.entry_pipes
         for pipe in plan.pipes:
@@ -433,13 +436,14 @@ class GraphExecutor(BreakpointAPI):
         for key, pipe in plan.sinks:
             sink.attach(key, pipe)
         feeders: list[Node] = []
-        inline = await self._backend("inline")
+        inline = await self._backend("inline") if streaming or done else None
         if streaming:
             for f in feeds:
                 outputs = {
                     name: [entry_pipes[(e.processor_id, e.pipe_name)] for e in targets]
                     for name, targets in f.targets.items()
                 }
+                assert inline is not None
                 feeders.append(feeder(f"<input {f.name}>", f.items, outputs, inline))
         else:
             # A batch is a stream of one: each entry pipe got its item; now it is closed.
@@ -461,6 +465,7 @@ class GraphExecutor(BreakpointAPI):
             for n in plan.nodes:
                 if n.node_id in done:
                     items = replay_items(done[n.node_id], list(n.outputs))
+                    assert inline is not None
                     feeders.append(feeder(f"<replay {n.node_id}>", items, n.outputs, inline))
         strategies = (
             plan.strategies

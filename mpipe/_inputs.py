@@ -82,6 +82,15 @@ def resolve_feeds(
     entries = index.entries
     by_proc, by_pipe, by_ref = index.by_proc, index.by_pipe, index.by_ref
     feeds: list[Feed] = []
+    if deliver is not None and type(data) is dict and len(data) == len(entries):
+        # The common batch input, short: one item per one-pipe source, every source named.
+        # Distinct keys name distinct processors, so each entry is fed exactly once.
+        named = [by_proc.get(key) for key in data]
+        if all(found is not None and len(found) == 1 for found in named):
+            for found, value in zip(named, data.values(), strict=True):
+                assert found is not None
+                deliver(found[0], value)
+            return feeds
 
     def feed(name: str, value: Any, targets: dict[str, list[Entry]]) -> None:
         if deliver is None:

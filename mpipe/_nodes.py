@@ -71,7 +71,7 @@ class Firing(FiringSlot):
     It is also the slot the backend fills in (which worker ran it).
     """
 
-    __slots__ = ("arg", "attempt", "node", "start")
+    __slots__ = ("arg", "attempt", "node", "skip", "start")
 
     def __init__(self, node: Node, index: int, arg: Any) -> None:
         self.node = node
@@ -82,6 +82,8 @@ class Firing(FiringSlot):
         self.attempt = 1
         self.worker = "main"
         self.start = 0.0
+        self.on_reply = None
+        self.skip = 0  # generator items to skip on this try (a retry of a stream)
 
     def input_dict(self) -> Any:
         node = self.node

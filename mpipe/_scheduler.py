@@ -40,7 +40,7 @@ import types
 from collections import deque
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from ._backends import END, FiringSlot, Stream
 from ._errors import ExecutionError, PipelineError, ProcessorTimeoutError, WorkerCrashedError
@@ -91,13 +91,13 @@ class Scheduler:
         self.sink = sink
         self.hooks = hooks
         # Only observers that override firing_start are called per firing for it.
-        self.start_hooks = _overriding(hooks, "firing_start")
+        self.start_hooks = _overriding(hooks, "firing_start") if hooks else []
         # Told of successful firings and of processors' starts and ends: the observers that
         # override those hooks, less the recorder that takes a timeline instead (_observe).
         self.timeline: Timeline | None = None
-        self.end_hooks = _overriding(hooks, "firing_end")
-        self.first_hooks = _overriding(hooks, "processor_start")
-        self.finish_hooks = _overriding(hooks, "processor_end")
+        self.end_hooks = _overriding(hooks, "firing_end") if hooks else []
+        self.first_hooks = _overriding(hooks, "processor_start") if hooks else []
+        self.finish_hooks = _overriding(hooks, "processor_end") if hooks else []
         self.observed = bool(self.first_hooks)
         self.run_id = run_id
         self.ready: deque[Node] = deque()
@@ -105,6 +105,9 @@ class Scheduler:
         self.failure: tuple[str, BaseException] | None = None
         self.stopped = False
         self.outstanding: set[asyncio.Future[Any]] = set()
+        # Firings a backend answers through their slot's on_reply (no future to track).
+        self.replies_due = 0
+        self._reply = self._on_reply
         self._wake: asyncio.Future[None] | None = None
         self.done = False
 
@@ -117,7 +120,8 @@ class Scheduler:
             ExecutionError: A failure the strategy did not absorb, or ``stop()``.
         """
         loop = asyncio.get_running_loop()
-        self._observe()
+        if self.hooks:
+            self._observe()
         try:
             for node in [*self.feeders, *self.nodes]:
                 self.schedule(node)
@@ -127,7 +131,12 @@ class Scheduler:
                     raise self._error()
                 if not self.unfinished:
                     break
-                if not self.outstanding and not self.ready and not self._waiting_on_consumer():
+                if (
+                    not self.outstanding
+                    and not self.replies_due
+                    and not self.ready
+                    and not self._waiting_on_consumer()
+                ):
                     waiting = [n for n in self.nodes if not n.finished]
                     shown = ", ".join(repr(n) for n in waiting[:5])
                     more = f" and {len(waiting) - 5} more" if len(waiting) > 5 else ""
@@ -445,6 +454,13 @@ class Scheduler:
         available = min(len(p._items) for p in node.inputs)
         # Spread what is waiting over the free slots, so that a short backlog still keeps every
         # worker busy; never more than the output pipes can take.
+        if available == 1:
+            # One item waiting (a one-item run, a stream that keeps up): a plain call, no
+            # batch to wrap and unwrap on either side.
+            if node.inflight >= node.concurrency:
+                return False
+            self._fire(node)
+            return True
         free = node.concurrency - node.batches
         k = min(node.batch_size, max(1, -(-available // free)))
         if k > 1:
@@ -619,10 +635,18 @@ class Scheduler:
         if processor.has_callbacks:
             processor._fire_callbacks("start", firing.input_dict())
         assert node.fn is not None
+        backend = node.backend
+        if backend.replies:  # answered through _on_reply, an event-loop turn sooner
+            firing.on_reply = self._reply
+            firing.skip = skip
         try:
-            result = node.backend.submit(node.fn, firing.arg, firing)
+            result = backend.submit(node.fn, firing.arg, firing)
         except Exception as exc:
+            firing.on_reply = None
             self._failed(firing, exc, skip)
+            return
+        if backend.replies:
+            self.replies_due += 1
             return
         self._handle_result(firing, result, skip)
 
@@ -660,6 +684,27 @@ class Scheduler:
         else:
             self._failed(firing, exc, skip)
         self.schedule(firing.node)
+        self.poke()
+
+    def _on_reply(self, slot: FiringSlot, value: Any, error: BaseException | None) -> None:
+        """A backend's direct answer to a firing (``FiringSlot.on_reply``): ``_on_done``
+        without the future."""
+        self.replies_due -= 1
+        if self.done or self.failure is not None or self.stopped:
+            return
+        firing = cast(Firing, slot)
+        node = firing.node
+        try:
+            if error is not None:
+                self._failed(firing, error, firing.skip)
+            elif isinstance(value, _STREAM_TYPES):
+                self._complete(node, firing.index, StreamState(value, firing, firing.skip))
+            else:
+                self._succeeded(firing)
+                self._complete(node, firing.index, value)
+            self.schedule(node)
+        except Exception as exc:  # a bug here must end the run, not vanish in the backend
+            self.halt(node, exc)
         self.poke()
 
     def _succeeded(self, firing: Firing) -> None:

@@ -26,9 +26,16 @@ END: Any = _End()
 
 class FiringSlot:
     """One firing as a backend sees it: whose it is, its limits, and (set by the backend) which
-    worker ran it."""
+    worker ran it.
 
-    __slots__ = ("index", "processor_id", "timeout", "worker")
+    ``on_reply``: when the caller sets it and the backend has ``replies`` True, the backend
+    answers by calling ``on_reply(slot, value, error)`` on the event-loop thread as soon as
+    the outcome is known (``error`` None on success), instead of completing the awaitable
+    ``submit`` returned, which is then left pending. It saves the caller an event-loop turn
+    per firing. The backend clears it before the call, so it is called at most once.
+    """
+
+    __slots__ = ("index", "on_reply", "processor_id", "timeout", "worker")
 
     def __init__(
         self, processor_id: str = "", index: int = -1, timeout: float | None = None
@@ -37,6 +44,7 @@ class FiringSlot:
         self.index = index
         self.timeout = timeout
         self.worker = "main"
+        self.on_reply: Callable[[FiringSlot, Any, BaseException | None], None] | None = None
 
 
 class Stream:
@@ -65,6 +73,8 @@ class Backend(ABC):
     enforces_timeout = False
     #: Whether ``submit_batch`` is worth using for tiny firings (one message for many items).
     batches = False
+    #: Whether ``submit`` answers through ``slot.on_reply`` when it is set (see FiringSlot).
+    replies = False
 
     def __init__(self, max_workers: int) -> None:
         self.max_workers = max_workers

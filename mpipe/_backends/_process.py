@@ -145,6 +145,7 @@ class ProcessBackend(Backend):
     name = "process"
     enforces_timeout = True
     batches = True
+    replies = True
 
     def __init__(
         self,
@@ -359,7 +360,7 @@ class ProcessBackend(Backend):
                     call.stream.error = exc
                     self._wake(call.stream)
                 else:
-                    _fail(call.future, exc)
+                    _fail(call, exc)
         self._flush(worker)
 
     def _handle(self, worker: _Worker, message: bytes) -> None:
@@ -378,7 +379,7 @@ class ProcessBackend(Backend):
             return  # a late answer for a call that timed out or was abandoned
         if op == RESULT:
             self._finish(worker, fid, call)
-            _resolve(call.future, value)
+            _resolve(call, value)
         elif op == BATCH_RESULT:
             self._finish(worker, fid, call)
             values, kinds, seconds = value
@@ -386,13 +387,13 @@ class ProcessBackend(Backend):
                 values = [
                     v if kind else _remote(v, worker) for kind, v in zip(kinds, values, strict=True)
                 ]
-            _resolve(call.future, (values, kinds, seconds))
+            _resolve(call, (values, kinds, seconds))
         elif op == ERROR:
             self._finish(worker, fid, call)
             error = _remote(value, worker)
             stream = call.stream
             if stream is None:
-                _fail(call.future, error)
+                _fail(call, error)
             else:
                 stream.error = error
                 self._wake(stream)
@@ -401,7 +402,7 @@ class ProcessBackend(Backend):
             if call.timer is not None:
                 call.timer.cancel()
                 call.timer = None
-            _resolve(call.future, call.stream)
+            _resolve(call, call.stream)
         elif op == ITEM:
             stream = call.stream
             assert stream is not None
@@ -443,7 +444,7 @@ class ProcessBackend(Backend):
             return
         slot = call.slot
         _fail(
-            call.future,
+            call,
             ProcessorTimeoutError(
                 f"processor {slot.processor_id!r}: firing {slot.index} ran past its timeout of "
                 f"{slot.timeout} s in {worker.name}; the worker was killed and replaced",
@@ -487,7 +488,7 @@ class ProcessBackend(Backend):
                 self._wake(call.stream)
             else:
                 culprit_found = True
-                _fail(call.future, error)
+                _fail(call, error)
         worker.calls.clear()
         worker.outbox.clear()
         worker.channel.close()
@@ -512,17 +513,17 @@ class ProcessBackend(Backend):
                 )
                 for other in self._workers.values():
                     for call in other.calls.values():
-                        _fail(call.future, self._broken)
+                        _fail(call, self._broken)
                 for call in innocent:
-                    _fail(call.future, self._broken)
+                    _fail(call, self._broken)
                 return
             self._spawn(worker.slot)
             for call in innocent:
-                if not call.future.done():
+                if call.slot.on_reply is not None or not call.future.done():
                     self._dispatch(call)
         else:
             for call in innocent:
-                _fail(call.future, WorkerCrashedError(f"{worker.name} exited: the pool is closing"))
+                _fail(call, WorkerCrashedError(f"{worker.name} exited: the pool is closing"))
 
     # -- facts ----------------------------------------------------------------------------------------
 
@@ -563,14 +564,24 @@ def _noop(arg: Any) -> None:
     return None
 
 
-def _resolve(future: asyncio.Future[Any], value: Any) -> None:
-    if not future.done():
-        future.set_result(value)
+def _resolve(call: _Call, value: Any) -> None:
+    """Answer a call: through its slot's ``on_reply`` when it has one, else its future."""
+    reply = call.slot.on_reply
+    if reply is not None:
+        call.slot.on_reply = None
+        reply(call.slot, value, None)
+    elif not call.future.done():
+        call.future.set_result(value)
 
 
-def _fail(future: asyncio.Future[Any], error: BaseException) -> None:
-    if not future.done():
-        future.set_exception(error)
+def _fail(call: _Call, error: BaseException) -> None:
+    """Fail a call: through its slot's ``on_reply`` when it has one, else its future."""
+    reply = call.slot.on_reply
+    if reply is not None:
+        call.slot.on_reply = None
+        reply(call.slot, None, error)
+    elif not call.future.done():
+        call.future.set_exception(error)
 
 
 def _remote(payload: Any, worker: _Worker) -> BaseException:

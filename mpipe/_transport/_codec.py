@@ -119,6 +119,8 @@ class Codec:
         self._origins: dict[int, tuple[weakref.ref[Any], Block, bytes]] = {}
         self._sent: dict[int, set[str]] = {}  # peer slot -> callable keys it has
         self._keys: dict[int, tuple[Any, str]] = {}  # id(callable) -> (callable, key)
+        # (id(callable), peer) -> the reference message, once the peer has the callable
+        self._refs: dict[tuple[int, int], bytes] = {}
         self._received: dict[str, Any] = {}
 
     # -- encoding ---------------------------------------------------------------------------
@@ -290,6 +292,9 @@ class Codec:
         Raises:
             SerializationError: ``fn`` cannot be serialized with dill.
         """
+        ref = self._refs.get((id(fn), peer))
+        if ref is not None:  # sent before: the peer has it (the message is the same bytes)
+            return ref
         import dill
 
         with self._lock:
@@ -300,7 +305,9 @@ class Codec:
             key = known[1]
             sent = self._sent.setdefault(peer, set())
             if key in sent:
-                return self._message(CALLABLE_REF, key.encode(), None, 0, 0, peer)
+                ref = self._message(CALLABLE_REF, key.encode(), None, 0, 0, peer)
+                self._refs[(id(fn), peer)] = ref
+                return ref
         try:
             data = dill.dumps(fn, protocol=5, recurse=True)
         except Exception as exc:
@@ -323,6 +330,7 @@ class Codec:
         """Forget which callables ``peer`` has (it was replaced by a fresh worker)."""
         with self._lock:
             self._sent.pop(peer, None)
+            self._refs = {k: v for k, v in self._refs.items() if k[1] != peer}
 
     # -- decoding ---------------------------------------------------------------------------
 
