@@ -445,6 +445,14 @@ class Scheduler:
         """Hand the backend up to ``node.batch_size`` firings as one batch (one message)."""
         if node.batches >= node.concurrency or node.inflight >= node.concurrency * MAX_BATCH:
             return False
+        inputs = node.inputs
+        if len(inputs[0]._items) == 1 or min(len(p._items) for p in inputs) == 1:
+            # One item waiting (a one-item run, a stream that keeps up): a plain call, no
+            # batch to wrap and unwrap on either side.
+            if node.inflight >= node.concurrency or not self._has_room(node):
+                return False
+            self._fire(node)
+            return True
         room = min(
             (p.max_size - len(p._items) for p in node.out_pipes if not p._closed), default=None
         )
@@ -454,13 +462,6 @@ class Scheduler:
         available = min(len(p._items) for p in node.inputs)
         # Spread what is waiting over the free slots, so that a short backlog still keeps every
         # worker busy; never more than the output pipes can take.
-        if available == 1:
-            # One item waiting (a one-item run, a stream that keeps up): a plain call, no
-            # batch to wrap and unwrap on either side.
-            if node.inflight >= node.concurrency:
-                return False
-            self._fire(node)
-            return True
         free = node.concurrency - node.batches
         k = min(node.batch_size, max(1, -(-available // free)))
         if k > 1:

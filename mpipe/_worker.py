@@ -33,6 +33,8 @@ import time
 import traceback
 from typing import Any
 
+from ._transport._errors import SerializationError
+
 PREFIX = struct.Struct("<BxxxIQ")
 CALL, BATCH, NEXT, DROP = 1, 2, 3, 4
 RESULT, ERROR, STREAM, ITEM, END, BATCH_RESULT = 1, 2, 3, 4, 5, 6
@@ -96,12 +98,11 @@ class Worker:
         self.channel = channel
         self.codec = Codec(channel.arena, channel.responses.max_message - PREFIX.size)
         self.generators: dict[int, _Generator] = {}
+        self._callables: dict[bytes, Any] = {}  # callable-reference message -> the callable
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def send(self, op: int, fid: int, value: Any = None, extra: int = 0) -> None:
         """Send one response; a value that cannot be serialized becomes that firing's error."""
-        from ._transport import SerializationError
-
         body = b""
         if op not in (STREAM, END):
             try:
@@ -143,6 +144,8 @@ class Worker:
 
     def call(self, fn: Any, arg: Any) -> Any:
         result = fn(arg)
+        if type(result) in _PLAIN:
+            return result
         if inspect.isawaitable(result):
             result = self._await(result)
         return result
@@ -151,7 +154,8 @@ class Worker:
         """Answer requests until the parent closes the ring (or dies)."""
         from ._transport import PeerDiedError, RingClosedError
 
-        channel, decode = self.channel, self.codec.decode
+        channel, decode, callables = self.channel, self.codec.decode, self._callables
+        is_ref = self.codec.is_callable_ref
         while True:
             try:
                 message = channel.recv()
@@ -164,7 +168,12 @@ class Worker:
             op, extra, fid = PREFIX.unpack_from(message)
             if op in (CALL, BATCH):
                 try:
-                    fn = decode(message[PREFIX.size : PREFIX.size + extra])
+                    fn_message = message[PREFIX.size : PREFIX.size + extra]
+                    fn = callables.get(fn_message)
+                    if fn is None:
+                        fn = decode(fn_message)
+                        if is_ref(fn_message):
+                            callables[fn_message] = fn
                     arg = decode(message[PREFIX.size + extra :])
                 except Exception as exc:
                     self.send(ERROR, fid, error_payload(exc))
@@ -190,7 +199,9 @@ class Worker:
         except Exception as exc:
             self.send(ERROR, fid, error_payload(exc))
             return
-        if inspect.isgenerator(result) or inspect.isasyncgen(result):
+        if type(result) not in _PLAIN and (
+            inspect.isgenerator(result) or inspect.isasyncgen(result)
+        ):
             stream = self.generators[fid] = _Generator(result)
             self.send(STREAM, fid)
             self._pump(fid, stream)

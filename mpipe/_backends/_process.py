@@ -267,6 +267,10 @@ class ProcessBackend(Backend):
         return self._least_loaded()
 
     def _least_loaded(self) -> _Worker:
+        if len(self._workers) == 1:
+            (only,) = self._workers.values()
+            if not only.retiring:
+                return only
         workers = list(self._workers.values())
         n = len(workers)
         self._rr = (self._rr + 1) % n

@@ -51,6 +51,9 @@ INLINE, ARROW, NUMPY, PICKLE, CALLABLE, CALLABLE_REF, PICKLE_REFS = range(7)
 _KIND_NAMES = ("inline", "arrow", "numpy", "pickle", "callable", "callable-ref", "pickle-refs")
 _TABLE, _BATCH, _ARRAY, _CHUNKED = range(4)
 _FLAG_BLOCK = 1
+#: Values that pickle small, whole and without buffers: encoded without the checks for
+#: arena data, Arrow and numpy. (``int`` subclasses such as ``bool`` are listed apart.)
+_SCALARS = frozenset({int, float, bool, type(None), str, bytes, complex})
 _PICKLE_INDEX = struct.Struct("<QQQ")  # buffer count, pickle start, pickle length
 _PICKLE_ENTRY = struct.Struct("<QQQQ")  # other block (0: this one), its gen, start, length
 _ALIGN = 64
@@ -132,6 +135,10 @@ class Codec:
             SerializationError: ``obj`` (or the part of it named) cannot be serialized.
             PayloadTooLargeError, ArenaFullError: No arena room for the payload.
         """
+        if type(obj) in _SCALARS:
+            data = pickle.dumps(obj, protocol=5)
+            if HEADER_BYTES + len(data) <= self.max_message:
+                return _HEADER.pack(_MAGIC, _VERSION, INLINE, len(data), 0, 0, 0, 0, 0) + data
         again = self._resend(obj, peer)
         if again is not None:
             return again
@@ -325,6 +332,12 @@ class Codec:
         with self._lock:
             self._sent.setdefault(peer, set()).add(key)
         return message
+
+    @staticmethod
+    def is_callable_ref(message: bytes) -> bool:
+        """Whether ``message`` names a callable the receiver already has (the same bytes mean
+        the same callable for as long as the sender lives, so a receiver may cache it)."""
+        return len(message) >= HEADER_BYTES and message[3] == CALLABLE_REF
 
     def forget_peer(self, peer: int) -> None:
         """Forget which callables ``peer`` has (it was replaced by a fresh worker)."""
