@@ -11,9 +11,14 @@ the issue's goals, met or not. Pools are sized to the usable cores.
 - *round trip*: one tiny firing (``x + 1`` on an int), sent and answered, one at a time:
   ``GraphExecutor.execute`` on a one-processor graph, the backend's own ``submit`` (the pool
   and transport without the scheduler), an ``os.pipe`` ping-pong of 32 bytes between the parent
-  and a forked child, ``ProcessPoolExecutor.submit``, ``multiprocess.Pool.apply``, loky's
-  executor (joblib's engine) and ``joblib.Parallel`` of one task, ``mpire.WorkerPool.apply``,
-  and a Dask ``LocalCluster`` (processes, one thread each) ``client.submit``.
+  and a forked child (the goal's anchor). mpipe and the ping-pong are each measured twice: with
+  the parent on one core and the other process (the worker, the echo child) on another, as a
+  pool runs (``two_cores`` in ``_anchors.py``: the kernel otherwise puts the two processes on
+  one core or on two at random, ~6 or ~40 us for the ping-pong here), and where the kernel puts
+  them (``OS placement``, for reference). Then ``ProcessPoolExecutor.submit``,
+  ``multiprocess.Pool.apply``, loky's executor (joblib's engine) and ``joblib.Parallel`` of one
+  task, ``mpire.WorkerPool.apply``, and a Dask ``LocalCluster`` (processes, one thread each)
+  ``client.submit``, where the kernel puts them.
 - *stream*: 20,000 tiny items through one process stage running a lambda, against each anchor
   at its best batching (``multiprocess.Pool.map``, ``joblib.Parallel`` with automatic batches,
   ``mpire.WorkerPool.map``, Dask bag), and ``ProcessPoolExecutor.map`` with ``chunksize=1``
@@ -30,6 +35,7 @@ The memory benchmark (a 3-stage pipeline streaming record batches) is
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 from collections.abc import Iterator
@@ -51,6 +57,7 @@ from _anchors import (
     inc,
     line_graph,
     print_now,
+    two_cores,
 )
 from joblib import Parallel, delayed
 from joblib.externals.loky import get_reusable_executor
@@ -84,16 +91,21 @@ def _ints(n: int) -> Any:
     return make
 
 
-def test_round_trip_mpipe_execute(record: Any) -> None:
+@pytest.mark.parametrize("placed", [True, False], ids=["two-cores", "os-placement"])
+def test_round_trip_mpipe_execute(record: Any, placed: bool) -> None:
     with WarmExecutor(line_graph([inc]), backend="process", max_workers=1) as warm:
         ex = warm.ex
+        warm.run(ex.execute({"s0": 0}))  # starts the process backend
 
         async def body(xs: range) -> None:
             for x in xs:
                 out = await ex.execute({"s0": x})
                 assert out["s0:output"] == x + 1
 
-        record(RT, "mpipe execute()", lambda xs: warm.run(body(xs)), _ints(RT_N), RT_N)
+        name = "mpipe execute()" if placed else "~ mpipe execute(), OS placement"
+        pins = two_cores(*warm.backend.worker_pids()) if placed else contextlib.nullcontext()
+        with pins:
+            record(RT, name, lambda xs: warm.run(body(xs)), _ints(RT_N), RT_N)
 
 
 def test_round_trip_mpipe_submit(record: Any) -> None:
@@ -108,8 +120,9 @@ def test_round_trip_mpipe_submit(record: Any) -> None:
         record(RT, "~ mpipe backend.submit()", lambda xs: warm.run(body(xs)), _ints(RT_N), RT_N)
 
 
-def test_round_trip_os_pipe(record: Any) -> None:
-    with echo_child() as (w, r, _pid):
+@pytest.mark.parametrize("placed", [True, False], ids=["two-cores", "os-placement"])
+def test_round_trip_os_pipe(record: Any, placed: bool) -> None:
+    with echo_child() as (w, r, pid):
 
         def body(xs: range) -> None:
             for x in xs:
@@ -117,7 +130,9 @@ def test_round_trip_os_pipe(record: Any) -> None:
                 os.write(w, message)
                 assert os.read(r, 32) == message
 
-        record(RT, "os.pipe ping-pong (32 B)", body, _ints(RT_N), RT_N)
+        name = "os.pipe ping-pong (32 B)" if placed else "~ os.pipe ping-pong, OS placement"
+        with two_cores(pid) if placed else contextlib.nullcontext():
+            record(RT, name, body, _ints(RT_N), RT_N)
 
 
 def test_round_trip_process_pool_executor(record: Any) -> None:
