@@ -51,6 +51,10 @@ INLINE, ARROW, NUMPY, PICKLE, CALLABLE, CALLABLE_REF, PICKLE_REFS = range(7)
 _KIND_NAMES = ("inline", "arrow", "numpy", "pickle", "callable", "callable-ref", "pickle-refs")
 _TABLE, _BATCH, _ARRAY, _CHUNKED = range(4)
 _FLAG_BLOCK = 1
+#: The first header bytes of an INLINE message (magic, version, kind).
+_INLINE_TAG = _MAGIC + bytes([_VERSION, INLINE])
+_INLINE_TAG_END = len(_INLINE_TAG)
+_NO_BLOCK = (0, 0, 0, 0, 0)  # offset, generation, start, size, flags of a message without one
 #: Values that pickle small, whole and without buffers: encoded without the checks for
 #: arena data, Arrow and numpy. (``int`` subclasses such as ``bool`` are listed apart.)
 _SCALARS = frozenset({int, float, bool, type(None), str, bytes, complex})
@@ -415,6 +419,11 @@ class Codec:
             CorruptMessageError: The message is malformed or names no live block.
             SerializationError: The payload cannot be unpickled.
         """
+        if len(message) >= HEADER_BYTES and message[:_INLINE_TAG_END] == _INLINE_TAG:
+            fields = _HEADER.unpack_from(message)
+            if fields[3] == len(message) - HEADER_BYTES and fields[4:] == _NO_BLOCK:
+                # A small value in the message itself: _open's checks, in one go.
+                return self._unpickle(message[HEADER_BYTES:], [])
         kind, meta, block, start, nbytes = self._open(message)
         try:
             obj = self._decode(kind, meta, block, start, nbytes)
