@@ -423,3 +423,47 @@ def test_workers_that_cannot_start_are_a_clear_error(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(_launch, "WORKER_CODE", "import sys; sys.exit(3)")
     with pytest.raises(WorkerCrashedError, match=r"could not start \(exit code 3\)"):
         GraphExecutor(process_graph(lambda x: x), max_workers=2).run(1)
+
+
+# -- answers without a future (FiringSlot.on_reply) ------------------------------------------------
+
+
+def double(x: int) -> int:
+    return 2 * x
+
+
+def test_backend_answers_through_on_reply_once() -> None:
+    from mpipe._backends import FiringSlot
+    from mpipe._backends._process import ProcessBackend
+
+    async def main() -> None:
+        backend = ProcessBackend(1)
+        await backend.start()
+        try:
+            replies: list[tuple[Any, Any]] = []
+            done = asyncio.Event()
+
+            def on_reply(slot: Any, value: Any, error: BaseException | None) -> None:
+                replies.append((value, error))
+                done.set()
+
+            slot = FiringSlot("p", 0)
+            slot.on_reply = on_reply
+            future = backend.submit(double, 21, slot)
+            await asyncio.wait_for(done.wait(), 10)
+            assert replies == [(42, None)] and slot.on_reply is None
+            assert not future.done()  # answered through on_reply only
+            failing = FiringSlot("p", 1)
+            failing.on_reply = on_reply
+            done.clear()
+            backend.submit(raises, 2, failing)
+            await asyncio.wait_for(done.wait(), 10)
+            value, error = replies[-1]
+            assert value is None and "bad item 2" in str(error)
+            plain = await backend.submit(double, 5, FiringSlot("p", 2))  # no on_reply: awaitable
+            assert plain == 10
+        finally:
+            await backend.close()
+
+    asyncio.run(main())
+    assert not own_children()

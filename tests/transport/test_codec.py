@@ -60,6 +60,38 @@ def test_python_values_roundtrip(codec: Codec, value: object) -> None:
     assert roundtrip(codec, value) == value
 
 
+class Name(str):
+    """A str subclass: not a plain scalar, so it takes the general path."""
+
+
+@pytest.mark.parametrize(
+    "value",
+    [True, False, 2**70, -(2**70), 1e300, 1 + 2j, "", "é" * 100, b"\x00" * 50, Name("n")],
+    ids=repr,
+)
+def test_scalars_keep_their_type_inline(codec: Codec, value: object) -> None:
+    back = roundtrip(codec, value)
+    assert back == value and type(back) is type(value)
+    assert codec.arena.stats()["used_blocks"] == 0
+
+
+def test_large_scalars_leave_the_inline_path(codec: Codec) -> None:
+    """A scalar too big for a ring message goes through the arena like any payload."""
+    big = "y" * (codec.max_message * 2)
+    message = codec.encode(big, 0)
+    assert len(message) <= codec.max_message
+    assert codec.decode(message) == big
+
+
+def test_inline_fast_path_still_checks_the_header(codec: Codec) -> None:
+    message = codec.encode(7, 0)
+    assert codec.decode(message) == 7
+    with pytest.raises(CorruptMessageError):
+        codec.decode(message[:-1])  # the length in the header no longer matches
+    with pytest.raises(CorruptMessageError):
+        codec.decode(message[:10])  # shorter than a header
+
+
 def test_small_values_travel_inline_without_a_block(codec: Codec) -> None:
     message = codec.encode({"a": 1}, 0)
     assert len(message) <= codec.max_message
@@ -231,11 +263,15 @@ def test_callables_are_sent_once_per_peer(codec: Codec) -> None:
     fn = receiver.decode(first)
     assert fn(2) == 6  # type: ignore[operator]
     assert receiver.decode(again) is fn
+    assert codec.encode_callable(scale, peer=1) is again  # the reference message, kept
+    assert Codec.is_callable_ref(again) and not Codec.is_callable_ref(first)
     big = np.arange(10_000)
     with_data = codec.encode_callable(lambda: big.sum(), peer=1)  # dill bytes go in a block
     assert receiver.decode(with_data)() == big.sum()  # type: ignore[operator]
     codec.forget_peer(1)
-    assert receiver.decode(codec.encode_callable(scale, peer=1)) is not fn
+    resent = codec.encode_callable(scale, peer=1)  # a fresh worker in slot 1: the whole callable
+    assert not Codec.is_callable_ref(resent)
+    assert receiver.decode(resent) is not fn
     del fn
     codec.arena.reclaim(2)  # peer 2 never read its message: forget it
     receiver.arena.close()
