@@ -164,9 +164,9 @@ class GraphExecutor(BreakpointAPI):
         if arena_size is not None:
             self._backend_options["process"]["arena_size"] = arena_size
         self._backend_options["dask"] = _dask_options(dask_address, dask_client, dask_options)
-        self._hooks: list[RunHooks] = [*_as_hooks(monitor, "monitor"), *(hooks or [])]
-        for h in self._hooks:
-            _as_hooks(h, "hooks")
+        self._hooks: list[RunHooks] = []
+        for h in [*_as_hooks(monitor, "monitor"), *(hooks or [])]:
+            self.add_hooks(h)
         self._backends: dict[str, Backend] = {}
         self._compiled: _Plan | None = None
         self._entered = False
@@ -194,7 +194,7 @@ class GraphExecutor(BreakpointAPI):
             from ._monitor._progress import ProgressDisplay
 
             display = progress if isinstance(progress, ProgressDisplay) else ProgressDisplay()
-            self._hooks.append(display)
+            self.add_hooks(display)
         self._current: Scheduler | None = None
         self._status: dict[str, Any] = {"state": "idle", "run_id": None}
 
@@ -217,8 +217,10 @@ class GraphExecutor(BreakpointAPI):
                 raise err
 
     def add_hooks(self, hooks: RunHooks) -> None:
-        """Add an observer of every later run."""
-        self._hooks.extend(_as_hooks(hooks, "hooks"))
+        """Add an observer of every later run (one already added is not added again)."""
+        for hook in _as_hooks(hooks, "hooks"):
+            if not any(hook is known for known in self._hooks):
+                self._hooks.append(hook)
 
     def _backend_for(self, placement: str) -> Backend:
         """This executor's backend for ``placement``, made on first use (not started)."""
@@ -431,7 +433,8 @@ class GraphExecutor(BreakpointAPI):
 
         # Validation of the input happens here, before any processor runs.
         feeds = resolve_feeds(plan.index, data, streaming, None if streaming else deliver)
-        await self._start_backends(plan)
+        if not all(backend.started for backend in plan.backends):
+            await self._start_backends(plan)
         sink = ResultSink(streaming=not collect)
         for key, pipe in plan.sinks:
             sink.attach(key, pipe)

@@ -71,7 +71,7 @@ class Firing(FiringSlot):
     It is also the slot the backend fills in (which worker ran it).
     """
 
-    __slots__ = ("arg", "attempt", "node", "skip", "start")
+    __slots__ = ("arg", "attempt", "holds_batch", "node", "skip", "start")
 
     def __init__(self, node: Node, index: int, arg: Any) -> None:
         self.node = node
@@ -84,6 +84,7 @@ class Firing(FiringSlot):
         self.start = 0.0
         self.on_reply = None
         self.skip = 0  # generator items to skip on this try (a retry of a stream)
+        self.holds_batch = False  # counts as one of its node's batches in flight
 
     def input_dict(self) -> Any:
         node = self.node

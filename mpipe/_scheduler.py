@@ -105,8 +105,10 @@ class Scheduler:
         self.failure: tuple[str, BaseException] | None = None
         self.stopped = False
         self.outstanding: set[asyncio.Future[Any]] = set()
-        # Firings a backend answers through their slot's on_reply (no future to track).
-        self.replies_due = 0
+        # Firings a backend answers through their slot's on_reply, with the future submit
+        # returned (never awaited: cancelled when the run ends, so that a backend knows the
+        # firing is no longer wanted, e.g. not to run it again after a worker crash).
+        self.replying: dict[Firing, Any] = {}
         self._reply = self._on_reply
         self._wake: asyncio.Future[None] | None = None
         self.done = False
@@ -133,7 +135,7 @@ class Scheduler:
                     break
                 if (
                     not self.outstanding
-                    and not self.replies_due
+                    and not self.replying
                     and not self.ready
                     and not self._waiting_on_consumer()
                 ):
@@ -218,6 +220,12 @@ class Scheduler:
         for fut in list(self.outstanding):
             fut.cancel()
         self.outstanding.clear()
+        for firing, fut in self.replying.items():
+            firing.on_reply = None
+            cancel = getattr(fut, "cancel", None)
+            if cancel is not None:
+                cancel()
+        self.replying.clear()
 
     def _track(
         self, fut: asyncio.Future[Any], callback: Callable[[asyncio.Future[Any]], None]
@@ -350,9 +358,15 @@ class Scheduler:
             self.schedule(pipe._producer)
         return items
 
-    def _fire(self, node: Node) -> None:
+    def _fire(self, node: Node, holds_batch: bool = False) -> None:
+        """Take a node's next input and start its firing; ``holds_batch``: the firing counts
+        as one of the node's batches in flight until its answer (a single call of a batching
+        node)."""
         arg = self._take(node.inputs[0]) if node.item_arg else self._take_all(node)
         firing = Firing(node, node.index, arg)
+        if holds_batch:
+            firing.holds_batch = True
+            node.batches += 1
         if not node.index and self.observed:
             self._first_firing(node, time.perf_counter())
         node.index += 1
@@ -449,9 +463,9 @@ class Scheduler:
         if len(inputs[0]._items) == 1 or min(len(p._items) for p in inputs) == 1:
             # One item waiting (a one-item run, a stream that keeps up): a plain call, no
             # batch to wrap and unwrap on either side.
-            if node.inflight >= node.concurrency or not self._has_room(node):
+            if not self._has_room(node):
                 return False
-            self._fire(node)
+            self._fire(node, holds_batch=True)
             return True
         room = min(
             (p.max_size - len(p._items) for p in node.out_pipes if not p._closed), default=None
@@ -644,12 +658,20 @@ class Scheduler:
             result = backend.submit(node.fn, firing.arg, firing)
         except Exception as exc:
             firing.on_reply = None
+            self._release(firing)
             self._failed(firing, exc, skip)
             return
         if backend.replies:
-            self.replies_due += 1
+            self.replying[firing] = result
             return
         self._handle_result(firing, result, skip)
+
+    @staticmethod
+    def _release(firing: Firing) -> None:
+        """The firing's answer came (or never will): it no longer holds a batch slot."""
+        if firing.holds_batch:
+            firing.holds_batch = False
+            firing.node.batches -= 1
 
     def _handle_result(self, firing: Firing, result: Any, skip: int) -> None:
         """What ``submit`` returned: a value, a generator to drain, or an awaitable."""
@@ -669,6 +691,7 @@ class Scheduler:
 
     def _on_done(self, firing: Firing, skip: int, fut: asyncio.Future[Any]) -> None:
         self.outstanding.discard(fut)
+        self._release(firing)
         if fut.cancelled() or self.done:
             return
         exc = fut.exception()
@@ -690,10 +713,11 @@ class Scheduler:
     def _on_reply(self, slot: FiringSlot, value: Any, error: BaseException | None) -> None:
         """A backend's direct answer to a firing (``FiringSlot.on_reply``): ``_on_done``
         without the future."""
-        self.replies_due -= 1
+        firing = cast(Firing, slot)
+        self.replying.pop(firing, None)
+        self._release(firing)
         if self.done or self.failure is not None or self.stopped:
             return
-        firing = cast(Firing, slot)
         node = firing.node
         try:
             if error is not None:

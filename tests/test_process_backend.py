@@ -467,3 +467,42 @@ def test_backend_answers_through_on_reply_once() -> None:
 
     asyncio.run(main())
     assert not own_children()
+
+
+def _crash_first_mark_others(x: int) -> int:
+    if x == 0:
+        time.sleep(1.0)
+        os._exit(1)
+    with open(os.environ["MPIPE_TEST_MARK"], "a") as f:
+        f.write(f"{x}\n")
+    return x
+
+
+def test_a_run_that_ended_does_not_rerun_its_queued_calls(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Item 0 crashes its worker after the run has already failed elsewhere: item 1, queued
+    behind it, belonged to the failed run and must not run on the replacement worker."""
+    mark = tmp_path / "ran"
+    monkeypatch.setenv("MPIPE_TEST_MARK", str(mark))
+
+    async def fails_soon(x: int) -> int:
+        await asyncio.sleep(0.3)
+        raise ValueError("the run fails here")
+
+    g = ProcessingGraph()
+    p = SimpleProcessor(_crash_first_mark_others, "p", execution="process", timeout=30)
+    q = SimpleProcessor(fails_soon, "q")
+    for proc in (p, q):
+        proc.create_default_pipes()
+        g.add_processor(proc)
+
+    async def main() -> None:
+        async with GraphExecutor(g, max_workers=1) as ex:
+            with pytest.raises(ExecutionError, match="the run fails here"):
+                await ex.execute_stream({"p": [0, 1], "q": [0]})
+            await asyncio.sleep(1.5)  # the crash, and the replacement worker's start
+
+    asyncio.run(main())
+    assert not mark.exists()
+    assert not own_children()

@@ -32,7 +32,10 @@ class FiringSlot:
     answers by calling ``on_reply(slot, value, error)`` on the event-loop thread as soon as
     the outcome is known (``error`` None on success), instead of completing the awaitable
     ``submit`` returned, which is then left pending. It saves the caller an event-loop turn
-    per firing. The backend clears it before the call, so it is called at most once.
+    per firing. The backend clears it before the call, so it is called at most once, and
+    never from inside ``submit`` (the answer comes on a later turn of the loop). A caller that
+    no longer wants the answer clears ``on_reply`` and cancels that awaitable: the backend then
+    drops the answer and does not run the firing again (after a worker crash, say).
     """
 
     __slots__ = ("index", "on_reply", "processor_id", "timeout", "worker")

@@ -287,3 +287,12 @@ def test_observer_subclasses_keep_working(run: Any) -> None:
     assert mine.timeline == ["a", "b"] and seen == ["a", "b"]
     assert monitor.events_by_type["processor_start"] == 2
     assert monitor.get_metrics_summary()["total_firings"] == 2
+
+
+def test_an_observer_is_registered_once(run: Any) -> None:
+    monitor = Monitor()
+    executor = GraphExecutor(chain(("a", inc)), monitor, hooks=[monitor])
+    executor.add_hooks(monitor)
+    for i in range(3):
+        run(executor.execute(i))
+    assert monitor.events_by_type["graph_start"] == 3
