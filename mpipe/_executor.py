@@ -13,7 +13,6 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from functools import partial
 from typing import Any
 
 from ._backends import Backend, make_backend
@@ -529,7 +528,7 @@ class GraphExecutor(BreakpointAPI):
                 p.state = ProcessorState.RUNNING
             if lifecycle:
                 await asyncio.gather(*(_maybe_await(p.initialize()) for p in lifecycle))
-            self.breakpoints.attach(sched.nodes, partial(_notify, hooks))
+            self.breakpoints.attach(sched.nodes, sched.notice)
             await sched.run()
         except BaseException as exc:
             error = exc
@@ -551,7 +550,12 @@ class GraphExecutor(BreakpointAPI):
                     else (ProcessorState.COMPLETED if error is None else ProcessorState.IDLE)
                 )
             state = "completed" if error is None else ("stopped" if sched.stopped else "failed")
-            self._status = {**self._status, "state": state, "ended_at": time.time()}
+            self._status = {
+                "state": state,
+                "run_id": info.run_id,
+                "started_at": info.started_at,
+                "ended_at": time.time(),
+            }
             for hook in hooks:
                 hook.run_end(info, error)
             if not self._entered:
@@ -782,10 +786,3 @@ def _as_hooks(obj: Any, what: str) -> list[RunHooks]:
         f"{what} must be a RunHooks observer (such as mpipe.Monitor), got {type(obj).__name__}",
         what,
     )
-
-
-def _notify(
-    hooks: list[RunHooks], kind: str, processor_id: str | None, data: dict[str, Any]
-) -> None:
-    for hook in hooks:
-        hook.notice(kind, processor_id, data)

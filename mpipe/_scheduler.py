@@ -125,7 +125,9 @@ class Scheduler:
         if self.hooks:
             self._observe()
         try:
-            for node in [*self.feeders, *self.nodes]:
+            for node in self.feeders:
+                self.schedule(node)
+            for node in self.nodes:
                 self.schedule(node)
             while True:
                 self._drain()
@@ -196,6 +198,11 @@ class Scheduler:
                 f"processor {pid!r} failed: {type(exc).__name__}: {exc}", [pid], cause=exc
             )
         return ExecutionError("execution stopped by stop_execution()")
+
+    def notice(self, kind: str, processor_id: str | None, data: dict[str, Any]) -> None:
+        """Tell every observer of the run something rarer (see ``RunHooks.notice``)."""
+        for hook in self.hooks:
+            hook.notice(kind, processor_id, data)
 
     def poke(self) -> None:
         """Wake the driver task (from callbacks on the loop thread)."""
