@@ -1,0 +1,110 @@
+"""One tiny firing's round trip against an ``os.pipe`` ping-pong, rounds interleaved.
+
+``bench_process.py`` times each entry in its own block of rounds, so a change in the machine
+between two blocks (on a VM, the host's load moves a cross-core wake-up by 10 us and more)
+lands in the ratio. Here every round times, one after the other, mpipe's ``execute()`` of a
+one-processor graph and the ping-pong of 32 bytes between the parent and a forked child, both
+with the parent on one core and the other process (the worker, the echo child) on another
+(``two_cores``), and both again where the kernel puts them; the report is the median of the
+rounds and the issue's goal: under 50 us and at most 1.5x the ping-pong.
+
+Run::
+
+    python benchmarks/bench_process_roundtrip.py [--rounds 15] [--calls 500] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _anchors import WarmExecutor, echo_child, inc, line_graph, two_cores
+
+GOAL_US = 50.0
+GOAL_RATIO = 1.5
+
+
+def _timed(body: Callable[[int], None], base: int, calls: int) -> float:
+    start = time.perf_counter()
+    body(base)
+    return (time.perf_counter() - start) / calls * 1e6
+
+
+def measure(rounds: int, calls: int) -> dict[str, Any]:
+    """Median microseconds per round trip of each entry, rounds interleaved."""
+    times: dict[str, list[float]] = {}
+    with (
+        WarmExecutor(line_graph([inc]), backend="process", max_workers=1) as warm,
+        echo_child() as (w, r, child),
+    ):
+        ex = warm.ex
+        warm.run(ex.execute({"s0": 0}))  # starts the pool
+        worker = warm.backend.worker_pids()[0]
+
+        async def runs(base: int) -> None:
+            for x in range(base, base + calls):
+                out = await ex.execute({"s0": x})
+                assert out["s0:output"] == x + 1
+
+        def execute(base: int) -> None:
+            warm.run(runs(base))
+
+        def ping_pong(base: int) -> None:
+            for x in range(base, base + calls):
+                message = x.to_bytes(32, "little")
+                os.write(w, message)
+                assert os.read(r, 32) == message
+
+        execute(1)  # warm-up
+        ping_pong(1)
+        for i in range(rounds):
+            base = (i + 2) * 1_000_000
+            for placed in (True, False):
+                suffix = "two cores" if placed else "OS placement"
+                with two_cores(worker) if placed else contextlib.nullcontext():
+                    times.setdefault(f"mpipe execute(), {suffix}", []).append(
+                        _timed(execute, base, calls)
+                    )
+                with two_cores(child) if placed else contextlib.nullcontext():
+                    times.setdefault(f"os.pipe ping-pong, {suffix}", []).append(
+                        _timed(ping_pong, base, calls)
+                    )
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print (and optionally write) the medians and the goal's verdict."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--calls", type=int, default=500)
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = parser.parse_args(argv)
+    medians = measure(args.rounds, args.calls)
+    for name, us in medians.items():
+        print(f"{name:<36}{us:8.1f} us")
+    rt = medians["mpipe execute(), two cores"]
+    pipe = medians["os.pipe ping-pong, two cores"]
+    ok = rt < GOAL_US and rt <= GOAL_RATIO * pipe
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(
+        f"goal (under {GOAL_US:.0f} us and at most {GOAL_RATIO}x os.pipe, two cores): "
+        f"{'met' if ok else 'NOT met'}: {rt:.1f} us, {rt / pipe:.2f}x os.pipe ({pipe:.1f} us); "
+        f"load average {load}"
+    )
+    if args.json is not None:
+        args.json.write_text(json.dumps({"median_us": medians, "goal_met": ok}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
