@@ -43,11 +43,12 @@ from functools import partial
 from typing import Any, cast
 
 from ._backends import END, FiringSlot, Stream
-from ._errors import ExecutionError, PipelineError, ProcessorTimeoutError, WorkerCrashedError
+from ._batches import fire_batch
+from ._errors import ExecutionError, PipelineError, ProcessorTimeoutError
 from ._hooks import RunHooks, Timeline
 from ._nodes import SKIPPED, Firing, Items, Node, Outputs, ResultSink, StreamState, feeder
-from ._pipe import Pipe, payload_nbytes
-from ._strategies import CircuitOpenError, ErrorAction, resolve_action
+from ._pipe import Pipe
+from ._strategies import CircuitOpenError, ErrorAction, record_success, resolve_action
 
 __all__ = ["Node", "ResultSink", "Scheduler", "feeder"]
 
@@ -60,11 +61,6 @@ _ITERATORS: frozenset[type] = frozenset(
 )
 # Results of these types are plain values: no awaitable or generator check needed.
 _PLAIN = frozenset({int, float, str, bytes, bool, type(None), dict, list, tuple, set, complex})
-#: Batches grow (x4 per batch) until one takes about this long in the worker.
-BATCH_TARGET_SECONDS = 0.005
-MAX_BATCH = 4096
-#: About the most payload bytes one batch carries (judged by its first item).
-BATCH_MAX_BYTES = 1 << 20
 
 
 class Scheduler:
@@ -270,7 +266,7 @@ class Scheduler:
             if not node.done_inputs:
                 if node.filled == len(node.inputs):
                     if node.batch_size and node.gate is None:
-                        if not self._fire_batch(node):
+                        if not fire_batch(self, node):
                             return
                         continue
                     if node.inflight >= node.concurrency or not self._has_room(node):
@@ -458,144 +454,9 @@ class Scheduler:
         for hook in self.end_hooks:
             hook.firing_end(node.node_id, index, start, end, "main", None)
         if node.strategy is not None:
-            _record_success(node.strategy, node.node_id)
+            record_success(node.strategy, node.node_id)
         self._route(node, result)
         node.next_emit += 1
-
-    def _fire_batch(self, node: Node) -> bool:
-        """Hand the backend up to ``node.batch_size`` firings as one batch (one message)."""
-        if node.batches >= node.concurrency or node.inflight >= node.concurrency * MAX_BATCH:
-            return False
-        inputs = node.inputs
-        if len(inputs[0]._items) == 1 or min(len(p._items) for p in inputs) == 1:
-            # One item waiting (a one-item run, a stream that keeps up): a plain call, no
-            # batch to wrap and unwrap on either side.
-            if not self._has_room(node):
-                return False
-            self._fire(node, holds_batch=True)
-            return True
-        room = min(
-            (p.max_size - len(p._items) for p in node.out_pipes if not p._closed), default=None
-        )
-        if room is None and node.out_pipes:
-            self._stop_early(node)
-            return False
-        available = min(len(p._items) for p in node.inputs)
-        # Spread what is waiting over the free slots, so that a short backlog still keeps every
-        # worker busy; never more than the output pipes can take.
-        free = node.concurrency - node.batches
-        k = min(node.batch_size, max(1, -(-available // free)))
-        if k > 1:
-            # Batches are for many small items: big ones (arrays, tables) travel one by one,
-            # so that a batch never holds more than about BATCH_MAX_BYTES of arena space.
-            k = min(k, max(1, BATCH_MAX_BYTES // max(1, payload_nbytes(node.inputs[0]._items[0]))))
-        if room is not None:
-            # Every firing in flight will land in the output pipes: count them against the
-            # room, so that a producer never runs ahead of its consumers by more than the
-            # pipes hold, however many batches are out.
-            room -= node.inflight
-            if room <= 0:
-                self._has_room(node)  # account the wait
-                return False
-            k = min(k, room)
-        if node.item_arg:
-            args = self._take_many(node.inputs[0], k)
-        else:
-            args = [self._take_all(node) for _ in range(k)]
-        first = node.index
-        start = time.perf_counter()
-        if not first and self.observed:
-            self._first_firing(node, start)
-        node.index += k
-        node.inflight += k
-        node.batches += 1
-        for hook in self.start_hooks:
-            for j in range(k):
-                hook.firing_start(node.node_id, first + j, start)
-        slot = FiringSlot(node.node_id, first)
-        try:
-            assert node.fn is not None
-            fut = asyncio.ensure_future(node.backend.submit_batch(node.fn, args, slot))
-        except Exception as exc:
-            self._batch_failed(node, first, args, start, slot, exc)
-            return True
-        self._track(fut, partial(self._on_batch_done, node, first, args, start, slot))
-        return True
-
-    def _on_batch_done(
-        self,
-        node: Node,
-        first: int,
-        args: list[Any],
-        start: float,
-        slot: FiringSlot,
-        fut: asyncio.Future[Any],
-    ) -> None:
-        self.outstanding.discard(fut)
-        if fut.cancelled() or self.done:
-            return
-        exc = fut.exception()
-        if exc is not None:
-            self._batch_failed(node, first, args, start, slot, exc)
-        else:
-            values, kinds, seconds = fut.result()
-            node.batches -= 1
-            end = time.perf_counter()
-            k = len(values)
-            per_item = seconds / k if k else 0.0
-            processor = node.processor
-            if kinds is None and node.single_out is not None:
-                # The common case, in bulk: every firing of the batch gave a value, so its
-                # outputs travel as one run, emitted when the batch's turn comes.
-                self._record_spans(node, first, k, start, end, slot.worker)
-                processor._record_many(k, seconds)
-                self._complete(node, first, Outputs(values))
-                values = []
-            for j, value in enumerate(values):
-                kind = 1 if kinds is None else kinds[j]
-                index = first + j
-                if kind:
-                    processor._record(per_item, False)
-                    self._record_spans(node, index, 1, start, end, slot.worker)
-                    self._complete(node, index, value if kind == 1 else Items(value))
-                else:
-                    firing = Firing(node, index, args[j])
-                    firing.start, firing.worker = start, slot.worker
-                    self._failed(firing, value, 0)
-            if node.strategy is not None:
-                _record_success(node.strategy, node.node_id)
-            # Adapt: grow towards batches of about BATCH_TARGET_SECONDS of work.
-            if k >= node.batch_size:
-                ideal = BATCH_TARGET_SECONDS / per_item if per_item > 0 else MAX_BATCH
-                node.batch_size = int(max(1, min(ideal, node.batch_size * 4, MAX_BATCH)))
-            elif per_item > 0 and per_item * node.batch_size > 4 * BATCH_TARGET_SECONDS:
-                node.batch_size = int(max(1, BATCH_TARGET_SECONDS / per_item))
-        self.schedule(node)
-        self.poke()
-
-    def _batch_failed(
-        self,
-        node: Node,
-        first: int,
-        args: list[Any],
-        start: float,
-        slot: FiringSlot,
-        exc: BaseException,
-    ) -> None:
-        """The whole batch failed. A dead worker is not the fault of every firing in its batch:
-        they run again one by one (the culprit then fails on its own). Any other failure of the
-        whole batch goes to the strategy for each firing."""
-        node.batches -= 1
-        crashed = isinstance(exc, WorkerCrashedError) and len(args) > 1
-        if crashed:
-            node.batch_size = 1
-        for j, arg in enumerate(args):
-            firing = Firing(node, first + j, arg)
-            if crashed:
-                self._start(firing)
-            else:
-                firing.start, firing.worker = start, slot.worker
-                self._failed(firing, exc, 0)
 
     def _first_firing(self, node: Node, start: float) -> None:
         timeline = self.timeline
@@ -746,7 +607,7 @@ class Scheduler:
         processor._record(end - firing.start, False)
         self._record_spans(node, firing.index, 1, firing.start, end, firing.worker)
         if node.strategy is not None:
-            _record_success(node.strategy, node.node_id)
+            record_success(node.strategy, node.node_id)
 
     def _complete(self, node: Node, index: int, outcome: Any) -> None:
         """A firing's outcome (value, stream, or skipped) is known; emit it in input order."""
@@ -1002,9 +863,3 @@ def _overriding(hooks: list[RunHooks], name: str) -> list[RunHooks]:
     """The observers among ``hooks`` whose class overrides hook method ``name``."""
     default = getattr(RunHooks, name)
     return [h for h in hooks if getattr(getattr(h, name), "__func__", None) is not default]
-
-
-def _record_success(strategy: Any, processor_id: str) -> None:
-    record = getattr(strategy, "record_success", None)
-    if record is not None:
-        record(processor_id)

@@ -356,6 +356,13 @@ class CompositeStrategy(ErrorStrategy):
                 s.reset()
 
 
+def record_success(strategy: Any, processor_id: str) -> None:
+    """Tell a strategy that keeps score (a circuit breaker) that a firing succeeded."""
+    record = getattr(strategy, "record_success", None)
+    if record is not None:
+        record(processor_id)
+
+
 def _allow(strategy: Any, processor_id: str) -> bool:
     allow = getattr(strategy, "allow", None)
     return True if allow is None else bool(allow(processor_id))
