@@ -51,10 +51,6 @@ INLINE, ARROW, NUMPY, PICKLE, CALLABLE, CALLABLE_REF, PICKLE_REFS = range(7)
 _KIND_NAMES = ("inline", "arrow", "numpy", "pickle", "callable", "callable-ref", "pickle-refs")
 _TABLE, _BATCH, _ARRAY, _CHUNKED = range(4)
 _FLAG_BLOCK = 1
-#: The first header bytes of an INLINE message (magic, version, kind).
-_INLINE_TAG = _MAGIC + bytes([_VERSION, INLINE])
-_INLINE_TAG_END = len(_INLINE_TAG)
-_NO_BLOCK = (0, 0, 0, 0, 0)  # offset, generation, start, size, flags of a message without one
 #: Values that pickle small, whole and without buffers: encoded without the checks for
 #: arena data, Arrow and numpy. (``int`` subclasses such as ``bool`` are listed apart.)
 _SCALARS = frozenset({int, float, bool, type(None), str, bytes, complex})
@@ -140,9 +136,10 @@ class Codec:
             PayloadTooLargeError, ArenaFullError: No arena room for the payload.
         """
         if type(obj) in _SCALARS:
-            data = pickle.dumps(obj, protocol=5)
+            data = pickle.dumps(obj, protocol=5)  # no out-of-band buffers for these
             if HEADER_BYTES + len(data) <= self.max_message:
-                return _HEADER.pack(_MAGIC, _VERSION, INLINE, len(data), 0, 0, 0, 0, 0) + data
+                return self._message(INLINE, data, None, 0, 0, peer)
+            return self._encode_pickle(obj, peer)  # too big to travel inline
         again = self._resend(obj, peer)
         if again is not None:
             return again
@@ -419,12 +416,9 @@ class Codec:
             CorruptMessageError: The message is malformed or names no live block.
             SerializationError: The payload cannot be unpickled.
         """
-        if len(message) >= HEADER_BYTES and message[:_INLINE_TAG_END] == _INLINE_TAG:
-            fields = _HEADER.unpack_from(message)
-            if fields[3] == len(message) - HEADER_BYTES and fields[4:] == _NO_BLOCK:
-                # A small value in the message itself: _open's checks, in one go.
-                return self._unpickle(message[HEADER_BYTES:], [])
         kind, meta, block, start, nbytes = self._open(message)
+        if kind == INLINE:  # the common small value: no block, nothing to remember
+            return self._unpickle(meta, [])
         try:
             obj = self._decode(kind, meta, block, start, nbytes)
         except (CorruptMessageError, SerializationError):
