@@ -364,7 +364,7 @@ class ProcessBackend(Backend):
                     call.stream.error = exc
                     self._wake(call.stream)
                 else:
-                    _fail(call, exc)
+                    _answer(call, error=exc)
         self._flush(worker)
 
     def _handle(self, worker: _Worker, message: bytes) -> None:
@@ -383,7 +383,7 @@ class ProcessBackend(Backend):
             return  # a late answer for a call that timed out or was abandoned
         if op == RESULT:
             self._finish(worker, fid, call)
-            _resolve(call, value)
+            _answer(call, value)
         elif op == BATCH_RESULT:
             self._finish(worker, fid, call)
             values, kinds, seconds = value
@@ -391,13 +391,13 @@ class ProcessBackend(Backend):
                 values = [
                     v if kind else _remote(v, worker) for kind, v in zip(kinds, values, strict=True)
                 ]
-            _resolve(call, (values, kinds, seconds))
+            _answer(call, (values, kinds, seconds))
         elif op == ERROR:
             self._finish(worker, fid, call)
             error = _remote(value, worker)
             stream = call.stream
             if stream is None:
-                _fail(call, error)
+                _answer(call, error=error)
             else:
                 stream.error = error
                 self._wake(stream)
@@ -406,7 +406,7 @@ class ProcessBackend(Backend):
             if call.timer is not None:
                 call.timer.cancel()
                 call.timer = None
-            _resolve(call, call.stream)
+            _answer(call, call.stream)
         elif op == ITEM:
             stream = call.stream
             assert stream is not None
@@ -447,9 +447,9 @@ class ProcessBackend(Backend):
         if call is None:
             return
         slot = call.slot
-        _fail(
+        _answer(
             call,
-            ProcessorTimeoutError(
+            error=ProcessorTimeoutError(
                 f"processor {slot.processor_id!r}: firing {slot.index} ran past its timeout of "
                 f"{slot.timeout} s in {worker.name}; the worker was killed and replaced",
                 slot.processor_id,
@@ -492,7 +492,7 @@ class ProcessBackend(Backend):
                 self._wake(call.stream)
             else:
                 culprit_found = True
-                _fail(call, error)
+                _answer(call, error=error)
         worker.calls.clear()
         worker.outbox.clear()
         worker.channel.close()
@@ -517,9 +517,9 @@ class ProcessBackend(Backend):
                 )
                 for other in self._workers.values():
                     for call in other.calls.values():
-                        _fail(call, self._broken)
+                        _answer(call, error=self._broken)
                 for call in innocent:
-                    _fail(call, self._broken)
+                    _answer(call, error=self._broken)
                 return
             self._spawn(worker.slot)
             for call in innocent:
@@ -527,7 +527,9 @@ class ProcessBackend(Backend):
                     self._dispatch(call)
         else:
             for call in innocent:
-                _fail(call, WorkerCrashedError(f"{worker.name} exited: the pool is closing"))
+                _answer(
+                    call, error=WorkerCrashedError(f"{worker.name} exited: the pool is closing")
+                )
 
     # -- facts ----------------------------------------------------------------------------------------
 
@@ -568,24 +570,18 @@ def _noop(arg: Any) -> None:
     return None
 
 
-def _resolve(call: _Call, value: Any) -> None:
-    """Answer a call: through its slot's ``on_reply`` when it has one, else its future."""
+def _answer(call: _Call, value: Any = None, error: BaseException | None = None) -> None:
+    """Answer a call (``error`` None on success): through its slot's ``on_reply`` when it has
+    one, else its future (unless the caller gave that up)."""
     reply = call.slot.on_reply
     if reply is not None:
         call.slot.on_reply = None
-        reply(call.slot, value, None)
+        reply(call.slot, value, error)
     elif not call.future.done():
-        call.future.set_result(value)
-
-
-def _fail(call: _Call, error: BaseException) -> None:
-    """Fail a call: through its slot's ``on_reply`` when it has one, else its future."""
-    reply = call.slot.on_reply
-    if reply is not None:
-        call.slot.on_reply = None
-        reply(call.slot, None, error)
-    elif not call.future.done():
-        call.future.set_exception(error)
+        if error is None:
+            call.future.set_result(value)
+        else:
+            call.future.set_exception(error)
 
 
 def _remote(payload: Any, worker: _Worker) -> BaseException:
