@@ -100,32 +100,12 @@ static int parse_row(PyObject *const *args, long long *i, double *s, double *e) 
     return 0;
 }
 
-static PyObject *Rows_add(RowsObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 5)
-        return PyErr_Format(PyExc_TypeError, "add() takes 5 arguments (%zd given)", nargs);
-    long long i;
-    double s, e;
-    if (parse_row(args, &i, &s, &e) < 0 || rows_grow(self, 1) < 0) return NULL;
-    Py_ssize_t k = self->n++;
-    Py_INCREF(args[0]);
-    self->a[k] = args[0];
-    self->i[k] = i;
-    self->s[k] = s;
-    self->e[k] = e;
-    Py_INCREF(args[4]);
-    self->w[k] = args[4];
-    if (self->n >= self->limit) Py_RETURN_TRUE;
-    Py_RETURN_FALSE;
-}
-
-static PyObject *Rows_add_run(RowsObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 6)
-        return PyErr_Format(PyExc_TypeError, "add_run() takes 6 arguments (%zd given)", nargs);
+/* Append ``count`` rows of ``args`` (id, first integer, start, end, worker): integers first,
+ * first + 1, ...; answer whether the table now holds ``limit`` rows or more. */
+static PyObject *rows_append(RowsObject *self, PyObject *const *args, Py_ssize_t count) {
     long long i;
     double s, e;
     if (parse_row(args, &i, &s, &e) < 0) return NULL;
-    Py_ssize_t count = PyLong_AsSsize_t(args[5]);
-    if (count == -1 && PyErr_Occurred()) return NULL;
     if (count < 0) return PyErr_Format(PyExc_ValueError, "count must be >= 0, got %zd", count);
     if (rows_grow(self, count) < 0) return NULL;
     for (Py_ssize_t j = 0; j < count; j++) {
@@ -140,6 +120,20 @@ static PyObject *Rows_add_run(RowsObject *self, PyObject *const *args, Py_ssize_
     }
     if (self->n >= self->limit) Py_RETURN_TRUE;
     Py_RETURN_FALSE;
+}
+
+static PyObject *Rows_add(RowsObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5)
+        return PyErr_Format(PyExc_TypeError, "add() takes 5 arguments (%zd given)", nargs);
+    return rows_append(self, args, 1);
+}
+
+static PyObject *Rows_add_run(RowsObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 6)
+        return PyErr_Format(PyExc_TypeError, "add_run() takes 6 arguments (%zd given)", nargs);
+    Py_ssize_t count = PyLong_AsSsize_t(args[5]);
+    if (count == -1 && PyErr_Occurred()) return NULL;
+    return rows_append(self, args, count);
 }
 
 /* Clamp [start, stop) to [0, n]. */
