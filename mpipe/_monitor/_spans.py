@@ -135,24 +135,15 @@ class SpanBook:
         totals = np.bincount(pid_codes, weights=durations, minlength=len(keys)).tolist()
         longest = np.maximum.reduceat(durations, bounds[:-1]).tolist()
         spans = durations.tolist()
-        if closed:
-            opened = closed_at = np.bincount(owner, weights=lasts - firsts, minlength=len(keys))
+        if closed:  # each processor's windows of those runs, summed
+            windows = np.bincount(owner, weights=lasts - firsts, minlength=len(keys)).tolist()
         else:
             assert n_parts == 1 and len(heads) == len(keys)
-            opened, closed_at = firsts, lasts
-        for pid, a, b, total, top, first, last in zip(
-            keys,
-            bounds[:-1],
-            bounds[1:],
-            totals,
-            longest,
-            opened.tolist(),
-            closed_at.tolist(),
-            strict=True,
-        ):
-            stats = self.stats.get(pid) or self.stat(pid)
-            stats.add(spans[a:b], total, top)
+            first_starts, last_ends = firsts.tolist(), lasts.tolist()
+        for n, pid in enumerate(keys):
+            stats = self.stat(pid)
+            stats.add(spans[bounds[n] : bounds[n + 1]], totals[n], longest[n])
             if closed:
-                stats.window += first  # the summed windows of the runs
+                stats.window += windows[n]
             else:
-                stats.extend_window(first, last)
+                stats.extend_window(first_starts[n], last_ends[n])

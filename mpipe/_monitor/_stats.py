@@ -56,14 +56,6 @@ class ProcessorStats:
         self.last_end = 0.0
         self.window = 0.0
 
-    def add_many(self, durations: list[float], first_start: float, last_end: float) -> None:
-        """Account finished firings (their durations, the earliest start and latest end).
-
-        Errors are counted apart (``errors``), as they happen.
-        """
-        self.add(durations, sum(durations), max(durations))
-        self.extend_window(first_start, last_end)
-
     def add(self, durations: list[float], total: float, longest: float) -> None:
         """Account finished firings: their durations, with their sum and maximum."""
         n = len(durations)
