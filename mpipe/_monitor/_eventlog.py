@@ -192,9 +192,10 @@ class EventLog:
         self._noted = {}
         # Only the newest max_events of events and notes together are kept: merge by time,
         # keep the tail, and turn just the notes that survive into event records.
-        # A sort, not a merge of two sorted lists: notes may carry times read from the
-        # performance counter (see _runlog), which a wall-clock step can put out of order with
-        # the others. Both parts are sorted runs already, so the sort is a merge in practice.
+        # A sort, not a merge of sorted lists: notes come in runs (a run log's starts, then
+        # its ends) and may carry times read from the performance counter (see _runlog),
+        # which a wall-clock step can put out of order with the others. The parts are sorted
+        # runs, so the sort merges them in linear time in practice.
         merged: Iterable[Any] = sorted([*self._events, *notes], key=itemgetter(0))
         kept: deque[Any] = deque(merged, maxlen=self.max_events)
         self._events = deque(map(_as_record, kept), maxlen=self.max_events)
