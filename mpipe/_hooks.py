@@ -76,7 +76,7 @@ def _nothing() -> None:
     pass
 
 
-@dataclass
+@dataclass(slots=True)
 class RunInfo:
     """What observers learn about a run when it starts.
 

@@ -38,7 +38,7 @@ import itertools
 import time
 import types
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, cast
 
@@ -74,6 +74,30 @@ class Scheduler:
         run_id: The run's id, passed to error strategies in ``context``.
     """
 
+    # One scheduler per run: fixed attributes make it cheap to build.
+    __slots__ = (
+        "_reply",
+        "_wake",
+        "done",
+        "end_hooks",
+        "failure",
+        "feeders",
+        "finish_hooks",
+        "first_hooks",
+        "hooks",
+        "nodes",
+        "observed",
+        "outstanding",
+        "ready",
+        "replying",
+        "run_id",
+        "sink",
+        "start_hooks",
+        "stopped",
+        "timeline",
+        "unfinished",
+    )
+
     def __init__(
         self,
         nodes: list[Node],
@@ -87,13 +111,18 @@ class Scheduler:
         self.sink = sink
         self.hooks = hooks
         # Only observers that override firing_start are called per firing for it.
-        self.start_hooks = _overriding(hooks, "firing_start") if hooks else []
+        self.start_hooks: Sequence[RunHooks] = ()
         # Told of successful firings and of processors' starts and ends: the observers that
         # override those hooks, less the recorder that takes a timeline instead (_observe).
         self.timeline: Timeline | None = None
-        self.end_hooks = _overriding(hooks, "firing_end") if hooks else []
-        self.first_hooks = _overriding(hooks, "processor_start") if hooks else []
-        self.finish_hooks = _overriding(hooks, "processor_end") if hooks else []
+        self.end_hooks: Sequence[RunHooks] = ()
+        self.first_hooks: Sequence[RunHooks] = ()
+        self.finish_hooks: Sequence[RunHooks] = ()
+        if hooks:
+            self.start_hooks = _overriding(hooks, "firing_start")
+            self.end_hooks = _overriding(hooks, "firing_end")
+            self.first_hooks = _overriding(hooks, "processor_start")
+            self.finish_hooks = _overriding(hooks, "processor_end")
         self.observed = bool(self.first_hooks)
         self.run_id = run_id
         self.ready: deque[Node] = deque()
@@ -101,10 +130,10 @@ class Scheduler:
         self.failure: tuple[str, BaseException] | None = None
         self.stopped = False
         self.outstanding: set[asyncio.Future[Any]] = set()
-        # Firings a backend answers through their slot's on_reply, with the future submit
-        # returned (never awaited: cancelled when the run ends, so that a backend knows the
-        # firing is no longer wanted, e.g. not to run it again after a worker crash).
-        self.replying: dict[Firing, Any] = {}
+        # Firings a backend answers through their slot's on_reply; the run's end clears
+        # on_reply, so that a backend knows the firing is no longer wanted (e.g. not to run
+        # it again after a worker crash).
+        self.replying: set[Firing] = set()
         self._reply = self._on_reply
         self._wake: asyncio.Future[None] | None = None
         self.done = False
@@ -223,11 +252,8 @@ class Scheduler:
         for fut in list(self.outstanding):
             fut.cancel()
         self.outstanding.clear()
-        for firing, fut in self.replying.items():
+        for firing in self.replying:
             firing.on_reply = None
-            cancel = getattr(fut, "cancel", None)
-            if cancel is not None:
-                cancel()
         self.replying.clear()
 
     def _track(
@@ -530,7 +556,7 @@ class Scheduler:
             self._failed(firing, exc, skip)
             return
         if backend.replies:
-            self.replying[firing] = result
+            self.replying.add(firing)
             return
         self._handle_result(firing, result, skip)
 
@@ -582,7 +608,7 @@ class Scheduler:
         """A backend's direct answer to a firing (``FiringSlot.on_reply``): ``_on_done``
         without the future."""
         firing = cast(Firing, slot)
-        self.replying.pop(firing, None)
+        self.replying.discard(firing)
         self._release(firing)
         if self.done or self.failure is not None or self.stopped:
             return

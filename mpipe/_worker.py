@@ -144,11 +144,11 @@ class Worker:
 
     def call(self, fn: Any, arg: Any) -> Any:
         result = fn(arg)
-        if type(result) in _PLAIN:
-            return result
-        if inspect.isawaitable(result):
-            result = self._await(result)
-        return result
+        return result if type(result) in _PLAIN else self._settle(result)
+
+    def _settle(self, result: Any) -> Any:
+        """An awaitable's value; anything else as it is."""
+        return self._await(result) if inspect.isawaitable(result) else result
 
     def serve(self) -> None:
         """Answer requests until the parent closes the ring (or dies)."""
@@ -195,13 +195,14 @@ class Worker:
 
     def _call(self, fid: int, fn: Any, arg: Any) -> None:
         try:
-            result = self.call(fn, arg)
+            result = fn(arg)
+            plain = type(result) in _PLAIN  # the common case: no awaitable, no generator
+            if not plain:
+                result = self._settle(result)
         except Exception as exc:
             self.send(ERROR, fid, error_payload(exc))
             return
-        if type(result) not in _PLAIN and (
-            inspect.isgenerator(result) or inspect.isasyncgen(result)
-        ):
+        if not plain and (inspect.isgenerator(result) or inspect.isasyncgen(result)):
             stream = self.generators[fid] = _Generator(result)
             self.send(STREAM, fid)
             self._pump(fid, stream)

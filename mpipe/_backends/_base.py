@@ -28,14 +28,14 @@ class FiringSlot:
     """One firing as a backend sees it: whose it is, its limits, and (set by the backend) which
     worker ran it.
 
-    ``on_reply``: when the caller sets it and the backend has ``replies`` True, the backend
-    answers by calling ``on_reply(slot, value, error)`` on the event-loop thread as soon as
-    the outcome is known (``error`` None on success), instead of completing the awaitable
-    ``submit`` returned, which is then left pending. It saves the caller an event-loop turn
-    per firing. The backend clears it before the call, so it is called at most once, and
-    never from inside ``submit`` (the answer comes on a later turn of the loop). A caller that
-    no longer wants the answer clears ``on_reply`` and cancels that awaitable: the backend then
-    drops the answer and does not run the firing again (after a worker crash, say).
+    ``on_reply``: when the caller sets it and the backend has ``replies`` True, ``submit``
+    returns None and the backend answers by calling ``on_reply(slot, value, error)`` on the
+    event-loop thread as soon as the outcome is known (``error`` None on success). It saves
+    the caller an awaitable and an event-loop turn per firing. The backend clears it before
+    the call, so it is called at most once, and never from inside ``submit`` (the answer comes
+    on a later turn of the loop). A caller that no longer wants the answer clears
+    ``on_reply``: the backend then drops the answer and does not run the firing again (after
+    a worker crash, say).
     """
 
     __slots__ = ("index", "on_reply", "processor_id", "timeout", "worker")

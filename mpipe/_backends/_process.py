@@ -89,7 +89,7 @@ class _Call:
     __slots__ = ("arg", "fn", "future", "op", "slot", "stream", "timer")
 
     def __init__(
-        self, future: asyncio.Future[Any], slot: FiringSlot, op: int, fn: Any, arg: Any
+        self, future: asyncio.Future[Any] | None, slot: FiringSlot, op: int, fn: Any, arg: Any
     ) -> None:
         self.future = future
         self.slot = slot
@@ -291,11 +291,12 @@ class ProcessBackend(Backend):
         arg_message: bytes = codec.encode(arg, worker.slot)
         return PREFIX.pack(op, len(fn_message), fid) + fn_message + arg_message
 
-    def _submit(self, op: int, fn: Any, arg: Any, slot: FiringSlot) -> asyncio.Future[Any]:
+    def _submit(self, op: int, fn: Any, arg: Any, slot: FiringSlot) -> asyncio.Future[Any] | None:
         assert self._loop is not None
-        call = _Call(self._loop.create_future(), slot, op, fn, arg)
-        self._dispatch(call)
-        return call.future
+        # Answered through slot.on_reply when set (see FiringSlot): then there is no future.
+        future = None if slot.on_reply is not None else self._loop.create_future()
+        self._dispatch(_Call(future, slot, op, fn, arg))
+        return future
 
     def _dispatch(self, call: _Call) -> None:
         assert self._loop is not None
@@ -523,7 +524,9 @@ class ProcessBackend(Backend):
                 return
             self._spawn(worker.slot)
             for call in innocent:
-                if call.slot.on_reply is not None or not call.future.done():
+                if call.slot.on_reply is not None or (
+                    call.future is not None and not call.future.done()
+                ):
                     self._dispatch(call)
         else:
             for call in innocent:
@@ -577,7 +580,7 @@ def _answer(call: _Call, value: Any = None, error: BaseException | None = None) 
     if reply is not None:
         call.slot.on_reply = None
         reply(call.slot, value, error)
-    elif not call.future.done():
+    elif call.future is not None and not call.future.done():
         if error is None:
             call.future.set_result(value)
         else:

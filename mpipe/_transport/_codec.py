@@ -59,6 +59,20 @@ _PICKLE_ENTRY = struct.Struct("<QQQQ")  # other block (0: this one), its gen, st
 _ALIGN = 64
 
 
+#: The header of an inline value, by pickle length: an inline message is that header and the
+#: pickle, so encoding is one concatenation and decoding one prefix comparison.
+_INLINE_HEADERS: dict[int, bytes] = {}
+
+
+def _inline_header(meta_len: int) -> bytes:
+    header = _INLINE_HEADERS.get(meta_len)
+    if header is None:
+        header = _INLINE_HEADERS[meta_len] = _HEADER.pack(
+            _MAGIC, _VERSION, INLINE, meta_len, 0, 0, 0, 0, 0
+        )
+    return header
+
+
 def _align(n: int) -> int:
     return -(-n // _ALIGN) * _ALIGN
 
@@ -138,7 +152,7 @@ class Codec:
         if type(obj) in _SCALARS:
             data = pickle.dumps(obj, protocol=5)  # no out-of-band buffers for these
             if HEADER_BYTES + len(data) <= self.max_message:
-                return self._message(INLINE, data, None, 0, 0, peer)
+                return _inline_header(len(data)) + data
             return self._encode_pickle(obj, peer)  # too big to travel inline
         again = self._resend(obj, peer)
         if again is not None:
@@ -153,6 +167,8 @@ class Codec:
         self, kind: int, meta: bytes, block: Block | None, start: int, nbytes: int, peer: int
     ) -> bytes:
         if block is None:
+            if kind == INLINE:
+                return _inline_header(len(meta)) + meta
             return _HEADER.pack(_MAGIC, _VERSION, kind, len(meta), 0, 0, 0, 0, 0) + meta
         block.share(peer)  # the message carries the receiver's reference
         return (
@@ -416,8 +432,16 @@ class Codec:
             CorruptMessageError: The message is malformed or names no live block.
             SerializationError: The payload cannot be unpickled.
         """
+        header = _INLINE_HEADERS.get(len(message) - HEADER_BYTES)
+        if header is not None and message.startswith(header):
+            # The common small value, its whole header checked at once: no block.
+            try:
+                return pickle.loads(message[HEADER_BYTES:])
+            except Exception as exc:
+                raise SerializationError(f"cannot unpickle the payload: {exc!r}") from exc
         kind, meta, block, start, nbytes = self._open(message)
-        if kind == INLINE:  # the common small value: no block, nothing to remember
+        if kind == INLINE:
+            _inline_header(len(meta))  # the next value of this size takes the path above
             return self._unpickle(meta, [])
         try:
             obj = self._decode(kind, meta, block, start, nbytes)
