@@ -55,6 +55,12 @@ class EntryIndex:
             self.by_proc.setdefault(e.processor_id, []).append(e)
             self.by_pipe.setdefault(e.pipe_name, []).append(e)
             self.by_ref[f"{e.processor_id}:{e.pipe_name}"] = e
+        #: Source -> its entry, when every source has one input pipe (the common graph).
+        self.single: dict[str, Entry] | None = (
+            {pid: es[0] for pid, es in self.by_proc.items()}
+            if all(len(es) == 1 for es in self.by_proc.values())
+            else None
+        )
 
 
 def resolve_feeds(
@@ -82,15 +88,18 @@ def resolve_feeds(
     entries = index.entries
     by_proc, by_pipe, by_ref = index.by_proc, index.by_pipe, index.by_ref
     feeds: list[Feed] = []
-    if deliver is not None and type(data) is dict and len(data) == len(entries):
-        # The common batch input, short: one item per one-pipe source, every source named.
-        # Distinct keys name distinct processors, so each entry is fed exactly once.
-        named = [by_proc.get(key) for key in data]
-        if all(found is not None and len(found) == 1 for found in named):
-            for found, value in zip(named, data.values(), strict=True):
-                assert found is not None
-                deliver(found[0], value)
-            return feeds
+    single = index.single
+    if (
+        deliver is not None
+        and single is not None
+        and type(data) is dict
+        and data.keys() == single.keys()
+    ):
+        # The common batch input, short: one item per one-pipe source, every source named,
+        # so each entry is fed exactly once.
+        for key, value in data.items():
+            deliver(single[key], value)
+        return feeds
 
     def feed(name: str, value: Any, targets: dict[str, list[Entry]]) -> None:
         if deliver is None:
