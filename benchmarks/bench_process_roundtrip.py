@@ -8,6 +8,11 @@ with the parent on one core and the other process (the worker, the echo child) o
 (``two_cores``), and both again where the kernel puts them; the report is the median of the
 rounds and the issue's goal: under 50 us and at most 1.5x the ping-pong.
 
+Two more lines say where the time goes (two cores): the pool's own round trip
+(``backend.submit()`` of the same firing, no graph run around it) and the parent's CPU time per
+``execute()``. What the round trip has on top of that CPU time is the wait for the answer,
+mostly one wake-up of the sleeping parent across cores.
+
 Run::
 
     python benchmarks/bench_process_roundtrip.py [--rounds 15] [--calls 500] [--json out.json]
@@ -30,8 +35,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _anchors import WarmExecutor, echo_child, inc, line_graph, two_cores
 
+from mpipe._backends import FiringSlot
+
 GOAL_US = 50.0
 GOAL_RATIO = 1.5
+_SUBMIT = "mpipe backend.submit(), two cores"
+_CPU = "parent CPU per execute(), two cores"
 
 
 def _timed(body: Callable[[int], None], base: int, calls: int) -> float:
@@ -43,6 +52,7 @@ def _timed(body: Callable[[int], None], base: int, calls: int) -> float:
 def measure(rounds: int, calls: int) -> dict[str, Any]:
     """Median microseconds per round trip of each entry, rounds interleaved."""
     times: dict[str, list[float]] = {}
+    cpu_us: list[float] = []
     with (
         WarmExecutor(line_graph([inc]), backend="process", max_workers=1) as warm,
         echo_child() as (w, r, child),
@@ -59,6 +69,15 @@ def measure(rounds: int, calls: int) -> dict[str, Any]:
         def execute(base: int) -> None:
             warm.run(runs(base))
 
+        backend = warm.backend
+
+        async def submits(base: int) -> None:
+            for x in range(base, base + calls):
+                assert await backend.submit(inc, x, FiringSlot("s0", x)) == x + 1
+
+        def submit(base: int) -> None:
+            warm.run(submits(base))
+
         def ping_pong(base: int) -> None:
             for x in range(base, base + calls):
                 message = x.to_bytes(32, "little")
@@ -66,20 +85,27 @@ def measure(rounds: int, calls: int) -> dict[str, Any]:
                 assert os.read(r, 32) == message
 
         execute(1)  # warm-up
+        submit(1)
         ping_pong(1)
         for i in range(rounds):
             base = (i + 2) * 1_000_000
             for placed in (True, False):
                 suffix = "two cores" if placed else "OS placement"
                 with two_cores(worker) if placed else contextlib.nullcontext():
+                    cpu = time.thread_time()
                     times.setdefault(f"mpipe execute(), {suffix}", []).append(
                         _timed(execute, base, calls)
                     )
+                    if placed:
+                        cpu_us.append((time.thread_time() - cpu) / calls * 1e6)
+                        times.setdefault(_SUBMIT, []).append(_timed(submit, base, calls))
                 with two_cores(child) if placed else contextlib.nullcontext():
                     times.setdefault(f"os.pipe ping-pong, {suffix}", []).append(
                         _timed(ping_pong, base, calls)
                     )
-    return {name: statistics.median(values) for name, values in times.items()}
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    medians[_CPU] = statistics.median(cpu_us)
+    return medians
 
 
 def main(argv: list[str] | None = None) -> int:
