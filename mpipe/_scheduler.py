@@ -76,7 +76,6 @@ class Scheduler:
 
     # One scheduler per run: fixed attributes make it cheap to build.
     __slots__ = (
-        "_reply",
         "_wake",
         "done",
         "end_hooks",
@@ -134,7 +133,6 @@ class Scheduler:
         # on_reply, so that a backend knows the firing is no longer wanted (e.g. not to run
         # it again after a worker crash).
         self.replying: set[Firing] = set()
-        self._reply = self._on_reply
         self._wake: asyncio.Future[None] | None = None
         self.done = False
 
@@ -546,7 +544,9 @@ class Scheduler:
         assert node.fn is not None
         backend = node.backend
         if backend.replies:  # answered through _on_reply, an event-loop turn sooner
-            firing.on_reply = self._reply
+            # A bound method per firing, not one kept on the scheduler: kept, it would tie the
+            # scheduler into a reference cycle that only the garbage collector frees.
+            firing.on_reply = self._on_reply
             firing.skip = skip
         try:
             result = backend.submit(node.fn, firing.arg, firing)

@@ -6,6 +6,7 @@ One suite, run against every backend, so that backends cannot drift apart.
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -394,6 +395,37 @@ class TestLifetime:
         assert ex.run(1) == {"b:output": 20}
         g.get_processor("b").func = lambda x: -x  # type: ignore[attr-defined]
         assert ex.run(1) == {"b:output": -2}
+
+    @pytest.mark.parametrize("placement", ["inline", "thread", "process"])
+    def test_runs_leave_no_reference_cycles(self, placement: str) -> None:
+        """What a run builds is freed when it ends, by reference counting alone: a cycle
+        (the scheduler holding a method bound to itself, say) would leave it to the garbage
+        collector, whose passes then cost every later run."""
+        g = chain(("a", lambda x: x + 1), ("b", lambda x: x * 2))
+
+        async def runs(ex: GraphExecutor) -> None:
+            assert await ex.execute(1) == {"b:output": 4}
+            assert await ex.execute_stream({"a": range(20)}) == {
+                "b:output": [2 * (x + 1) for x in range(20)]
+            }
+            assert len([item async for item in ex.stream({"a": range(20)})]) == 20
+
+        async def main() -> list[Any]:
+            async with GraphExecutor(g, backend=placement) as ex:
+                await runs(ex)  # warm: the pool, the plan, caches
+                gc.collect()
+                gc.disable()
+                gc.set_debug(gc.DEBUG_SAVEALL)
+                try:
+                    await runs(ex)
+                    gc.collect()
+                    return list(gc.garbage)
+                finally:
+                    gc.set_debug(0)
+                    gc.garbage.clear()
+                    gc.enable()
+
+        assert asyncio.run(main()) == []
 
 
 class TestStopping:
