@@ -8,10 +8,11 @@ with the parent on one core and the other process (the worker, the echo child) o
 (``two_cores``), and both again where the kernel puts them; the report is the median of the
 rounds and the issue's goal: under 50 us and at most 1.5x the ping-pong.
 
-Two more lines say where the time goes (two cores): the pool's own round trip
-(``backend.submit()`` of the same firing, no graph run around it) and the parent's CPU time per
-``execute()``. What the round trip has on top of that CPU time is the wait for the answer,
-mostly one wake-up of the sleeping parent across cores.
+Three more lines say where the time goes: the pool's own round trip (``backend.submit()`` of the
+same firing, its future awaited directly: no graph run around it), the same ``execute()`` on the inline backend (the run's
+own work, no worker), and the parent's CPU time per ``execute()`` on two cores. What the round
+trip has on top of that CPU time is the wait for the answer, mostly one wake-up of the sleeping
+parent across cores. On a shared host all of them move together with the host's load.
 
 Run::
 
@@ -41,6 +42,7 @@ GOAL_US = 50.0
 GOAL_RATIO = 1.5
 _SUBMIT = "mpipe backend.submit(), two cores"
 _CPU = "parent CPU per execute(), two cores"
+_INLINE = "execute(), inline (no worker)"
 
 
 def _timed(body: Callable[[int], None], base: int, calls: int) -> float:
@@ -55,19 +57,23 @@ def measure(rounds: int, calls: int) -> dict[str, Any]:
     cpu_us: list[float] = []
     with (
         WarmExecutor(line_graph([inc]), backend="process", max_workers=1) as warm,
+        WarmExecutor(line_graph([inc]), backend="inline") as local,
         echo_child() as (w, r, child),
     ):
         ex = warm.ex
         warm.run(ex.execute({"s0": 0}))  # starts the pool
         worker = warm.backend.worker_pids()[0]
 
-        async def runs(base: int) -> None:
+        async def runs(ex: Any, base: int) -> None:
             for x in range(base, base + calls):
                 out = await ex.execute({"s0": x})
                 assert out["s0:output"] == x + 1
 
         def execute(base: int) -> None:
-            warm.run(runs(base))
+            warm.run(runs(ex, base))
+
+        def execute_inline(base: int) -> None:
+            local.run(runs(local.ex, base))
 
         backend = warm.backend
 
@@ -99,6 +105,7 @@ def measure(rounds: int, calls: int) -> dict[str, Any]:
                     if placed:
                         cpu_us.append((time.thread_time() - cpu) / calls * 1e6)
                         times.setdefault(_SUBMIT, []).append(_timed(submit, base, calls))
+                        times.setdefault(_INLINE, []).append(_timed(execute_inline, base, calls))
                 with two_cores(child) if placed else contextlib.nullcontext():
                     times.setdefault(f"os.pipe ping-pong, {suffix}", []).append(
                         _timed(ping_pong, base, calls)

@@ -556,6 +556,13 @@ class GraphExecutor(BreakpointAPI):
                 "started_at": info.started_at,
                 "ended_at": time.time(),
             }
+            if sched.failure is not None:
+                # Kept as text: the failure's traceback holds the scheduler's frames, and the
+                # scheduler holding the failure would tie them into a cycle that only the
+                # garbage collector frees.
+                self._status["failed_processor"] = sched.failure[0]
+                self._status["error"] = repr(sched.failure[1])
+                sched.failure = None
             for hook in hooks:
                 hook.run_end(info, error)
             if not self._entered:
@@ -565,6 +572,7 @@ class GraphExecutor(BreakpointAPI):
                 for r in results:
                     if isinstance(r, BaseException):
                         raise ExecutionError(f"cleanup failed: {r!r}", cause=r)
+            error = None  # this frame is in the raised error's traceback: no cycle through it
 
     async def execute(
         self, input_data: Any, monitor: Any = None, *, resume: str | None = None

@@ -76,7 +76,7 @@ def _nothing() -> None:
     pass
 
 
-@dataclass(slots=True)
+@dataclass
 class RunInfo:
     """What observers learn about a run when it starts.
 

@@ -142,10 +142,6 @@ class Worker:
             self._loop = asyncio.new_event_loop()
         return self._loop.run_until_complete(awaitable)
 
-    def call(self, fn: Any, arg: Any) -> Any:
-        result = fn(arg)
-        return result if type(result) in _PLAIN else self._settle(result)
-
     def _settle(self, result: Any) -> Any:
         """An awaitable's value; anything else as it is."""
         return self._await(result) if inspect.isawaitable(result) else result

@@ -396,28 +396,41 @@ class TestLifetime:
         g.get_processor("b").func = lambda x: -x  # type: ignore[attr-defined]
         assert ex.run(1) == {"b:output": -2}
 
+    # Not on Dask: its client's own machinery is not ours to judge.
     @pytest.mark.parametrize("placement", ["inline", "thread", "process"])
     def test_runs_leave_no_reference_cycles(self, placement: str) -> None:
-        """What a run builds is freed when it ends, by reference counting alone: a cycle
-        (the scheduler holding a method bound to itself, say) would leave it to the garbage
+        """What a run builds is freed when it ends, by reference counting alone, whether the
+        run succeeds or fails: a cycle (the scheduler holding a method bound to itself, or the
+        failure whose traceback holds the scheduler's frames) would leave it to the garbage
         collector, whose passes then cost every later run."""
         g = chain(("a", lambda x: x + 1), ("b", lambda x: x * 2))
+        bad = chain(("a", lambda x: x + 1), ("b", _fails))
 
-        async def runs(ex: GraphExecutor) -> None:
+        async def runs(ex: GraphExecutor, failing: GraphExecutor) -> None:
             assert await ex.execute(1) == {"b:output": 4}
             assert await ex.execute_stream({"a": range(20)}) == {
                 "b:output": [2 * (x + 1) for x in range(20)]
             }
             assert len([item async for item in ex.stream({"a": range(20)})]) == 20
+            try:
+                await failing.execute(1)
+            except ExecutionError as exc:
+                assert "bad item 2" in str(exc)
+            else:
+                raise AssertionError("the failing run did not fail")
+            assert failing.get_execution_status()["failed_processor"] == "b"
 
         async def main() -> list[Any]:
-            async with GraphExecutor(g, backend=placement) as ex:
-                await runs(ex)  # warm: the pool, the plan, caches
+            async with (
+                GraphExecutor(g, backend=placement) as ex,
+                GraphExecutor(bad, backend=placement) as failing,
+            ):
+                await runs(ex, failing)  # warm: the pool, the plan, caches
                 gc.collect()
                 gc.disable()
                 gc.set_debug(gc.DEBUG_SAVEALL)
                 try:
-                    await runs(ex)
+                    await runs(ex, failing)
                     gc.collect()
                     # Ours only: other threads of the test process (a shared Dask cluster's
                     # event loop) may leave their own garbage meanwhile.
@@ -428,6 +441,10 @@ class TestLifetime:
                     gc.enable()
 
         assert asyncio.run(main()) == []
+
+
+def _fails(x: int) -> int:
+    raise ValueError(f"bad item {x}")
 
 
 class TestStopping:

@@ -1,7 +1,8 @@
 """The backend interface: where a firing runs.
 
 The scheduler hands each firing to a backend as ``submit(fn, arg, firing)`` and gets back either
-the result itself (the firing ran already) or an awaitable of it. Generators returned by a firing
+the result itself (the firing ran already) or an awaitable of it; a backend with ``replies``
+returns None for a firing whose slot has ``on_reply`` set and answers through that instead. Generators returned by a firing
 are advanced one item at a time through ``advance(stream)``, which returns the next item,
 :data:`END`, or an awaitable of either. A backend knows nothing of graphs or pipes.
 """
@@ -93,7 +94,8 @@ class Backend(ABC):
 
     @abstractmethod
     def submit(self, fn: Callable[[Any], Any], arg: Any, slot: FiringSlot) -> Any:
-        """Run ``fn(arg)``; return its result or an awaitable of it."""
+        """Run ``fn(arg)``; return its result or an awaitable of it (None when the backend
+        answers through ``slot.on_reply``, see :class:`FiringSlot`)."""
 
     def submit_batch(self, fn: Callable[[Any], Any], args: list[Any], slot: FiringSlot) -> Any:
         """Run ``fn`` on each of ``args``; an awaitable of ``(values, kinds, seconds)``: one value

@@ -575,7 +575,8 @@ def _noop(arg: Any) -> None:
 
 def _answer(call: _Call, value: Any = None, error: BaseException | None = None) -> None:
     """Answer a call (``error`` None on success): through its slot's ``on_reply`` when it has
-    one, else its future (unless the caller gave that up)."""
+    one, else its future, if it has one that is still pending (a call answered through
+    ``on_reply`` has none; its caller gives the answer up by clearing ``on_reply``)."""
     reply = call.slot.on_reply
     if reply is not None:
         call.slot.on_reply = None
