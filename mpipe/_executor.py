@@ -724,13 +724,9 @@ def _dask_options(address: Any, client: Any, options: dict[str, Any] | None) -> 
             f"known: {', '.join(_DASK_OPTIONS)}",
             "dask_options",
         )
-    if address is not None and client is not None:
-        raise ConfigurationError("give dask_address or dask_client, not both", "dask_address")
-    if address is not None and not isinstance(address, str):
-        raise ConfigurationError(
-            f"dask_address must be a scheduler address such as 'tcp://host:8786', got {address!r}",
-            "dask_address",
-        )
+    from ._backends._dask import check_target  # imports nothing of Dask itself
+
+    check_target(address, client)
     return {"address": address, "client": client, **(options or {})}
 
 

@@ -38,13 +38,25 @@ from .._errors import ConfigurationError, PipelineError, WorkerCrashedError
 from ._base import END, Backend, FiringSlot, Stream
 from ._dask_tasks import Drained, describe, fire, fire_and_return, item
 
-__all__ = ["DaskBackend", "DaskRef", "DaskStream", "require_distributed"]
+__all__ = ["DaskBackend", "DaskRef", "DaskStream", "check_target", "require_distributed"]
 
 #: Values larger than this (bytes, as ``dask.sizeof`` counts them) are scattered to the cluster
 #: before the task that takes them, instead of travelling inside the task.
 SCATTER_BYTES = 1 << 20
 #: Seconds between checks that the cluster still has workers, while tasks are in flight.
 WATCH_INTERVAL = 1.0
+
+
+def check_target(address: Any, client: Any) -> None:
+    """Raise ConfigurationError unless at most one of a scheduler address (a string) and a
+    client names the cluster to use."""
+    if address is not None and client is not None:
+        raise ConfigurationError("give dask_address or dask_client, not both", "dask_address")
+    if address is not None and not isinstance(address, str):
+        raise ConfigurationError(
+            f"dask_address must be a scheduler address such as 'tcp://host:8786', got {address!r}",
+            "dask_address",
+        )
 
 
 def require_distributed() -> Any:
@@ -120,13 +132,7 @@ class DaskBackend(Backend):
     ) -> None:
         super().__init__(max_workers)
         require_distributed()
-        if address is not None and client is not None:
-            raise ConfigurationError("give dask_address or dask_client, not both", "dask_address")
-        if address is not None and not isinstance(address, str):
-            raise ConfigurationError(
-                f"dask_address must be a scheduler address string, got {address!r}",
-                "dask_address",
-            )
+        check_target(address, client)
         for what, value in (
             ("connect_timeout", connect_timeout),
             ("no_workers_timeout", no_workers_timeout),

@@ -73,6 +73,10 @@ def _inline_header(meta_len: int) -> bytes:
     return header
 
 
+def _unpicklable(exc: Exception) -> SerializationError:
+    return SerializationError(f"cannot unpickle the payload: {exc!r}")
+
+
 def _align(n: int) -> int:
     return -(-n // _ALIGN) * _ALIGN
 
@@ -434,15 +438,16 @@ class Codec:
         """
         header = _INLINE_HEADERS.get(len(message) - HEADER_BYTES)
         if header is not None and message.startswith(header):
-            # The common small value, its whole header checked at once: no block.
+            # The common small value, its whole header checked at once: no block. (pickle.loads
+            # right here: this is every small answer's path.)
             try:
                 return pickle.loads(message[HEADER_BYTES:])
             except Exception as exc:
-                raise SerializationError(f"cannot unpickle the payload: {exc!r}") from exc
+                raise _unpicklable(exc) from exc
         kind, meta, block, start, nbytes = self._open(message)
         if kind == INLINE:
             _inline_header(len(meta))  # the next value of this size takes the path above
-            return self._unpickle(meta, [])
+            return self._unpickle(meta)
         try:
             obj = self._decode(kind, meta, block, start, nbytes)
         except (CorruptMessageError, SerializationError):
@@ -454,8 +459,6 @@ class Codec:
         return obj
 
     def _decode(self, kind: int, meta: bytes, block: Block | None, start: int, nbytes: int) -> Any:
-        if kind == INLINE:
-            return self._unpickle(meta, [])
         if kind == CALLABLE_REF:
             try:
                 return self._received[meta.decode()]
@@ -519,11 +522,11 @@ class Codec:
             view.release()
 
     @staticmethod
-    def _unpickle(data: Any, buffers: list[Any]) -> Any:
+    def _unpickle(data: Any, buffers: list[Any] | None = None) -> Any:
         try:
             return pickle.loads(data, buffers=buffers)
         except Exception as exc:
-            raise SerializationError(f"cannot unpickle the payload: {exc!r}") from exc
+            raise _unpicklable(exc) from exc
 
     def _decode_callable(self, meta: bytes, block: Block | None, start: int, nbytes: int) -> Any:
         import dill
