@@ -21,7 +21,7 @@ from ._checkpoints import CheckpointManager
 from ._errors import ConfigurationError, ExecutionError, GraphError, PipelineError, ValidationError
 from ._graph import ProcessingGraph, connection_id
 from ._hooks import RunHooks, RunInfo
-from ._inputs import Entry, EntryIndex, resolve_feeds
+from ._inputs import Entry, EntryIndex, Feed, resolve_feeds
 from ._interfaces import ProcessorInterface, ProcessorState
 from ._nodes import Node, ResultSink, feeder
 from ._pipe import Pipe, PipeType
@@ -91,6 +91,16 @@ class _Plan:
         self.procs, self.lifecycle = _lifecycle_of(nodes)
         self.strategies = list({id(n.strategy): n.strategy for n in nodes if n.strategy}.values())
         self.backends = list({id(n.backend): n.backend for n in nodes}.values())
+        #: Source id -> its entry pipe, when every source has one (the common batch input).
+        self.single_entries: dict[str, Pipe] | None = (
+            None
+            if index.single is None
+            else {
+                pid: entry_pipes[(e.processor_id, e.pipe_name)] for pid, e in index.single.items()
+            }
+        )
+        #: Each sink pipe's result key, shared by the sinks of every run of the plan.
+        self.sink_keys = {id(pipe): key for key, pipe in sinks}
         #: Set when a run put replay feeders in some nodes' place (resume).
         self.relink = False
 
@@ -424,19 +434,37 @@ class GraphExecutor(BreakpointAPI):
             plan.relink = False
             graph._linked_plan = plan
 
-        def deliver(entry: Entry, item: Any) -> None:
-            pipe = entry_pipes[(entry.processor_id, entry.pipe_name)]
-            if not pipe._items:
+        single = plan.single_entries
+        if (
+            not streaming
+            and single is not None
+            and type(data) is dict
+            and data.keys() == single.keys()
+        ):
+            # The common batch input: one item for each one-pipe source, every source named,
+            # so each entry pipe gets exactly one item (nothing to check, nothing to build).
+            feeds: list[Feed] = []
+            for key, value in data.items():
+                pipe = single[key]
                 pipe._consumer.filled += 1
-            pipe._offer(item)
+                pipe._offer(value)
+        else:
 
-        # Validation of the input happens here, before any processor runs.
-        feeds = resolve_feeds(plan.index, data, streaming, None if streaming else deliver)
-        if not all(backend.started for backend in plan.backends):
-            await self._start_backends(plan)
-        sink = ResultSink(streaming=not collect)
-        for key, pipe in plan.sinks:
-            sink.attach(key, pipe)
+            def deliver(entry: Entry, item: Any) -> None:
+                pipe = entry_pipes[(entry.processor_id, entry.pipe_name)]
+                if not pipe._items:
+                    pipe._consumer.filled += 1
+                pipe._offer(item)
+
+            # Validation of the input happens here, before any processor runs.
+            feeds = resolve_feeds(plan.index, data, streaming, None if streaming else deliver)
+        for backend in plan.backends:
+            if not backend.started:
+                await self._start_backends(plan)
+                break
+        sink = ResultSink(not collect, plan.sink_keys)
+        for _, pipe in plan.sinks:
+            pipe._consumer = sink
         feeders: list[Node] = []
         inline = await self._backend("inline") if streaming or done else None
         if streaming:
@@ -542,11 +570,11 @@ class GraphExecutor(BreakpointAPI):
                 if lifecycle
                 else []
             )
-            failed = {sched.failure[0]} if sched.failure else set()
+            failed = sched.failure[0] if sched.failure is not None else None
             for p in procs:
                 p.state = (
                     ProcessorState.ERROR
-                    if p.processor_id in failed
+                    if p.processor_id == failed
                     else (ProcessorState.COMPLETED if error is None else ProcessorState.IDLE)
                 )
             state = "completed" if error is None else ("stopped" if sched.stopped else "failed")

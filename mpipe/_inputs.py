@@ -88,18 +88,6 @@ def resolve_feeds(
     entries = index.entries
     by_proc, by_pipe, by_ref = index.by_proc, index.by_pipe, index.by_ref
     feeds: list[Feed] = []
-    single = index.single
-    if (
-        deliver is not None
-        and single is not None
-        and type(data) is dict
-        and data.keys() == single.keys()
-    ):
-        # The common batch input, short: one item per one-pipe source, every source named,
-        # so each entry is fed exactly once.
-        for key, value in data.items():
-            deliver(single[key], value)
-        return feeds
 
     def feed(name: str, value: Any, targets: dict[str, list[Entry]]) -> None:
         if deliver is None:

@@ -242,12 +242,14 @@ class ResultSink:
     consumer's ``take`` makes room, which is the backpressure a slow consumer exerts.
     """
 
-    def __init__(self, streaming: bool) -> None:
+    def __init__(self, streaming: bool, keys: dict[int, str] | None = None) -> None:
         self.streaming = streaming
         self.results: dict[str, list[Any]] = {}
         self.arrivals: deque[tuple[str, Pipe]] = deque()
         self.waiter: asyncio.Future[None] | None = None
-        self.keys: dict[int, str] = {}
+        #: ``id(pipe)`` -> result key of each sink pipe (read only when given: a plan shares
+        #: one mapping between the sinks of all its runs, and sets itself as their consumer).
+        self.keys: dict[int, str] = {} if keys is None else keys
 
     def attach(self, key: str, pipe: Pipe) -> None:
         self.keys[id(pipe)] = key

@@ -609,10 +609,12 @@ class Scheduler:
         without the future."""
         firing = cast(Firing, slot)
         self.replying.discard(firing)
-        self._release(firing)
+        node = firing.node
+        if firing.holds_batch:  # _release, inlined
+            firing.holds_batch = False
+            node.batches -= 1
         if self.done or self.failure is not None or self.stopped:
             return
-        node = firing.node
         try:
             if error is not None:
                 self._failed(firing, error, firing.skip)
@@ -620,7 +622,20 @@ class Scheduler:
                 self._complete(node, firing.index, StreamState(value, firing, firing.skip))
             else:
                 self._succeeded(firing)
-                self._complete(node, firing.index, value)
+                index = firing.index
+                if (
+                    index == node.next_emit
+                    and node.stream is None
+                    and not node.processor.has_callbacks
+                ):
+                    # In input order (the common case): _complete and _emit, inlined.
+                    self._route(node, value)
+                    node.inflight -= 1
+                    node.next_emit = index + 1
+                    if node.pending:
+                        self._complete_pending(node)
+                else:
+                    self._complete(node, index, value)
             self.schedule(node)
         except Exception as exc:  # a bug here must end the run, not vanish in the backend
             self.halt(node, exc)
@@ -629,9 +644,10 @@ class Scheduler:
     def _succeeded(self, firing: Firing) -> None:
         end = time.perf_counter()
         node = firing.node
-        processor = node.processor
-        processor._record(end - firing.start, False)
-        self._record_spans(node, firing.index, 1, firing.start, end, firing.worker)
+        start = firing.start
+        node.processor._record(end - start, False)
+        if self.timeline is not None or self.end_hooks:
+            self._record_spans(node, firing.index, 1, start, end, firing.worker)
         if node.strategy is not None:
             record_success(node.strategy, node.node_id)
 
@@ -669,7 +685,11 @@ class Scheduler:
     def _route(self, node: Node, value: Any) -> None:
         single = node.single_out
         if single is not None:
-            self._send(single, value)
+            for pipe in single:  # _send, inlined
+                if not pipe._closed:
+                    was_empty = not pipe._items
+                    pipe._offer(value)
+                    self._arrived(pipe, was_empty, 1)
         elif isinstance(value, dict) and value and node.out_names.issuperset(value):
             for name, item in value.items():
                 self._send(node.outputs[name], item)

@@ -105,6 +105,7 @@ class _Worker:
         "calls",
         "channel",
         "exited",
+        "looking",
         "name",
         "outbox",
         "pid",
@@ -129,6 +130,7 @@ class _Worker:
         self.exited: asyncio.Future[None] = loop.create_future()
         self.retiring = False
         self.timed_out: set[int] = set()
+        self.looking = False  # a look at its response ring is due (see ProcessBackend._look)
 
 
 class ProcessBackend(Backend):
@@ -285,12 +287,6 @@ class ProcessBackend(Backend):
             raise WorkerCrashedError("every worker process of the pool is exiting")
         return best
 
-    def _message(self, op: int, fn: Any, arg: Any, worker: _Worker, fid: int) -> bytes:
-        codec = self._codec
-        fn_message: bytes = codec.encode_callable(fn, worker.slot)
-        arg_message: bytes = codec.encode(arg, worker.slot)
-        return PREFIX.pack(op, len(fn_message), fid) + fn_message + arg_message
-
     def _submit(self, op: int, fn: Any, arg: Any, slot: FiringSlot) -> asyncio.Future[Any] | None:
         assert self._loop is not None
         # Answered through slot.on_reply when set (see FiringSlot): then there is no future.
@@ -299,15 +295,37 @@ class ProcessBackend(Backend):
         return future
 
     def _dispatch(self, call: _Call) -> None:
+        """Send a call to a worker: the request is the op, the callable's message (its key
+        once the worker has it) and the argument's."""
         assert self._loop is not None
-        worker = self._choose(call.fn)
+        fn = call.fn
+        worker = self._choose(fn)
+        codec = self._codec
+        fn_message: bytes = codec.encode_callable(fn, worker.slot)
+        arg_message: bytes = codec.encode(call.arg, worker.slot)
         fid = next(self._fids)
-        message = self._message(call.op, call.fn, call.arg, worker, fid)
         worker.calls[fid] = call
-        call.slot.worker = worker.name
-        if call.slot.timeout is not None:
-            call.timer = self._loop.call_later(call.slot.timeout, self._on_timeout, worker, fid)
-        self._send(worker, message)
+        slot = call.slot
+        slot.worker = worker.name
+        if slot.timeout is not None:
+            call.timer = self._loop.call_later(slot.timeout, self._on_timeout, worker, fid)
+        self._send(worker, PREFIX.pack(call.op, len(fn_message), fid) + fn_message + arg_message)
+        if not worker.looking:
+            worker.looking = True
+            self._loop.call_soon(self._look, worker)
+
+    @staticmethod
+    def _look(worker: _Worker) -> None:
+        """One look at a worker's responses, an event-loop turn after a request went out.
+
+        A worker that is awake answers a tiny firing within a few microseconds: by the time of
+        this look (or of the loop's next poll, which this look delays by as much) the answer
+        is often in, and the parent takes it without sleeping on the doorbell and being woken
+        across cores, which costs more than the look (docs/process.md). One look per request
+        burst, never a loop: the parent does not spin.
+        """
+        worker.looking = False
+        worker.channel.look()
 
     def submit(self, fn: Callable[[Any], Any], arg: Any, slot: FiringSlot) -> Any:
         return self._submit(CALL, fn, arg, slot)
@@ -366,7 +384,8 @@ class ProcessBackend(Backend):
                     self._wake(call.stream)
                 else:
                     _answer(call, error=exc)
-        self._flush(worker)
+        if worker.outbox:
+            self._flush(worker)
 
     def _handle(self, worker: _Worker, message: bytes) -> None:
         op, _extra, fid = PREFIX.unpack_from(message)

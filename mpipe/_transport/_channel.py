@@ -83,10 +83,15 @@ def _closed(*args: Any) -> Any:
     raise TransportError("the channel is closed")
 
 
+def _nothing() -> None:
+    pass
+
+
 def _watch(
     loop: asyncio.AbstractEventLoop, ring: Any, fd: int, on_message: Callable[[bytes], None]
-) -> None:
-    """Arm ``ring`` (every message rings its eventfd) and drain it from ``loop``'s reader."""
+) -> Callable[[], None]:
+    """Arm ``ring`` (every message rings its eventfd) and drain it from ``loop``'s reader;
+    returns the reader (it may also be called directly: one look, never a wait)."""
 
     def ready() -> None:
         ring.clear_doorbell()
@@ -100,6 +105,7 @@ def _watch(
     loop.add_reader(fd, ready)
     if len(ring):
         loop.call_soon(ready)
+    return ready
 
 
 class WorkerChannel:
@@ -192,6 +198,9 @@ class Channel:
     - ``recv(timeout=None) -> bytes | None``: block for the next response, ``None`` on timeout
       (scripts and benchmarks; the executor uses :meth:`watch`).
 
+    While watched, ``look()`` handles every response waiting now, exactly as the doorbell's
+    reader does (and leaves the doorbell armed); it never waits. Otherwise it does nothing.
+
     Args:
         arena: The parent's arena.
         slot: The worker's holder slot.
@@ -219,6 +228,7 @@ class Channel:
         self.send: Callable[..., None] = _unbound
         self.try_send: Callable[[bytes], bool] = _unbound
         self.recv: Callable[..., bytes | None] = _unbound
+        self.look: Callable[[], None] = _nothing
         try:
             for _ in range(2):
                 block = arena.alloc(ring_bytes, wait=0.0)
@@ -278,7 +288,7 @@ class Channel:
     def watch(self, loop: asyncio.AbstractEventLoop, on_message: Callable[[bytes], None]) -> None:
         """Call ``on_message`` in ``loop`` for each response, woken by the response doorbell."""
         self._bound()
-        _watch(loop, self.responses, self._fds[1], on_message)
+        self.look = _watch(loop, self.responses, self._fds[1], on_message)
         self._watching = loop
 
     def unwatch(self) -> None:
@@ -286,6 +296,7 @@ class Channel:
         if self._watching is not None:
             self._watching.remove_reader(self._fds[1])
             self._watching = None
+            self.look = _nothing
 
     def close(self) -> None:
         """Close the request ring (the worker sees :class:`RingClosedError` after draining),
