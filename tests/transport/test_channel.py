@@ -371,3 +371,41 @@ def test_worker_event_loop_can_watch_its_request_doorbell() -> None:
             assert asyncio.run(main()) == [b"early"] + [str(i).encode() for i in range(299)]
         finally:
             worker.close()
+
+
+def test_look_takes_waiting_responses_without_waiting() -> None:
+    """``look()`` handles what is in the response ring now, as the doorbell's reader would, and
+    leaves the doorbell armed; unwatched, it does nothing."""
+    with open_arena(MiB) as arena, open_channel(arena, 1) as ch:
+        ch.bind(os.getpid())
+        worker = ch.endpoint().connect()
+
+        async def main() -> list[bytes]:
+            got: list[bytes] = []
+            arrived = asyncio.Event()
+
+            def on_message(m: bytes) -> None:
+                got.append(m)
+                arrived.set()
+
+            ch.look()  # not watched yet: nothing to do, no error
+            ch.watch(asyncio.get_running_loop(), on_message)
+            worker.send(b"a")
+            worker.send(b"b")
+            ch.look()  # no event-loop turn in between: taken right here
+            assert got == [b"a", b"b"]
+            ch.look()  # nothing waits: returns at once
+            assert got == [b"a", b"b"]
+            arrived.clear()
+            worker.send(b"c")  # still armed: the doorbell wakes the reader
+            await asyncio.wait_for(arrived.wait(), 30)
+            ch.unwatch()
+            worker.send(b"d")
+            ch.look()  # unwatched: left in the ring
+            assert ch.drain() == [b"d"]
+            return got
+
+        try:
+            assert asyncio.run(main()) == [b"a", b"b", b"c"]
+        finally:
+            worker.close()
