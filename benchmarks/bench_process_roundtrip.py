@@ -12,10 +12,12 @@ Three more lines say where the time goes: the pool's own round trip (``backend.s
 the same firing, its future awaited directly: no graph run around it), the same ``execute()``
 on the inline backend (the run's own work, no worker), and the parent's CPU time per
 ``execute()`` on two cores. What the round trip has on top of that CPU time is the wait for
-the answer, mostly one wake-up of the sleeping parent across cores. On a shared host all of
-them move with the host's load, so the last line takes the goal round by round, next to the
-ping-pong of the same round: how often the host itself allowed a round trip under 50 us, and
-how often mpipe made it then.
+the answer: one wake-up of the sleeping parent across cores when the answer came after the
+parent went to sleep, next to nothing when the pool's look found it first (the parent's CPU
+then is the round trip; ``docs/process.md``). On a shared host all of them move with the
+host's load, so the last line takes the goal round by round, next to the ping-pong of the same
+round: how often the host itself allowed a round trip under 50 us, and how often mpipe made it
+then.
 
 Run::
 
