@@ -55,7 +55,8 @@ class EntryIndex:
             self.by_proc.setdefault(e.processor_id, []).append(e)
             self.by_pipe.setdefault(e.pipe_name, []).append(e)
             self.by_ref[f"{e.processor_id}:{e.pipe_name}"] = e
-        #: Source -> its entry, when every source has one input pipe (the common graph).
+        #: Source -> its entry, when every source has one input pipe (the common graph); the
+        #: executor's plan delivers a batch input keyed by exactly these sources directly.
         self.single: dict[str, Entry] | None = (
             {pid: es[0] for pid, es in self.by_proc.items()}
             if all(len(es) == 1 for es in self.by_proc.values())

@@ -247,11 +247,16 @@ class ResultSink:
         self.results: dict[str, list[Any]] = {}
         self.arrivals: deque[tuple[str, Pipe]] = deque()
         self.waiter: asyncio.Future[None] | None = None
-        #: ``id(pipe)`` -> result key of each sink pipe (read only when given: a plan shares
-        #: one mapping between the sinks of all its runs, and sets itself as their consumer).
+        #: ``id(pipe)`` -> result key of each sink pipe. A plan shares one mapping between the
+        #: sinks of all its runs (and makes each its pipes' consumer): never written then.
         self.keys: dict[int, str] = {} if keys is None else keys
+        self._own_keys = keys is None
 
     def attach(self, key: str, pipe: Pipe) -> None:
+        """Collect ``pipe``'s items under ``key`` (a shared mapping is copied first)."""
+        if not self._own_keys:
+            self.keys = dict(self.keys)
+            self._own_keys = True
         self.keys[id(pipe)] = key
         pipe._consumer = self
 

@@ -660,6 +660,8 @@ class Scheduler:
         self._complete_pending(node)
 
     def _emit(self, node: Node, outcome: Any) -> None:
+        # Two hot paths repeat the plain-value case below (route, count it out, move next_emit
+        # on): _fire_inline and _on_reply. Keep the three in step.
         if type(outcome) is Outputs:
             k = len(outcome.items)
             assert node.single_out is not None

@@ -505,3 +505,57 @@ def test_a_run_that_ended_does_not_rerun_its_queued_calls(
     asyncio.run(main())
     assert not mark.exists()
     assert not own_children()
+
+
+def _sleeps(x: int) -> int:
+    time.sleep(x)
+    return x
+
+
+def test_a_pending_look_survives_a_dead_worker_and_a_closing_pool() -> None:
+    """After sending a worker work the pool looks at its responses once, an event-loop turn
+    later (``ProcessBackend._look``). A worker killed, or the pool closed, before that look runs:
+    every call is still answered exactly once, and the event loop reports no error."""
+    from mpipe._backends import FiringSlot
+    from mpipe._backends._process import ProcessBackend
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop_errors: list[dict[str, Any]] = []
+        loop.set_exception_handler(lambda _loop, context: loop_errors.append(context))
+        replies: dict[int, list[Any]] = {}
+
+        def on_reply(slot: Any, value: Any, error: BaseException | None) -> None:
+            replies.setdefault(slot.index, []).append(value if error is None else error)
+
+        def submit(backend: ProcessBackend, fn: Any, arg: Any, index: int) -> FiringSlot:
+            slot = FiringSlot("p", index)
+            slot.on_reply = on_reply
+            backend.submit(fn, arg, slot)
+            return slot
+
+        backend = ProcessBackend(2)
+        await backend.start()
+        try:
+            slot = submit(backend, _sleeps, 5, 0)
+            (worker,) = [w for w in backend._workers.values() if w.name == slot.worker]
+            assert worker.looking  # the look is due, not run yet
+            worker.process.kill()
+            for _ in range(500):
+                if 0 in replies:
+                    break
+                await asyncio.sleep(0.01)
+            assert len(replies[0]) == 1 and isinstance(replies[0][0], WorkerCrashedError)
+            assert not worker.looking
+            for i in range(1, 50):
+                submit(backend, double, i, i)
+        finally:
+            await backend.close()  # in the same turn as the 49 sends and their looks
+        await asyncio.sleep(0.05)
+        assert sorted(replies) == list(range(50))
+        assert all(len(answers) == 1 for answers in replies.values())
+        assert all(replies[i] == [2 * i] or isinstance(replies[i][0], Exception) for i in replies)
+        assert loop_errors == []
+
+    asyncio.run(main())
+    assert not own_children()

@@ -89,9 +89,13 @@ def _nothing() -> None:
 
 def _watch(
     loop: asyncio.AbstractEventLoop, ring: Any, fd: int, on_message: Callable[[bytes], None]
-) -> Callable[[], None]:
-    """Arm ``ring`` (every message rings its eventfd) and drain it from ``loop``'s reader;
-    returns the reader (it may also be called directly: one look, never a wait)."""
+) -> tuple[Callable[[], None], asyncio.Handle | None]:
+    """Arm ``ring`` (every message rings its eventfd) and drain it from ``loop``'s reader.
+
+    Returns the reader (it may also be called directly: one look, never a wait) and, when
+    messages were already waiting, the handle of its first call, which the caller cancels if
+    it stops watching before that call runs (the ring may be gone by then).
+    """
 
     def ready() -> None:
         ring.clear_doorbell()
@@ -103,9 +107,7 @@ def _watch(
 
     ring.arm()
     loop.add_reader(fd, ready)
-    if len(ring):
-        loop.call_soon(ready)
-    return ready
+    return ready, loop.call_soon(ready) if len(ring) else None
 
 
 class WorkerChannel:
@@ -147,11 +149,12 @@ class WorkerChannel:
         self.recv = requests.recv
         self.send = responses.send
         self._watching: asyncio.AbstractEventLoop | None = None
+        self._first: asyncio.Handle | None = None
 
     def watch(self, loop: asyncio.AbstractEventLoop, on_message: Callable[[bytes], None]) -> None:
         """For a worker that runs an event loop: call ``on_message`` in ``loop`` for each
         request, woken by the request doorbell (``recv`` must not be used meanwhile)."""
-        _watch(loop, self.requests, self._fds[0], on_message)
+        _, self._first = _watch(loop, self.requests, self._fds[0], on_message)
         self._watching = loop
 
     def unwatch(self) -> None:
@@ -159,6 +162,9 @@ class WorkerChannel:
         if self._watching is not None:
             self._watching.remove_reader(self._fds[0])
             self._watching = None
+            if self._first is not None:
+                self._first.cancel()
+                self._first = None
 
     def close(self) -> None:
         """Close the worker's doorbells, drop its ring references, unmap what no view uses."""
@@ -222,6 +228,7 @@ class Channel:
         self._blocks: list[Block] = []
         self._fds: list[int] = []
         self._watching: asyncio.AbstractEventLoop | None = None
+        self._first: asyncio.Handle | None = None
         self.worker_pid = 0
         self.requests: Any = None
         self.responses: Any = None
@@ -288,7 +295,7 @@ class Channel:
     def watch(self, loop: asyncio.AbstractEventLoop, on_message: Callable[[bytes], None]) -> None:
         """Call ``on_message`` in ``loop`` for each response, woken by the response doorbell."""
         self._bound()
-        self.look = _watch(loop, self.responses, self._fds[1], on_message)
+        self.look, self._first = _watch(loop, self.responses, self._fds[1], on_message)
         self._watching = loop
 
     def unwatch(self) -> None:
@@ -297,6 +304,9 @@ class Channel:
             self._watching.remove_reader(self._fds[1])
             self._watching = None
             self.look = _nothing
+            if self._first is not None:
+                self._first.cancel()
+                self._first = None
 
     def close(self) -> None:
         """Close the request ring (the worker sees :class:`RingClosedError` after draining),
