@@ -245,15 +245,11 @@ class BreakpointManager:
     def detach(self) -> None:
         """The run ended: ungate, and fail anyone still waiting for a hit."""
         self._notify = None
-        if not (self._gated or self._pending or self.paused or self._waiters):
-            self._nodes = []
-            return  # a run that never paused: nothing more to undo
         if self._gated:
             for node in self._nodes:
                 node.gate = None
             self._gated = False
         self._nodes = []
-        self._notify = None
         self._pending.clear()
         self.paused.clear()  # their gates were cancelled with the run
         while self._waiters:
@@ -262,8 +258,6 @@ class BreakpointManager:
                 fut.set_exception(PipelineError("the run ended without pausing at a breakpoint"))
 
     def _refresh(self) -> None:
-        if not self._bps and not self._stepping and not self._gated:
-            return
         wanted = {bp.processor_id for bp in self._bps.values() if bp.enabled}
         if not wanted and not self._stepping and not self._gated:
             return  # no gate anywhere, none to set: a run without breakpoints pays nothing

@@ -445,16 +445,11 @@ class GraphExecutor(BreakpointAPI):
             # so each entry pipe gets exactly one item (nothing to check, nothing to build).
             feeds: list[Feed] = []
             for key, value in data.items():
-                pipe = single[key]
-                pipe._consumer.filled += 1
-                pipe._offer(value)
+                _fill(single[key], value)
         else:
 
             def deliver(entry: Entry, item: Any) -> None:
-                pipe = entry_pipes[(entry.processor_id, entry.pipe_name)]
-                if not pipe._items:
-                    pipe._consumer.filled += 1
-                pipe._offer(item)
+                _fill(entry_pipes[(entry.processor_id, entry.pipe_name)], item)
 
             # Validation of the input happens here, before any processor runs.
             feeds = resolve_feeds(plan.index, data, streaming, None if streaming else deliver)
@@ -756,6 +751,13 @@ def _dask_options(address: Any, client: Any, options: dict[str, Any] | None) -> 
 
     check_target(address, client)
     return {"address": address, "client": client, **(options or {})}
+
+
+def _fill(pipe: Pipe, item: Any) -> None:
+    """Put a batch run's item into an entry pipe (its consumer counts filled inputs)."""
+    if not pipe._items:
+        pipe._consumer.filled += 1
+    pipe._offer(item)
 
 
 def _dask_call(fn: Any, outputs: dict[str, list[Pipe]], sink: bool) -> Any:

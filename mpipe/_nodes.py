@@ -248,16 +248,12 @@ class ResultSink:
         self.arrivals: deque[tuple[str, Pipe]] = deque()
         self.waiter: asyncio.Future[None] | None = None
         #: ``id(pipe)`` -> result key of each sink pipe. A plan shares one mapping between the
-        #: sinks of all its runs (and makes each its pipes' consumer): never written then.
+        #: sinks of all its runs (and makes each its pipes' consumer), so it is never written.
         self.keys: dict[int, str] = {} if keys is None else keys
-        self._own_keys = keys is None
 
     def attach(self, key: str, pipe: Pipe) -> None:
-        """Collect ``pipe``'s items under ``key`` (a shared mapping is copied first)."""
-        if not self._own_keys:
-            self.keys = dict(self.keys)
-            self._own_keys = True
-        self.keys[id(pipe)] = key
+        """Collect ``pipe``'s items under ``key`` (in a new mapping: the old may be shared)."""
+        self.keys = {**self.keys, id(pipe): key}
         pipe._consumer = self
 
     def on_item(self, pipe: Pipe, n: int = 1) -> None:

@@ -609,12 +609,10 @@ class Scheduler:
         without the future."""
         firing = cast(Firing, slot)
         self.replying.discard(firing)
-        node = firing.node
-        if firing.holds_batch:  # _release, inlined
-            firing.holds_batch = False
-            node.batches -= 1
+        self._release(firing)
         if self.done or self.failure is not None or self.stopped:
             return
+        node = firing.node
         try:
             if error is not None:
                 self._failed(firing, error, firing.skip)
@@ -622,20 +620,7 @@ class Scheduler:
                 self._complete(node, firing.index, StreamState(value, firing, firing.skip))
             else:
                 self._succeeded(firing)
-                index = firing.index
-                if (
-                    index == node.next_emit
-                    and node.stream is None
-                    and not node.processor.has_callbacks
-                ):
-                    # In input order (the common case): _complete and _emit, inlined.
-                    self._route(node, value)
-                    node.inflight -= 1
-                    node.next_emit = index + 1
-                    if node.pending:
-                        self._complete_pending(node)
-                else:
-                    self._complete(node, index, value)
+                self._complete(node, firing.index, value)
             self.schedule(node)
         except Exception as exc:  # a bug here must end the run, not vanish in the backend
             self.halt(node, exc)
@@ -657,11 +642,12 @@ class Scheduler:
             self._emit(node, outcome)
         else:
             node.pending[index] = outcome
-        self._complete_pending(node)
+        if node.pending:
+            self._complete_pending(node)
 
     def _emit(self, node: Node, outcome: Any) -> None:
-        # Two hot paths repeat the plain-value case below (route, count it out, move next_emit
-        # on): _fire_inline and _on_reply. Keep the three in step.
+        # _fire_inline repeats the plain-value case below (route, move next_emit on) for its
+        # firing that was never counted in flight: keep the two in step.
         if type(outcome) is Outputs:
             k = len(outcome.items)
             assert node.single_out is not None
@@ -687,11 +673,7 @@ class Scheduler:
     def _route(self, node: Node, value: Any) -> None:
         single = node.single_out
         if single is not None:
-            for pipe in single:  # _send, inlined
-                if not pipe._closed:
-                    was_empty = not pipe._items
-                    pipe._offer(value)
-                    self._arrived(pipe, was_empty, 1)
+            self._send(single, value)
         elif isinstance(value, dict) and value and node.out_names.issuperset(value):
             for name, item in value.items():
                 self._send(node.outputs[name], item)
