@@ -6,8 +6,13 @@ branches and stream stages overlap. This module declares the whole public API.
 
 from typing import TYPE_CHECKING, Any
 
-from ._breakpoints import BreakpointAbort, BreakpointHit
-from ._checkpoints import CheckpointError, CheckpointManager, CheckpointWarning
+from ._config._helpers import (
+    create_diamond_pipeline,
+    create_parallel_pipeline,
+    create_simple_pipeline,
+    run_simple_pipeline,
+)
+from ._engine._executor import GraphExecutor
 from ._errors import (
     ConfigurationError,
     ExecutionError,
@@ -19,16 +24,8 @@ from ._errors import (
     ValidationError,
     WorkerCrashedError,
 )
-from ._executor import GraphExecutor
-from ._graph import GraphNode, ProcessingGraph
-from ._helpers import (
-    create_diamond_pipeline,
-    create_parallel_pipeline,
-    create_simple_pipeline,
-    run_simple_pipeline,
-)
-from ._hooks import RunHooks, RunInfo
-from ._interfaces import (
+from ._model._graph import GraphNode, ProcessingGraph
+from ._model._interfaces import (
     CheckpointInterface,
     ErrorHandlerInterface,
     GraphInterface,
@@ -37,18 +34,9 @@ from ._interfaces import (
     ProcessorInterface,
     ProcessorState,
 )
-from ._monitor import (
-    Alert,
-    AlertManager,
-    EventType,
-    LogLevel,
-    Monitor,
-    MonitorEvent,
-    ProgressDisplay,
-)
-from ._pipe import Pipe, PipeFactory, PipeState, PipeType
-from ._processors import AsyncProcessor, BaseProcessor, SimpleProcessor
-from ._strategies import (
+from ._model._pipe import Pipe, PipeFactory, PipeState, PipeType
+from ._model._processors import AsyncProcessor, BaseProcessor, SimpleProcessor
+from ._model._strategies import (
     CircuitBreakerStrategy,
     CircuitOpenError,
     CompositeStrategy,
@@ -58,8 +46,20 @@ from ._strategies import (
     RetryStrategy,
     SkipStrategy,
 )
+from ._observe._breakpoints import BreakpointAbort, BreakpointHit
+from ._observe._checkpoints import CheckpointError, CheckpointManager, CheckpointWarning
+from ._observe._hooks import RunHooks, RunInfo
+from ._observe._monitor import (
+    Alert,
+    AlertManager,
+    EventType,
+    LogLevel,
+    Monitor,
+    MonitorEvent,
+    ProgressDisplay,
+)
+from ._observe._visualize import visualize_graph
 from ._transport._errors import ArenaFullError, PayloadTooLargeError, TransportError
-from ._visualize import visualize_graph
 
 if TYPE_CHECKING:
     from ._config import (

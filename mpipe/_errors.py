@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
+    "CheckpointError",
+    "CheckpointWarning",
     "ConfigurationError",
     "ExecutionError",
     "GraphError",
@@ -170,6 +172,14 @@ class WorkerCrashedError(ProcessorError):
         out["exitcode"] = self.exitcode
         out["item_index"] = self.item_index
         return out
+
+
+class CheckpointError(PipelineError):
+    """A checkpoint cannot be saved, found or restored; the message says which and why."""
+
+
+class CheckpointWarning(UserWarning):
+    """A checkpoint file in the folder could not be read and was left out of a listing."""
 
 
 def _jsonable(value: Any) -> Any:

@@ -31,7 +31,7 @@ from mpipe import (
     create_simple_pipeline,
 )
 from mpipe._backends._dask import DaskRef
-from mpipe._hooks import RunHooks
+from mpipe._observe._hooks import RunHooks
 
 distributed = pytest.importorskip("distributed")
 

@@ -418,7 +418,7 @@ def test_cancelling_the_run_stops_the_pool() -> None:
 
 
 def test_workers_that_cannot_start_are_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from mpipe._backends import _launch
+    from mpipe._backends._process import _launch
 
     monkeypatch.setattr(_launch, "WORKER_CODE", "import sys; sys.exit(3)")
     with pytest.raises(WorkerCrashedError, match=r"could not start \(exit code 3\)"):
@@ -434,7 +434,7 @@ def double(x: int) -> int:
 
 def test_backend_answers_through_on_reply_once() -> None:
     from mpipe._backends import FiringSlot
-    from mpipe._backends._process import ProcessBackend
+    from mpipe._backends._process._backend import ProcessBackend
 
     async def main() -> None:
         backend = ProcessBackend(1)
@@ -517,7 +517,7 @@ def test_a_pending_look_survives_a_dead_worker_and_a_closing_pool() -> None:
     later (``ProcessBackend._look``). A worker killed, or the pool closed, before that look runs:
     every call is still answered exactly once, and the event loop reports no error."""
     from mpipe._backends import FiringSlot
-    from mpipe._backends._process import ProcessBackend
+    from mpipe._backends._process._backend import ProcessBackend
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

@@ -14,8 +14,9 @@ import pytest
 
 from mpipe import ExecutionError, Pipe, SimpleProcessor
 from mpipe._backends import Backend, FiringSlot
-from mpipe._nodes import Node, ResultSink, feeder
-from mpipe._scheduler import Scheduler
+from mpipe._engine._lanes import Lane
+from mpipe._engine._nodes import Node, ResultSink, feeder
+from mpipe._engine._scheduler import Scheduler
 
 
 class ManualBackend(Backend):
@@ -34,7 +35,7 @@ class ManualBackend(Backend):
 
 
 def make_node(
-    pid: str, backend: Backend, inputs: list[Pipe], outputs: list[Pipe], concurrency: int = 1
+    pid: str, backend: Backend, inputs: list[Lane], outputs: list[Lane], concurrency: int = 1
 ) -> Node:
     proc = SimpleProcessor(lambda x: x, pid)
     return Node(
@@ -52,7 +53,45 @@ def make_node(
     )
 
 
+class Wired:
+    """A chain of processors wired as a plan wires them: an entry lane, one lane between each
+    pair of nodes, and a sink lane collected under ``"out"``."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        names: list[str],
+        *,
+        concurrency: int = 1,
+        capacity: int = 1000,
+        streaming: bool = False,
+    ) -> None:
+        self.lanes = [Lane(Pipe(f"lane{i}", max_size=capacity)) for i in range(len(names) + 1)]
+        self.nodes = [
+            make_node(name, backend, [self.lanes[i]], [self.lanes[i + 1]], concurrency)
+            for i, name in enumerate(names)
+        ]
+        self.entry, self.out = self.lanes[0], self.lanes[-1]
+        self.sink = ResultSink(streaming=streaming)
+        self.sink.attach("out", self.out)
+
+    def batch(self, *items: Any) -> Wired:
+        """Put ``items`` into the entry lane and seal it, as a batch run does."""
+        for item in items:
+            self.entry.fill(item)
+        self.entry.seal()
+        return self
+
+    def scheduler(self, feeders: list[Node] | None = None) -> Scheduler:
+        return Scheduler(self.nodes, feeders or [], self.sink, [], "run")
+
+
+def wire(backend: Backend, *names: str, **options: Any) -> Wired:
+    return Wired(backend, list(names), **options)
+
+
 async def settle() -> None:
+    """Let the event loop run its ready callbacks (no wall-clock waiting)."""
     for _ in range(5):
         await asyncio.sleep(0)
 
@@ -60,26 +99,18 @@ async def settle() -> None:
 def test_out_of_order_completions_leave_in_input_order() -> None:
     async def main() -> None:
         backend = ManualBackend()
-        src, out = Pipe("src"), Pipe("out")
-        node = make_node("p", backend, [src], [out], concurrency=3)
-        sink = ResultSink(streaming=False)
-        sink.attach("p:output", out)
-        for i in range(3):
-            src._offer(i)
-        node.filled = 1
-        src._closed = True
-        sched = Scheduler([node], [], sink, [], "run")
-        task = asyncio.create_task(sched.run())
+        w = wire(backend, "p", concurrency=3).batch(0, 1, 2)
+        task = asyncio.create_task(w.scheduler().run())
         await settle()
         assert [arg for arg, _ in backend.submitted] == [0, 1, 2]  # concurrency 3: all in flight
         backend.submitted[2][1].set_result("c")
         backend.submitted[1][1].set_result("b")
         await settle()
-        assert sink.results == {}  # 0 is not done: nothing may leave yet
+        assert w.sink.results == {}  # 0 is not done: nothing may leave yet
         backend.submitted[0][1].set_result("a")
         await task
-        assert sink.results == {"p:output": ["a", "b", "c"]}
-        assert node.finished and out.closed
+        assert w.sink.results == {"out": ["a", "b", "c"]}
+        assert w.nodes[0].finished and w.out.closed
 
     asyncio.run(main())
 
@@ -87,15 +118,8 @@ def test_out_of_order_completions_leave_in_input_order() -> None:
 def test_concurrency_limits_firings_in_flight() -> None:
     async def main() -> None:
         backend = ManualBackend()
-        src, out = Pipe("src"), Pipe("out")
-        node = make_node("p", backend, [src], [out], concurrency=2)
-        sink = ResultSink(streaming=False)
-        sink.attach("k", out)
-        for i in range(5):
-            src._offer(i)
-        node.filled = 1
-        src._closed = True
-        task = asyncio.create_task(Scheduler([node], [], sink, [], "run").run())
+        w = wire(backend, "p", concurrency=2).batch(0, 1, 2, 3, 4)
+        task = asyncio.create_task(w.scheduler().run())
         await settle()
         assert len(backend.submitted) == 2
         backend.submitted[0][1].set_result(0)
@@ -105,28 +129,19 @@ def test_concurrency_limits_firings_in_flight() -> None:
             await settle()
             backend.submitted[i][1].set_result(i)
         await task
-        assert sink.results == {"k": [0, 1, 2, 3, 4]}
+        assert w.sink.results == {"out": [0, 1, 2, 3, 4]}
 
     asyncio.run(main())
 
 
-def test_full_output_pipe_stops_the_producer_until_a_take() -> None:
+def test_full_output_lane_stops_the_producer_until_a_take() -> None:
     async def main() -> None:
         backend = ManualBackend()
-        link = Pipe("link", max_size=2)
-        out = Pipe("out", max_size=2)
         fed = iter(range(10))
-        a = make_node("a", backend, [], [link])
-        a.inputs = []
-        b = make_node("b", backend, [link], [out])
-        sink = ResultSink(streaming=True)
-        sink.attach("b:output", out)
-        src = feeder("in", fed, {"input": [Pipe("entry", max_size=1)]}, backend)
-        entry = src.outputs["input"][0]
-        entry._producer = src
-        a.inputs = [entry]
-        entry._consumer = a
-        sched = Scheduler([a, b], [src], sink, [], "run")
+        w = wire(backend, "a", "b", capacity=2, streaming=True)
+        src = feeder("in", fed, {"input": [w.entry]}, backend)
+        w.entry.producer = src
+        sched = w.scheduler([src])
         task = asyncio.create_task(sched.run())
         # Resolve every firing as soon as it appears, but never consume the results.
         for _ in range(30):
@@ -134,8 +149,8 @@ def test_full_output_pipe_stops_the_producer_until_a_take() -> None:
             for _arg, fut in backend.submitted:
                 if not fut.done():
                     fut.set_result(_arg)
-        # Pipes hold at most their capacity; the source was pulled only as far as room allowed.
-        assert len(link) <= 2 and len(out) <= 2
+        # Lanes hold at most their capacity; the source was pulled only as far as room allowed.
+        assert all(len(lane.items) <= 2 for lane in w.lanes[1:])
         assert next(fed) < 10
         sched.stop()
         with pytest.raises(ExecutionError, match="stopped"):
@@ -147,14 +162,8 @@ def test_full_output_pipe_stops_the_producer_until_a_take() -> None:
 def test_failure_of_an_awaited_firing_halts_with_the_cause() -> None:
     async def main() -> None:
         backend = ManualBackend()
-        src, out = Pipe("src"), Pipe("out")
-        node = make_node("p", backend, [src], [out])
-        sink = ResultSink(streaming=False)
-        sink.attach("k", out)
-        src._offer(1)
-        node.filled = 1
-        src._closed = True
-        task = asyncio.create_task(Scheduler([node], [], sink, [], "run").run())
+        w = wire(backend, "p").batch(1)
+        task = asyncio.create_task(w.scheduler().run())
         await settle()
         backend.submitted[0][1].set_exception(KeyError("lost"))
         with pytest.raises(ExecutionError) as info:
@@ -168,12 +177,8 @@ def test_failure_of_an_awaited_firing_halts_with_the_cause() -> None:
 def test_a_stalled_run_is_reported_not_hung() -> None:
     async def main() -> None:
         backend = ManualBackend()
-        never_closed = Pipe("open-forever")
-        out = Pipe("out")
-        node = make_node("p", backend, [never_closed], [out])
-        sink = ResultSink(streaming=False)
-        sink.attach("k", out)
+        w = wire(backend, "p")  # the entry lane is never sealed: nothing can ever happen
         with pytest.raises(ExecutionError, match="stalled"):
-            await Scheduler([node], [], sink, [], "run").run()
+            await w.scheduler().run()
 
     asyncio.run(main())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._errors import ConfigurationError
-from .._placement import check_placement
+from .._model._placement import check_placement
 from ._base import END, Backend, FiringSlot, Stream
 from ._inline import InlineBackend
 from ._thread import ThreadBackend
@@ -25,7 +25,7 @@ def make_backend(name: str, max_workers: int, options: dict[str, Any]) -> Backen
     if name == "thread":
         return ThreadBackend(max_workers)
     if name == "process":
-        from ._process import ProcessBackend
+        from ._process._backend import ProcessBackend
 
         return ProcessBackend(max_workers, **options)
     if name == "dask":

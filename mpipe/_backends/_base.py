@@ -2,15 +2,16 @@
 
 The scheduler hands each firing to a backend as ``submit(fn, arg, firing)`` and gets back either
 the result itself (the firing ran already) or an awaitable of it; a backend with ``replies``
-returns None for a firing whose slot has ``on_reply`` set and answers through that instead. Generators returned by a firing
-are advanced one item at a time through ``advance(stream)``, which returns the next item,
-:data:`END`, or an awaitable of either. A backend knows nothing of graphs or pipes.
+returns None for a firing whose slot has ``on_reply`` set and answers through that instead.
+Generators returned by a firing are advanced one item at a time through ``advance(stream)``,
+which returns the next item, :data:`END`, or an awaitable of either. A backend knows nothing of graphs or pipes; what a
+remote engine needs to know of a processor it gets through ``wrap`` and ``fetcher``.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 __all__ = ["END", "Backend", "FiringSlot", "Stream"]
@@ -109,6 +110,25 @@ class Backend(ABC):
         if hasattr(stream, "__anext__"):
             return _anext_or_end(stream)
         return next(stream, END)
+
+    def wrap(
+        self, fn: Callable[[Any], Any], outputs: tuple[str, ...], sink: bool
+    ) -> Callable[[Any], Any]:
+        """What a firing of a processor placed here calls, made once per plan: ``fn`` itself,
+        unless the backend needs to know more of the processor (its ``outputs`` pipe names,
+        whether it is a ``sink`` whose values come home)."""
+        return fn
+
+    def fetcher(self) -> Callable[[Any], Awaitable[Any]] | None:
+        """None, or ``fetch`` when this backend's results are references to values held
+        elsewhere: a processor placed on another backend awaits ``fetch(arg)`` for the values
+        before each firing that takes them."""
+        return None
+
+    def release(self, stream: Any) -> None:
+        """The caller no longer wants the rest of ``stream`` (a generator a firing returned):
+        let go of what the backend holds for it. Local generators need nothing."""
+        del stream
 
     def check_callable(self, fn: Callable[[Any], Any], processor_id: str) -> None:
         """Raise a clear error now if ``fn`` cannot run on this backend (before a run starts)."""

@@ -31,7 +31,7 @@ import contextlib
 import itertools
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from .._errors import ConfigurationError, PipelineError, WorkerCrashedError
@@ -429,6 +429,16 @@ class DaskBackend(Backend):
         if self._lost_signal is not None and not self._lost_signal.done():
             self._lost_signal.set_result(None)
 
+    # -- what the engine asks of a remote backend ------------------------------------------------
+
+    def wrap(
+        self, fn: Callable[[Any], Any], outputs: tuple[str, ...], sink: bool
+    ) -> Callable[[Any], Any]:
+        return DaskCall(fn, outputs, sink)
+
+    def fetcher(self) -> Callable[[Any], Awaitable[Any]]:
+        return self.fetch
+
     # -- fetching references -------------------------------------------------------------------------
 
     async def fetch(self, arg: Any) -> Any:
@@ -568,7 +578,7 @@ def _translate(exc: BaseException, tb: Any, slot: FiringSlot) -> BaseException:
     if tb is not None:
         import traceback
 
-        from .._worker import RemoteTraceback
+        from ._process._protocol import RemoteTraceback
 
         text = "".join(traceback.format_tb(tb)) + f"{type(exc).__name__}: {exc}\n"
         exc.__cause__ = RemoteTraceback(f"on a Dask worker:\n{text}")

@@ -13,7 +13,7 @@ from typing import Any, cast
 import orjson
 
 from .._errors import ConfigurationError, ProcessorError
-from .._processors import BaseProcessor, SimpleProcessor
+from .._model._processors import BaseProcessor, SimpleProcessor
 from ._refs import is_reference, resolve_reference
 from ._registry import ProcessorMeta, global_registry
 

@@ -21,15 +21,15 @@ from typing import Any
 import orjson
 import yaml
 
-from .._checkpoints import CheckpointManager
+from .._engine._executor import GraphExecutor
 from .._errors import ConfigurationError
-from .._executor import GraphExecutor
-from .._graph import ProcessingGraph
-from .._interfaces import ProcessorInterface
-from .._monitor import Monitor
-from .._pipe import Pipe, PipeType
-from .._placement import check_placement
-from .._processors import BaseProcessor
+from .._model._graph import ProcessingGraph
+from .._model._interfaces import ProcessorInterface
+from .._model._pipe import Pipe, PipeType
+from .._model._placement import check_placement
+from .._model._processors import BaseProcessor
+from .._observe._checkpoints import CheckpointManager
+from .._observe._monitor import Monitor
 from . import _builtins as _builtins  # registers the built-in types
 from ._model import (
     ConnectionConfig,

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .._checkpoints import CheckpointError, CheckpointManager
 from .._errors import ConfigurationError
-from .._monitor import AlertManager, Monitor
+from .._observe._checkpoints import CheckpointError, CheckpointManager
+from .._observe._monitor import AlertManager, Monitor
 from ._model import Problem, config_error, field_path
 from ._refs import resolve_reference
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .._errors import ConfigurationError
-from .._interfaces import ProcessorInterface
+from .._model._interfaces import ProcessorInterface
 
 __all__ = [
     "ProcessorFactory",

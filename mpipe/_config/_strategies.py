@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._errors import ConfigurationError
-from .._strategies import (
+from .._model._strategies import (
     CircuitBreakerStrategy,
     CompositeStrategy,
     ErrorStrategy,

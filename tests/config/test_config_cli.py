@@ -426,7 +426,7 @@ def test_main_leaves_sys_path_as_it_found_it(tmp_path: Path) -> None:
 def test_summaries_of_arrays_and_json_output_of_numpy(tmp_path: Path) -> None:
     import numpy as np
 
-    from mpipe._cli_io import summarize, write_output
+    from mpipe._cli._io import summarize, write_output
 
     assert summarize(np.zeros((3, 4))) == "ndarray float64 shape (3, 4)"
     assert summarize(pa.array([1, 2, 3])) == "Int64Array<int64> of 3 values"
@@ -440,7 +440,7 @@ def test_summaries_of_arrays_and_json_output_of_numpy(tmp_path: Path) -> None:
 
 def test_demo_settings_are_checked() -> None:
     from mpipe import ConfigurationError
-    from mpipe._demo import DemoSettings
+    from mpipe._cli._demo import DemoSettings
 
     with pytest.raises(ConfigurationError, match="demo setting chunks must be a positive integer"):
         DemoSettings(chunks=0)

@@ -18,7 +18,7 @@ import time
 import numpy as np
 import pyarrow as pa
 
-from mpipe._checkpoints import CheckpointManager
+from mpipe._observe._checkpoints import CheckpointManager
 
 
 def _write_forever(folder: str, seed: int, report: int) -> None:

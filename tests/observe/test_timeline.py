@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from mpipe import EventType, GraphExecutor, Monitor, MonitorEvent, RunHooks
-from mpipe._hooks import Timeline
-from mpipe._rows import PyRows, Rows
+from mpipe._observe._hooks import Timeline
+from mpipe._observe._rows import PyRows, Rows
 
 from ._graphs import chain, double, inc
 
@@ -203,7 +203,7 @@ def test_one_timeline_per_run_the_other_recorder_is_called(run: Any) -> None:
 
 def test_monitor_on_the_python_row_tables(run: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """Where the C tables are not built, the Python ones carry the same runs."""
-    import mpipe._hooks as hooks
+    import mpipe._observe._hooks as hooks
 
     monkeypatch.setattr(hooks, "Rows", PyRows)
     monitor = Monitor()

@@ -1,0 +1,632 @@
+"""The process backend: firings run in a pool of worker processes over shared memory.
+
+One owner of pool state: this object, on the event-loop thread. It waits on every worker's
+response doorbell and every worker's process sentinel through the loop (``add_reader``), so a
+result and a death are noticed the moment they happen, never by polling.
+
+Payloads travel as codec messages: small values inline in the ring message, Arrow data and
+numpy arrays as zero-copy blocks of the shared arena, other objects as pickle-5 with their
+buffers in the arena. Functions and processors are sent once per worker (dill) and cached there.
+
+One failure path per worker: its sentinel fires, the responses it managed to send are handled,
+every call still on it fails with :class:`WorkerCrashedError` (exit code or signal, processor,
+item), its arena slot is reclaimed and a fresh worker takes the slot. Planned exits (closing the
+backend) mark the worker as retiring first, so they are never mistaken for crashes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import signal
+import time
+from collections import deque
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from ..._errors import ConfigurationError, ProcessorTimeoutError, WorkerCrashedError
+from .._base import END as END_OF_STREAM
+from .._base import Backend, FiringSlot, Stream
+from ._launch import launch
+from ._protocol import (
+    BATCH,
+    BATCH_RESULT,
+    CALL,
+    DROP,
+    END,
+    ERROR,
+    ITEM,
+    NEXT,
+    PREFIX,
+    RESULT,
+    STREAM,
+    STREAM_WINDOW,
+    RemoteTraceback,
+    call_frame,
+    frame,
+    read_frame,
+)
+
+__all__ = ["ProcessBackend", "RemoteStream", "describe_exit"]
+
+_MiB = 1 << 20
+#: Seconds a closing pool waits for workers to exit before killing them.
+EXIT_GRACE = 2.0
+#: Seconds to wait for a new worker to say it is ready.
+START_TIMEOUT = 60.0
+#: A worker that dies this many times in a row before it is ready breaks the pool.
+START_FAILURES = 3
+
+
+def describe_exit(exitcode: int | None) -> str:
+    """``exit code 3`` or ``killed by SIGKILL``."""
+    if exitcode is None:
+        return "still running"
+    if exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit code {exitcode}"
+
+
+class RemoteStream(Stream):
+    """A generator running in a worker: items arrive ahead of use, up to a credit window."""
+
+    __slots__ = ("consumed", "done", "error", "fid", "items", "waiter", "worker")
+
+    def __init__(self, worker: _Worker, fid: int) -> None:
+        self.worker = worker
+        self.fid = fid
+        self.items: deque[Any] = deque()
+        self.done = False
+        self.error: BaseException | None = None
+        self.waiter: asyncio.Future[Any] | None = None
+        self.consumed = 0
+
+
+class _Call:
+    """A submission in a worker: kept with its function and argument until answered, so that
+    a call that never started when its worker died can run on another worker."""
+
+    __slots__ = ("arg", "fn", "future", "op", "slot", "stream", "timer")
+
+    def __init__(
+        self, future: asyncio.Future[Any] | None, slot: FiringSlot, op: int, fn: Any, arg: Any
+    ) -> None:
+        self.future = future
+        self.slot = slot
+        self.op = op
+        self.fn = fn
+        self.arg = arg
+        self.stream: RemoteStream | None = None
+        self.timer: asyncio.TimerHandle | None = None
+
+
+class _Worker:
+    __slots__ = (
+        "calls",
+        "channel",
+        "exited",
+        "looking",
+        "name",
+        "outbox",
+        "pid",
+        "process",
+        "ready",
+        "retiring",
+        "slot",
+        "timed_out",
+    )
+
+    def __init__(
+        self, slot: int, process: Any, channel: Any, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self.slot = slot
+        self.process = process
+        self.channel = channel
+        self.pid: int = process.pid
+        self.name = f"worker-{slot} (pid {self.pid})"
+        self.calls: dict[int, _Call] = {}
+        self.outbox: deque[bytes] = deque()
+        self.ready: asyncio.Future[None] = loop.create_future()
+        self.exited: asyncio.Future[None] = loop.create_future()
+        self.retiring = False
+        self.timed_out: set[int] = set()
+        self.looking = False  # a look at its response ring is due (see ProcessBackend._look)
+
+
+class ProcessBackend(Backend):
+    """A pool of ``max_workers`` worker processes sharing one arena.
+
+    Args:
+        max_workers: Worker processes.
+        arena_size: Bytes of shared memory mapped up front (the arena grows to 4x when full).
+        start_method: ``"spawn"``: every worker is a fresh interpreter (the one method, safe
+            when the parent has threads); kept as an option for forward compatibility.
+        message_size: Largest ring message in bytes; larger payloads go through the arena.
+    """
+
+    name = "process"
+    enforces_timeout = True
+    batches = True
+    replies = True
+
+    def __init__(
+        self,
+        max_workers: int,
+        arena_size: int = 64 * _MiB,
+        start_method: str = "spawn",
+        message_size: int = 1016,
+    ) -> None:
+        super().__init__(max_workers)
+        if start_method != "spawn":
+            raise ConfigurationError(
+                f"start_method must be 'spawn', got {start_method!r}",
+                "start_method",
+            )
+        if not isinstance(arena_size, int) or arena_size < _MiB:
+            raise ConfigurationError(
+                f"arena_size must be at least 1 MiB (in bytes), got {arena_size!r}", "arena_size"
+            )
+        self.arena_size = arena_size
+        self.start_method = start_method
+        self.message_size = message_size
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._arena: Any = None
+        self._codec: Any = None
+        self._workers: dict[int, _Worker] = {}
+        self._pins: dict[int, int] = {}  # id(stateful callable) -> worker slot
+        self._fids = itertools.count(1)
+        self._start_failures = 0
+        self._broken: BaseException | None = None
+        self._rr = 0
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.started:
+            return
+        from ..._transport import Codec, open_arena
+
+        self._loop = asyncio.get_running_loop()
+        self._broken = None
+        self._start_failures = 0
+        self._arena = open_arena(self.arena_size)
+        self._codec = Codec(self._arena, (self.message_size - PREFIX.size) // 2)
+        self.started = True
+        try:
+            for slot in range(1, self.max_workers + 1):
+                self._spawn(slot)
+            waits = [w.ready for w in self._workers.values()]
+            await asyncio.wait_for(asyncio.gather(*waits), START_TIMEOUT)
+        except BaseException:
+            await self.close()
+            raise
+
+    def _spawn(self, slot: int) -> _Worker:
+        from ..._transport import open_channel
+
+        assert self._loop is not None
+        channel = open_channel(self._arena, slot, capacity=256, message_size=self.message_size)
+        try:
+            process = launch(channel.endpoint())
+        except BaseException:
+            channel.close()
+            raise
+        worker = _Worker(slot, process, channel, self._loop)
+        channel.bind(worker.pid)
+        channel.watch(self._loop, partial(self._on_message, worker))
+        self._loop.add_reader(process.sentinel, self._on_exit, worker)
+        self._workers[slot] = worker
+        # The worker is ready once its first message arrives, or once it answers a ping: send
+        # a no-op batch of nothing, whose answer proves the worker reads and writes its rings.
+        self._ping(worker)
+        return worker
+
+    def _ping(self, worker: _Worker) -> None:
+        codec = self._codec
+        fn = codec.encode_callable(_noop, worker.slot)
+        message = call_frame(BATCH, 0, fn, codec.encode([], worker.slot))
+        self._send(worker, message)
+
+    async def close(self) -> None:
+        if not self.started:
+            return
+        self.started = False
+        workers = list(self._workers.values())
+        for worker in workers:
+            worker.retiring = True
+            if worker.channel.requests is not None:
+                worker.channel.requests.close()
+        if workers:
+            _, pending = await asyncio.wait([w.exited for w in workers], timeout=EXIT_GRACE)
+            for worker in workers:
+                if not worker.exited.done():
+                    worker.process.kill()
+            if pending:
+                await asyncio.wait([w.exited for w in workers], timeout=EXIT_GRACE * 5)
+        self._workers.clear()
+        self._pins.clear()
+        if self._arena is not None:
+            self._arena.close()
+            self._arena = None
+        self._codec = None
+
+    # -- submitting -------------------------------------------------------------------------------
+
+    def _choose(self, fn: Any) -> _Worker:
+        if self._broken is not None:
+            raise self._broken
+        if not self._workers:
+            raise WorkerCrashedError("the process backend has no workers (it is closed)")
+        owner = getattr(fn, "__self__", None)
+        if owner is not None and getattr(owner, "stateful", False):
+            # A stateful processor lives in one worker for the whole run.
+            slot = self._pins.get(id(fn))
+            worker = self._workers.get(slot) if slot is not None else None
+            if worker is None or worker.retiring:
+                worker = self._least_loaded()
+                self._pins[id(fn)] = worker.slot
+            return worker
+        return self._least_loaded()
+
+    def _least_loaded(self) -> _Worker:
+        if len(self._workers) == 1:
+            (only,) = self._workers.values()
+            if not only.retiring:
+                return only
+        workers = list(self._workers.values())
+        n = len(workers)
+        self._rr = (self._rr + 1) % n
+        best = None
+        for i in range(n):
+            w = workers[(self._rr + i) % n]
+            if w.retiring:
+                continue
+            if best is None or len(w.calls) < len(best.calls):
+                best = w
+        if best is None:
+            raise WorkerCrashedError("every worker process of the pool is exiting")
+        return best
+
+    def _submit(self, op: int, fn: Any, arg: Any, slot: FiringSlot) -> asyncio.Future[Any] | None:
+        assert self._loop is not None
+        # Answered through slot.on_reply when set (see FiringSlot): then there is no future.
+        future = None if slot.on_reply is not None else self._loop.create_future()
+        self._dispatch(_Call(future, slot, op, fn, arg))
+        return future
+
+    def _dispatch(self, call: _Call) -> None:
+        """Send a call to a worker: the request is the op, the callable's message (its key
+        once the worker has it) and the argument's."""
+        assert self._loop is not None
+        fn = call.fn
+        worker = self._choose(fn)
+        codec = self._codec
+        fn_message: bytes = codec.encode_callable(fn, worker.slot)
+        arg_message: bytes = codec.encode(call.arg, worker.slot)
+        fid = next(self._fids)
+        worker.calls[fid] = call
+        slot = call.slot
+        slot.worker = worker.name
+        if slot.timeout is not None:
+            call.timer = self._loop.call_later(slot.timeout, self._on_timeout, worker, fid)
+        self._send(worker, call_frame(call.op, fid, fn_message, arg_message))
+        if not worker.looking:
+            worker.looking = True
+            self._loop.call_soon(self._look, worker)
+
+    @staticmethod
+    def _look(worker: _Worker) -> None:
+        """One look at a worker's responses, an event-loop turn after a request went out.
+
+        A worker that is awake answers a tiny firing within a few microseconds: by the time of
+        this look (or of the loop's next poll, which this look delays by as much) the answer
+        is often in, and the parent takes it without sleeping on the doorbell and being woken
+        across cores, which costs more than the look (docs/process.md). One look per request
+        burst, never a loop: the parent does not spin.
+        """
+        worker.looking = False
+        worker.channel.look()
+
+    def submit(self, fn: Callable[[Any], Any], arg: Any, slot: FiringSlot) -> Any:
+        return self._submit(CALL, fn, arg, slot)
+
+    def submit_batch(self, fn: Callable[[Any], Any], args: list[Any], slot: FiringSlot) -> Any:
+        return self._submit(BATCH, fn, args, slot)
+
+    def _send(self, worker: _Worker, message: bytes) -> None:
+        if worker.outbox or not worker.channel.try_send(message):
+            worker.outbox.append(message)
+
+    def _flush(self, worker: _Worker) -> None:
+        outbox = worker.outbox
+        while outbox and worker.channel.requests is not None:
+            if not worker.channel.try_send(outbox[0]):
+                return
+            outbox.popleft()
+
+    # -- generators ---------------------------------------------------------------------------
+
+    def advance(self, stream: Any) -> Any:
+        if not isinstance(stream, RemoteStream):
+            return super().advance(stream)
+        if stream.items:
+            item = stream.items.popleft()
+            self._credit(stream)
+            return item
+        if stream.error is not None:
+            raise stream.error
+        if stream.done:
+            return END_OF_STREAM
+        assert self._loop is not None
+        stream.waiter = self._loop.create_future()
+        return stream.waiter
+
+    def release(self, stream: Any) -> None:
+        """Tell the worker to close a generator whose items nobody wants any more."""
+        if not isinstance(stream, RemoteStream) or stream.done or stream.error is not None:
+            return
+        stream.done = True
+        stream.items.clear()
+        worker = stream.worker
+        call = worker.calls.pop(stream.fid, None)
+        if call is not None and call.timer is not None:
+            call.timer.cancel()
+        if not worker.retiring and worker.channel.requests is not None:
+            self._send(worker, frame(DROP, stream.fid))
+
+    def _credit(self, stream: RemoteStream) -> None:
+        stream.consumed += 1
+        if stream.consumed >= STREAM_WINDOW // 2 and not stream.done:
+            worker = stream.worker
+            if not worker.retiring:
+                self._send(worker, frame(NEXT, stream.fid, stream.consumed))
+            stream.consumed = 0
+
+    # -- responses ----------------------------------------------------------------------------------
+
+    def _on_message(self, worker: _Worker, message: bytes) -> None:
+        try:
+            self._handle(worker, message)
+        except Exception as exc:
+            # A response that cannot be understood fails its call, never the event loop.
+            fid = read_frame(message)[2] if len(message) >= PREFIX.size else 0
+            call = worker.calls.pop(fid, None)
+            if call is not None:
+                if call.stream is not None:
+                    call.stream.error = exc
+                    self._wake(call.stream)
+                else:
+                    _answer(call, error=exc)
+        if worker.outbox:
+            self._flush(worker)
+
+    def _handle(self, worker: _Worker, message: bytes) -> None:
+        op, _extra, fid = read_frame(message)
+        body = message[PREFIX.size :]
+        # Always decode: a message carries a reference to its arena block that only decoding
+        # takes over (and dropping the value then releases).
+        value: Any = self._codec.decode(body) if body else None
+        if fid == 0:
+            if not worker.ready.done():
+                worker.ready.set_result(None)
+                self._start_failures = 0
+            return
+        call = worker.calls.get(fid)
+        if call is None:
+            return  # a late answer for a call that timed out or was abandoned
+        if op == RESULT:
+            self._finish(worker, fid, call)
+            _answer(call, value)
+        elif op == BATCH_RESULT:
+            self._finish(worker, fid, call)
+            values, kinds, seconds = value
+            if kinds is not None:
+                values = [
+                    v if kind else _remote(v, worker) for kind, v in zip(kinds, values, strict=True)
+                ]
+            _answer(call, (values, kinds, seconds))
+        elif op == ERROR:
+            self._finish(worker, fid, call)
+            error = _remote(value, worker)
+            stream = call.stream
+            if stream is None:
+                _answer(call, error=error)
+            else:
+                stream.error = error
+                self._wake(stream)
+        elif op == STREAM:
+            call.stream = RemoteStream(worker, fid)
+            if call.timer is not None:
+                call.timer.cancel()
+                call.timer = None
+            _answer(call, call.stream)
+        elif op == ITEM:
+            stream = call.stream
+            assert stream is not None
+            waiter = stream.waiter
+            if waiter is not None and not waiter.done():
+                stream.waiter = None
+                waiter.set_result(value)
+                self._credit(stream)
+            else:
+                stream.items.append(value)
+        elif op == END:
+            self._finish(worker, fid, call)
+            stream = call.stream
+            assert stream is not None
+            stream.done = True
+            self._wake(stream)
+
+    def _finish(self, worker: _Worker, fid: int, call: _Call) -> None:
+        del worker.calls[fid]
+        if call.timer is not None:
+            call.timer.cancel()
+
+    @staticmethod
+    def _wake(stream: RemoteStream) -> None:
+        waiter = stream.waiter
+        if waiter is None or waiter.done() or stream.items:
+            return
+        stream.waiter = None
+        if stream.error is not None:
+            waiter.set_exception(stream.error)
+        else:
+            waiter.set_result(END_OF_STREAM)
+
+    # -- failures -----------------------------------------------------------------------------------
+
+    def _on_timeout(self, worker: _Worker, fid: int) -> None:
+        call = worker.calls.pop(fid, None)
+        if call is None:
+            return
+        slot = call.slot
+        _answer(
+            call,
+            error=ProcessorTimeoutError(
+                f"processor {slot.processor_id!r}: firing {slot.index} ran past its timeout of "
+                f"{slot.timeout} s in {worker.name}; the worker was killed and replaced",
+                slot.processor_id,
+            ),
+        )
+        worker.timed_out.add(fid)
+        worker.process.kill()
+
+    def _on_exit(self, worker: _Worker) -> None:
+        assert self._loop is not None
+        self._loop.remove_reader(worker.process.sentinel)
+        exitcode = worker.process.reap()
+        if not worker.retiring and worker.channel.responses is not None:
+            for message in worker.channel.drain():
+                self._on_message(worker, message)
+        how = describe_exit(exitcode)
+        # A worker runs its calls one at a time, in the order sent: the oldest unanswered call
+        # was running when it died (unless a timeout already named the culprit); the calls
+        # queued behind it never started and run again elsewhere. Generators it was running
+        # lose their state and fail.
+        culprit_found = bool(worker.timed_out)
+        innocent: list[_Call] = []
+        for call in worker.calls.values():
+            if call.timer is not None:
+                call.timer.cancel()
+                call.timer = None
+            if call.stream is None and culprit_found:
+                innocent.append(call)
+                continue
+            slot = call.slot
+            error = WorkerCrashedError(
+                f"{worker.name} died ({how}) while running processor "
+                f"{slot.processor_id!r}, item {slot.index}",
+                slot.processor_id,
+                exitcode=exitcode,
+                item_index=slot.index,
+            )
+            if call.stream is not None:
+                call.stream.error = error
+                self._wake(call.stream)
+            else:
+                culprit_found = True
+                _answer(call, error=error)
+        worker.calls.clear()
+        worker.outbox.clear()
+        worker.channel.close()
+        if self._arena is not None:
+            self._arena.reclaim(worker.slot)
+        if self._codec is not None:
+            self._codec.forget_peer(worker.slot)
+        if not worker.ready.done():
+            worker.ready.set_exception(
+                WorkerCrashedError(f"{worker.name} could not start ({how})", exitcode=exitcode)
+            )
+            worker.ready.exception()  # retrieved: start() reports it, or nobody waits
+            self._start_failures += 1
+        if not worker.exited.done():
+            worker.exited.set_result(None)
+        if self.started and not worker.retiring:
+            if self._start_failures >= START_FAILURES:
+                self._broken = WorkerCrashedError(
+                    f"worker processes cannot start: {self._start_failures} died before they "
+                    f"were ready (last: {how})",
+                    exitcode=exitcode,
+                )
+                for other in self._workers.values():
+                    for call in other.calls.values():
+                        _answer(call, error=self._broken)
+                for call in innocent:
+                    _answer(call, error=self._broken)
+                return
+            self._spawn(worker.slot)
+            for call in innocent:
+                if call.slot.on_reply is not None or (
+                    call.future is not None and not call.future.done()
+                ):
+                    self._dispatch(call)
+        else:
+            for call in innocent:
+                _answer(
+                    call, error=WorkerCrashedError(f"{worker.name} exited: the pool is closing")
+                )
+
+    # -- facts ----------------------------------------------------------------------------------------
+
+    def metrics(self) -> dict[str, Any]:
+        out = super().metrics()
+        out["workers"] = {
+            w.name: {"pid": w.pid, "in_flight": len(w.calls)} for w in self._workers.values()
+        }
+        if self._arena is not None:
+            stats = self._arena.stats()
+            out["arena"] = stats
+            out["shm_bytes"] = stats["heap_bytes"]  # mapped shared memory, as the monitor reports
+        return out
+
+    def worker_pids(self) -> list[int]:
+        return [w.pid for w in self._workers.values() if not w.retiring]
+
+    def check_callable(self, fn: Callable[[Any], Any], processor_id: str) -> None:
+        """Serialize ``fn`` once as a worker would receive it; refuse it with the reason."""
+        import dill
+
+        try:
+            dill.dumps(fn, protocol=5, recurse=True)
+        except Exception as exc:
+            raise ConfigurationError(
+                f"processor {processor_id!r} cannot be sent to a worker process: "
+                f"{type(exc).__name__}: {exc}",
+                "execution",
+            ) from exc
+
+    def concurrency(self, stateful: bool) -> int:
+        # Two submissions per worker keep each busy while the next one is on its way; a
+        # stateful processor lives in one worker, whose FIFO ring keeps its firings in order.
+        return 2 if stateful else 2 * self.max_workers
+
+
+def _noop(arg: Any) -> None:
+    return None
+
+
+def _answer(call: _Call, value: Any = None, error: BaseException | None = None) -> None:
+    """Answer a call (``error`` None on success): through its slot's ``on_reply`` when it has
+    one, else its future, if it has one that is still pending (a call answered through
+    ``on_reply`` has none; its caller gives the answer up by clearing ``on_reply``)."""
+    reply = call.slot.on_reply
+    if reply is not None:
+        call.slot.on_reply = None
+        reply(call.slot, value, error)
+    elif call.future is not None and not call.future.done():
+        if error is None:
+            call.future.set_result(value)
+        else:
+            call.future.set_exception(error)
+
+
+def _remote(payload: Any, worker: _Worker) -> BaseException:
+    """Rebuild a worker's exception with its traceback attached as ``__cause__``."""
+    exc, text = payload
+    cause = RemoteTraceback(f"in {worker.name}, at {time.strftime('%H:%M:%S')}:\n{text}")
+    exc.__cause__ = cause
+    return exc  # type: ignore[no-any-return]

@@ -1,0 +1,286 @@
+"""The worker process of the process backend: runs firings that arrive on its request ring.
+
+It never imports the scheduler or the pool: it speaks the protocol of ``_protocol`` (message
+kinds and frames). A dead parent is noticed by the ring (``PeerDiedError``) and by
+``PR_SET_PDEATHSIG``: the worker exits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import inspect
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+from ..._transport._errors import SerializationError
+from ._protocol import (
+    BATCH,
+    BATCH_ERROR,
+    BATCH_ITEMS,
+    BATCH_RESULT,
+    BATCH_VALUE,
+    CALL,
+    DROP,
+    END,
+    ERROR,
+    ITEM,
+    NEXT,
+    PREFIX,
+    RESULT,
+    STREAM,
+    STREAM_WINDOW,
+    error_payload,
+    frame,
+    read_frame,
+)
+
+# Results of these types need no awaitable or generator check.
+_PLAIN = frozenset({int, float, str, bytes, bool, type(None), dict, list, tuple, set, complex})
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+class _Generator:
+    __slots__ = ("credit", "gen")
+
+    def __init__(self, gen: Any) -> None:
+        self.gen = gen
+        self.credit = STREAM_WINDOW
+
+
+class Worker:
+    """One worker's loop over its channel.
+
+    Args:
+        channel: The worker's side of its rings.
+    """
+
+    def __init__(self, channel: Any) -> None:
+        from ..._transport import Codec
+
+        self.channel = channel
+        self.codec = Codec(channel.arena, channel.responses.max_message - PREFIX.size)
+        self.generators: dict[int, _Generator] = {}
+        self._callables: dict[bytes, Any] = {}  # callable-reference message -> the callable
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def send(self, op: int, fid: int, value: Any = None, extra: int = 0) -> None:
+        """Send one response; a value that cannot be serialized becomes that firing's error."""
+        body = b""
+        if op not in (STREAM, END):
+            try:
+                body = self.codec.encode(value, 0)
+            except SerializationError as exc:
+                if op == BATCH_RESULT:
+                    value = self._mark_unserializable(value)
+                    body = self.codec.encode(value, 0)
+                else:
+                    op, body = ERROR, self.codec.encode(error_payload(exc), 0)
+        self.channel.send(frame(op, fid, extra, body))
+
+    @staticmethod
+    def _mark_unserializable(batch: tuple[list[Any], list[int] | None, float]) -> Any:
+        """Replace each output that cannot be serialized by an error naming the item."""
+        import dill
+
+        from ..._transport import SerializationError
+
+        values, kinds, seconds = batch
+        kinds = list(kinds) if kinds is not None else [BATCH_VALUE] * len(values)
+        fixed: list[Any] = []
+        for j, value in enumerate(values):
+            try:
+                dill.dumps(value, protocol=5, buffer_callback=lambda b: None, recurse=True)
+            except Exception as exc:
+                error = SerializationError(
+                    f"the output of batch item {j} cannot be serialized: {exc!r}"
+                )
+                kinds[j] = BATCH_ERROR
+                value = error_payload(error)
+            fixed.append(value)
+        return fixed, kinds, seconds
+
+    def _await(self, awaitable: Any) -> Any:
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        return self._loop.run_until_complete(awaitable)
+
+    def _settle(self, result: Any) -> Any:
+        """An awaitable's value; anything else as it is."""
+        return self._await(result) if inspect.isawaitable(result) else result
+
+    def serve(self) -> None:
+        """Answer requests until the parent closes the ring (or dies)."""
+        from ..._transport import PeerDiedError, RingClosedError
+
+        channel, decode, callables = self.channel, self.codec.decode, self._callables
+        is_ref = self.codec.is_callable_ref
+        while True:
+            try:
+                message = channel.recv()
+            except RingClosedError:
+                return
+            except PeerDiedError:
+                os._exit(0)
+            if message is None:
+                continue
+            op, extra, fid = read_frame(message)
+            if op in (CALL, BATCH):
+                try:
+                    fn_message = message[PREFIX.size : PREFIX.size + extra]
+                    fn = callables.get(fn_message)
+                    if fn is None:
+                        fn = decode(fn_message)
+                        if is_ref(fn_message):
+                            callables[fn_message] = fn
+                    arg = decode(message[PREFIX.size + extra :])
+                except Exception as exc:
+                    self.send(ERROR, fid, error_payload(exc))
+                    continue
+                if op == CALL:
+                    self._call(fid, fn, arg)
+                else:
+                    self._batch(fid, fn, arg)
+                del fn, arg
+            elif op == NEXT:
+                stream = self.generators.get(fid)
+                if stream is not None:
+                    stream.credit += extra
+                    self._pump(fid, stream)
+            elif op == DROP:
+                stream = self.generators.pop(fid, None)
+                if stream is not None:
+                    _close(stream.gen)
+
+    def _call(self, fid: int, fn: Any, arg: Any) -> None:
+        try:
+            result = fn(arg)
+            plain = type(result) in _PLAIN  # the common case: no awaitable, no generator
+            if not plain:
+                result = self._settle(result)
+        except Exception as exc:
+            self.send(ERROR, fid, error_payload(exc))
+            return
+        if not plain and (inspect.isgenerator(result) or inspect.isasyncgen(result)):
+            stream = self.generators[fid] = _Generator(result)
+            self.send(STREAM, fid)
+            self._pump(fid, stream)
+        else:
+            self.send(RESULT, fid, result)
+
+    def _batch(self, fid: int, fn: Any, args: list[Any]) -> None:
+        # The answer is (values, kinds, seconds); kinds stays None while every firing gave a
+        # plain value (the common case: one flat list to pickle), else one kind per firing.
+        values: list[Any] = []
+        kinds: list[int] | None = None
+        start = time.perf_counter()
+        for arg in args:
+            kind = BATCH_VALUE
+            try:
+                result = fn(arg)
+                if type(result) not in _PLAIN:
+                    if inspect.isawaitable(result):
+                        result = self._await(result)
+                    if inspect.isgenerator(result) or inspect.isasyncgen(result):
+                        kind, result = BATCH_ITEMS, self._drain(result)
+            except Exception as exc:
+                kind, result = BATCH_ERROR, error_payload(exc)
+            if kind != BATCH_VALUE and kinds is None:
+                kinds = [BATCH_VALUE] * len(values)
+            if kinds is not None:
+                kinds.append(kind)
+            values.append(result)
+        self.send(BATCH_RESULT, fid, (values, kinds, time.perf_counter() - start))
+
+    def _drain(self, gen: Any) -> list[Any]:
+        if inspect.isasyncgen(gen):
+
+            async def collect() -> list[Any]:
+                return [item async for item in gen]
+
+            return self._await(collect())  # type: ignore[no-any-return]
+        return list(gen)
+
+    def _next(self, gen: Any) -> tuple[bool, Any]:
+        if inspect.isasyncgen(gen):
+            try:
+                return True, self._await(gen.__anext__())
+            except StopAsyncIteration:
+                return False, None
+        try:
+            return True, next(gen)
+        except StopIteration:
+            return False, None
+
+    def _pump(self, fid: int, stream: _Generator) -> None:
+        while stream.credit > 0:
+            try:
+                more, item = self._next(stream.gen)
+            except Exception as exc:
+                del self.generators[fid]
+                self.send(ERROR, fid, error_payload(exc))
+                return
+            if not more:
+                del self.generators[fid]
+                self.send(END, fid)
+                return
+            stream.credit -= 1
+            self.send(ITEM, fid, item)
+
+
+def _close(gen: Any) -> None:
+    try:
+        if inspect.isasyncgen(gen):
+            return
+        gen.close()
+    except Exception:
+        pass
+
+
+def main(endpoint: Any) -> None:
+    """Serve one endpoint (the worker's life)."""
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    with endpoint.connect() as channel:
+        Worker(channel).serve()
+
+
+def boot() -> None:
+    """Entry point of a worker interpreter: read the endpoint from stdin, then serve it."""
+    import pickle
+
+    _die_with_parent()
+    data = pickle.loads(sys.stdin.buffer.read())
+    sys.stdin.close()
+    for path in reversed(data["sys_path"]):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    from ..._transport import ArenaHandle, Endpoint
+    from ..._transport._fds import FdHandle
+
+    arena_fd, request_fd, response_fd = data["fds"]
+    endpoint = Endpoint(
+        arena=ArenaHandle(FdHandle(arena_fd, owned=True), data["slot"], data["wait"]),
+        requests=data["requests"],
+        responses=data["responses"],
+        request_bell=FdHandle(request_fd, owned=True),
+        response_bell=FdHandle(response_fd, owned=True),
+        parent_pid=data["parent_pid"],
+        spin=data["spin"],
+    )
+    if os.getppid() != data["parent_pid"]:
+        os._exit(0)  # the parent died while this worker was starting
+    main(endpoint)

@@ -1,0 +1,449 @@
+"""The ``mpipe`` command (also ``python -m mpipe``).
+
+Exit codes: 0 success; 1 the run failed; 2 a usage, config or input error. Every error is one
+line on stderr (``mpipe: error: ...``); ``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+import time
+import traceback
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+from .._config import ConfigLoader, GraphConfig
+from .._config._observe import wanted
+from .._errors import ConfigurationError, ExecutionError, GraphError, PipelineError, ValidationError
+from .._model._graph import ProcessingGraph
+from .._model._placement import PLACEMENTS
+from .._observe._checkpoints import CheckpointError, CheckpointManager, CheckpointWarning
+from .._observe._monitor import Monitor, ProgressDisplay
+from .._observe._visualize import FORMATS, visualize_graph
+from ._checkpoints import add_checkpoint_commands, run_checkpoint_command
+from ._io import (
+    OutputError,
+    UsageError,
+    check_file_path,
+    check_output_path,
+    read_input,
+    summarize,
+    summarize_items,
+    write_output,
+)
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser that reports mistakes as one line (through :class:`UsageError`)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``mpipe`` argument parser."""
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
+    )
+    parser = _Parser(
+        prog="mpipe",
+        description="Run, check and draw mpipe processing graphs.",
+        parents=[common],
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    run = sub.add_parser("run", parents=[common], help="run a graph config")
+    run.add_argument("config", help="the graph config (.yaml, .yml or .json)")
+    source = run.add_mutually_exclusive_group()
+    source.add_argument("--input", metavar="JSON", help="the run's input as JSON")
+    source.add_argument(
+        "--input-file",
+        metavar="FILE",
+        help="input from .json, .jsonl (a stream of items), .arrow or .parquet",
+    )
+    run.add_argument(
+        "--stream",
+        action="store_true",
+        help="feed an .arrow/.parquet input as a stream of record batches",
+    )
+    run.add_argument(
+        "--batch-size", type=_positive, metavar="N", help="rows per record batch when streaming"
+    )
+    run.add_argument(
+        "--output", metavar="FILE", help="write results (.json, .jsonl, .arrow, .parquet)"
+    )
+    run.add_argument("--backend", choices=PLACEMENTS, help="default placement of firings")
+    run.add_argument("--workers", type=_positive, metavar="N", help="workers per pool backend")
+    run.add_argument(
+        "--progress", action="store_true", help="show live progress on stderr while it runs"
+    )
+    run.add_argument(
+        "--trace", metavar="FILE", help="write the run as a Chrome trace (JSON; ui.perfetto.dev)"
+    )
+    run.add_argument("--events", metavar="FILE", help="write the monitor's events as JSON lines")
+    run.add_argument(
+        "--checkpoints",
+        metavar="DIR",
+        help="save every processor's outputs in DIR (overrides the config's checkpoints)",
+    )
+    run.add_argument(
+        "--resume",
+        metavar="RUN_ID",
+        help="resume a checkpointed run: processors that completed in it are not run again",
+    )
+
+    validate = sub.add_parser("validate", parents=[common], help="check a graph config")
+    validate.add_argument("config")
+
+    viz = sub.add_parser("viz", parents=[common], help="draw a graph config")
+    viz.add_argument("config")
+    viz.add_argument("--format", choices=FORMATS, default="text")
+
+    demo = sub.add_parser("demo", parents=[common], help="run the built-in CPU-heavy graph")
+    demo.add_argument("--backend", choices=PLACEMENTS, help="where firings run")
+    demo.add_argument("--workers", type=_positive, metavar="N", help="workers per pool backend")
+    demo.add_argument("--chunks", type=_positive, metavar="N", help="chunks to process")
+    demo.add_argument("--rounds", type=_positive, metavar="N", help="SHA-256 rounds per chunk")
+    demo.add_argument("--span", type=_positive, metavar="N", help="numbers per chunk to sieve")
+    demo.add_argument("--chunk-kib", type=_positive, metavar="N", help="KiB per chunk")
+
+    add_checkpoint_commands(sub, common)
+
+    bench = sub.add_parser("bench", parents=[common], help="quick benchmark against Dask")
+    bench.add_argument("--rounds", type=_positive, default=5, help="runs per shape (best counts)")
+    bench.add_argument("--scale", type=float, default=1.0, help="size of the shapes")
+    return parser
+
+
+# -- commands ----------------------------------------------------------------------------------
+
+
+def _load(path: str) -> tuple[ConfigLoader, GraphConfig, ProcessingGraph]:
+    # "module:attr" references in a config resolve against the config's folder and the
+    # current directory, as they would for a script run from there.
+    for folder in (str(Path(path).resolve().parent), str(Path.cwd())):
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+    loader = ConfigLoader()
+    cfg = loader.load_from_file(path)
+    return loader, cfg, loader.create_graph_from_config(cfg)
+
+
+class RunFailed(Exception):
+    """A run failed; the message adds what the command line knows (the run id to resume)."""
+
+
+def _observers(
+    args: argparse.Namespace, cfg: GraphConfig, err: TextIO
+) -> tuple[Monitor | None, CheckpointManager | None, ProgressDisplay | None]:
+    """The monitor, checkpoint manager and progress display the flags ask for (None: the
+    config's, or nothing)."""
+    monitor = None
+    if (args.trace or args.events) and not wanted(cfg.monitoring):
+        monitor = Monitor()
+    manager = None
+    if args.checkpoints:
+        try:
+            manager = CheckpointManager(args.checkpoints)
+        except CheckpointError as exc:
+            raise UsageError(f"--checkpoints {args.checkpoints!r}: {exc.message}") from None
+    elif args.resume and not wanted(cfg.checkpoints):
+        raise UsageError(
+            "--resume needs checkpoints: a 'checkpoints' section in the config or --checkpoints DIR"
+        )
+    progress = ProgressDisplay(err) if args.progress else None
+    return monitor, manager, progress
+
+
+def _export(monitor: Any, trace: Path | None, events: Path | None) -> list[str]:
+    """Write the trace and the events; what was written, for the closing line."""
+    written: list[str] = []
+    if not isinstance(monitor, Monitor):
+        return written
+    try:
+        if trace is not None:
+            monitor.export_trace(trace)
+            written.append(f"trace written to {trace}")
+        if events is not None:
+            monitor.export_events("json", path=events)
+            written.append(f"events written to {events}")
+    except OSError as exc:
+        raise OutputError(f"{exc.filename}: {exc.strerror or exc}") from exc
+    return written
+
+
+def _alert_lines(monitor: Any) -> list[str]:
+    alerts = getattr(monitor, "alert_manager", None)
+    if alerts is None:
+        return []
+    fired: dict[str, int] = {}
+    for alert in alerts.get_active_alerts():
+        fired[alert["rule"]] = fired.get(alert["rule"], 0) + 1
+    return [
+        f"mpipe: alert: rule {rule!r} fired{f' {n} times' if n > 1 else ''}"
+        for rule, n in fired.items()
+    ]
+
+
+def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    loader, cfg, graph = _load(args.config)
+    output = check_output_path(args.output) if args.output else None
+    trace = check_file_path(args.trace, "--trace") if args.trace else None
+    events = check_file_path(args.events, "--events") if args.events else None
+    if args.stream and not args.input_file:
+        raise UsageError("--stream needs --input-file")
+    data = read_input(args.input, args.input_file, graph.sources(), args.stream, args.batch_size)
+    if args.resume and data.streaming:
+        raise UsageError("--resume works on batch runs only, not on a stream of items")
+    monitor, manager, progress = _observers(args, cfg, err)
+    executor = loader.create_executor_from_config(
+        cfg,
+        graph,
+        backend=args.backend,
+        max_workers=args.workers,
+        monitor=monitor,
+        checkpoint_manager=manager,
+        progress=progress,
+    )
+    start = time.perf_counter()
+    failure: BaseException | None = None
+    results: dict[str, Any] = {}
+    try:
+        if data.streaming:
+            results = asyncio.run(executor.execute_stream(data.data))
+        else:
+            results = asyncio.run(executor.execute(data.data, resume=args.resume))
+    except BaseException as exc:
+        failure = exc
+    seconds = time.perf_counter() - start
+    run_id = executor.get_execution_status().get("run_id")
+    storage = getattr(executor.checkpoint_manager, "storage_path", None)
+    try:
+        written = _export(executor.monitor, trace, events)
+    except OutputError:
+        if failure is None:
+            raise
+        written = []  # the run's own error is the one to report
+    for line in _alert_lines(executor.monitor):
+        print(line, file=err)
+    if isinstance(failure, ExecutionError):
+        if data.late_errors:  # the input itself was bad: a usage error, not a failed run
+            raise data.late_errors[0] from failure
+        if storage is not None and run_id:
+            raise RunFailed(
+                f"{failure}; checkpoints of run {run_id} are in {storage}: "
+                f"resume with --resume {run_id}"
+            ) from failure
+    if isinstance(failure, CheckpointError) and args.resume:  # an unknown or foreign run id
+        raise UsageError(f"--resume {args.resume}: {failure.message}") from failure
+    if failure is not None:
+        raise failure
+    for key, value in results.items():
+        if data.streaming:
+            lines = summarize_items(value)
+            print(f"{key}: {lines[0]}", file=out)
+            for line in lines[1:]:
+                print(line, file=out)
+        else:
+            print(f"{key} = {summarize(value)}", file=out)
+    if not results:
+        print("(no results: the sinks produced nothing)", file=out)
+    if output is not None:
+        write_output(output, results, data.streaming)
+        written.insert(0, f"results written to {output}")
+    if storage is not None and run_id:
+        written.append(f"run {run_id} checkpointed in {storage}")
+    where = "".join(f"; {w}" for w in written)
+    print(
+        f"ran graph {graph.graph_id!r} ({len(graph.nodes)} processors, backend "
+        f"{executor.backend}) in {seconds:.3f} s{where}",
+        file=err,
+    )
+    return EXIT_OK
+
+
+def _cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    loader, cfg, graph = _load(args.config)
+    extras = []
+    if wanted(cfg.monitoring):  # resolves the alert rules' references; creates nothing on disk
+        loader.create_monitor_from_config(cfg)
+        rules = len(cfg.monitoring.get("alerts") or [])
+        extras.append(f"monitoring on ({rules} alert rule{'s' if rules != 1 else ''})")
+    if wanted(cfg.checkpoints):
+        folder = cfg.checkpoints.get("storage_path")
+        extras.append(f"checkpoints in {folder!r}" if folder else "checkpoints in memory")
+    print(
+        f"{args.config}: valid: graph {graph.graph_id!r}, {len(graph.nodes)} processors, "
+        f"{len(graph.connections)} connections; sources: {', '.join(graph.sources())}; "
+        f"sinks: {', '.join(graph.sinks())}" + "".join(f"; {e}" for e in extras),
+        file=out,
+    )
+    return EXIT_OK
+
+
+def _cmd_viz(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    _, _, graph = _load(args.config)
+    print(visualize_graph(graph, args.format), file=out)
+    return EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from dataclasses import replace
+
+    from ._demo import DEMO_BACKEND, DemoSettings, run_demo
+
+    settings = DemoSettings()
+    changes = {
+        name: value
+        for name, value in (
+            ("chunks", args.chunks),
+            ("rounds", args.rounds),
+            ("span", args.span),
+            ("chunk_bytes", args.chunk_kib * 1024 if args.chunk_kib else None),
+        )
+        if value is not None
+    }
+    report = run_demo(args.backend or DEMO_BACKEND, args.workers, replace(settings, **changes))
+    for line in report.lines():
+        print(line, file=out)
+    if not report.matches_serial:
+        print("mpipe: error: the demo's results differ from the serial run", file=err)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _cmd_bench(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from ._bench import bench_lines, run_bench
+
+    if not 0 < args.scale <= 100:
+        raise UsageError(f"--scale must be in (0, 100], got {args.scale}")
+    print(f"mpipe bench: inline backend, best of {args.rounds} rounds", file=out)
+    for line in bench_lines(run_bench(args.rounds, args.scale)):
+        print(line, file=out)
+    return EXIT_OK
+
+
+def _cmd_checkpoints(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    return run_checkpoint_command(args, out)
+
+
+_COMMANDS = {
+    "run": _cmd_run,
+    "checkpoints": _cmd_checkpoints,
+    "validate": _cmd_validate,
+    "viz": _cmd_viz,
+    "demo": _cmd_demo,
+    "bench": _cmd_bench,
+}
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+class _Notes(logging.Handler):
+    """Shows the ``"mpipe"`` logger's records and mpipe's warnings as one line each.
+
+    Without ``--debug``: warnings and up, except the monitor's events (those go to
+    ``--events``). With it: every record that reaches the logger. A line is shown once.
+    """
+
+    def __init__(self, err: TextIO, debug: bool) -> None:
+        super().__init__(logging.DEBUG if debug else logging.WARNING)
+        self.err = err
+        self.debug = debug
+        self.seen: set[str] = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.module == "_eventlog" and not self.debug:
+            return
+        level = f"log: {record.levelname}" if self.debug else "warning"
+        self.note(level, record.getMessage())
+
+    def note(self, level: str, text: str) -> None:
+        line = _one_line(text)
+        if line not in self.seen:
+            self.seen.add(line)
+            print(f"mpipe: {level}: {line}", file=self.err)
+
+
+def main(
+    argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    """Run the ``mpipe`` command line.
+
+    Args:
+        argv: The arguments (default: ``sys.argv[1:]``).
+        out: Where results go (default: stdout).
+        err: Where errors and notes go (default: stderr).
+
+    Returns:
+        The exit code: 0 success, 1 the run failed, 2 a usage, config or input error.
+    """
+    out = out or sys.stdout
+    err = err or sys.stderr
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args_list
+    saved_path = list(sys.path)  # commands add the config's folder; main() leaves no trace
+    notes = _Notes(err, debug)
+    logger = logging.getLogger("mpipe")
+    logger.addHandler(notes)
+    try:
+        with contextlib.redirect_stdout(out):  # --help goes where results go
+            args = build_parser().parse_args(args_list)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", CheckpointWarning)
+            try:
+                return _COMMANDS[args.command](args, out, err)
+            finally:
+                for w in caught:
+                    notes.note("warning", str(w.message))
+    except SystemExit as exc:  # --help, --version
+        return exc.code if isinstance(exc.code, int) else EXIT_OK
+    except KeyboardInterrupt:
+        print("mpipe: interrupted", file=err)
+        return 130
+    except BaseException as exc:
+        if debug:
+            traceback.print_exc(file=err)
+        code, text = _describe(exc)
+        print(f"mpipe: error: {_one_line(text)}", file=err)
+        return code
+    finally:
+        logger.removeHandler(notes)
+        sys.path[:] = saved_path
+
+
+def _describe(exc: BaseException) -> tuple[int, str]:
+    """The exit code and the line for an error."""
+    if isinstance(exc, (UsageError, ConfigurationError, ValidationError, GraphError)):
+        return EXIT_USAGE, str(exc)
+    if isinstance(exc, (ExecutionError, RunFailed)):
+        return EXIT_FAILED, f"run failed: {exc}"
+    if isinstance(exc, OutputError):
+        return EXIT_FAILED, f"cannot write results: {exc}"
+    if isinstance(exc, PipelineError):
+        return EXIT_FAILED, f"{type(exc).__name__}: {exc}"
+    return EXIT_FAILED, f"unexpected {type(exc).__name__}: {exc} (run with --debug for details)"

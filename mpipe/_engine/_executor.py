@@ -1,0 +1,478 @@
+"""The graph executor: turns a graph and its input into a scheduled run.
+
+Batch is a stream of one: ``execute`` feeds one item per source through the same scheduler that
+``stream`` drives. Backends are started per run, or once for the life of an ``async with`` block.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from .._backends import Backend, make_backend
+from .._errors import ConfigurationError, ExecutionError, GraphError, PipelineError, ValidationError
+from .._model._graph import ProcessingGraph
+from .._model._interfaces import ProcessorInterface, ProcessorState
+from .._model._placement import check_placement
+from .._model._processors import plan_epoch
+from .._observe._breakpoints import BreakpointAPI, BreakpointHit, BreakpointManager
+from .._observe._checkpoints import CheckpointManager
+from .._observe._hooks import RunHooks
+from ._plan import Plan, compile_plan
+from ._run import Run, prepare_run
+
+__all__ = ["GraphExecutor"]
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (respects CPU affinity)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+class GraphExecutor(BreakpointAPI):
+    """Runs a :class:`ProcessingGraph`.
+
+    Args:
+        graph: The graph to run.
+        monitor: An observer of every run (a :class:`RunHooks`, such as the monitor).
+        backend: Default placement of firings: ``"inline"``, ``"thread"``, ``"process"`` or
+            ``"dask"``; a processor's ``execution`` config overrides it.
+        max_workers: Workers per pool backend (default: the usable cores).
+        hooks: More observers.
+        checkpoint_manager: Save every processor's outputs per run (see ``resume=``); its
+            breakpoints are shared with this executor.
+        progress: Show live progress (True, or a :class:`~mpipe.ProgressDisplay`).
+        on_break: ``on_break(hit)`` decides paused firings without an awaiting caller: return
+            None or ``"resume"``, ``"skip"``, ``"abort"`` (or call the hit's methods).
+        arena_size: Bytes of shared memory the process backend maps up front (default 64 MiB;
+            it grows to 4x when full). Raise it for payloads larger than that.
+        start_method: How the process backend starts workers: ``"spawn"`` or ``"forkserver"``.
+        dask_address: For Dask placement: the address of a running scheduler.
+        dask_client: For Dask placement: a running ``distributed.Client``. With neither, a
+            ``LocalCluster`` of ``max_workers`` processes is started and closed by the executor.
+        dask_options: More Dask settings: ``connect_timeout`` and ``no_workers_timeout``
+            (seconds), ``cluster`` (keyword arguments of the ``LocalCluster``),
+            ``tasks_per_processor`` (tasks of one processor in flight at once).
+
+    Raises:
+        ConfigurationError: An unknown backend, a bad ``max_workers``, a monitor that is not
+            an observer, a ``checkpoint_manager`` that is not a CheckpointManager, an
+            ``on_break`` that is not callable, or a bad Dask setting.
+    """
+
+    def __init__(
+        self,
+        graph: ProcessingGraph,
+        monitor: Any = None,
+        *,
+        backend: str = "inline",
+        max_workers: int | None = None,
+        hooks: list[RunHooks] | None = None,
+        arena_size: int | None = None,
+        start_method: str = "spawn",
+        checkpoint_manager: CheckpointManager | None = None,
+        progress: Any = False,
+        on_break: Callable[[BreakpointHit], Any] | None = None,
+        dask_address: str | None = None,
+        dask_client: Any = None,
+        dask_options: dict[str, Any] | None = None,
+    ) -> None:
+        if not isinstance(graph, ProcessingGraph):
+            raise ConfigurationError(
+                f"GraphExecutor needs a ProcessingGraph, got {type(graph).__name__}", "graph"
+            )
+        self.graph = graph
+        self.backend = check_placement(backend, "GraphExecutor backend")
+        if max_workers is not None and (
+            not isinstance(max_workers, int) or isinstance(max_workers, bool) or max_workers < 1
+        ):
+            raise ConfigurationError(
+                f"max_workers must be a positive integer, got {max_workers!r}", "max_workers"
+            )
+        self.max_workers = max_workers or usable_cores()
+        self.monitor = monitor
+        self._backend_options: dict[str, dict[str, Any]] = {
+            "process": {"start_method": start_method}
+        }
+        if arena_size is not None:
+            self._backend_options["process"]["arena_size"] = arena_size
+        self._backend_options["dask"] = _dask_options(dask_address, dask_client, dask_options)
+        self._hooks: list[RunHooks] = []
+        for h in [*_as_hooks(monitor, "monitor"), *(hooks or [])]:
+            self.add_hooks(h)
+        self._backends: dict[str, Backend] = {}
+        self._compiled: Plan | None = None
+        self._entered = False
+        self._busy = False
+        self._stop_requested = False
+        # Observability: checkpoints, resume, breakpoints, progress.
+        if checkpoint_manager is not None and not isinstance(checkpoint_manager, CheckpointManager):
+            raise ConfigurationError(
+                "checkpoint_manager must be a CheckpointManager, got "
+                f"{type(checkpoint_manager).__name__}",
+                "checkpoint_manager",
+            )
+        self.checkpoint_manager = checkpoint_manager
+        self.breakpoints = (
+            checkpoint_manager.breakpoints
+            if checkpoint_manager is not None
+            else BreakpointManager()
+        )
+        if on_break is not None:
+            if not callable(on_break):
+                raise ConfigurationError(f"on_break must be callable, got {on_break!r}", "on_break")
+            self.breakpoints.on_break = on_break
+        if progress:
+            from .._observe._monitor._progress import ProgressDisplay
+
+            display = progress if isinstance(progress, ProgressDisplay) else ProgressDisplay()
+            self.add_hooks(display)
+        self._current: Run | None = None
+        self._status: dict[str, Any] = {"state": "idle", "run_id": None}
+
+    # -- lifetime ----------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> GraphExecutor:
+        self._entered = True
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._entered = False
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop every backend this executor started (worker pools included)."""
+        backends = [b for b in self._backends.values() if b.started]
+        errors = await asyncio.gather(*(b.close() for b in backends), return_exceptions=True)
+        for err in errors:
+            if isinstance(err, BaseException):
+                raise err
+
+    def add_hooks(self, hooks: RunHooks) -> None:
+        """Add an observer of every later run (one already added is not added again)."""
+        for hook in _as_hooks(hooks, "hooks"):
+            if not any(hook is known for known in self._hooks):
+                self._hooks.append(hook)
+
+    def _backend_for(self, placement: str) -> Backend:
+        """This executor's backend for ``placement``, made on first use (not started)."""
+        backend = self._backends.get(placement)
+        if backend is None:
+            backend = self._backends[placement] = make_backend(
+                placement, self.max_workers, self._backend_options.get(placement, {})
+            )
+        return backend
+
+    async def _backend(self, placement: str) -> Backend:
+        backend = self._backend_for(placement)
+        if not backend.started:
+            await backend.start()
+        return backend
+
+    # -- planning -----------------------------------------------------------------------------------
+
+    def _check_processor(self, processor_id: str) -> None:
+        if processor_id not in self.graph.nodes:
+            raise GraphError(
+                f"cannot set a breakpoint on unknown processor {processor_id!r}; graph "
+                f"{self.graph.graph_id!r} has {sorted(self.graph.nodes)}"
+            )
+
+    async def _prepare(
+        self,
+        data: Any,
+        streaming: bool,
+        collect: bool,
+        resume: str | None = None,
+        extra: Any = None,
+    ) -> Run:
+        """Claim the executor for one run and prepare it (backends start here)."""
+        if self._busy:
+            raise PipelineError(
+                f"graph {self.graph.graph_id!r} is already running in this executor; "
+                "runs of one executor do not overlap"
+            )
+        self._busy = True
+        self._stop_requested = False
+        try:
+            run = await self._new_run(data, streaming, collect, resume, extra)
+            if self._stop_requested:  # stop_execution() came while pools were starting
+                raise ExecutionError("execution stopped by stop_execution()")
+        except BaseException:
+            self._busy = False
+            if not self._entered:
+                await self.aclose()
+            raise
+        return run
+
+    def _fingerprint(self) -> tuple[int, ...]:
+        """What a compiled plan depends on: the graph's and the processors' change counters."""
+        graph = self.graph
+        return (
+            graph._version,
+            plan_epoch(),
+            id(graph.error_strategy),
+            hash(self.backend),
+            self.max_workers,
+        )
+
+    def _current_plan(self) -> Plan:
+        fingerprint = self._fingerprint()
+        plan = self._compiled
+        if plan is None or plan.fingerprint != fingerprint:
+            plan = self._compiled = compile_plan(
+                self.graph, fingerprint, self.backend, self._backend_for, self._strategy_for
+            )
+        return plan
+
+    async def start(self) -> None:
+        """Validate the graph and start every backend it needs (worker pools included).
+
+        Inside ``async with`` this makes the first run start warm; without it, the pools are
+        stopped again at the end of the next run.
+
+        Raises:
+            ValidationError: The graph is invalid.
+            ConfigurationError: A processor cannot run where it is placed.
+        """
+        await self._start_backends(self._current_plan())
+
+    async def _start_backends(self, plan: Plan) -> None:
+        for backend in plan.backends:
+            if not backend.started:
+                await backend.start()
+
+    async def _new_run(
+        self,
+        data: Any,
+        streaming: bool,
+        collect: bool,
+        resume: str | None = None,
+        extra: Any = None,
+    ) -> Run:
+        """Prepare a run: ``streaming`` inputs are iterables; ``collect`` gathers sink items in
+        lists (batch, ``execute_stream``) instead of queueing them for a consumer (``stream``);
+        ``resume`` replays what processors completed in that run; ``extra`` observes this run."""
+        graph = self.graph
+        plan = self._current_plan()
+        unknown_bps = (
+            sorted(self.breakpoints.processor_ids() - set(graph.nodes)) if self.breakpoints else []
+        )
+        if unknown_bps:
+            raise ValidationError(
+                f"graph {graph.graph_id!r} is invalid",
+                [f"breakpoint on unknown processor {p!r}" for p in unknown_bps],
+            )
+        hooks = list(self._hooks)
+        if extra is not None:  # each observer once, even when both the executor's and the run's
+            hooks = list({id(h): h for h in [*hooks, *_as_hooks(extra, "monitor")]}.values())
+        for backend in plan.backends:
+            if not backend.started:
+                await self._start_backends(plan)
+                break
+        return await prepare_run(
+            plan,
+            graph,
+            data,
+            streaming=streaming,
+            collect=collect,
+            hooks=hooks,
+            inline=await self._backend("inline") if streaming or resume else self._inline(),
+            manager=self.checkpoint_manager,
+            resume=resume,
+            backends=list(self._backends.values()),
+        )
+
+    def _inline(self) -> Backend:
+        return self._backend_for("inline")
+
+    def _strategy_for(self, pid: str, proc: ProcessorInterface) -> Any:
+        graph = self.graph
+        if pid in graph.error_strategies:
+            return graph.error_strategies[pid]
+        own = getattr(proc, "config", {}).get("error_strategy")
+        if own is not None and not isinstance(own, (str, dict)):
+            return own
+        return graph.error_strategy
+
+    # -- running ------------------------------------------------------------------------------------
+
+    async def _drive(self, run: Run) -> None:
+        """Drive one prepared run; keep its status; release the pools unless inside ``async
+        with``."""
+        self._current = run
+        info = run.info
+        self._status = {"state": "running", "run_id": info.run_id, "started_at": info.started_at}
+        try:
+            await run.drive(self.breakpoints)
+        finally:
+            self._status = {"run_id": info.run_id, "started_at": info.started_at, **run.status}
+            try:
+                if not self._entered:
+                    await self.aclose()
+            finally:
+                self._busy = False
+
+    async def execute(
+        self, input_data: Any, monitor: Any = None, *, resume: str | None = None
+    ) -> dict[str, Any]:
+        """Run the graph once: one item per source.
+
+        Args:
+            input_data: Keys name source processors (value: the item, or for a source with
+                several input pipes a dict of pipe name -> item), a source's input pipe, or
+                ``"processor:pipe"``. A source not named receives the whole ``input_data``.
+            monitor: An extra observer for this run only.
+            resume: The run id of an earlier run (``get_execution_status()["run_id"]``) with
+                this executor's checkpoint manager: processors that completed in it are not
+                run again, their saved outputs are replayed; the run keeps that id.
+
+        Returns:
+            ``"processor_id:output_pipe"`` -> value, for every output pipe of every sink that
+            produced a value; a list of values when it produced several.
+
+        Raises:
+            ValidationError: The graph or the input is invalid (before anything runs).
+            ExecutionError: A firing failed and the strategy halted, or the run was stopped.
+            ConfigurationError: ``resume`` without a checkpoint manager.
+            CheckpointError: ``resume`` names no run of this graph in the checkpoints.
+        """
+        run = await self._prepare(
+            input_data, streaming=False, collect=True, resume=resume, extra=monitor
+        )
+        await self._drive(run)
+        return {k: v[0] if len(v) == 1 else v for k, v in run.scheduler.sink.results.items()}
+
+    async def stream(self, inputs: Any) -> AsyncIterator[tuple[str, Any]]:
+        """Run the graph over streams of items; yield ``(key, item)`` as sink items arrive.
+
+        All stages run at once (pipeline parallelism); a slow consumer slows the sources
+        (backpressure). Leaving the loop early stops the run.
+
+        Args:
+            inputs: Source processor (or input pipe) -> iterable or async iterable of items.
+
+        Raises:
+            ValidationError: The graph or the inputs are invalid.
+            ExecutionError: A firing failed and the strategy halted.
+        """
+        run = await self._prepare(inputs, streaming=True, collect=False)
+        sched = run.scheduler
+        sink = sched.sink
+        task = asyncio.ensure_future(self._drive(run))
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                arrivals = sink.arrivals
+                while arrivals:
+                    key, lane = arrivals.popleft()
+                    item = sched.take(lane)
+                    sched.poke()
+                    yield key, item
+                if task.done():
+                    if not sink.arrivals:
+                        task.result()
+                        return
+                    continue
+                sink.waiter = loop.create_future()
+                await asyncio.wait({sink.waiter, task}, return_when=asyncio.FIRST_COMPLETED)
+                sink.waiter = None
+        finally:
+            if not task.done():
+                sched.stop()
+            try:
+                await asyncio.shield(task) if not task.done() else None
+            except ExecutionError:
+                if not sched.stopped:
+                    raise
+
+    async def execute_stream(self, inputs: Any) -> dict[str, list[Any]]:
+        """Run the graph over streams of items to the end; collect every sink item per key.
+
+        Same semantics as :meth:`stream`, without a consumer in the loop.
+        """
+        run = await self._prepare(inputs, streaming=True, collect=True)
+        await self._drive(run)
+        return run.scheduler.sink.results
+
+    def run(self, input_data: Any) -> dict[str, Any]:
+        """Synchronous :meth:`execute`, for scripts.
+
+        Raises:
+            PipelineError: Called from a running event loop (use ``await execute`` there).
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.execute(input_data))
+        raise PipelineError("run() cannot be called from a running event loop; await execute()")
+
+    async def stop_execution(self) -> None:
+        """Cancel the current run: firings in flight are cancelled; ``execute`` raises."""
+        if self._busy:
+            self._stop_requested = True
+        run = self._current
+        if run is not None and not run.scheduler.done:
+            run.scheduler.stop()
+
+    def get_execution_status(self) -> dict[str, Any]:
+        """The current or last run's state and per-processor progress (JSON-compatible)."""
+        status = dict(self._status)
+        run = self._current
+        if run is not None:
+            sched = run.scheduler
+            status["processors"] = {
+                n.node_id: {
+                    "firings_started": n.index,
+                    "in_flight": n.inflight,
+                    "finished": n.finished,
+                    "state": getattr(n.processor, "state", ProcessorState.IDLE).value,
+                }
+                for n in sched.nodes
+            }
+            if sched.failure is not None:
+                status["failed_processor"] = sched.failure[0]
+                status["error"] = repr(sched.failure[1])
+        started = status.get("started_at")
+        if started is not None:
+            status["elapsed"] = status.get("ended_at", time.time()) - started
+        return status
+
+
+_DASK_OPTIONS = ("connect_timeout", "no_workers_timeout", "cluster", "tasks_per_processor")
+
+
+def _dask_options(address: Any, client: Any, options: dict[str, Any] | None) -> dict[str, Any]:
+    """The Dask backend's options, checked now (the backend is made only when a run needs it)."""
+    if options is not None and not isinstance(options, dict):
+        raise ConfigurationError(
+            f"dask_options must be a dict, got {type(options).__name__}", "dask_options"
+        )
+    unknown = sorted(set(options or {}) - set(_DASK_OPTIONS))
+    if unknown:
+        raise ConfigurationError(
+            f"dask_options: unknown option(s) {', '.join(map(repr, unknown))}; "
+            f"known: {', '.join(_DASK_OPTIONS)}",
+            "dask_options",
+        )
+    from .._backends._dask import check_target  # imports nothing of Dask itself
+
+    check_target(address, client)
+    return {"address": address, "client": client, **(options or {})}
+
+
+def _as_hooks(obj: Any, what: str) -> list[RunHooks]:
+    if obj is None:
+        return []
+    if isinstance(obj, RunHooks):
+        return [obj]
+    raise ConfigurationError(
+        f"{what} must be a RunHooks observer (such as mpipe.Monitor), got {type(obj).__name__}",
+        what,
+    )

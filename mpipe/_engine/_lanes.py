@@ -1,0 +1,223 @@
+"""Lanes: a run's own queue for each pipe of the graph.
+
+A user's :class:`~mpipe.Pipe` describes a connection (its id, its capacity, its taps) and can be
+used on its own from threads and coroutines. Inside a run, the items travel in a :class:`Lane`
+that the run's plan made for that pipe: the lane holds the items, whether it is closed, the nodes
+on both sides and the traffic counters, so two executors running one graph at once never touch
+each other's items. The scheduler drives lanes from the event-loop thread only, with no lock.
+
+When a run ends, each lane adds its traffic to its pipe's counters (:meth:`Lane.fold`), so a
+pipe's ``get_metrics()`` still sums every run that went through it.
+
+Invariant: the scheduler lets a lane exceed ``max_size`` by at most a processor's concurrency (a
+firing already running when the lane filled still delivers its output), so memory stays bounded
+by capacity whatever the stream's length.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .._model._pipe import SIZERS, Pipe, payload_nbytes, sizer_of
+
+__all__ = ["Lane"]
+
+_log = logging.getLogger("mpipe")
+
+
+class Lane:
+    """One pipe's items within the runs of one plan (reset at each run's start).
+
+    Args:
+        pipe: The pipe the lane carries items for (its id, capacity and counters).
+        watched: More pipes whose taps see the lane's items: a processor's own declared output
+            or input pipe when a connection's pipe stands between them.
+    """
+
+    __slots__ = (
+        "blocked_since",
+        "blocked_time",
+        "bytes_in",
+        "closed",
+        "consumer",
+        "full_events",
+        "items",
+        "items_in",
+        "items_out",
+        "max_size",
+        "peak",
+        "pipe",
+        "pipe_id",
+        "producer",
+        "run_taps",
+        "tapped",
+        "watched",
+    )
+
+    def __init__(self, pipe: Pipe, watched: Sequence[Pipe] = ()) -> None:
+        self.pipe = pipe
+        self.pipe_id = pipe.pipe_id
+        self.max_size = pipe.max_size
+        self.watched = (pipe, *(p for p in watched if p is not pipe))
+        self.items: deque[Any] = deque()
+        self.closed = False
+        # The nodes on both sides (the result sink as the consumer of a sink's lane); a take
+        # wakes the producer, an offer the consumer.
+        self.consumer: Any = None
+        self.producer: Any = None
+        #: Taps of this run only (checkpoints of a processor's outputs), by id.
+        self.run_taps: dict[str, Callable[[Any], Any]] = {}
+        self.tapped = False
+        self.reset()
+
+    def reset(self) -> None:
+        """Empty, reopen and zero the counters for a new run; pick up the pipes' taps."""
+        if self.items:
+            self.items.clear()
+        self.closed = False
+        self.items_in = 0
+        self.items_out = 0
+        self.bytes_in = 0
+        self.peak = 0
+        self.blocked_time = 0.0
+        self.blocked_since: float | None = None
+        self.full_events = 0
+        self.run_taps = {}
+        self.tapped = any(p._taps for p in self.watched)
+
+    # -- the scheduler's side ----------------------------------------------------------------------
+
+    def offer(self, item: Any) -> None:
+        items = self.items
+        items.append(item)
+        self.items_in += 1
+        sizer = SIZERS.get(type(item))
+        self.bytes_in += (sizer or sizer_of(type(item)))(item)
+        n = len(items)
+        if n > self.peak:
+            self.peak = n
+        if self.tapped:
+            self._run_taps(item)
+
+    def offer_many(self, items: list[Any]) -> None:
+        """``offer`` for a run of items at once (a batch's outputs, a feeder's chunk)."""
+        if self.tapped:
+            for item in items:
+                self.offer(item)
+            return
+        queue = self.items
+        queue.extend(items)
+        self.items_in += len(items)
+        if items and sizer_of(type(items[0])) is sys.getsizeof:
+            # Plain objects: one C-level pass (getsizeof sizes anything, so a mixed run is fine).
+            self.bytes_in += sum(map(sys.getsizeof, items))
+        else:
+            self.bytes_in += sum(map(payload_nbytes, items))
+        if len(queue) > self.peak:
+            self.peak = len(queue)
+
+    def fill(self, item: Any) -> None:
+        """Put an item into an entry lane before the run starts (a batch's input)."""
+        if not self.items:
+            self.consumer.filled += 1
+        self.offer(item)
+
+    def seal(self) -> None:
+        """No more items come into this entry lane (a batch's lanes, once filled)."""
+        self.closed = True
+        self.producer = None
+
+    def take(self) -> Any:
+        self.items_out += 1
+        return self.items.popleft()
+
+    def take_many(self, n: int) -> list[Any]:
+        """``take`` for ``n`` items at once (the oldest first)."""
+        popleft = self.items.popleft
+        self.items_out += n
+        return [popleft() for _ in range(n)]
+
+    def note_blocked(self, blocked: bool) -> None:
+        """Account the time the producer spends waiting on this lane."""
+        now = time.perf_counter()
+        if blocked:
+            if self.blocked_since is None:
+                self.blocked_since = now
+                self.full_events += 1
+        elif self.blocked_since is not None:
+            self.blocked_time += now - self.blocked_since
+            self.blocked_since = None
+
+    # -- taps --------------------------------------------------------------------------------------
+
+    def add_tap(self, tap_id: str, fn: Callable[[Any], Any]) -> None:
+        """Call ``fn(item)`` for every item that enters the lane, for this run only."""
+        self.run_taps[tap_id] = fn
+        self.tapped = True
+
+    def remove_tap(self, tap_id: str) -> None:
+        self.run_taps.pop(tap_id, None)
+        self.tapped = bool(self.run_taps) or any(p._taps for p in self.watched)
+
+    def _run_taps(self, item: Any) -> None:
+        for pipe in self.watched:
+            if pipe._taps:
+                pipe._run_taps(item)
+        for tap_id, fn in list(self.run_taps.items()):
+            try:
+                fn(item)
+            except Exception:
+                _log.exception("tap %r on pipe %r failed", tap_id, self.pipe_id)
+
+    # -- what observers see --------------------------------------------------------------------------
+
+    def get_metrics(self) -> dict[str, Any]:
+        """This run's traffic, in the shape of :meth:`Pipe.get_metrics` (JSON-compatible)."""
+        blocked = self.blocked_time
+        if self.blocked_since is not None:
+            blocked += time.perf_counter() - self.blocked_since
+        size = len(self.items)
+        return {
+            "items_in": self.items_in,
+            "items_out": self.items_out,
+            "bytes_in": self.bytes_in,
+            "size": size,
+            "peak_size": self.peak,
+            "max_size": self.max_size,
+            "utilization": size / self.max_size,
+            "peak_utilization": self.peak / self.max_size,
+            "blocked_time": blocked,
+            "full_events": self.full_events,
+        }
+
+    def get_status(self) -> dict[str, Any]:
+        """The pipe's id, type and taps with this run's state and metrics."""
+        pipe = self.pipe
+        return {
+            "pipe_id": self.pipe_id,
+            "pipe_type": pipe.pipe_type.value,
+            "state": "closed" if self.closed else "open",
+            "taps": sorted({*pipe._taps, *self.run_taps}),
+            **self.get_metrics(),
+        }
+
+    def fold(self) -> None:
+        """Add this run's traffic to the pipe's own counters (at the run's end)."""
+        if self.blocked_since is not None:
+            self.note_blocked(False)
+        self.pipe._add_traffic(
+            self.items_in,
+            self.items_out,
+            self.bytes_in,
+            self.peak,
+            self.blocked_time,
+            self.full_events,
+        )
+
+    def __repr__(self) -> str:
+        return f"Lane({self.pipe_id!r}, size={len(self.items)}/{self.max_size})"

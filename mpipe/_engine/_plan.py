@@ -1,0 +1,253 @@
+"""Compiling a graph into a plan: its nodes, its lanes, where its input enters and its results leave.
+
+A :class:`Plan` is built once per version of the graph (and of the executor's settings, see
+``GraphExecutor._fingerprint``) and reused by every run of one executor, which resets it at the
+start of each run. It holds the run's nodes and lanes, never the user's objects' state: the
+graph, its processors and its pipes only describe, so executors that share a graph each compile
+a plan of their own and run independently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .._backends import Backend
+from .._errors import ValidationError
+from .._model._graph import ProcessingGraph, connection_id
+from .._model._interfaces import ProcessorInterface
+from .._model._pipe import Pipe, PipeType
+from .._model._placement import check_placement
+from .._model._processors import BaseProcessor
+from ._inputs import Entry, EntryIndex
+from ._lanes import Lane
+from ._nodes import Node
+
+__all__ = ["Plan", "compile_plan", "lifecycle_of"]
+
+
+class Foreign:
+    """Bookkeeping for a processor that implements the interface but is not a BaseProcessor."""
+
+    has_callbacks = False
+    stateful = True
+
+    def __init__(self, processor: ProcessorInterface) -> None:
+        self.processor = processor
+        self._items_out = 0
+
+    def _record(self, duration: float, failed: bool) -> None:
+        pass
+
+    def _record_many(self, n: int, duration: float) -> None:
+        pass
+
+    def _fire_callbacks(self, event: str, arg: Any) -> None:
+        pass
+
+
+class Plan:
+    """A graph compiled for running: its nodes and lanes, entries and sinks.
+
+    Attributes:
+        fingerprint: What the plan was compiled from; a run recompiles when it changed.
+        nodes: One node per processor, in graph order.
+        lanes: Every lane: connections, entries and sinks.
+        index: Where the caller's input goes (see ``mpipe/_engine/_inputs.py``).
+        entry_lanes: ``(processor id, input pipe name)`` -> the lane that input enters.
+        sinks: ``(result key, lane)`` for every output of every sink processor.
+        placements: Processor id -> where its firings run.
+    """
+
+    def __init__(
+        self,
+        fingerprint: tuple[int, ...],
+        nodes: list[Node],
+        index: EntryIndex,
+        entry_lanes: dict[tuple[str, str], Lane],
+        sinks: list[tuple[str, Lane]],
+        lanes: list[Lane],
+        placements: dict[str, str],
+    ) -> None:
+        self.fingerprint = fingerprint
+        self.nodes = nodes
+        self.index = index
+        self.entry_lanes = entry_lanes
+        self.sinks = sinks
+        self.lanes = lanes
+        self.placements = placements
+        #: The processor ids, one list shared by every run of the plan (observers may tell two
+        #: runs of one plan apart from runs of another by its identity).
+        self.processor_ids = list(placements)
+        #: Every lane by pipe id, for observers (made once per plan, shared by its runs).
+        self.lane_map = {lane.pipe_id: lane for lane in lanes}
+        #: What each run needs of the nodes, worked out once: the processors, those whose
+        #: initialize/cleanup must be called, and the distinct error strategies.
+        self.procs, self.lifecycle = lifecycle_of(nodes)
+        self.strategies = list({id(n.strategy): n.strategy for n in nodes if n.strategy}.values())
+        self.backends = list({id(n.backend): n.backend for n in nodes}.values())
+        #: Source id -> its entry lane, when every source has one (the common batch input).
+        self.single_entries: dict[str, Lane] | None = (
+            None
+            if index.single is None
+            else {
+                pid: entry_lanes[(e.processor_id, e.pipe_name)] for pid, e in index.single.items()
+            }
+        )
+        #: Each sink lane's result key, shared by the sinks of every run of the plan.
+        self.sink_keys = {id(lane): key for key, lane in sinks}
+        #: Set when a run put replay feeders in some nodes' place (resume): the next run links
+        #: the nodes to their lanes again.
+        self.relink = False
+
+    def reset(self) -> None:
+        """Forget the last run: empty every lane, reset every node, relink if a run changed links."""
+        for lane in self.lanes:
+            lane.reset()
+        for node in self.nodes:
+            node.reset()
+        if self.relink:
+            for node in self.nodes:
+                node.relink()
+            self.relink = False
+
+    def fold(self) -> None:
+        """Add the run's traffic to the graph's pipes (at the end of every run)."""
+        for lane in self.lanes:
+            if lane.items_in:
+                lane.fold()
+
+
+def compile_plan(
+    graph: ProcessingGraph,
+    fingerprint: tuple[int, ...],
+    default_placement: str,
+    backend_for: Callable[[str], Backend],
+    strategy_for: Callable[[str, ProcessorInterface], Any],
+) -> Plan:
+    """Validate ``graph`` and build its plan.
+
+    Args:
+        graph: The graph.
+        fingerprint: What the plan depends on (kept on it).
+        default_placement: Where a processor runs when it does not say.
+        backend_for: The executor's backend for a placement (made, not started).
+        strategy_for: The error strategy of a processor.
+
+    Raises:
+        ValidationError: The graph is invalid.
+        ConfigurationError: A processor's placement is unknown or it cannot run there.
+    """
+    problems = graph.validate()
+    if problems:
+        raise ValidationError(f"graph {graph.graph_id!r} is invalid", problems)
+    connected = {(b, i) for _, _, b, i in graph.connections}
+    # One lane per connection. Taps on a processor's own declared pipes see the items too:
+    # the producer's output pipe through the first connection from it (so a tap sees each item
+    # once, however many consumers), the consumer's input pipe through the one into it.
+    inputs_of: dict[tuple[str, str], Lane] = {}
+    outputs_of: dict[tuple[str, str], list[Lane]] = {}
+    for conn in graph.connections:
+        src, out_name, dst, in_name = conn
+        watched: list[Pipe] = []
+        if (src, out_name) not in outputs_of:
+            own_out = graph.nodes[src].processor.output_pipes.get(out_name)
+            if own_out is not None:
+                watched.append(own_out)
+        own_in = graph.nodes[dst].processor.input_pipes.get(in_name)
+        if own_in is not None:
+            watched.append(own_in)
+        lane = Lane(graph.pipes[connection_id(conn)], watched)
+        inputs_of[(dst, in_name)] = lane
+        outputs_of.setdefault((src, out_name), []).append(lane)
+    entries: list[Entry] = []
+    entry_lanes: dict[tuple[str, str], Lane] = {}
+    sinks: list[tuple[str, Lane]] = []
+    nodes: list[Node] = []
+    placements: dict[str, str] = {}
+    for pid, gnode in graph.nodes.items():
+        proc = gnode.processor
+        placement = getattr(proc, "execution", None) or default_placement
+        placements[pid] = check_placement(placement, f"processor {pid!r}")
+        backend = backend_for(placement)
+        input_names = list(proc.input_pipes) or ["input"]
+        for name in input_names:
+            if (pid, name) not in connected:
+                entries.append(Entry(pid, name, not gnode.dependencies))
+                own_in = proc.input_pipes.get(name)
+                if own_in is None:
+                    own_in = Pipe(f"{pid}:{name}", pipe_type=PipeType.INPUT)
+                entry_lanes[(pid, name)] = inputs_of[(pid, name)] = Lane(own_in)
+        outputs: dict[str, list[Lane]] = {}
+        for name, own in proc.output_pipes.items():
+            targets = list(outputs_of.get((pid, name), []))
+            if not gnode.dependents:
+                sink = Lane(own)
+                sinks.append((f"{pid}:{name}", sink))
+                targets.append(sink)
+            outputs[name] = targets
+        if isinstance(proc, BaseProcessor):
+            fn, item_arg = proc._firing_call()
+            book: Any = proc
+            concurrency = proc.max_concurrent or backend.concurrency(proc.stateful)
+            timeout = proc.timeout
+        else:
+            fn, item_arg, book = proc.process, False, Foreign(proc)
+            concurrency, timeout = backend.concurrency(True), None
+        call = backend.wrap(fn, tuple(outputs), sink=not gnode.dependents)
+        if isinstance(proc, BaseProcessor) or call is not fn:
+            backend.check_callable(call, pid)
+        nodes.append(
+            Node(
+                pid,
+                book,
+                call,
+                item_arg and len(input_names) == 1,
+                input_names,
+                [inputs_of[(pid, n)] for n in input_names],
+                outputs,
+                backend,
+                concurrency,
+                strategy_for(pid, proc),
+                timeout,
+            )
+        )
+    _mark_fetching(graph, nodes)
+    lanes = [
+        *(lane for group in outputs_of.values() for lane in group),
+        *entry_lanes.values(),
+        *(lane for _, lane in sinks),
+    ]
+    return Plan(fingerprint, nodes, EntryIndex(entries), entry_lanes, sinks, lanes, placements)
+
+
+def _mark_fetching(graph: ProcessingGraph, nodes: list[Node]) -> None:
+    """A backend whose results are references to values held elsewhere (Dask) gives a
+    ``fetcher``; a processor placed on another backend that takes from one fetches the values
+    before each firing. Decided here, at compile time, so that nodes fed only by local nodes keep
+    their fast path."""
+    by_id = {n.node_id: n for n in nodes}
+    for node in nodes:
+        for pid in graph.nodes[node.node_id].dependencies:
+            upstream = by_id[pid].backend
+            fetch = upstream.fetcher()
+            if fetch is not None and upstream is not node.backend:
+                node.fetch = fetch
+                node.fast = False
+                node.batch_size = 0
+                break
+
+
+def lifecycle_of(nodes: list[Node]) -> tuple[list[BaseProcessor], list[Any]]:
+    """The nodes' processors, and those whose ``initialize``/``cleanup`` must be called (only
+    processors that override them cost a task per run)."""
+    procs = [n.processor for n in nodes if isinstance(n.processor, BaseProcessor)]
+    foreign = [n.processor.processor for n in nodes if isinstance(n.processor, Foreign)]
+    return procs, [p for p in procs if _overrides_lifecycle(p)] + foreign
+
+
+def _overrides_lifecycle(processor: BaseProcessor) -> bool:
+    cls = type(processor)
+    return (
+        cls.initialize is not BaseProcessor.initialize or cls.cleanup is not BaseProcessor.cleanup
+    )

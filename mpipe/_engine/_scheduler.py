@@ -1,0 +1,899 @@
+"""The dataflow scheduler: plain state transitions driven by one asyncio task.
+
+Design note. Every processor of the graph is a :class:`Node` (``mpipe/_engine/_nodes.py``);
+every pipe a bounded :class:`Lane` (``mpipe/_engine/_lanes.py``). The state of a run is:
+
+- per lane: its items (FIFO) and whether it is closed;
+- per node: the next firing index, the firings in flight, the finished firings waiting for
+  their turn to emit (``pending``, so that outputs leave in input order), the generator being
+  drained (``stream``), and whether it is ``finished``;
+- the ``ready`` queue of nodes that may be able to make progress.
+
+Transitions (all on the event-loop thread, none of them awaits):
+
+- *fire*: a node whose every input lane holds an item, whose outputs have room and which has
+  fewer than ``concurrency`` firings in flight takes one item from each input (zip) and hands
+  ``fn(arg)`` to its backend. A result that is already there completes the firing at once (the
+  inline fast path: no task, no future); an awaitable completes it from a done-callback.
+- *complete*: a firing's outcome is emitted when its index is the next to emit: a value is
+  routed to the output lanes, a generator becomes the node's ``stream`` and is drained one item
+  at a time while the outputs have room (backpressure reaches into generators).
+- *fail*: the processor's error strategy decides (in a small task, since strategies are async):
+  RETRY runs the same firing again with the same input, SKIP completes it with no output, HALT
+  records the failure, which ends the run.
+- *finish*: a node with a closed, drained input lane and nothing in flight closes its outputs;
+  a node whose every output is closed (nobody listens any more) stops early and closes its
+  inputs, so an endless source stops when its consumers are done.
+
+Putting into or taking from a lane puts the node on the other side into ``ready``; the driver
+task drains ``ready`` and otherwise sleeps on one future that every callback resolves. The
+scheduler never polls. It knows backends only through ``submit``/``advance``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import itertools
+import time
+import types
+from collections import deque
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any, cast
+
+from .._backends import END, FiringSlot, Stream
+from .._errors import ExecutionError, PipelineError, ProcessorTimeoutError
+from .._model._strategies import CircuitOpenError, ErrorAction, record_success, resolve_action
+from .._observe._hooks import RunHooks, Timeline
+from ._batches import fire_batch
+from ._lanes import Lane
+from ._nodes import SKIPPED, Firing, Items, Node, Outputs, ResultSink, StreamState, feeder
+
+__all__ = ["Node", "ResultSink", "Scheduler", "feeder"]
+
+_STREAM_TYPES = (types.GeneratorType, types.AsyncGeneratorType, Stream)
+# Iterators a feeder may pull from in chunks (plain sync iterators over the caller's input).
+_SAMPLES: tuple[Any, ...] = ([], (), range(1), {}, set(), "", b"")
+_ITERATORS: frozenset[type] = frozenset(
+    [type(iter(sample)) for sample in _SAMPLES]
+    + [types.GeneratorType, itertools.count, itertools.islice, map, zip, filter]
+)
+# Results of these types are plain values: no awaitable or generator check needed.
+_PLAIN = frozenset({int, float, str, bytes, bool, type(None), dict, list, tuple, set, complex})
+
+
+class Scheduler:
+    """Runs one graph once, as a stream, to the end or to the first unhandled failure.
+
+    Args:
+        nodes: Every processor's node, in graph order.
+        feeders: Nodes that pull external input from iterables into entry lanes.
+        sink: Where sink items go.
+        hooks: Observers told of every firing.
+        run_id: The run's id, passed to error strategies in ``context``.
+    """
+
+    # One scheduler per run: fixed attributes make it cheap to build.
+    __slots__ = (
+        "_wake",
+        "done",
+        "end_hooks",
+        "failure",
+        "feeders",
+        "finish_hooks",
+        "first_hooks",
+        "hooks",
+        "nodes",
+        "observed",
+        "outstanding",
+        "ready",
+        "replying",
+        "run_id",
+        "sink",
+        "start_hooks",
+        "stopped",
+        "timeline",
+        "unfinished",
+    )
+
+    def __init__(
+        self,
+        nodes: list[Node],
+        feeders: list[Node],
+        sink: ResultSink,
+        hooks: list[RunHooks],
+        run_id: str,
+    ) -> None:
+        self.nodes = nodes
+        self.feeders = feeders
+        self.sink = sink
+        self.hooks = hooks
+        # Only observers that override firing_start are called per firing for it.
+        self.start_hooks: Sequence[RunHooks] = ()
+        # Told of successful firings and of processors' starts and ends: the observers that
+        # override those hooks, less the recorder that takes a timeline instead (_observe).
+        self.timeline: Timeline | None = None
+        self.end_hooks: Sequence[RunHooks] = ()
+        self.first_hooks: Sequence[RunHooks] = ()
+        self.finish_hooks: Sequence[RunHooks] = ()
+        if hooks:
+            self.start_hooks = _overriding(hooks, "firing_start")
+            self.end_hooks = _overriding(hooks, "firing_end")
+            self.first_hooks = _overriding(hooks, "processor_start")
+            self.finish_hooks = _overriding(hooks, "processor_end")
+        self.observed = bool(self.first_hooks)
+        self.run_id = run_id
+        self.ready: deque[Node] = deque()
+        self.unfinished = len(nodes) + len(feeders)
+        self.failure: tuple[str, BaseException] | None = None
+        self.stopped = False
+        self.outstanding: set[asyncio.Future[Any]] = set()
+        # Firings a backend answers through their slot's on_reply; the run's end clears
+        # on_reply, so that a backend knows the firing is no longer wanted (e.g. not to run
+        # it again after a worker crash).
+        self.replying: set[Firing] = set()
+        self._wake: asyncio.Future[None] | None = None
+        self.done = False
+
+    # -- driving ---------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Drive the run until every node has finished.
+
+        Raises:
+            ExecutionError: A failure the strategy did not absorb, or ``stop()``.
+        """
+        loop = asyncio.get_running_loop()
+        if self.hooks:
+            self._observe()
+        try:
+            for node in self.feeders:
+                self.schedule(node)
+            for node in self.nodes:
+                self.schedule(node)
+            while True:
+                self._drain()
+                if self.failure is not None or self.stopped:
+                    raise self._error()
+                if not self.unfinished:
+                    break
+                if (
+                    not self.outstanding
+                    and not self.replying
+                    and not self.ready
+                    and not self._waiting_on_consumer()
+                ):
+                    waiting = [n for n in self.nodes if not n.finished]
+                    shown = ", ".join(repr(n) for n in waiting[:5])
+                    more = f" and {len(waiting) - 5} more" if len(waiting) > 5 else ""
+                    raise ExecutionError(
+                        f"the run stalled: no firing in flight and none ready ({shown}{more})"
+                    )
+                self._wake = loop.create_future()
+                await self._wake
+                self._wake = None
+        finally:
+            self.done = True
+            self._cancel_outstanding()
+            for node in self.nodes:
+                if node.stream is not None:  # a generator left half drained
+                    node.backend.release(node.stream.gen)
+            self.sink.wake()
+
+    def _observe(self) -> None:
+        """Give the first observer that asks for one the run's timeline (after run_start)."""
+        for hook in self.hooks:
+            timeline = hook.take_timeline()
+            if isinstance(timeline, Timeline):
+                self.timeline = timeline
+                self.end_hooks = [h for h in self.end_hooks if h is not hook]
+                self.first_hooks = [h for h in self.first_hooks if h is not hook]
+                self.finish_hooks = [h for h in self.finish_hooks if h is not hook]
+                break
+        self.observed = bool(self.first_hooks) or self.timeline is not None
+
+    def record_spans(
+        self, node: Node, first: int, k: int, start: float, end: float, worker: str
+    ) -> None:
+        """Successful firings ``first .. first + k - 1`` of ``node``, to the timeline and hooks."""
+        timeline = self.timeline
+        node_id = node.node_id
+        if timeline is not None and (
+            timeline.spans.add(node_id, first, start, end, worker)
+            if k == 1
+            else timeline.spans.add_run(node_id, first, start, end, worker, k)
+        ):
+            timeline.full()
+        for hook in self.end_hooks:
+            for j in range(k):
+                hook.firing_end(node_id, first + j, start, end, worker, None)
+
+    def _waiting_on_consumer(self) -> bool:
+        return self.sink.streaming and bool(self.sink.arrivals)
+
+    def _error(self) -> ExecutionError:
+        if self.failure is not None:
+            pid, exc = self.failure
+            if isinstance(exc, ExecutionError):
+                return exc
+            if any(f.node_id == pid for f in self.feeders):
+                # The caller's own iterable failed: no processor is to blame.
+                return ExecutionError(f"{pid} failed: {type(exc).__name__}: {exc}", [], cause=exc)
+            return ExecutionError(
+                f"processor {pid!r} failed: {type(exc).__name__}: {exc}", [pid], cause=exc
+            )
+        return ExecutionError("execution stopped by stop_execution()")
+
+    def notice(self, kind: str, processor_id: str | None, data: dict[str, Any]) -> None:
+        """Tell every observer of the run something rarer (see ``RunHooks.notice``)."""
+        for hook in self.hooks:
+            hook.notice(kind, processor_id, data)
+
+    def poke(self) -> None:
+        """Wake the driver task (from callbacks on the loop thread)."""
+        wake = self._wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
+
+    def stop(self) -> None:
+        """Cancel everything still running; ``run`` raises ExecutionError."""
+        self.stopped = True
+        self._cancel_outstanding()
+        self.poke()
+
+    def halt(self, node: Node, exc: BaseException) -> None:
+        """Record the failure that ends the run and cancel everything still running."""
+        if self.failure is None:
+            self.failure = (node.node_id, exc)
+        self._cancel_outstanding()
+        self.poke()
+
+    def _cancel_outstanding(self) -> None:
+        for fut in list(self.outstanding):
+            fut.cancel()
+        self.outstanding.clear()
+        for firing in self.replying:
+            firing.on_reply = None
+        self.replying.clear()
+
+    def track(
+        self, fut: asyncio.Future[Any], callback: Callable[[asyncio.Future[Any]], None]
+    ) -> None:
+        self.outstanding.add(fut)
+        fut.add_done_callback(callback)
+
+    def schedule(self, node: Any) -> None:
+        """Put a node into the ready queue (no-op for the result sink or a queued node)."""
+        if type(node) is Node and not node.queued and not node.finished:
+            node.queued = True
+            self.ready.append(node)
+
+    def _drain(self) -> None:
+        ready = self.ready
+        while ready:
+            if self.failure is not None or self.stopped:
+                return
+            node = ready.popleft()
+            node.queued = False
+            self._advance(node)
+
+    # -- the node's step ------------------------------------------------------------------------
+
+    def _advance(self, node: Node) -> None:
+        """Make all the progress a node can make now."""
+        while not node.finished:
+            if node.stream is not None:
+                if not self._pull(node):
+                    return
+                continue
+            if node.processor is None:  # a feeder without a stream has nothing left
+                self._finish(node)
+                return
+            if not node.done_inputs:
+                if node.filled == len(node.inputs):
+                    if node.batch_size and node.gate is None:
+                        if not fire_batch(self, node):
+                            return
+                        continue
+                    if node.inflight >= node.concurrency or not self.has_room(node):
+                        return
+                    if (
+                        node.fast
+                        and node.gate is None
+                        and not node.inflight
+                        and not node.processor.has_callbacks
+                        and (node.gated is None or node.gated.allow(node.node_id))
+                    ):
+                        self._fire_inline(node)
+                    else:
+                        self.fire(node)
+                    continue
+                if node.drained:
+                    # Zip ends with its shortest input: what waits in the others is dropped,
+                    # and their producers learn that nobody listens.
+                    node.done_inputs = True
+                    for lane in node.inputs:
+                        if not lane.closed:
+                            self._close_input(lane)
+            if node.done_inputs and not node.inflight and node.stream is None:
+                self._finish(node)
+            return
+
+    def has_room(self, node: Node) -> bool:
+        listening = False
+        for lane in node.out_lanes:
+            if lane.closed:
+                continue
+            listening = True
+            if len(lane.items) >= lane.max_size:
+                if lane.blocked_since is None:
+                    lane.note_blocked(True)
+                    for hook in self.hooks:
+                        hook.pipe_full(lane.pipe_id)
+                return False
+        if not listening and node.out_lanes:
+            self.stop_early(node)
+            return False
+        return True
+
+    def stop_early(self, node: Node) -> None:
+        """Nobody listens to the node any more: drop its input and let it finish."""
+        node.done_inputs = True
+        for lane in node.inputs:
+            self._close_input(lane)
+        if node.stream is not None and not node.stream.pulling:
+            node.backend.release(node.stream.gen)
+            node.stream = None
+            node.inflight -= 1
+            node.next_emit += 1
+        if not node.inflight:
+            self._finish(node)
+
+    def _close_input(self, lane: Lane) -> None:
+        if lane.items:
+            lane.items.clear()
+            lane.consumer.filled -= 1
+        lane.closed = True
+        self.schedule(lane.producer)
+
+    def take(self, lane: Lane) -> Any:
+        item = lane.take()
+        left = len(lane.items)
+        if not left:
+            consumer = lane.consumer
+            if type(consumer) is Node:
+                consumer.filled -= 1
+                if lane.closed:
+                    consumer.drained = True
+        if lane.blocked_since is not None:
+            lane.note_blocked(False)
+        if left + 1 >= lane.max_size:
+            # The lane was full: its producer may be waiting for this room.
+            self.schedule(lane.producer)
+        return item
+
+    def take_many(self, lane: Lane, n: int) -> list[Any]:
+        """``_take`` for ``n`` items (``n`` at most what the lane holds)."""
+        was = len(lane.items)
+        items = lane.take_many(n)
+        if was == n:
+            consumer = lane.consumer
+            if type(consumer) is Node:
+                consumer.filled -= 1
+                if lane.closed:
+                    consumer.drained = True
+        if lane.blocked_since is not None:
+            lane.note_blocked(False)
+        if was >= lane.max_size:
+            self.schedule(lane.producer)
+        return items
+
+    def fire(self, node: Node, holds_batch: bool = False) -> None:
+        """Take a node's next input and start its firing; ``holds_batch``: the firing counts
+        as one of the node's batches in flight until its answer (a single call of a batching
+        node)."""
+        arg = self.take(node.inputs[0]) if node.item_arg else self.take_all(node)
+        firing = Firing(node, node.index, arg)
+        if holds_batch:
+            firing.holds_batch = True
+            node.batches += 1
+        if not node.index and self.observed:
+            self.first_firing(node, time.perf_counter())
+        node.index += 1
+        node.inflight += 1
+        if node.fetch is not None:
+            self._fetch_then_start(firing)
+            return
+        # Breakpoints: one attribute check per firing when the node has none. Checked here
+        # rather than in _start so that retries of a firing do not pause again.
+        if node.gate is not None and self._gated(firing):
+            return
+        self.start(firing)
+
+    # -- references (Dask): values fetched before a firing that needs them ----------------------
+
+    def _fetch_then_start(self, firing: Firing) -> None:
+        assert firing.node.fetch is not None
+        fut = asyncio.ensure_future(firing.node.fetch(firing.arg))
+        self.track(fut, partial(self._on_fetched, firing))
+
+    def _on_fetched(self, firing: Firing, fut: asyncio.Future[Any]) -> None:
+        self.outstanding.discard(fut)
+        if fut.cancelled() or self.done:
+            return
+        node = firing.node
+        exc = fut.exception()
+        if exc is None:
+            firing.arg = fut.result()
+            if node.gate is None or not self._gated(firing):
+                self.start(firing)
+        else:  # the input is gone (the cluster lost it): no strategy can rerun this firing
+            error = PipelineError(
+                f"processor {node.node_id!r}: could not fetch the input of item "
+                f"{firing.index}: {type(exc).__name__}: {exc}"
+            )
+            error.__cause__ = exc
+            self.halt(node, error)
+        self.schedule(node)
+        self.poke()
+
+    def _fire_inline(self, node: Node) -> None:
+        """The hot path: one sync firing run right here, with nothing in flight before it.
+
+        Same transitions as ``_fire`` + ``_start`` + ``_complete``, without a firing record;
+        one is made only when the firing turns out to need it (error, awaitable, generator).
+        """
+        arg = self.take(node.inputs[0]) if node.item_arg else self.take_all(node)
+        index = node.index
+        node.index = index + 1
+        start = time.perf_counter()
+        if not index and self.observed:
+            # _first_firing, inlined: once per processor per run on the hot path.
+            timeline = self.timeline
+            if timeline is not None:
+                timeline.firsts.add(node.node_id, 0, start, 0.0, None)
+            for hook in self.first_hooks:
+                hook.processor_start(node.node_id)
+        for hook in self.start_hooks:
+            hook.firing_start(node.node_id, index, start)
+        try:
+            result = node.fn(arg)  # type: ignore[misc]
+        except Exception as exc:
+            firing = Firing(node, index, arg)
+            firing.start = start
+            node.inflight += 1
+            self.failed(firing, exc, 0)
+            return
+        if type(result) not in _PLAIN and (
+            isinstance(result, _STREAM_TYPES) or inspect.isawaitable(result)
+        ):
+            firing = Firing(node, index, arg)
+            firing.start = start
+            node.inflight += 1
+            self._handle_result(firing, result, 0)
+            return
+        end = time.perf_counter()
+        node.processor._record(end - start, False)
+        # _record_spans for one firing, inlined: this is the hot path.
+        timeline = self.timeline
+        if timeline is not None and timeline.spans.add(node.node_id, index, start, end, "main"):
+            timeline.full()
+        for hook in self.end_hooks:
+            hook.firing_end(node.node_id, index, start, end, "main", None)
+        if node.strategy is not None:
+            record_success(node.strategy, node.node_id)
+        self._route(node, result)
+        node.next_emit += 1
+
+    def first_firing(self, node: Node, start: float) -> None:
+        timeline = self.timeline
+        if timeline is not None:
+            timeline.firsts.add(node.node_id, 0, start, 0.0, None)
+        for hook in self.first_hooks:
+            hook.processor_start(node.node_id)
+
+    def take_all(self, node: Node) -> dict[str, Any]:
+        return {
+            name: self.take(lane) for name, lane in zip(node.input_names, node.inputs, strict=True)
+        }
+
+    # -- breakpoints ---------------------------------------------------------------------------
+
+    def _gated(self, firing: Firing) -> bool:
+        """Ask the node's gate whether this firing pauses first; True when it does."""
+        node = firing.node
+        assert node.gate is not None
+        pause = node.gate(node.node_id, firing.index, firing.input_dict())
+        if pause is None:
+            return False
+        self.track(asyncio.ensure_future(pause), partial(self._on_gate, firing))
+        return True
+
+    def _on_gate(self, firing: Firing, fut: asyncio.Future[Any]) -> None:
+        self.outstanding.discard(fut)
+        if fut.cancelled() or self.done:
+            return
+        node = firing.node
+        exc = fut.exception()
+        if exc is not None:  # aborted at the breakpoint: the run ends
+            self.halt(node, exc)
+            return
+        action, new_input = fut.result()
+        if action == "skip":
+            self.complete(node, firing.index, SKIPPED)
+        else:
+            if new_input is not None:
+                firing.arg = new_input[node.input_names[0]] if node.item_arg else new_input
+            self.start(firing)
+        self.schedule(node)
+        self.poke()
+
+    def start(self, firing: Firing, skip: int = 0) -> None:
+        node = firing.node
+        gated = node.gated  # the strategy, when it can refuse a firing (a circuit breaker)
+        if gated is not None and not gated.allow(node.node_id):
+            exc = CircuitOpenError(
+                f"processor {node.node_id!r}: circuit open, firing {firing.index} not run",
+                node.node_id,
+            )
+            self.failed(firing, exc, skip)
+            return
+        start = firing.start = time.perf_counter()
+        for hook in self.start_hooks:
+            hook.firing_start(node.node_id, firing.index, start)
+        processor = node.processor
+        if processor.has_callbacks:
+            processor._fire_callbacks("start", firing.input_dict())
+        assert node.fn is not None
+        backend = node.backend
+        if backend.replies:  # answered through _on_reply, an event-loop turn sooner
+            # A bound method per firing, not one kept on the scheduler: kept, it would tie the
+            # scheduler into a reference cycle that only the garbage collector frees.
+            firing.on_reply = self._on_reply
+            firing.skip = skip
+        try:
+            result = backend.submit(node.fn, firing.arg, firing)
+        except Exception as exc:
+            firing.on_reply = None
+            self._release(firing)
+            self.failed(firing, exc, skip)
+            return
+        if backend.replies:
+            self.replying.add(firing)
+            return
+        self._handle_result(firing, result, skip)
+
+    @staticmethod
+    def _release(firing: Firing) -> None:
+        """The firing's answer came (or never will): it no longer holds a batch slot."""
+        if firing.holds_batch:
+            firing.holds_batch = False
+            firing.node.batches -= 1
+
+    def _handle_result(self, firing: Firing, result: Any, skip: int) -> None:
+        """What ``submit`` returned: a value, a generator to drain, or an awaitable."""
+        node = firing.node
+        if type(result) in _PLAIN:
+            self._succeeded(firing)
+            self.complete(firing.node, firing.index, result)
+        elif isinstance(result, _STREAM_TYPES):
+            self.complete(firing.node, firing.index, StreamState(result, firing, skip))
+        elif inspect.isawaitable(result):
+            if node.timeout is not None and not node.backend.enforces_timeout:
+                result = _within(result, node.timeout, node.node_id, firing.index)
+            self.track(asyncio.ensure_future(result), partial(self._on_done, firing, skip))
+        else:
+            self._succeeded(firing)
+            self.complete(firing.node, firing.index, result)
+
+    def _on_done(self, firing: Firing, skip: int, fut: asyncio.Future[Any]) -> None:
+        self.outstanding.discard(fut)
+        self._release(firing)
+        if fut.cancelled() or self.done:
+            return
+        exc = fut.exception()
+        if exc is None:
+            result = fut.result()
+            if isinstance(result, _STREAM_TYPES):
+                self.complete(firing.node, firing.index, StreamState(result, firing, skip))
+            elif inspect.isawaitable(result):  # e.g. an async function run by a thread backend
+                self.track(asyncio.ensure_future(result), partial(self._on_done, firing, skip))
+                return
+            else:
+                self._succeeded(firing)
+                self.complete(firing.node, firing.index, result)
+        else:
+            self.failed(firing, exc, skip)
+        self.schedule(firing.node)
+        self.poke()
+
+    def _on_reply(self, slot: FiringSlot, value: Any, error: BaseException | None) -> None:
+        """A backend's direct answer to a firing (``FiringSlot.on_reply``): ``_on_done``
+        without the future."""
+        firing = cast(Firing, slot)
+        self.replying.discard(firing)
+        self._release(firing)
+        if self.done or self.failure is not None or self.stopped:
+            return
+        node = firing.node
+        try:
+            if error is not None:
+                self.failed(firing, error, firing.skip)
+            elif isinstance(value, _STREAM_TYPES):
+                self.complete(node, firing.index, StreamState(value, firing, firing.skip))
+            else:
+                self._succeeded(firing)
+                self.complete(node, firing.index, value)
+            self.schedule(node)
+        except Exception as exc:  # a bug here must end the run, not vanish in the backend
+            self.halt(node, exc)
+        self.poke()
+
+    def _succeeded(self, firing: Firing) -> None:
+        end = time.perf_counter()
+        node = firing.node
+        start = firing.start
+        node.processor._record(end - start, False)
+        if self.timeline is not None or self.end_hooks:
+            self.record_spans(node, firing.index, 1, start, end, firing.worker)
+        if node.strategy is not None:
+            record_success(node.strategy, node.node_id)
+
+    def complete(self, node: Node, index: int, outcome: Any) -> None:
+        """A firing's outcome (value, stream, or skipped) is known; emit it in input order."""
+        if index == node.next_emit and node.stream is None:
+            self._emit(node, outcome)
+        else:
+            node.pending[index] = outcome
+        if node.pending:
+            self._complete_pending(node)
+
+    def _emit(self, node: Node, outcome: Any) -> None:
+        # _fire_inline repeats the plain-value case below (route, move next_emit on) for its
+        # firing that was never counted in flight: keep the two in step.
+        if type(outcome) is Outputs:
+            k = len(outcome.items)
+            assert node.single_out is not None
+            self._send_many(node.single_out, outcome.items)
+            node.processor._items_out += k
+            node.inflight -= k
+            node.next_emit += k
+            return
+        if type(outcome) is StreamState:
+            node.stream = outcome
+            self.schedule(node)
+            return
+        if type(outcome) is Items:
+            for item in outcome.items:
+                self._route(node, item)
+        elif outcome is not SKIPPED:
+            if node.processor.has_callbacks:
+                node.processor._fire_callbacks("complete", outcome)
+            self._route(node, outcome)
+        node.inflight -= 1
+        node.next_emit += 1
+
+    def _route(self, node: Node, value: Any) -> None:
+        single = node.single_out
+        if single is not None:
+            self._send(single, value)
+        elif isinstance(value, dict) and value and node.out_names.issuperset(value):
+            for name, item in value.items():
+                self._send(node.outputs[name], item)
+        else:
+            for lanes in node.outputs.values():
+                self._send(lanes, value)
+        if node.processor is not None:
+            node.processor._items_out += 1
+
+    def _send_many(self, lanes: list[Lane], values: list[Any]) -> None:
+        """``_send`` for a run of values in order (one pass over the lanes, not one per value)."""
+        for lane in lanes:
+            if not lane.closed:
+                was_empty = not lane.items
+                lane.offer_many(values)
+                self._arrived(lane, was_empty, len(values))
+
+    def _send(self, lanes: list[Lane], value: Any) -> None:
+        for lane in lanes:
+            if not lane.closed:
+                was_empty = not lane.items
+                lane.offer(value)
+                self._arrived(lane, was_empty, 1)
+
+    def _arrived(self, lane: Lane, was_empty: bool, n: int) -> None:
+        """``n`` items entered ``lane``: its consumer may fire (or the result sink takes them)."""
+        consumer = lane.consumer
+        if type(consumer) is Node:
+            if was_empty:
+                consumer.filled += 1
+            # Only a consumer with an item in every input can fire: a wide fan-in is woken
+            # once, by its last input, not by each of them.
+            if not consumer.queued and consumer.filled == len(consumer.inputs):
+                consumer.queued = True
+                self.ready.append(consumer)
+        elif consumer is not None:
+            consumer.on_item(lane, n)
+
+    # -- generators ------------------------------------------------------------------------------
+
+    def _pull(self, node: Node) -> bool:
+        """Move one item of the node's stream on; False when it must wait (room or a result)."""
+        stream = node.stream
+        assert stream is not None
+        if stream.pulling or not self.has_room(node):
+            return False
+        if (
+            node.processor is None
+            and node.single_out is not None
+            and type(stream.gen) in _ITERATORS
+        ):
+            return self._pull_chunk(node, stream)
+        try:
+            item = node.backend.advance(stream.gen)
+        except Exception as exc:
+            self._stream_failed(node, stream, exc)
+            return True
+        if type(item) not in _PLAIN and inspect.isawaitable(item):
+            stream.pulling = True
+            fut = asyncio.ensure_future(item)
+            self.track(fut, partial(self._on_pulled, node, stream))
+            return False
+        self._stream_item(node, stream, item)
+        return True
+
+    def _pull_chunk(self, node: Node, stream: StreamState) -> bool:
+        """A feeder of a plain iterator fills its lanes' free room in one go."""
+        assert node.single_out is not None
+        room = min(p.max_size - len(p.items) for p in node.single_out if not p.closed)
+        try:
+            chunk = list(itertools.islice(stream.gen, room))
+        except Exception as exc:
+            self._stream_failed(node, stream, exc)
+            return True
+        if chunk:
+            self._send_many(node.single_out, chunk)
+        if len(chunk) < room:
+            node.stream = None
+            self._finish(node)
+        return True
+
+    def _on_pulled(self, node: Node, stream: StreamState, fut: asyncio.Future[Any]) -> None:
+        self.outstanding.discard(fut)
+        stream.pulling = False
+        if fut.cancelled() or self.done or node.stream is not stream:
+            return
+        exc = fut.exception()
+        if exc is None:
+            self._stream_item(node, stream, fut.result())
+        else:
+            self._stream_failed(node, stream, exc)
+        self.schedule(node)
+        self.poke()
+
+    def _stream_item(self, node: Node, stream: StreamState, item: Any) -> None:
+        if item is END:
+            node.stream = None
+            if node.processor is None:  # a feeder's input is exhausted
+                self._finish(node)
+                return
+            self._succeeded(stream.firing)
+            node.inflight -= 1
+            node.next_emit += 1
+            self._complete_pending(node)
+            return
+        if stream.skip:
+            # A retried generator re-yields what its failed try already emitted: drop those.
+            stream.skip -= 1
+            return
+        stream.emitted += 1
+        self._route(node, item)
+
+    def _complete_pending(self, node: Node) -> None:
+        pending = node.pending
+        while pending and node.stream is None and node.next_emit in pending:
+            self._emit(node, pending.pop(node.next_emit))
+
+    def _stream_failed(self, node: Node, stream: StreamState, exc: BaseException) -> None:
+        node.stream = None
+        if node.processor is None:
+            self.halt(node, exc)
+            return
+        self.failed(stream.firing, exc, stream.base + stream.emitted)
+
+    # -- failures --------------------------------------------------------------------------------
+
+    def failed(self, firing: Firing, exc: BaseException, skip: int) -> None:
+        node = firing.node
+        end = time.perf_counter()
+        node.processor._record(end - (firing.start or end), True)
+        for hook in self.hooks:
+            hook.firing_end(
+                node.node_id, firing.index, firing.start or end, end, firing.worker, exc
+            )
+        if node.processor.has_callbacks:
+            node.processor._fire_callbacks("error", exc)
+        if node.strategy is None:
+            self.halt(node, exc)
+            return
+        fut = asyncio.ensure_future(self._decide(firing, exc, skip))
+        self.track(fut, self._on_decided)
+
+    def _on_decided(self, fut: asyncio.Future[Any]) -> None:
+        self.outstanding.discard(fut)
+        self.poke()
+
+    async def _decide(self, firing: Firing, exc: BaseException, skip: int) -> None:
+        node = firing.node
+        context = {
+            "attempt": firing.attempt,
+            "input": firing.input_dict(),
+            "item_index": firing.index,
+            "run_id": self.run_id,
+            "processor_id": node.node_id,
+        }
+        try:
+            action = resolve_action(await node.strategy.handle_error(exc, node.node_id, context))
+        except Exception as strategy_exc:
+            strategy_exc.__context__ = exc
+            self.halt(node, strategy_exc)
+            return
+        if self.done or self.failure is not None:
+            return
+        if action is ErrorAction.RETRY:
+            firing.attempt += 1
+            firing.worker = "main"
+            for hook in self.hooks:
+                hook.firing_retry(node.node_id, firing.index, firing.attempt, exc)
+            self.start(firing, skip)
+        elif action is ErrorAction.SKIP:
+            for hook in self.hooks:
+                hook.firing_skip(node.node_id, firing.index, exc)
+            self.complete(firing.node, firing.index, SKIPPED)
+        else:
+            self.halt(node, exc)
+        self.schedule(node)
+
+    # -- the end of a node --------------------------------------------------------------------------
+
+    def _finish(self, node: Node) -> None:
+        if node.finished:
+            return
+        node.finished = True
+        self.unfinished -= 1
+        for lane in node.out_lanes:
+            if not lane.closed:
+                lane.closed = True
+                consumer = lane.consumer
+                if type(consumer) is Node:
+                    if not lane.items:
+                        consumer.drained = True
+                    self.schedule(consumer)
+        if self.sink.streaming:
+            self.sink.wake()
+        if node.processor is not None:
+            timeline = self.timeline
+            if timeline is not None:
+                timeline.ends.add(node.node_id, node.index, time.perf_counter(), 0.0, None)
+            for hook in self.finish_hooks:
+                hook.processor_end(node.node_id, node.index)
+
+
+async def _within(awaitable: Any, timeout: float, processor_id: str, index: int) -> Any:
+    """Await ``awaitable`` for at most ``timeout`` seconds, else cancel it and raise."""
+    fut = asyncio.ensure_future(awaitable)
+    done, _ = await asyncio.wait({fut}, timeout=timeout)
+    if not done:
+        fut.cancel()
+        raise ProcessorTimeoutError(
+            f"processor {processor_id!r}: firing {index} ran past its timeout of {timeout} s",
+            processor_id,
+        )
+    return fut.result()
+
+
+def _overriding(hooks: list[RunHooks], name: str) -> list[RunHooks]:
+    """The observers among ``hooks`` whose class overrides hook method ``name``."""
+    default = getattr(RunHooks, name)
+    return [h for h in hooks if getattr(getattr(h, name), "__func__", None) is not default]

@@ -1,0 +1,432 @@
+"""Pipes: bounded FIFO queues that carry items between processors.
+
+A pipe is usable on its own, from coroutines (``aput``/``aget``) and from threads (``put``/``get``);
+the public methods take a lock. In a graph a pipe describes a connection: its id, its capacity
+and its taps. A run never puts its items into the pipe itself: it keeps them in a lane of its
+own (``mpipe/_engine/_lanes.py``) and adds its traffic to the pipe's counters when it ends.
+
+Invariant: ``len(self._items) <= max_size`` for every public ``put``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from enum import Enum
+from typing import Any
+
+from .._errors import PipeError
+
+__all__ = ["SIZERS", "Pipe", "PipeFactory", "PipeState", "PipeType", "payload_nbytes", "sizer_of"]
+
+_log = logging.getLogger("mpipe")
+_cond_lock = threading.Lock()
+_ids = itertools.count(1)
+
+
+class PipeType(Enum):
+    """Which way a pipe faces, seen from its processor."""
+
+    INPUT = "input"
+    OUTPUT = "output"
+    BIDIRECTIONAL = "bidirectional"
+
+
+class PipeState(Enum):
+    """Whether a pipe still accepts items."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+def _nbytes_or_size(item: Any) -> int:
+    nbytes = getattr(item, "nbytes", None)
+    return nbytes if isinstance(nbytes, int) else sys.getsizeof(item)
+
+
+# Per type, how to size its instances: ``len`` for buffers and text, ``nbytes`` where the type
+# has one (numpy arrays, Arrow data: exact), else the shallow ``sys.getsizeof``.
+SIZERS: dict[type, Callable[[Any], int]] = {bytes: len, bytearray: len, str: len}
+
+
+def sizer_of(cls: type) -> Callable[[Any], int]:
+    """How to size the instances of ``cls`` (see :func:`payload_nbytes`)."""
+    sizer = SIZERS.get(cls)
+    if sizer is None:
+        sizer = SIZERS[cls] = _nbytes_or_size if hasattr(cls, "nbytes") else sys.getsizeof
+    return sizer
+
+
+def payload_nbytes(item: Any) -> int:
+    """Best cheap estimate of an item's size in bytes (exact for buffers, arrays and tables)."""
+    return sizer_of(type(item))(item)
+
+
+class Pipe:
+    """A bounded FIFO queue of items.
+
+    A full pipe makes its producer wait (backpressure). Getting from a closed pipe that has been
+    drained raises :class:`PipeError`.
+
+    Args:
+        pipe_id: A name for the pipe; generated when omitted.
+        max_size: Capacity in items (at least 1).
+        pipe_type: Which way the pipe faces, for processors' own pipes.
+
+    Raises:
+        PipeError: ``max_size`` is not a positive integer.
+    """
+
+    def __init__(
+        self,
+        pipe_id: str | None = None,
+        max_size: int = 1000,
+        pipe_type: PipeType = PipeType.BIDIRECTIONAL,
+    ) -> None:
+        if not isinstance(max_size, int) or isinstance(max_size, bool) or max_size < 1:
+            raise PipeError(f"pipe max_size must be a positive integer, got {max_size!r}")
+        self.pipe_id = pipe_id or f"pipe_{next(_ids)}"
+        self.max_size = max_size
+        self.pipe_type = pipe_type
+        self._items: deque[Any] = deque()
+        self._closed = False
+        self._lock = threading.Lock()
+        # Waiting machinery is made on first use: graphs hold thousands of pipes that the
+        # scheduler drives without ever waiting on them.
+        self._cond_: threading.Condition | None = None
+        self._getters: deque[asyncio.Future[None]] = deque()
+        self._putters: deque[asyncio.Future[None]] = deque()
+        self._taps: dict[str, Callable[[Any], Any]] = {}
+        self._reset_counters()
+
+    @property
+    def _cond(self) -> threading.Condition:
+        cond = self._cond_
+        if cond is None:
+            with _cond_lock:
+                cond = self._cond_
+                if cond is None:
+                    cond = self._cond_ = threading.Condition(self._lock)
+        return cond
+
+    def _reset_counters(self) -> None:
+        self._items_in = 0
+        self._items_out = 0
+        self._bytes_in = 0
+        self._peak = 0
+        self._blocked_time = 0.0
+        self._full_events = 0
+
+    # -- state -------------------------------------------------------------------------------
+
+    @property
+    def state(self) -> PipeState:
+        """``PipeState.OPEN`` or ``PipeState.CLOSED``."""
+        return PipeState.CLOSED if self._closed else PipeState.OPEN
+
+    @property
+    def closed(self) -> bool:
+        """Whether the pipe was closed."""
+        return self._closed
+
+    def is_empty(self) -> bool:
+        """Whether no item is waiting."""
+        return not self._items
+
+    def is_full(self) -> bool:
+        """Whether the pipe holds ``max_size`` items or more."""
+        return len(self._items) >= self.max_size
+
+    def size(self) -> int:
+        """How many items are waiting."""
+        return len(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def close(self) -> None:
+        """Close the pipe: no more puts; gets drain what is left, then raise :class:`PipeError`."""
+        with self._lock:
+            self._closed = True
+            self._notify()
+        self._wake_all(self._getters)
+        self._wake_all(self._putters)
+
+    def reset(self) -> None:
+        """Empty and reopen the pipe and zero its counters; taps stay."""
+        with self._lock:
+            self._items.clear()
+            self._closed = False
+            self._reset_counters()
+
+    def _add_traffic(
+        self,
+        items_in: int,
+        items_out: int,
+        bytes_in: int,
+        peak: int,
+        blocked_time: float,
+        full_events: int,
+    ) -> None:
+        """Count a run's traffic through this pipe (the run kept the items in a lane)."""
+        with self._lock:
+            self._items_in += items_in
+            self._items_out += items_out
+            self._bytes_in += bytes_in
+            self._peak = max(self._peak, peak)
+            self._blocked_time += blocked_time
+            self._full_events += full_events
+
+    # -- taps ----------------------------------------------------------------------------------
+
+    def add_tap(self, tap_id: str, fn: Callable[[Any], Any]) -> None:
+        """Call ``fn(item)`` for every item that enters the pipe.
+
+        A tap observes; an exception it raises is logged and does not stop the flow.
+
+        Raises:
+            PipeError: ``fn`` is not callable.
+        """
+        if not callable(fn):
+            raise PipeError(f"tap {tap_id!r} on pipe {self.pipe_id!r} is not callable: {fn!r}")
+        self._taps[tap_id] = fn
+
+    def remove_tap(self, tap_id: str) -> None:
+        """Remove a tap; unknown ids are ignored."""
+        self._taps.pop(tap_id, None)
+
+    # -- the queue itself (called with the lock held) ---------------------------------------
+
+    def _offer(self, item: Any) -> None:
+        items = self._items
+        items.append(item)
+        self._items_in += 1
+        self._bytes_in += sizer_of(type(item))(item)
+        n = len(items)
+        if n > self._peak:
+            self._peak = n
+        if self._taps:
+            self._run_taps(item)
+        if self._getters:
+            self._wake_one(self._getters)
+
+    def _take(self) -> Any:
+        item = self._items.popleft()
+        self._items_out += 1
+        if self._putters:
+            self._wake_one(self._putters)
+        return item
+
+    def _run_taps(self, item: Any) -> None:
+        for tap_id, fn in list(self._taps.items()):
+            try:
+                fn(item)
+            except Exception:
+                _log.exception("tap %r on pipe %r failed", tap_id, self.pipe_id)
+
+    # -- public producer / consumer API -------------------------------------------------------
+
+    def put(self, item: Any, timeout: float | None = None) -> None:
+        """Put an item, waiting while the pipe is full. For threads, not coroutines.
+
+        Raises:
+            PipeError: The pipe is closed, or still full after ``timeout`` seconds.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            start = None
+            while not self._closed and len(self._items) >= self.max_size:
+                if start is None:
+                    start = time.perf_counter()
+                    self._full_events += 1
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise PipeError(f"pipe {self.pipe_id!r} still full after {timeout} s")
+                self._cond.wait(remaining)
+            if start is not None:
+                self._blocked_time += time.perf_counter() - start
+            if self._closed:
+                raise PipeError(f"put into closed pipe {self.pipe_id!r}")
+            self._offer_locked(item)
+
+    async def aput(self, item: Any, timeout: float | None = None) -> None:
+        """Put an item, awaiting while the pipe is full.
+
+        Raises:
+            PipeError: The pipe is closed, or still full after ``timeout`` seconds.
+        """
+        start = None
+        while True:
+            with self._lock:
+                if self._closed:
+                    raise PipeError(f"put into closed pipe {self.pipe_id!r}")
+                if len(self._items) < self.max_size:
+                    if start is not None:
+                        self._blocked_time += time.perf_counter() - start
+                    self._offer_locked(item)
+                    return
+                if start is None:
+                    start = time.perf_counter()
+                    self._full_events += 1
+                fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                self._putters.append(fut)
+            await self._wait(fut, timeout, "full")
+
+    def get(self, timeout: float | None = None) -> Any:
+        """Take the oldest item, waiting while the pipe is empty. For threads, not coroutines.
+
+        Raises:
+            PipeError: The pipe is closed and drained, or still empty after ``timeout`` seconds.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while not self._items:
+                if self._closed:
+                    raise PipeError(f"get from closed, drained pipe {self.pipe_id!r}")
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise PipeError(f"pipe {self.pipe_id!r} still empty after {timeout} s")
+                self._cond.wait(remaining)
+            item = self._take()
+            self._notify()
+            return item
+
+    async def aget(self, timeout: float | None = None) -> Any:
+        """Take the oldest item, awaiting while the pipe is empty.
+
+        Raises:
+            PipeError: The pipe is closed and drained, or still empty after ``timeout`` seconds.
+        """
+        while True:
+            with self._lock:
+                if self._items:
+                    item = self._take()
+                    self._notify()
+                    return item
+                if self._closed:
+                    raise PipeError(f"get from closed, drained pipe {self.pipe_id!r}")
+                fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                self._getters.append(fut)
+            await self._wait(fut, timeout, "empty")
+
+    def _offer_locked(self, item: Any) -> None:
+        self._offer(item)
+        self._notify()
+
+    def _notify(self) -> None:
+        """Wake threads blocked in ``put``/``get`` (call with the lock held)."""
+        if self._cond_ is not None:
+            self._cond_.notify_all()
+
+    async def _wait(self, fut: asyncio.Future[None], timeout: float | None, what: str) -> None:
+        try:
+            if timeout is None:
+                await fut
+            else:
+                await asyncio.wait_for(fut, timeout)
+        except asyncio.TimeoutError:
+            raise PipeError(f"pipe {self.pipe_id!r} still {what} after {timeout} s") from None
+        finally:
+            with self._lock:
+                for waiters in (self._getters, self._putters):
+                    if fut in waiters:
+                        waiters.remove(fut)
+
+    @staticmethod
+    def _wake_one(waiters: deque[asyncio.Future[None]]) -> None:
+        while waiters:
+            fut = waiters.popleft()
+            if not fut.done():
+                _resolve(fut)
+                return
+
+    @staticmethod
+    def _wake_all(waiters: deque[asyncio.Future[None]]) -> None:
+        while waiters:
+            fut = waiters.popleft()
+            if not fut.done():
+                _resolve(fut)
+
+    # -- status --------------------------------------------------------------------------------
+
+    def get_metrics(self) -> dict[str, Any]:
+        """Counters of the pipe's traffic since it was created or last reset (JSON-compatible)."""
+        blocked = self._blocked_time
+        return {
+            "items_in": self._items_in,
+            "items_out": self._items_out,
+            "bytes_in": self._bytes_in,
+            "size": len(self._items),
+            "peak_size": self._peak,
+            "max_size": self.max_size,
+            "utilization": len(self._items) / self.max_size,
+            "peak_utilization": self._peak / self.max_size,
+            "blocked_time": blocked,
+            "full_events": self._full_events,
+        }
+
+    def get_status(self) -> dict[str, Any]:
+        """The pipe's id, type, state and metrics (JSON-compatible)."""
+        return {
+            "pipe_id": self.pipe_id,
+            "pipe_type": self.pipe_type.value,
+            "state": self.state.value,
+            "taps": sorted(self._taps),
+            **self.get_metrics(),
+        }
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A pipe travels (inside a processor sent to a worker) as its declaration only: its
+        # items, waiters and locks belong to this process.
+        return (Pipe, (self.pipe_id, self.max_size, self.pipe_type))
+
+    def __repr__(self) -> str:
+        return (
+            f"Pipe({self.pipe_id!r}, size={len(self._items)}/{self.max_size}, {self.state.value})"
+        )
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    loop = fut.get_loop()
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        fut.set_result(None)
+    else:
+        loop.call_soon_threadsafe(_set_if_pending, fut)
+
+
+def _set_if_pending(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+class PipeFactory:
+    """Makes pipes of the usual shapes."""
+
+    @staticmethod
+    def create_pipe(
+        pipe_type: PipeType = PipeType.BIDIRECTIONAL,
+        max_size: int = 1000,
+        pipe_id: str | None = None,
+    ) -> Pipe:
+        """A pipe of the given type and capacity."""
+        return Pipe(pipe_id, max_size=max_size, pipe_type=pipe_type)
+
+    @staticmethod
+    def create_buffered_pipe(buffer_size: int = 10000, pipe_id: str | None = None) -> Pipe:
+        """A pipe with a large buffer, for bursty producers."""
+        return Pipe(pipe_id, max_size=buffer_size)
+
+    @staticmethod
+    def create_streaming_pipe(pipe_id: str | None = None, max_size: int = 100) -> Pipe:
+        """A pipe with a small buffer, so that producers and consumers stay in step."""
+        return Pipe(pipe_id, max_size=max_size)
