@@ -86,8 +86,19 @@ def segfaults(x: int) -> int:
 
 def hangs(x: int) -> int:
     if x == 2:
+        mark = os.environ.get("MPIPE_TEST_MARK")
+        if mark:  # tell the test the firing is running in its worker
+            open(mark, "w").close()
         time.sleep(3600)
     return x
+
+
+def wait_for(condition: Any, within: float = 30.0) -> None:
+    """Wait until ``condition()`` holds (a state another process reaches), or fail."""
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.01)
 
 
 def bad_output(x: int) -> Any:
@@ -329,7 +340,8 @@ SCRIPT = textwrap.dedent(
     import sys, time
     from mpipe import SimpleProcessor, ProcessingGraph, GraphExecutor
 
-    def hang(x):
+    def hang(x, mark=sys.argv[1]):
+        open(mark, "w").close()  # the firing runs in its worker
         time.sleep(3600)
 
     g = ProcessingGraph()
@@ -342,18 +354,18 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def _start_script() -> tuple[subprocess.Popen[str], list[int]]:
+def _start_script(tmp_path: Any) -> tuple[subprocess.Popen[str], list[int]]:
+    """The script, once its firing runs in a worker (its two workers' pids)."""
+    mark = tmp_path / "running"
     proc = subprocess.Popen(
-        [sys.executable, "-c", SCRIPT], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", SCRIPT, str(mark)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    parent = psutil.Process(proc.pid)
-    deadline = time.monotonic() + 30
-    workers: list[int] = []
-    while time.monotonic() < deadline and len(workers) < 2:
-        time.sleep(0.1)
-        workers = [c.pid for c in parent.children()]
+    wait_for(mark.exists)
+    workers = [c.pid for c in psutil.Process(proc.pid).children()]
     assert len(workers) == 2, "the script's workers did not start"
-    time.sleep(0.5)
     return proc, workers
 
 
@@ -369,15 +381,15 @@ def _gone(pids: list[int], within: float) -> bool:
     return False
 
 
-def test_workers_exit_when_the_parent_is_killed() -> None:
-    proc, workers = _start_script()
+def test_workers_exit_when_the_parent_is_killed(tmp_path: Any) -> None:
+    proc, workers = _start_script(tmp_path)
     proc.kill()
     proc.communicate(timeout=10)
     assert _gone(workers, within=2.0)
 
 
-def test_ctrl_c_in_a_script_leaves_no_worker() -> None:
-    proc, workers = _start_script()
+def test_ctrl_c_in_a_script_leaves_no_worker(tmp_path: Any) -> None:
+    proc, workers = _start_script(tmp_path)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=20)
     assert proc.returncode != 0
@@ -399,16 +411,15 @@ def test_stop_while_workers_are_starting() -> None:
     asyncio.run(main())
 
 
-def test_cancelling_the_run_stops_the_pool() -> None:
+def test_cancelling_the_run_stops_the_pool(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    mark = tmp_path / "running"
+    monkeypatch.setenv("MPIPE_TEST_MARK", str(mark))
     g = process_graph(hangs)
 
     async def main() -> None:
         task = asyncio.create_task(GraphExecutor(g, max_workers=2).execute(2))
-        for _ in range(600):
-            await asyncio.sleep(0.05)
-            if len(own_children()) == 2:
-                break
-        await asyncio.sleep(0.3)
+        while not mark.exists():  # until the hanging firing runs in its worker
+            await asyncio.sleep(0.01)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -500,7 +511,13 @@ def test_a_run_that_ended_does_not_rerun_its_queued_calls(
         async with GraphExecutor(g, max_workers=1) as ex:
             with pytest.raises(ExecutionError, match="the run fails here"):
                 await ex.execute_stream({"p": [0, 1], "q": [0]})
-            await asyncio.sleep(1.5)  # the crash, and the replacement worker's start
+            # A call sent now queues behind item 0 in the one worker; when that worker dies,
+            # whatever never started is sent again, in order, to its replacement: once this
+            # call is answered, item 1 would have run there too, had it been resent.
+            from mpipe._backends import FiringSlot
+
+            backend = ex._backends["process"]
+            assert await backend.submit(double, 21, FiringSlot("probe", 0)) == 42
 
     asyncio.run(main())
     assert not mark.exists()

@@ -275,7 +275,8 @@ def check_output_path(file: str) -> Path:
     return path
 
 
-def _jsonable(value: Any) -> Any:
+def _array_as_list(value: Any) -> Any:
+    """orjson's fallback for what it cannot write: Arrow and numpy data as plain lists."""
     kind = type(value).__module__.split(".", 1)[0]
     if kind == "pyarrow" and hasattr(value, "to_pylist"):
         return value.to_pylist()
@@ -287,7 +288,7 @@ def _jsonable(value: Any) -> Any:
 def _dumps(value: Any) -> bytes:
     opts = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
     try:
-        return orjson.dumps(value, default=_jsonable, option=opts)
+        return orjson.dumps(value, default=_array_as_list, option=opts)
     except TypeError as exc:
         raise OutputError(str(exc)) from None
 

@@ -7,26 +7,27 @@ adapts per processor: it grows fourfold per batch until a batch takes about
 ``BATCH_TARGET_SECONDS`` of work in the worker, and shrinks for slow items. The answer is one
 flat list of values (``(values, kinds, seconds)``, see ``Backend.submit_batch``); per-firing
 metrics, hooks, ordering and error handling are kept item by item. These functions are the
-scheduler's own steps, kept apart by concept; each takes the scheduler as its first argument.
+scheduler's own steps, kept apart by concept: each takes the scheduler as its first argument and
+uses only its public transitions (:class:`Steps`), so this module does not import the scheduler.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .._backends import FiringSlot
 from .._errors import WorkerCrashedError
 from .._model._pipe import payload_nbytes
 from .._model._strategies import record_success
+from .._observe._hooks import RunHooks
+from ._lanes import Lane
 from ._nodes import Firing, Items, Node, Outputs
 
-if TYPE_CHECKING:
-    from ._scheduler import Scheduler
-
-__all__ = ["BATCH_MAX_BYTES", "BATCH_TARGET_SECONDS", "MAX_BATCH", "fire_batch"]
+__all__ = ["BATCH_MAX_BYTES", "BATCH_TARGET_SECONDS", "MAX_BATCH", "Steps", "fire_batch"]
 
 #: Batches grow (x4 per batch) until one takes about this long in the worker.
 BATCH_TARGET_SECONDS = 0.005
@@ -35,7 +36,46 @@ MAX_BATCH = 4096
 BATCH_MAX_BYTES = 1 << 20
 
 
-def fire_batch(sched: Scheduler, node: Node) -> bool:
+class Steps(Protocol):
+    """The scheduler's state and transitions a batch uses (:class:`Scheduler` has them all)."""
+
+    done: bool
+    observed: bool
+    outstanding: set[asyncio.Future[Any]]
+    start_hooks: Sequence[RunHooks]
+
+    def schedule(self, node: Any) -> None: ...
+
+    def poke(self) -> None: ...
+
+    def has_room(self, node: Node) -> bool: ...
+
+    def stop_early(self, node: Node) -> None: ...
+
+    def fire(self, node: Node, holds_batch: bool = False) -> None: ...
+
+    def start(self, firing: Firing, skip: int = 0) -> None: ...
+
+    def take_many(self, lane: Lane, n: int) -> list[Any]: ...
+
+    def take_all(self, node: Node) -> dict[str, Any]: ...
+
+    def first_firing(self, node: Node, start: float) -> None: ...
+
+    def track(
+        self, fut: asyncio.Future[Any], callback: Callable[[asyncio.Future[Any]], None]
+    ) -> None: ...
+
+    def record_spans(
+        self, node: Node, first: int, k: int, start: float, end: float, worker: str
+    ) -> None: ...
+
+    def complete(self, node: Node, index: int, outcome: Any) -> None: ...
+
+    def failed(self, firing: Firing, exc: BaseException, skip: int) -> None: ...
+
+
+def fire_batch(sched: Steps, node: Node) -> bool:
     """Hand the backend up to ``node.batch_size`` firings as one batch (one message)."""
     if node.batches >= node.concurrency or node.inflight >= node.concurrency * MAX_BATCH:
         return False
@@ -95,7 +135,7 @@ def fire_batch(sched: Scheduler, node: Node) -> bool:
 
 
 def _on_batch_done(
-    sched: Scheduler,
+    sched: Steps,
     node: Node,
     first: int,
     args: list[Any],
@@ -147,7 +187,7 @@ def _on_batch_done(
 
 
 def _batch_failed(
-    sched: Scheduler,
+    sched: Steps,
     node: Node,
     first: int,
     args: list[Any],

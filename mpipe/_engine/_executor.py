@@ -17,7 +17,6 @@ from .._errors import ConfigurationError, ExecutionError, GraphError, PipelineEr
 from .._model._graph import ProcessingGraph
 from .._model._interfaces import ProcessorInterface, ProcessorState
 from .._model._placement import check_placement
-from .._model._processors import plan_epoch
 from .._observe._breakpoints import BreakpointAPI, BreakpointHit, BreakpointManager
 from .._observe._checkpoints import CheckpointManager
 from .._observe._hooks import RunHooks
@@ -216,7 +215,6 @@ class GraphExecutor(BreakpointAPI):
         graph = self.graph
         return (
             graph._version,
-            plan_epoch(),
             id(graph.error_strategy),
             hash(self.backend),
             self.max_workers,

@@ -6,12 +6,14 @@ Pure model: no I/O, no processes. Validation and topological order live here.
 from __future__ import annotations
 
 import itertools
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
 from .._errors import GraphError, ValidationError
 from ._interfaces import GraphInterface, ProcessorInterface
 from ._pipe import Pipe
+from ._processors import BaseProcessor
 
 __all__ = ["Connection", "GraphNode", "ProcessingGraph"]
 
@@ -57,10 +59,9 @@ class ProcessingGraph(GraphInterface):
         self.connections: list[Connection] = []
         self.pipes: dict[str, Pipe] = {}
         self.execution_order: list[list[str]] = []
-        #: Bumped by every structural change, so executors know when to re-plan.
+        #: Bumped by every change executors compile (the graph's structure, and the placement,
+        #: pipes, function or limits of a processor in it), so executors know when to re-plan.
         self._version = 0
-        #: The executor plan whose nodes the pipes link to now (see GraphExecutor._plan).
-        self._linked_plan: Any = None
 
     # -- building --------------------------------------------------------------------------------
 
@@ -79,6 +80,7 @@ class ProcessingGraph(GraphInterface):
         if pid in self.nodes:
             raise GraphError(f"graph {self.graph_id!r} already has a processor {pid!r}")
         self.nodes[pid] = GraphNode(processor)
+        _graphs_of(processor).add(self)
         self.execution_order = []
         self._version += 1
 
@@ -91,7 +93,7 @@ class ProcessingGraph(GraphInterface):
         self._node(processor_id)
         for conn in [c for c in self.connections if processor_id in (c[0], c[2])]:
             self._drop_connection(conn)
-        del self.nodes[processor_id]
+        _graphs_of(self.nodes.pop(processor_id).processor).discard(self)
         self.error_strategies.pop(processor_id, None)
         self.execution_order = []
         self._version += 1
@@ -322,3 +324,15 @@ class ProcessingGraph(GraphInterface):
 
 def _names(pipes: dict[str, Pipe]) -> str:
     return ", ".join(repr(n) for n in pipes) if pipes else "none"
+
+
+def _graphs_of(processor: Any) -> Any:
+    """The graphs that hold ``processor`` (weakly), told when it changes (see
+    ``BaseProcessor._changed``). Other implementations of the interface are not told: their
+    changes after an executor compiled the graph need a new executor."""
+    if not isinstance(processor, BaseProcessor):
+        return weakref.WeakSet()
+    graphs = processor.__dict__.get("_graphs")
+    if graphs is None:
+        graphs = processor._graphs = weakref.WeakSet()
+    return graphs

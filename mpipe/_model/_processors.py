@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import time
+import weakref
 from abc import abstractmethod
 from collections.abc import Callable
 from typing import Any
@@ -22,24 +23,6 @@ __all__ = ["AsyncProcessor", "BaseProcessor", "ProcessorState", "SimpleProcessor
 
 CALLBACK_EVENTS = ("start", "complete", "error")
 _ids = itertools.count(1)
-
-
-class _Epoch:
-    """Counts changes to what executors compile from processors (placement, pipes, function).
-
-    Executors cache a compiled plan per graph and recompile when this or the graph changes.
-    """
-
-    value = 0
-
-    @classmethod
-    def bump(cls) -> None:
-        cls.value += 1
-
-
-def plan_epoch() -> int:
-    """The current processor epoch (see :class:`_Epoch`)."""
-    return _Epoch.value
 
 
 def _positive_int(value: Any, what: str, name: str) -> int:
@@ -63,6 +46,10 @@ class BaseProcessor(ProcessorInterface):
     Raises:
         ConfigurationError: A config value mpipe reads is invalid.
     """
+
+    #: The graphs that hold this processor, told when something they compile changes (set by
+    #: ``ProcessingGraph.add_processor``; never sent to a worker).
+    _graphs: weakref.WeakSet[Any]
 
     #: Whether the processor keeps state between firings; stateful processors never run two
     #: firings at once unless ``max_concurrent`` says so, and stay in one worker process.
@@ -97,6 +84,11 @@ class BaseProcessor(ProcessorInterface):
 
     # -- what executors compile (setting any of these makes them re-plan) ---------------------
 
+    def _changed(self) -> None:
+        """Something executors compile changed: the graphs holding this processor re-plan."""
+        for graph in list(getattr(self, "_graphs", ())):
+            graph._version += 1
+
     @property
     def execution(self) -> str | None:
         """Where firings run ("inline", "thread", "process", "dask"); None: the executor's default."""
@@ -108,7 +100,7 @@ class BaseProcessor(ProcessorInterface):
         self._execution = (
             None if value is None else placement_from_config({"execution": value}, what)
         )
-        _Epoch.bump()
+        self._changed()
 
     @property
     def timeout(self) -> float | None:
@@ -118,7 +110,7 @@ class BaseProcessor(ProcessorInterface):
     @timeout.setter
     def timeout(self, value: float | None) -> None:
         self._timeout = value
-        _Epoch.bump()
+        self._changed()
 
     @property
     def max_concurrent(self) -> int | None:
@@ -131,7 +123,7 @@ class BaseProcessor(ProcessorInterface):
         self._max_concurrent = (
             None if value is None else _positive_int(value, what, "max_concurrent")
         )
-        _Epoch.bump()
+        self._changed()
 
     def __getstate__(self) -> dict[str, Any]:
         # What a worker process needs of the processor: its config and its own state, not the
@@ -139,6 +131,7 @@ class BaseProcessor(ProcessorInterface):
         state = self.__dict__.copy()
         state["_callbacks"] = {}
         state["has_callbacks"] = False
+        state.pop("_graphs", None)
         return state
 
     # -- pipes -------------------------------------------------------------------------------
@@ -146,12 +139,12 @@ class BaseProcessor(ProcessorInterface):
     def register_input_pipe(self, name: str, pipe: Pipe) -> None:
         """Declare an input pipe under ``name``."""
         self.input_pipes[name] = pipe
-        _Epoch.bump()
+        self._changed()
 
     def register_output_pipe(self, name: str, pipe: Pipe) -> None:
         """Declare an output pipe under ``name``."""
         self.output_pipes[name] = pipe
-        _Epoch.bump()
+        self._changed()
 
     def create_default_pipes(
         self, inputs: list[str] | None = None, outputs: list[str] | None = None
@@ -316,7 +309,7 @@ class SimpleProcessor(BaseProcessor):
                 "func",
             )
         self._func = value
-        _Epoch.bump()
+        self._changed()
 
     async def process_data(self, input_data: dict[str, Any]) -> Any:
         """Call ``func`` on the firing's input (unwrapped when there is one input pipe)."""

@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from ._arena import Arena, ArenaHandle, Block
 from ._errors import TransportError
@@ -110,7 +110,54 @@ def _watch(
     return ready, loop.call_soon(ready) if len(ring) else None
 
 
-class WorkerChannel:
+_S = TypeVar("_S", bound="_Side")
+
+
+class _Side:
+    """What both ends of a channel share: watching one ring's doorbell from an event loop, and
+    closing as a context manager."""
+
+    _watching: asyncio.AbstractEventLoop | None = None
+    _first: asyncio.Handle | None = None
+    _watched_fd = -1
+
+    def _watch_ring(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        ring: Any,
+        fd: int,
+        on_message: Callable[[bytes], None],
+    ) -> Callable[[], None]:
+        reader, self._first = _watch(loop, ring, fd, on_message)
+        self._watching = loop
+        self._watched_fd = fd
+        return reader
+
+    def unwatch(self) -> None:
+        """Stop watching the doorbell."""
+        if self._watching is not None:
+            self._watching.remove_reader(self._watched_fd)
+            self._watching = None
+            if self._first is not None:
+                self._first.cancel()
+                self._first = None
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _S) -> _S:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class WorkerChannel(_Side):
     """The worker's side: receive requests, send responses.
 
     ``recv`` and ``send`` are the native ring methods themselves (no Python layer in between):
@@ -148,23 +195,11 @@ class WorkerChannel:
         self._closed = False
         self.recv = requests.recv
         self.send = responses.send
-        self._watching: asyncio.AbstractEventLoop | None = None
-        self._first: asyncio.Handle | None = None
 
     def watch(self, loop: asyncio.AbstractEventLoop, on_message: Callable[[bytes], None]) -> None:
         """For a worker that runs an event loop: call ``on_message`` in ``loop`` for each
         request, woken by the request doorbell (``recv`` must not be used meanwhile)."""
-        _, self._first = _watch(loop, self.requests, self._fds[0], on_message)
-        self._watching = loop
-
-    def unwatch(self) -> None:
-        """Stop watching the request doorbell."""
-        if self._watching is not None:
-            self._watching.remove_reader(self._fds[0])
-            self._watching = None
-            if self._first is not None:
-                self._first.cancel()
-                self._first = None
+        self._watch_ring(loop, self.requests, self._fds[0], on_message)
 
     def close(self) -> None:
         """Close the worker's doorbells, drop its ring references, unmap what no view uses."""
@@ -179,19 +214,8 @@ class WorkerChannel:
                 block.release()
             self.arena.close()
 
-    def __enter__(self) -> WorkerChannel:
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class Channel:
+class Channel(_Side):
     """The parent's side of one worker's rings. Create with :func:`open_channel`.
 
     After :meth:`bind`, ``send``, ``try_send`` and ``recv`` are the native ring methods
@@ -227,8 +251,6 @@ class Channel:
         self.spin = spin
         self._blocks: list[Block] = []
         self._fds: list[int] = []
-        self._watching: asyncio.AbstractEventLoop | None = None
-        self._first: asyncio.Handle | None = None
         self.worker_pid = 0
         self.requests: Any = None
         self.responses: Any = None
@@ -295,18 +317,12 @@ class Channel:
     def watch(self, loop: asyncio.AbstractEventLoop, on_message: Callable[[bytes], None]) -> None:
         """Call ``on_message`` in ``loop`` for each response, woken by the response doorbell."""
         self._bound()
-        self.look, self._first = _watch(loop, self.responses, self._fds[1], on_message)
-        self._watching = loop
+        self.look = self._watch_ring(loop, self.responses, self._fds[1], on_message)
 
     def unwatch(self) -> None:
         """Stop watching the response doorbell."""
-        if self._watching is not None:
-            self._watching.remove_reader(self._fds[1])
-            self._watching = None
-            self.look = _nothing
-            if self._first is not None:
-                self._first.cancel()
-                self._first = None
+        super().unwatch()
+        self.look = _nothing
 
     def close(self) -> None:
         """Close the request ring (the worker sees :class:`RingClosedError` after draining),
@@ -323,17 +339,6 @@ class Channel:
         for block in self._blocks:
             block.release()
         self._blocks = []
-
-    def __enter__(self) -> Channel:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def open_channel(

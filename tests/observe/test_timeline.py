@@ -129,19 +129,22 @@ def test_states_while_live_on_the_timeline(run: Any) -> None:
     """A processor whose first firing is still running reads as running, mid-run."""
     monitor = Monitor()
     seen: dict[str, Any] = {}
+    started, release = asyncio.Event(), asyncio.Event()
 
     async def slow(x: int) -> int:
-        await asyncio.sleep(0.05)
+        started.set()
+        await release.wait()
         return x
 
     async def main() -> None:
         executor = GraphExecutor(chain(("a", inc), ("slow", slow), ("c", inc)), monitor)
         task = asyncio.ensure_future(executor.execute(1))
-        await asyncio.sleep(0.02)
+        await started.wait()  # "a" completed, "slow" is running
         seen["states"] = {p: s["state"] for p, s in monitor.get_all_processor_statuses().items()}
         seen["starts"] = [
             e["processor_id"] for e in monitor.get_recent_events(event_type="processor_start")
         ]
+        release.set()
         await task
 
     run(main())
@@ -235,15 +238,19 @@ def test_logs_stay_bounded_without_reads(run: Any) -> None:
 def test_stop_and_start_monitoring_mid_run(run: Any) -> None:
     monitor = Monitor()
 
-    async def gate(x: int) -> int:
-        await asyncio.sleep(0.03)
-        return x
-
     async def main(switch: Any) -> None:
+        started, release = asyncio.Event(), asyncio.Event()
+
+        async def gate(x: int) -> int:
+            started.set()
+            await release.wait()
+            return x
+
         executor = GraphExecutor(chain(("a", inc), ("slow", gate), ("c", inc)), monitor)
         task = asyncio.ensure_future(executor.execute(1))
-        await asyncio.sleep(0.01)  # "a" completed, "slow" started
+        await started.wait()  # "a" completed, "slow" started
         switch()
+        release.set()
         await task
 
     run(main(monitor.stop_monitoring))

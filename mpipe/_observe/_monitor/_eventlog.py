@@ -52,7 +52,8 @@ def _as_record(entry: Any) -> _Record:
     return (ts, kind, pid, {key: number}, level)
 
 
-def _jsonable(value: Any) -> Any:
+def _as_text(value: Any) -> str:
+    """orjson's fallback for event data it cannot write: the value's repr."""
     return repr(value)
 
 
@@ -275,7 +276,7 @@ class EventLog:
         if format not in ("json", "jsonl"):
             raise ValueError(f"unknown export format {format!r}; expected 'json' or 'jsonl'")
         self._fold_notes()
-        lines = [orjson.dumps(_event(r).to_dict(), default=_jsonable) for r in self._events]
+        lines = [orjson.dumps(_event(r).to_dict(), default=_as_text) for r in self._events]
         text = b"".join(line + b"\n" for line in lines).decode()
         if path is not None:
             Path(path).write_text(text)
