@@ -526,3 +526,31 @@ def test_two_executors_of_one_graph_take_turns() -> None:
     for i in range(3):
         assert first.run(i) == {"b:output": (i + 1) * 2}
         assert second.run(i) == {"b:output": (i + 1) * 2}
+
+
+@pytest.mark.parametrize("placement", ["inline", "thread"])
+def test_two_executors_of_one_graph_run_at_once(placement: str) -> None:
+    """Each executor's plan owns its nodes and lanes: runs of one graph from two executors,
+    interleaved on one event loop, never see each other's items."""
+
+    async def step(x: int) -> int:
+        await asyncio.sleep(0)  # let the other run move between every two firings
+        return x + 1
+
+    def double(x: int) -> int:
+        return x * 2
+
+    g = chain(("a", step), ("b", double))
+    g.get_processor("b").execution = placement  # type: ignore[attr-defined]
+
+    async def main() -> tuple[dict[str, Any], dict[str, Any]]:
+        first, second = GraphExecutor(g), GraphExecutor(g)
+        return await asyncio.gather(
+            first.execute_stream({"a": range(200)}),
+            second.execute_stream({"a": range(1000, 1200)}),
+        )
+
+    one, two = asyncio.run(main())
+    assert one == {"b:output": [(x + 1) * 2 for x in range(200)]}
+    assert two == {"b:output": [(x + 1) * 2 for x in range(1000, 1200)]}
+    assert g.pipes["a:output->b:input"].get_metrics()["items_in"] == 400

@@ -252,6 +252,33 @@ def test_generators_stream_from_the_worker() -> None:
     assert run_stream(g, [3, 40]) == {"p:output": [0, 1, 2, *range(40)]}
 
 
+def _counts_then_marks(n: int) -> Iterator[int]:
+    try:
+        yield from range(n)
+    finally:  # runs in the worker when the generator is closed
+        open(os.environ["MPIPE_TEST_MARK"], "w").close()
+
+
+def test_a_generator_nobody_reads_any_more_is_closed_in_its_worker(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Leaving a stream early drops the worker's generator (it would otherwise stay suspended
+    in the worker, holding what it holds, for the life of the pool)."""
+    mark = tmp_path / "closed"
+    monkeypatch.setenv("MPIPE_TEST_MARK", str(mark))
+    g = process_graph(_counts_then_marks)
+
+    async def main() -> None:
+        async with GraphExecutor(g, max_workers=1) as ex:
+            async for _key, item in ex.stream({"p": [10**9]}):
+                assert item == 0
+                break
+            while not mark.exists():  # the worker closes it on the pool's word
+                await asyncio.sleep(0.01)
+
+    asyncio.run(main())
+
+
 def test_async_functions_run_in_the_worker() -> None:
     async def slow(x: int) -> int:
         await asyncio.sleep(0)

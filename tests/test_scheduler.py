@@ -140,7 +140,6 @@ def test_full_output_lane_stops_the_producer_until_a_take() -> None:
         fed = iter(range(10))
         w = wire(backend, "a", "b", capacity=2, streaming=True)
         src = feeder("in", fed, {"input": [w.entry]}, backend)
-        w.entry.producer = src
         sched = w.scheduler([src])
         task = asyncio.create_task(sched.run())
         # Resolve every firing as soon as it appears, but never consume the results.
