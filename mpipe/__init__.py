@@ -6,13 +6,13 @@ branches and stream stages overlap. This module declares the whole public API.
 
 from typing import TYPE_CHECKING, Any
 
-from ._config._helpers import (
+from ._engine._executor import GraphExecutor
+from ._engine._helpers import (
     create_diamond_pipeline,
     create_parallel_pipeline,
     create_simple_pipeline,
     run_simple_pipeline,
 )
-from ._engine._executor import GraphExecutor
 from ._errors import (
     ConfigurationError,
     ExecutionError,

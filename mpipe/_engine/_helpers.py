@@ -6,10 +6,10 @@ import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .._engine._executor import GraphExecutor
 from .._errors import ConfigurationError
 from .._model._graph import ProcessingGraph
 from .._model._processors import SimpleProcessor
+from ._executor import GraphExecutor
 
 __all__ = [
     "create_diamond_pipeline",
