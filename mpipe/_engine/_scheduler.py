@@ -27,11 +27,11 @@ Transitions (all on the event-loop thread, none of them awaits):
 
 Putting into or taking from a lane puts the node on the other side into ``ready``; the driver
 task drains ``ready`` and otherwise sleeps on one future that every callback resolves. The
-scheduler never polls.
+scheduler never polls. It knows backends only through ``submit``/``advance``.
 
 Why one module of this length: every transition of a run's state is here, so a reader follows an
 item from its firing to its emit without leaving the file. The one part kept apart by concept is
-the batching of tiny firings (``_batches.py``), which uses the public transitions only. It knows backends only through ``submit``/``advance``.
+the batching of tiny firings (``_batches.py``), which uses the public transitions only.
 """
 
 from __future__ import annotations
