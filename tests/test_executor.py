@@ -554,3 +554,17 @@ def test_two_executors_of_one_graph_run_at_once(placement: str) -> None:
     assert one == {"b:output": [(x + 1) * 2 for x in range(200)]}
     assert two == {"b:output": [(x + 1) * 2 for x in range(1000, 1200)]}
     assert g.pipes["a:output->b:input"].get_metrics()["items_in"] == 400
+
+
+def test_taps_added_or_removed_between_runs_are_seen() -> None:
+    g = chain(("a", lambda x: x + 1), ("b", lambda x: x * 2))
+    ex = GraphExecutor(g)
+    assert ex.run(1) == {"b:output": 4}  # compiled without taps
+    seen: list[Any] = []
+    g.pipes["a:output->b:input"].add_tap("t", seen.append)
+    g.get_processor("b").output_pipes["output"].add_tap("u", seen.append)
+    ex.run(2)
+    assert seen == [3, 6]
+    g.pipes["a:output->b:input"].remove_tap("t")
+    ex.run(3)
+    assert seen == [3, 6, 8]

@@ -7,7 +7,8 @@ on both sides and the traffic counters, so two executors running one graph at on
 each other's items. The scheduler drives lanes from the event-loop thread only, with no lock.
 
 When a run ends, each lane adds its traffic to its pipe's counters (:meth:`Lane.fold`), so a
-pipe's ``get_metrics()`` still sums every run that went through it.
+pipe's ``get_metrics()`` still sums every run that went through it; the lane keeps that run's
+figures for observers until the next run starts.
 
 Invariant: the scheduler lets a lane exceed ``max_size`` by at most a processor's concurrency (a
 firing already running when the lane filled still delivers its output), so memory stays bounded
@@ -73,13 +74,11 @@ class Lane:
         #: Taps of this run only (checkpoints of a processor's outputs), by id.
         self.run_taps: dict[str, Callable[[Any], Any]] = {}
         self.tapped = False
-        self.reset()
+        self.retap()
+        self.zero()
 
-    def reset(self) -> None:
-        """Empty, reopen and zero the counters for a new run; pick up the pipes' taps."""
-        if self.items:
-            self.items.clear()
-        self.closed = False
+    def zero(self) -> None:
+        """Zero the traffic counters (the last run's were added to the pipe already)."""
         self.items_in = 0
         self.items_out = 0
         self.bytes_in = 0
@@ -87,8 +86,16 @@ class Lane:
         self.blocked_time = 0.0
         self.blocked_since: float | None = None
         self.full_events = 0
-        self.run_taps = {}
-        self.tapped = any(p._taps for p in self.watched)
+
+    def retap(self) -> None:
+        """Look at the watched pipes' taps again (they changed since the lane last looked)."""
+        self.tapped = bool(self.run_taps) or any(p._taps for p in self.watched)
+
+    def reopen(self) -> None:
+        """Empty and reopen for a new run (``Plan.reset`` does this inline for every lane)."""
+        if self.items:
+            self.items.clear()
+        self.closed = False
 
     # -- the scheduler's side ----------------------------------------------------------------------
 
@@ -162,7 +169,7 @@ class Lane:
 
     def remove_tap(self, tap_id: str) -> None:
         self.run_taps.pop(tap_id, None)
-        self.tapped = bool(self.run_taps) or any(p._taps for p in self.watched)
+        self.retap()
 
     def _run_taps(self, item: Any) -> None:
         for pipe in self.watched:

@@ -23,7 +23,16 @@ from typing import Any
 
 from .._errors import PipeError
 
-__all__ = ["SIZERS", "Pipe", "PipeFactory", "PipeState", "PipeType", "payload_nbytes", "sizer_of"]
+__all__ = [
+    "SIZERS",
+    "Pipe",
+    "PipeFactory",
+    "PipeState",
+    "PipeType",
+    "payload_nbytes",
+    "sizer_of",
+    "tap_changes",
+]
 
 _log = logging.getLogger("mpipe")
 _cond_lock = threading.Lock()
@@ -61,6 +70,25 @@ def sizer_of(cls: type) -> Callable[[Any], int]:
     if sizer is None:
         sizer = SIZERS[cls] = _nbytes_or_size if hasattr(cls, "nbytes") else sys.getsizeof
     return sizer
+
+
+class _TapChanges:
+    """Counts taps added and removed on any pipe, so that a run learns whether its lanes must
+    look at their pipes' taps again without looking at every pipe each time."""
+
+    count = 0
+
+    @classmethod
+    def bump(cls) -> None:
+        cls.count += 1
+
+
+_tap_changes = _TapChanges
+
+
+def tap_changes() -> int:
+    """How many times a tap was added to or removed from any pipe (see ``Lane``)."""
+    return _tap_changes.count
 
 
 def payload_nbytes(item: Any) -> int:
@@ -196,10 +224,12 @@ class Pipe:
         if not callable(fn):
             raise PipeError(f"tap {tap_id!r} on pipe {self.pipe_id!r} is not callable: {fn!r}")
         self._taps[tap_id] = fn
+        _tap_changes.bump()
 
     def remove_tap(self, tap_id: str) -> None:
         """Remove a tap; unknown ids are ignored."""
-        self._taps.pop(tap_id, None)
+        if self._taps.pop(tap_id, None) is not None:
+            _tap_changes.bump()
 
     # -- the queue itself (called with the lock held) ---------------------------------------
 
