@@ -21,6 +21,7 @@ from mpipe import (
     PipelineError,
     ProcessingGraph,
     SimpleProcessor,
+    SkipStrategy,
     ValidationError,
     create_simple_pipeline,
 )
@@ -568,3 +569,26 @@ def test_taps_added_or_removed_between_runs_are_seen() -> None:
     g.pipes["a:output->b:input"].remove_tap("t")
     ex.run(3)
     assert seen == [3, 6, 8]
+
+
+def test_a_stream_stage_that_fails_mid_run_keeps_order_and_the_rest() -> None:
+    """Inline stages run the items that wait several at a time; a failure, a skip, or a
+    generator among them still leaves every other item in order."""
+
+    def picky(x: int) -> Any:
+        if x % 7 == 3:
+            raise ValueError(x)
+        if x % 11 == 5:
+            return (y for y in (x, x))  # a generator: its items stream out in its place
+        return x
+
+    g = chain(("a", lambda x: x), ("b", picky), ("c", lambda x: x * 10))
+    g.set_error_strategy("b", SkipStrategy())
+    out = asyncio.run(GraphExecutor(g).execute_stream({"a": range(100)}))
+    want = []
+    for x in range(100):
+        if x % 7 == 3:
+            continue
+        want += [x * 10, x * 10] if x % 11 == 5 else [x * 10]
+    assert out == {"c:output": want}
+    assert g.get_processor("b").get_metrics()["firings"] == 100  # type: ignore[attr-defined]

@@ -138,6 +138,7 @@ class Node:
         "placement",
         "processor",
         "queued",
+        "run_ok",
         "single_out",
         "strategy",
         "stream",
@@ -175,8 +176,10 @@ class Node:
         self.strategy = strategy
         self.timeout = timeout
         self.placement = backend.name
-        # Inline, untimed firings take the hot path (see Scheduler._fire_inline).
+        # Inline, untimed firings take the hot path (see Scheduler._fire_inline), and with one
+        # input and one output, several at a time when several wait (Scheduler._fire_run).
         self.fast = backend.name == "inline" and timeout is None and processor is not None
+        self.run_ok = self.fast and item_arg and len(inputs) == 1 and len(outputs) == 1
         # The strategy, when it can refuse a firing before it runs (a circuit breaker).
         allow = getattr(type(strategy), "allow", None)
         self.gated = strategy if allow is not None and allow is not ErrorStrategy.allow else None

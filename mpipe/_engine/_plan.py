@@ -40,7 +40,7 @@ class Foreign:
     def _record(self, duration: float, failed: bool) -> None:
         pass
 
-    def _record_many(self, n: int, duration: float) -> None:
+    def _record_many(self, n: int, duration: float, longest: float | None = None) -> None:
         pass
 
     def _fire_callbacks(self, event: str, arg: Any) -> None:

@@ -232,12 +232,15 @@ class BaseProcessor(ProcessorInterface):
         self._total_time = 0.0
         self._max_time = 0.0
 
-    def _record_many(self, n: int, duration: float) -> None:
-        """``n`` successful firings that took ``duration`` seconds together."""
+    def _record_many(self, n: int, duration: float, longest: float | None = None) -> None:
+        """``n`` successful firings that took ``duration`` seconds together, the longest of them
+        ``longest`` seconds (when known; else their mean counts as the longest)."""
         self._firings += n
         self._total_time += duration
-        if n and duration / n > self._max_time:
-            self._max_time = duration / n
+        if longest is None:
+            longest = duration / n if n else 0.0
+        if longest > self._max_time:
+            self._max_time = longest
 
     def _record(self, duration: float, failed: bool) -> None:
         self._firings += 1
