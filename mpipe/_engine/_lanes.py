@@ -214,17 +214,19 @@ class Lane:
         }
 
     def fold(self) -> None:
-        """Add this run's traffic to the pipe's own counters (at the run's end)."""
+        """Add this run's traffic to the pipe's own counters (at the run's end).
+
+        Written without the pipe's lock: while a run uses a pipe, nothing else puts into it."""
         if self.blocked_since is not None:
             self.note_blocked(False)
-        self.pipe._add_traffic(
-            self.items_in,
-            self.items_out,
-            self.bytes_in,
-            self.peak,
-            self.blocked_time,
-            self.full_events,
-        )
+        pipe = self.pipe
+        pipe._items_in += self.items_in
+        pipe._items_out += self.items_out
+        pipe._bytes_in += self.bytes_in
+        if self.peak > pipe._peak:
+            pipe._peak = self.peak
+        pipe._blocked_time += self.blocked_time
+        pipe._full_events += self.full_events
 
     def __repr__(self) -> str:
         return f"Lane({self.pipe_id!r}, size={len(self.items)}/{self.max_size})"

@@ -111,9 +111,10 @@ class Plan:
             self.taps_seen = changes
             for lane in self.lanes:
                 lane.retap()
-        for lane in self.used:
-            lane.zero()
-        self.used = []
+        if self.used:
+            for lane in self.used:
+                lane.zero()
+            self.used = []
         for lane in self.lanes:  # Lane.reopen, inline: a wide graph has thousands of lanes
             if lane.items:
                 lane.items.clear()
@@ -127,9 +128,11 @@ class Plan:
 
     def fold(self) -> None:
         """Add the run's traffic to the graph's pipes (at the end of every run)."""
-        used = self.used = [lane for lane in self.lanes if lane.items_in or lane.full_events]
-        for lane in used:
-            lane.fold()
+        used = self.used
+        for lane in self.lanes:
+            if lane.items_in or lane.full_events:
+                lane.fold()
+                used.append(lane)
 
 
 def compile_plan(

@@ -193,24 +193,6 @@ class Pipe:
             self._closed = False
             self._reset_counters()
 
-    def _add_traffic(
-        self,
-        items_in: int,
-        items_out: int,
-        bytes_in: int,
-        peak: int,
-        blocked_time: float,
-        full_events: int,
-    ) -> None:
-        """Count a run's traffic through this pipe (the run kept the items in a lane)."""
-        with self._lock:
-            self._items_in += items_in
-            self._items_out += items_out
-            self._bytes_in += bytes_in
-            self._peak = max(self._peak, peak)
-            self._blocked_time += blocked_time
-            self._full_events += full_events
-
     # -- taps ----------------------------------------------------------------------------------
 
     def add_tap(self, tap_id: str, fn: Callable[[Any], Any]) -> None:
