@@ -120,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     viz = sub.add_parser("viz", parents=[common], help="draw a graph config")
     viz.add_argument("config")
     viz.add_argument("--format", choices=FORMATS, default="text")
+    viz.add_argument(
+        "--output", "-o", metavar="FILE", help="write the picture to FILE instead of stdout"
+    )
 
     demo = sub.add_parser("demo", parents=[common], help="run the built-in CPU-heavy graph")
     demo.add_argument("--backend", choices=PLACEMENTS, help="where firings run")
@@ -305,8 +308,35 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _cmd_viz(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     _, _, graph = _load(args.config)
-    print(visualize_graph(graph, args.format), file=out)
+    target = check_file_path(args.output, "--output") if args.output else None
+    binary = args.format == "png"
+    if binary and target is None and _is_terminal(out):
+        raise UsageError("--format png writes binary data: give --output FILE or redirect stdout")
+    picture = visualize_graph(graph, args.format)
+    if target is not None:
+        try:
+            if isinstance(picture, bytes):
+                target.write_bytes(picture)
+            else:
+                target.write_text(picture + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise OutputError(f"{target}: {exc.strerror or exc}") from exc
+        print(f"{args.format} picture of graph {graph.graph_id!r} written to {target}", file=err)
+    elif isinstance(picture, bytes):
+        buffer = getattr(out, "buffer", None)
+        if buffer is None:
+            raise UsageError("--format png needs --output FILE here (stdout takes text only)")
+        out.flush()
+        buffer.write(picture)
+        buffer.flush()
+    else:
+        print(picture, file=out)
     return EXIT_OK
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
 
 
 def _cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
