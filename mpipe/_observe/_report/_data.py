@@ -255,7 +255,9 @@ def report_data(series: RunSeries, max_spans: int, tail: int | None = None) -> d
     Returns:
         ``sources`` (name -> columns, for the plots), ``workers`` (task stream rows),
         ``processors``, ``summary`` (numbers), ``summary_html``, ``graph_svg``,
-        ``table_html``, ``live``, ``dask_dashboard``.
+        ``table_html``, ``table`` (per processor: firings, run and wait seconds, ...),
+        ``pipes`` (per pipe: peak fill, capacity, seconds producers were blocked), ``live``,
+        ``dask_dashboard``.
     """
     points = series.snapshot()
     procs_samples = list(series.procs)
@@ -469,6 +471,11 @@ def report_data(series: RunSeries, max_spans: int, tail: int | None = None) -> d
         "summary_html": _summary_html(summary, series),
         "graph_svg": _graph_svg(series, peaks, lane_labels, cid_of),
         "table_html": _table_html(table_rows, lane_labels, lane_metrics, lane_bytes_in, peaks),
+        "table": table_rows,
+        "pipes": [
+            {"pipe": lbl, "peak": p[0], "max_size": p[1], "blocked_seconds": p[2]}
+            for lbl, p in peaks.items()
+        ],
         "live": live,
         "dask_dashboard": series.dask_dashboard(),
     }
