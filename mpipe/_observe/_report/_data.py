@@ -274,6 +274,14 @@ def report_data(series: RunSeries, max_spans: int, tail: int | None = None) -> d
     last = points[-1] if points else None
     firings = dict(zip(pids, last[3], strict=True)) if last else dict.fromkeys(pids, 0)
     busy = dict(zip(pids, last[4], strict=True)) if last else dict.fromkeys(pids, 0.0)
+    if live:  # firings since the last sample, counted without touching the series
+        spans_now = series.timeline.spans
+        stop = len(spans_now)
+        start = min(series.cursor, stop)
+        if last is not None and start < stop:
+            for pid in spans_now.ids(start, stop):
+                if pid in firings:
+                    firings[pid] += 1
     wait_of = dict.fromkeys(proc_names, 0.0)
     run_of = dict.fromkeys(proc_names, 0.0)
     durations: dict[str, Any] = {}
