@@ -4,6 +4,7 @@ real browser."""
 from __future__ import annotations
 
 import html
+import itertools
 import re
 import sys
 import time
@@ -12,8 +13,14 @@ from typing import Any
 
 import pytest
 
-from mpipe import ConfigurationError, GraphExecutor, Monitor, ProcessingGraph, SimpleProcessor
-from mpipe import SkipStrategy
+from mpipe import (
+    ConfigurationError,
+    GraphExecutor,
+    Monitor,
+    ProcessingGraph,
+    SimpleProcessor,
+    SkipStrategy,
+)
 from mpipe._observe._hooks import RunInfo, Timeline
 from mpipe._observe._monitor._series import RunSeries
 from mpipe._observe._report import report_data
@@ -125,7 +132,7 @@ def test_waits_are_inferred_per_worker_and_runs_never_overlap(run: Any) -> None:
     assert by_worker
     for bars in by_worker.values():  # a thread runs one firing at a time
         bars.sort()
-        for (_, end), (start, _) in zip(bars, bars[1:], strict=False):
+        for (_, end), (start, _) in itertools.pairwise(bars):
             assert start >= end - 1e-9
 
 

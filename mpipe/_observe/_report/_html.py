@@ -190,6 +190,7 @@ def _figures(data: dict[str, Any]) -> Any:
         height=max(HEIGHT - 60, 50 + 28 * len(data["processors"])),
         sizing_mode="stretch_width",
         y_range=procs,
+        x_range=DataRange1d(start=0),
         tools="save",
         x_axis_label="seconds",
     )
@@ -199,7 +200,6 @@ def _figures(data: dict[str, Any]) -> Any:
         source=src["breakdown"], legend_label=["run", "queue wait"],
     )  # fmt: skip
     breakdown.legend.location = "bottom_right"
-    breakdown.x_range.start = 0
     return column(
         stream, breakdown, rate, fill, fill_bytes, cpu, rss, arena, sizing_mode="stretch_width"
     )  # fmt: skip

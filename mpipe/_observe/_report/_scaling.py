@@ -25,7 +25,7 @@ def write_scaling_report(result: Any, lines: list[str], path: str | os.PathLike[
     require_bokeh()
     from bokeh.embed import components
     from bokeh.layouts import column
-    from bokeh.models import ColumnDataSource, FactorRange, HoverTool
+    from bokeh.models import ColumnDataSource, DataRange1d, FactorRange, HoverTool
     from bokeh.plotting import figure
     from bokeh.resources import Resources
 
@@ -44,6 +44,7 @@ def write_scaling_report(result: Any, lines: list[str], path: str | os.PathLike[
         sizing_mode="stretch_width",
         x_axis_label="workers",
         y_axis_label="efficiency",
+        y_range=DataRange1d(start=0),
         tools="save",
     )
     for n, backend in enumerate(backends):
@@ -82,7 +83,6 @@ def write_scaling_report(result: Any, lines: list[str], path: str | os.PathLike[
     for p in (curve, eff):
         p.toolbar.logo = None
         p.legend.location = "top_left"
-    eff.y_range.start = 0
 
     top = max(result.settings, key=lambda s: (s.workers, s.rate))
     procs = sorted(top.busy, key=lambda k: top.busy[k])
@@ -94,6 +94,7 @@ def write_scaling_report(result: Any, lines: list[str], path: str | os.PathLike[
         height=max(200, 60 + 30 * len(procs)),
         sizing_mode="stretch_width",
         y_range=FactorRange(factors=procs),
+        x_range=DataRange1d(start=0),
         x_axis_label="busy fraction",
         tools="save",
     )
@@ -106,7 +107,6 @@ def write_scaling_report(result: Any, lines: list[str], path: str | os.PathLike[
         ),
         color="#1f77b4",
     )
-    busy.x_range.start = 0
     busy.toolbar.logo = None
     script, div = components(column(curve, eff, busy, sizing_mode="stretch_width"))
     resources = Resources(mode="inline", components=["bokeh"])
