@@ -60,6 +60,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``mpipe`` argument parser."""
     common = _Parser(add_help=False)
@@ -96,8 +106,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--backend", choices=PLACEMENTS, help="default placement of firings")
     run.add_argument("--workers", type=_positive, metavar="N", help="workers per pool backend")
+    shown = run.add_mutually_exclusive_group()
+    shown.add_argument(
+        "--progress",
+        action="store_true",
+        default=None,
+        help="show live progress on stderr (the default when stderr is a terminal)",
+    )
+    shown.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="show no live progress"
+    )
     run.add_argument(
-        "--progress", action="store_true", help="show live progress on stderr while it runs"
+        "--report",
+        metavar="FILE",
+        help="write an HTML performance report of the run (needs the 'report' extra)",
+    )
+    run.add_argument(
+        "--dashboard",
+        metavar="PORT",
+        nargs="?",
+        const=0,
+        type=_port,
+        help="serve the run live on http://127.0.0.1:PORT/ (a free port when PORT is left out)",
+    )
+    run.add_argument(
+        "--linger",
+        metavar="SECONDS",
+        type=float,
+        default=30.0,
+        help="keep the dashboard up this long after the run (Ctrl-C stops it; default 30)",
     )
     run.add_argument(
         "--trace", metavar="FILE", help="write the run as a Chrome trace (JSON; ui.perfetto.dev)"
@@ -120,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     viz = sub.add_parser("viz", parents=[common], help="draw a graph config")
     viz.add_argument("config")
     viz.add_argument("--format", choices=FORMATS, default="text")
+    viz.add_argument(
+        "--output", "-o", metavar="FILE", help="write the picture to FILE instead of stdout"
+    )
 
     demo = sub.add_parser("demo", parents=[common], help="run the built-in CPU-heavy graph")
     demo.add_argument("--backend", choices=PLACEMENTS, help="where firings run")
@@ -131,9 +171,39 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_checkpoint_commands(sub, common)
 
-    bench = sub.add_parser("bench", parents=[common], help="quick benchmark against Dask")
-    bench.add_argument("--rounds", type=_positive, default=5, help="runs per shape (best counts)")
-    bench.add_argument("--scale", type=float, default=1.0, help="size of the shapes")
+    bench = sub.add_parser(
+        "bench",
+        parents=[common],
+        help="benchmark a graph config across worker counts (no config: a quick check "
+        "of the engine against Dask)",
+    )
+    bench.add_argument(
+        "config", nargs="?", help="the graph config to benchmark (.yaml, .yml or .json)"
+    )
+    bench_source = bench.add_mutually_exclusive_group()
+    bench_source.add_argument("--input", metavar="JSON", help="the runs' input as JSON")
+    bench_source.add_argument(
+        "--input-file", metavar="FILE", help="input from .json, .jsonl, .arrow or .parquet"
+    )
+    bench.add_argument(
+        "--workers", metavar="N,N,...", default="1,2,4,8", help="worker counts (default 1,2,4,8)"
+    )
+    bench.add_argument(
+        "--backend",
+        metavar="B,B,...",
+        default="process",
+        help=f"default placements to compare ({', '.join(PLACEMENTS)}; default process)",
+    )
+    bench.add_argument(
+        "--rounds",
+        type=_positive,
+        default=None,
+        help="timed runs per setting (default: 3 for a config, 5 for the built-in shapes)",
+    )
+    bench.add_argument("--report", metavar="FILE", help="write the scaling curve as HTML")
+    bench.add_argument(
+        "--scale", type=float, default=1.0, help="size of the built-in shapes (no config)"
+    )
     return parser
 
 
@@ -161,7 +231,8 @@ def _observers(
     """The monitor, checkpoint manager and progress display the flags ask for (None: the
     config's, or nothing)."""
     monitor = None
-    if (args.trace or args.events) and not wanted(cfg.monitoring):
+    seen = args.trace or args.events or args.report or args.dashboard is not None
+    if seen and not wanted(cfg.monitoring):
         monitor = Monitor()
     manager = None
     if args.checkpoints:
@@ -173,12 +244,37 @@ def _observers(
         raise UsageError(
             "--resume needs checkpoints: a 'checkpoints' section in the config or --checkpoints DIR"
         )
+    if args.progress is None:  # by default, live progress on a terminal only
+        isatty = getattr(err, "isatty", None)
+        args.progress = bool(isatty and isatty())
     progress = ProgressDisplay(err) if args.progress else None
     return monitor, manager, progress
 
 
-def _export(monitor: Any, trace: Path | None, events: Path | None) -> list[str]:
-    """Write the trace and the events; what was written, for the closing line."""
+def _count_items(path: Path) -> int | None:
+    """Items in a ``.jsonl`` input (its non-blank lines), for progress; None otherwise."""
+    if path.suffix.lower() != ".jsonl":
+        return None
+    try:
+        with path.open("rb") as f:
+            return sum(1 for line in f if line.strip())
+    except OSError:
+        return None
+
+
+def _require_report_extra(flag: str) -> None:
+    from .._observe._report import require_bokeh
+
+    try:
+        require_bokeh()
+    except ConfigurationError as exc:
+        raise UsageError(f"{flag}: {exc.message}") from None
+
+
+def _export(
+    monitor: Any, trace: Path | None, events: Path | None, report: Path | None = None
+) -> list[str]:
+    """Write the trace, the events and the report; what was written, for the closing line."""
     written: list[str] = []
     if not isinstance(monitor, Monitor):
         return written
@@ -189,6 +285,9 @@ def _export(monitor: Any, trace: Path | None, events: Path | None) -> list[str]:
         if events is not None:
             monitor.export_events("json", path=events)
             written.append(f"events written to {events}")
+        if report is not None and monitor.series is not None:
+            monitor.write_report(report)
+            written.append(f"report written to {report}")
     except OSError as exc:
         raise OutputError(f"{exc.filename}: {exc.strerror or exc}") from exc
     return written
@@ -212,12 +311,19 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     output = check_output_path(args.output) if args.output else None
     trace = check_file_path(args.trace, "--trace") if args.trace else None
     events = check_file_path(args.events, "--events") if args.events else None
+    report = check_file_path(args.report, "--report") if args.report else None
+    if args.report or args.dashboard is not None:
+        _require_report_extra("--report" if args.report else "--dashboard")
+    if args.linger < 0:
+        raise UsageError(f"--linger must be 0 or more seconds, got {args.linger}")
     if args.stream and not args.input_file:
         raise UsageError("--stream needs --input-file")
     data = read_input(args.input, args.input_file, graph.sources(), args.stream, args.batch_size)
     if args.resume and data.streaming:
         raise UsageError("--resume works on batch runs only, not on a stream of items")
     monitor, manager, progress = _observers(args, cfg, err)
+    if progress is not None and data.streaming and args.input_file:
+        progress.total = _count_items(Path(args.input_file))
     executor = loader.create_executor_from_config(
         cfg,
         graph,
@@ -227,21 +333,43 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         checkpoint_manager=manager,
         progress=progress,
     )
+    dashboard = None
+    if args.dashboard is not None:
+        if not isinstance(executor.monitor, Monitor):
+            raise UsageError("--dashboard needs the run's monitor to be an mpipe Monitor")
+        try:
+            dashboard = executor.monitor.open_dashboard(args.dashboard)
+        except OSError as exc:
+            raise UsageError(f"--dashboard {args.dashboard}: {exc.strerror or exc}") from None
+        print(f"mpipe: dashboard at {dashboard.url}", file=err, flush=True)
     start = time.perf_counter()
     failure: BaseException | None = None
     results: dict[str, Any] = {}
     try:
-        if data.streaming:
-            results = asyncio.run(executor.execute_stream(data.data))
-        else:
-            results = asyncio.run(executor.execute(data.data, resume=args.resume))
-    except BaseException as exc:
-        failure = exc
-    seconds = time.perf_counter() - start
+        try:
+            if data.streaming:
+                results = asyncio.run(executor.execute_stream(data.data))
+            else:
+                results = asyncio.run(executor.execute(data.data, resume=args.resume))
+        except BaseException as exc:
+            failure = exc
+        seconds = time.perf_counter() - start
+        if dashboard is not None and args.linger > 0 and not isinstance(failure, KeyboardInterrupt):
+            print(
+                f"mpipe: run ended; the dashboard stays at {dashboard.url} for "
+                f"{args.linger:g} s (Ctrl-C to stop)",
+                file=err,
+                flush=True,
+            )
+            with contextlib.suppress(KeyboardInterrupt):
+                dashboard.wait(args.linger)
+    finally:
+        if dashboard is not None:
+            dashboard.close()
     run_id = executor.get_execution_status().get("run_id")
     storage = getattr(executor.checkpoint_manager, "storage_path", None)
     try:
-        written = _export(executor.monitor, trace, events)
+        written = _export(executor.monitor, trace, events, report)
     except OutputError:
         if failure is None:
             raise
@@ -305,8 +433,35 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _cmd_viz(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     _, _, graph = _load(args.config)
-    print(visualize_graph(graph, args.format), file=out)
+    target = check_file_path(args.output, "--output") if args.output else None
+    binary = args.format == "png"
+    if binary and target is None and _is_terminal(out):
+        raise UsageError("--format png writes binary data: give --output FILE or redirect stdout")
+    picture = visualize_graph(graph, args.format)
+    if target is not None:
+        try:
+            if isinstance(picture, bytes):
+                target.write_bytes(picture)
+            else:
+                target.write_text(picture + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise OutputError(f"{target}: {exc.strerror or exc}") from exc
+        print(f"{args.format} picture of graph {graph.graph_id!r} written to {target}", file=err)
+    elif isinstance(picture, bytes):
+        buffer = getattr(out, "buffer", None)
+        if buffer is None:
+            raise UsageError("--format png needs --output FILE here (stdout takes text only)")
+        out.flush()
+        buffer.write(picture)
+        buffer.flush()
+    else:
+        print(picture, file=out)
     return EXIT_OK
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
 
 
 def _cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -337,11 +492,78 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _cmd_bench(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from ._bench import bench_lines, run_bench
 
+    if args.config is not None:
+        return _bench_config(args, out, err)
+    for flag in ("input", "input_file", "report"):
+        if getattr(args, flag) is not None:
+            raise UsageError(f"--{flag.replace('_', '-')} needs a graph config to benchmark")
     if not 0 < args.scale <= 100:
         raise UsageError(f"--scale must be in (0, 100], got {args.scale}")
-    print(f"mpipe bench: inline backend, best of {args.rounds} rounds", file=out)
-    for line in bench_lines(run_bench(args.rounds, args.scale)):
+    rounds = args.rounds or 5
+    print(f"mpipe bench: inline backend, best of {rounds} rounds", file=out)
+    for line in bench_lines(run_bench(rounds, args.scale)):
         print(line, file=out)
+    return EXIT_OK
+
+
+def _bench_config(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from ._scaling import parse_list, run_scaling, scaling_lines
+
+    loader, cfg, graph = _load(args.config)
+    try:
+        workers = parse_list(args.workers, "--workers", int)
+        backends = parse_list(args.backend, "--backend", str)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if any(w < 1 for w in workers):
+        raise UsageError(f"--workers: counts must be positive, got {args.workers!r}")
+    unknown = [b for b in backends if b not in PLACEMENTS]
+    if unknown:
+        raise UsageError(
+            f"--backend: unknown {', '.join(map(repr, unknown))}; expected {', '.join(PLACEMENTS)}"
+        )
+    report = check_file_path(args.report, "--report") if args.report else None
+    if report is not None:
+        _require_report_extra("--report")
+    data = read_input(args.input, args.input_file, graph.sources())
+    payload = data.data
+    if data.streaming:  # read once; every run gets the same items
+        payload = {key: list(items) for key, items in payload.items()}
+        if data.late_errors:
+            raise data.late_errors[0]
+    rounds = args.rounds or 3
+
+    def make_executor(backend: str, n: int, monitor: Monitor) -> Any:
+        return loader.create_executor_from_config(
+            cfg, graph, backend=backend, max_workers=n, monitor=monitor, progress=False
+        )
+
+    print(
+        f"mpipe bench {graph.graph_id!r}: backends {', '.join(backends)}, workers "
+        f"{', '.join(map(str, sorted(set(workers))))}, {rounds} interleaved rounds",
+        file=err,
+    )
+    result = run_scaling(
+        make_executor,
+        graph.graph_id,
+        payload,
+        data.streaming,
+        backends,
+        workers,
+        rounds,
+        progress=lambda line: print(f"mpipe bench: {line}", file=err, flush=True),
+    )
+    lines = scaling_lines(result)
+    for line in lines:
+        print(line, file=out)
+    if report is not None:
+        from .._observe._report._scaling import write_scaling_report
+
+        try:
+            write_scaling_report(result, lines, report)
+        except OSError as exc:
+            raise OutputError(f"{report}: {exc.strerror or exc}") from exc
+        print(f"mpipe bench: report written to {report}", file=err)
     return EXIT_OK
 
 

@@ -216,6 +216,8 @@ async def prepare_run(
         info.extra["pipes"] = plan.lane_map
         info.extra["backends"] = backends or []
         info.extra["resumed"] = sorted(done)
+        info.extra["graph"] = graph
+        info.extra["totals"] = _input_totals(plan, feeds, streaming)
     if manager is not None:
         node_outputs = {n.node_id: n.outputs for n in nodes}
         checkpointer = RunCheckpointer(
@@ -225,6 +227,23 @@ async def prepare_run(
             checkpointer.write_manifest(list(graph.nodes))
         hooks.append(checkpointer)
     return Run(plan, Scheduler(nodes, feeders, sink, hooks, info.run_id), info, procs, lifecycle)
+
+
+def _input_totals(plan: Plan, feeds: list[Feed], streaming: bool) -> dict[str, int]:
+    """Items each fed processor gets, where that is known up front: one per source in a
+    batch; in a stream, the ``len()`` of each input that has one."""
+    if not streaming:
+        return {pid: 1 for pid, _ in plan.entry_lanes}
+    totals: dict[str, int] = {}
+    for f in feeds:
+        try:
+            n = len(f.items)
+        except TypeError:  # a generator or another iterable of unknown length
+            continue
+        for targets in f.targets.values():
+            for e in targets:
+                totals[e.processor_id] = min(totals.get(e.processor_id, n), n)
+    return totals
 
 
 def _replay(

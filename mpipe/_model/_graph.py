@@ -321,6 +321,13 @@ class ProcessingGraph(GraphInterface):
             f"{len(self.connections)} connections)"
         )
 
+    def _repr_svg_(self) -> str:
+        """The graph as a picture, for notebooks (Jupyter shows it in place of the repr)."""
+        # Imported here: drawing is the observe layer's; the model only offers the hook.
+        from .._observe._layout import render_svg
+
+        return render_svg(self)
+
 
 def _names(pipes: dict[str, Pipe]) -> str:
     return ", ".join(repr(n) for n in pipes) if pipes else "none"

@@ -201,7 +201,7 @@ def test_long_results_are_summarized_not_dumped(tmp_path: Path) -> None:
         (["run", TEXT, "--workers", "0"], "expected a positive integer"),
         (["run", TEXT, "--backend", "gpu"], "invalid choice: 'gpu'"),
         (["validate"], "the following arguments are required: config"),
-        (["viz", TEXT, "--format", "png"], "invalid choice: 'png'"),
+        (["viz", TEXT, "--format", "gif"], "invalid choice: 'gif'"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         ([], "the following arguments are required: COMMAND"),
         (["bench", "--scale", "0"], "--scale must be in"),

@@ -329,3 +329,64 @@ def test_help_names_the_new_flags_and_actions() -> None:
     assert all(f in out for f in ("--progress", "--trace", "--events", "--checkpoints", "--resume"))
     code, out, _ = cli("checkpoints", "--help")
     assert code == 0 and all(a in out for a in ("list", "show", "rm"))
+
+
+# -- run --report, bench CONFIG -------------------------------------------------------------------
+
+
+def test_run_writes_a_report(tmp_path: Path) -> None:
+    pytest.importorskip("bokeh")
+    cfg = write_config(tmp_path, graph())
+    report = tmp_path / "run.html"
+    code, _out, err = cli("run", cfg, "--input", "1", "--report", str(report))
+    assert code == 0, err
+    assert f"report written to {report}" in err.splitlines()[-1]
+    page = report.read_text()
+    assert page.startswith("<!DOCTYPE html>") and "first" in page and "second" in page
+
+
+@pytest.mark.slow
+def test_bench_a_config_across_workers_and_backends(tmp_path: Path) -> None:
+    pytest.importorskip("bokeh")
+    cfg = write_config(tmp_path, graph())
+    items = tmp_path / "in.jsonl"
+    items.write_text("".join(f"{n}\n" for n in range(6)))
+    report = tmp_path / "scaling.html"
+    code, out, err = cli(
+        "bench", cfg, "--input-file", str(items), "--workers", "1,2",
+        "--backend", "thread,inline", "--rounds", "1", "--report", str(report),
+    )  # fmt: skip
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].split() == [
+        "backend", "workers", "median", "best", "items/s", "speedup", "efficiency"
+    ]  # fmt: skip
+    rows = [line.split() for line in lines[1:5]]
+    assert [(r[0], r[1]) for r in rows] == [
+        ("thread", "1"),
+        ("thread", "2"),
+        ("inline", "1"),
+        ("inline", "2"),
+    ]
+    assert rows[0][5] == "1.00x" and rows[0][6] == "100%"
+    assert any(line.startswith("limits throughput: ") for line in lines)
+    assert "round 1/1 done" in err and report.read_text().startswith("<!DOCTYPE html>")
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["--workers", "1,x"], "--workers: 'x' is not valid"),
+        (["--workers", "0"], "--workers: counts must be positive"),
+        (["--backend", "gpu"], "--backend: unknown 'gpu'"),
+    ],
+)
+def test_bench_usage_errors(tmp_path: Path, argv: list[str], words: str) -> None:
+    cfg = write_config(tmp_path, graph())
+    code, _out, err = cli("bench", cfg, "--input", "1", *argv)
+    assert code == 2 and words in err, err
+
+
+def test_bench_report_without_a_config_is_refused() -> None:
+    code, _out, err = cli("bench", "--report", "x.html")
+    assert code == 2 and "--report needs a graph config" in err

@@ -18,7 +18,10 @@ EXAMPLES = ROOT / "examples"
 SCRIPTS = sorted(p for p in EXAMPLES.glob("*.py") if not p.name.startswith("_"))
 CONFIGS = sorted([*EXAMPLES.glob("*.yaml"), *EXAMPLES.glob("*.json")])
 #: Smaller inputs than the defaults, to keep the suite fast.
-ARGS = {"stream_arrow.py": ["200000"]}
+ARGS = {
+    "stream_arrow.py": ["200000"],
+    "performance_report.py": ["build/test-artifacts/example-report.html", "--items", "40"],
+}
 
 
 def test_the_examples_are_all_here() -> None:
@@ -34,6 +37,7 @@ def test_the_examples_are_all_here() -> None:
         "checkpoints_resume.py",
         "breakpoints.py",
         "dask_cluster.py",
+        "performance_report.py",
     } <= names
     assert {
         "text_pipeline.yaml",
@@ -45,6 +49,7 @@ def test_the_examples_are_all_here() -> None:
 
 @pytest.mark.slow
 def test_every_example_script_runs() -> None:
+    (ROOT / "build" / "test-artifacts").mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     # Started together and awaited in turn: the scripts are independent.
     procs = {

@@ -36,11 +36,52 @@ def test_live_table_on_a_terminal(run: Any) -> None:
     assert "\x1b[" in text  # rich drew it
 
 
-def test_executor_progress_flag_prints_to_stdout(
+def test_executor_progress_flag_is_quiet_off_a_terminal(
     run: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run(GraphExecutor(chain(("only", inc)), progress=True).execute(1))
-    assert "only: 1 done" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""  # stderr is not a terminal here
+
+
+def test_percent_and_time_left_when_the_input_has_a_length(run: Any) -> None:
+    out = io.StringIO()
+    display = ProgressDisplay(out)
+    run(
+        GraphExecutor(chain(("a", inc), ("b", double)), hooks=[display]).execute_stream(
+            {"a": range(8)}
+        )
+    )
+    text = out.getvalue()
+    assert "  a: 8 done / 8 (100%, 0:00 left)" in text
+    assert "  b: 8 done / 8 (100%, 0:00 left)" in text  # carried through a one-to-one step
+
+
+def test_a_total_hint_and_a_generator_input(run: Any) -> None:
+    def items() -> Any:
+        yield from range(6)
+
+    out = io.StringIO()
+    display = ProgressDisplay(out, total=6)
+    run(GraphExecutor(chain(("a", inc)), hooks=[display]).execute_stream({"a": items()}))
+    assert "  a: 6 done / 6 (100%" in out.getvalue()
+    out = io.StringIO()
+    run(
+        GraphExecutor(chain(("a", inc)), hooks=[ProgressDisplay(out)]).execute_stream(
+            {"a": items()}
+        )
+    )
+    assert "  a: 6 done, " in out.getvalue()  # no length, no percent: only the rate
+    with pytest.raises(ValueError, match="total must be a non-negative int"):
+        ProgressDisplay(total=-1)
+
+
+def test_bars_on_a_terminal(run: Any) -> None:
+    out = io.StringIO()
+    display = ProgressDisplay(out, force_terminal=True)
+    run(GraphExecutor(chain(("a", inc)), hooks=[display]).execute_stream({"a": range(4)}))
+    text = out.getvalue()
+    assert "progress" in text and "100%" in text and "4/4" in text and "━" in text
 
 
 def test_many_processors_are_summed_up(run: Any) -> None:

@@ -17,7 +17,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..._model._interfaces import MonitorInterface
 from ..._model._pipe import Pipe, payload_nbytes
@@ -26,9 +26,13 @@ from ._eventlog import EventLog
 from ._events import EventType, LogLevel
 from ._runlog import RunLog
 from ._sampler import ProcessSampler, Ticker, shm_bytes_of, worker_pids_of
+from ._series import RunSeries
 from ._spans import SpanBook
 from ._stats import ProcessorStats
 from ._trace import TraceRecorder
+
+if TYPE_CHECKING:
+    from .._report._dashboard import Dashboard
 
 __all__ = ["Monitor"]
 
@@ -68,9 +72,12 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
         log_level: Events at this level or above are also logged to the ``"mpipe"`` logger:
             a :class:`LogLevel` or its name in any case.
         sample_interval: Seconds between process samples while a run is live.
+        series_interval: Seconds between samples of the run's time series (pipe fill,
+            firings, arena use) for :meth:`write_report` and :meth:`open_dashboard`.
 
     Raises:
-        ValueError: ``max_events`` is not a positive integer, or ``log_level`` is unknown.
+        ValueError: ``max_events`` is not a positive integer, ``log_level`` is unknown, or
+            an interval is not a positive number.
     """
 
     def __init__(
@@ -79,9 +86,14 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
         log_level: LogLevel | str = "INFO",
         *,
         sample_interval: float = 0.5,
+        series_interval: float = 0.1,
     ) -> None:
-        if not isinstance(sample_interval, (int, float)) or sample_interval <= 0:
-            raise ValueError(f"sample_interval must be a positive number, got {sample_interval!r}")
+        for name, value in (
+            ("sample_interval", sample_interval),
+            ("series_interval", series_interval),
+        ):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
         super().__init__(max_events, log_level)
         # Processor id -> waiting / running / completed / error / idle.
         self._state: dict[str, str] = {}
@@ -98,6 +110,10 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
         self._last_sample = -float("inf")
         self._ticker = Ticker(sample_interval, self._tick)
         self.trace = TraceRecorder(self._book)
+        #: The time series of the current or last run (None before the first run).
+        self.series: RunSeries | None = None
+        self._series_ticker = Ticker(series_interval, self._series_tick)
+        self._book.before_cut = self._series_catch_up
         # Processor starts and ends per run, applied to _state and the events when read.
         self._runlogs: deque[RunLog] = deque()
         self._plans: Counter[int] = Counter()  # kept logs per plan (processor_ids list)
@@ -121,6 +137,7 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
         self._refresh_quiet()
         if self.live:
             self._ticker.start()
+            self._series_ticker.start()
 
     def stop_monitoring(self) -> None:
         """Stop recording events and sampling processes until :meth:`start_monitoring`.
@@ -131,6 +148,7 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
         self.monitoring = False
         self._refresh_quiet()
         self._ticker.stop()
+        self._series_ticker.stop()
 
     def _switch_notes(self, on: bool) -> None:
         """A live run on the timeline: its starts and ends so far follow the old setting,
@@ -324,11 +342,26 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
         )
         for pid in started:
             self._record(_WORKER_START, None, {"pid": pid})
+        series = self.series
         for pid in gone:
             if self.live:
                 self._record(_WORKER_CRASH, None, {"pid": pid, "reason": "process gone"})
+                if series is not None:
+                    series.mark("crash", None, f"worker process {pid} gone")
+        if series is not None:
+            series.add_process_sample(sample)
         self._record(_SYSTEM_METRICS, None, sample)
         return sample
+
+    def _series_tick(self) -> None:
+        series = self.series
+        if series is not None and self.monitoring and series.live:
+            series.sample()
+
+    def _series_catch_up(self) -> None:
+        series = self.series
+        if series is not None and series.live:
+            series.catch_up()
 
     # -- the hook protocol -------------------------------------------------------------------------
 
@@ -337,6 +370,7 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
         # The last run's spans are counted later (when read), not on this run's clock.
         timeline = self._book.begin()
         self.trace.begin(run.run_id, run.graph_id, time.perf_counter())
+        self.series = RunSeries(run, timeline)
         self.run = run
         self.runs += 1
         self.live = True
@@ -376,7 +410,12 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
         if self._sampler is None:
             self._sampler = ProcessSampler()  # the CPU% baseline
         if self.monitoring:
+            # An opening sample (unless one is recent), so that even a short run's series
+            # has its processes at the start and at the end.
+            if time.monotonic() - self._last_sample >= self._ticker.interval:
+                self.sample_now()
             self._ticker.start()
+            self._series_ticker.start()
 
     def take_timeline(self) -> Timeline | None:
         return self._lend
@@ -411,6 +450,8 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
             timeline.errors[len(timeline.spans)] = message
             full = timeline.spans.add(processor_id, index, start, end, worker)
             self._stat(processor_id).errors += 1
+            if self.series is not None:
+                self.series.mark("error", processor_id, message, at=end)
             self._record(
                 _PROCESSOR_ERROR,
                 processor_id,
@@ -423,6 +464,8 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
         self, processor_id: str, index: int, attempt: int, error: BaseException
     ) -> None:
         self._stat(processor_id).retries += 1
+        if self.series is not None:
+            self.series.mark("retry", processor_id, f"{type(error).__name__}: {error}")
         self._record(
             _PROCESSOR_RETRY,
             processor_id,
@@ -431,6 +474,8 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
 
     def firing_skip(self, processor_id: str, index: int, error: BaseException) -> None:
         self._stat(processor_id).skips += 1
+        if self.series is not None:
+            self.series.mark("skip", processor_id, f"{type(error).__name__}: {error}")
         self._record(
             _PROCESSOR_SKIP,
             processor_id,
@@ -459,15 +504,20 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
         )
 
     def notice(self, kind: str, processor_id: str | None, data: dict[str, Any]) -> None:
+        if kind == _WORKER_CRASH[0] and self.series is not None and self.live:
+            self.series.mark("crash", processor_id, str(data.get("reason") or data))
         self.log_event(kind, processor_id, data)
 
     def run_end(self, run: RunInfo, error: BaseException | None) -> None:
         self._ticker.stop()
+        self._series_ticker.stop()
         # A closing sample, unless one is recent: back-to-back short runs sample at most once
         # per interval (a sample costs tens of microseconds).
         if self.monitoring and time.monotonic() - self._last_sample >= self._ticker.interval:
             self.sample_now()
         self.live = False
+        if self.series is not None:
+            self.series.end(error)
         self.trace.end(time.perf_counter())
         self._lend = None
         log = self._log
@@ -548,3 +598,49 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
         """
         self._fold()
         return self.trace.export(path)
+
+    def write_report(self, path: str | os.PathLike[str]) -> Path:
+        """Write the current or last run as one self-contained HTML performance report.
+
+        The page holds everything it needs (Bokeh's scripts included) and opens offline: the
+        graph with each pipe's peak fill, a task stream per worker, items per second per
+        processor, pipe fill, CPU% and RSS per process, shared-memory use, time per processor
+        (run, queue wait, bytes moved), errors, retries, skips and crashes, and the run's
+        summary. Needs the ``report`` extra (``pip install 'processor-pipeline[report]'``).
+
+        Returns:
+            The path written.
+
+        Raises:
+            ConfigurationError: Bokeh is not installed.
+            ValueError: The monitor has not watched a run yet.
+            OSError: The file cannot be written.
+        """
+        from .._report import require_bokeh, write_report
+
+        require_bokeh()
+        if self.series is None:
+            raise ValueError("no run to report: the monitor has not watched a run yet")
+        return write_report(self.series, self.trace.max_spans, path)
+
+    def open_dashboard(
+        self, port: int = 0, *, host: str = "127.0.0.1", interval: float = 1.0
+    ) -> Dashboard:
+        """Serve the report's views live on ``http://host:port/``, from a thread of its own.
+
+        The page shows the current run (or the last one) and updates every ``interval``
+        seconds; it follows each new run this monitor watches. Close the returned dashboard
+        (or use it as a context manager) to stop serving.
+
+        Args:
+            port: The port (0: a free one; see ``Dashboard.url``).
+            host: The address to listen on (the default serves this machine only).
+            interval: Seconds between the page's updates.
+
+        Raises:
+            ConfigurationError: Bokeh is not installed, or a bad port or interval.
+            OSError: The port cannot be opened.
+        """
+        from .._report._dashboard import Dashboard
+
+        return Dashboard(self, port=port, host=host, interval=interval)

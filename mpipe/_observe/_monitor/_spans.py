@@ -9,6 +9,7 @@ more than ``max_spans`` rows together; then they are folded in one vectorized pa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -45,6 +46,8 @@ class SpanBook:
         self.pending: list[tuple[Timeline, int]] = []  # earlier runs' (timeline, rows folded)
         self.pending_rows = 0
         self.stats: dict[str, ProcessorStats] = {}
+        #: Called before rows are cut from the current timeline (a reader catches up).
+        self.before_cut: Callable[[], None] | None = None
 
     def begin(self) -> Timeline:
         """A new run: its own timeline; the last one waits to be folded."""
@@ -69,6 +72,8 @@ class SpanBook:
         """The current timeline reached its limit: fold it, cut what the trace cannot keep."""
         timeline = self.timeline
         self.fold()
+        if self.before_cut is not None:
+            self.before_cut()
         self.dropped += timeline.cut(self.max_spans)
         self.folded = len(timeline)
         timeline.spans.limit = len(timeline) + FOLD_EVERY

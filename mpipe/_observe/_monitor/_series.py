@@ -1,0 +1,214 @@
+"""Time series of a run, for reports and the live dashboard.
+
+While a run is live, the monitor samples it every ``interval`` seconds (a loop timer, as for
+process samples): how full each pipe is (items, and bytes estimated as items times the mean
+size of the items that entered it so far), how many firings each processor has done and how
+long they took in all, and the shared-memory arena's use. Process samples (CPU%, RSS) are
+added as the monitor takes them, and errors, retries, skips and worker crashes as they happen.
+
+Memory stays bounded: past ``max_points`` points, every other one is dropped and from then on
+only every other tick is kept, so a long run keeps an even, coarser resolution.
+
+Each point is one tuple appended in one step, and lists are replaced rather than changed in
+place when thinned, so another thread (the dashboard's) can copy them while the run goes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from .._hooks import Timeline
+
+__all__ = ["MAX_MARKS", "MAX_POINTS", "RunSeries"]
+
+#: Points kept per run (each series), before thinning.
+MAX_POINTS = 2000
+
+#: Errors, retries, skips and crashes marked per run; later ones are only counted.
+MAX_MARKS = 5000
+
+#: One sample: (seconds since the run started, items per lane, bytes per lane, firings per
+#: processor, busy seconds per processor, arena bytes used, arena bytes mapped).
+Point = tuple[
+    float, tuple[int, ...], tuple[float, ...], tuple[int, ...], tuple[float, ...], int, int
+]
+
+#: New span rows read one by one below this many (numpy's fixed cost is not worth it).
+SMALL = 256
+
+
+class RunSeries:
+    """The time series of one run; the monitor makes a new one for each run.
+
+    Firing counts come from the run's :class:`~mpipe._observe._hooks.Timeline`: each sample
+    reads the span rows added since the last (and the monitor calls :meth:`catch_up` before
+    it cuts rows from a long run's trace), so counts are exact however long the run.
+
+    Args:
+        run: The run's :class:`~mpipe.RunInfo`.
+        timeline: Where the run's firings are written.
+        max_points: Points kept before thinning.
+    """
+
+    def __init__(self, run: Any, timeline: Timeline, max_points: int = MAX_POINTS) -> None:
+        self.max_points = max_points
+        self.run_id: str = run.run_id
+        self.graph_id: str = run.graph_id
+        extra = run.extra
+        self.graph: Any = extra.get("graph")
+        self.placements: dict[str, str] = dict(run.placements)
+        self.totals: dict[str, int] = dict(extra.get("totals", {}))
+        self.processor_ids: list[str] = list(run.processor_ids)
+        self._index = {pid: n for n, pid in enumerate(self.processor_ids)}
+        lanes = extra.get("pipes", {})
+        self.pipe_ids: list[str] = list(lanes)
+        self.lanes: list[Any] = list(lanes.values())
+        self.backends: list[Any] = list(extra.get("backends", []))
+        self.timeline = timeline
+        self.cursor = 0
+        self.counts = [0] * len(self.processor_ids)
+        self.busy = [0.0] * len(self.processor_ids)
+        self.points: list[Point] = []
+        self.procs: list[tuple[float, dict[str, Any]]] = []
+        self.marks: list[tuple[float, str, str, str]] = []
+        self.marks_dropped = 0
+        self.started = time.perf_counter()
+        self.started_wall: float = run.started_at
+        self.ended: float | None = None
+        self.error: str | None = None
+        #: Each lane's traffic at the run's end (a later run of the same plan resets lanes).
+        self.lane_metrics: list[dict[str, Any]] | None = None
+        self.stride = 1
+        self._ticks = 0
+        self._final: tuple[float, tuple[int, ...], tuple[float, ...], int, int] | None = None
+        self._lock = threading.Lock()
+
+    # -- on the event loop, while the run is live ------------------------------------------------
+
+    def catch_up(self) -> None:
+        """Count the span rows added since the last call."""
+        spans = self.timeline.spans
+        stop = len(spans)
+        start = min(self.cursor, stop)  # rows before the cursor may have been cut since
+        if stop <= start:
+            self.cursor = stop
+            return
+        counts, busy, index = self.counts, self.busy, self._index
+        if stop - start < SMALL:
+            for pid, _, begin, end, _ in spans.rows(start, stop):
+                n = index.get(pid)
+                if n is not None:
+                    counts[n] += 1
+                    busy[n] += end - begin
+        else:
+            codes = np.fromiter(
+                (index.get(pid, -1) for pid in spans.ids(start, stop)), np.intp, stop - start
+            )
+            durations = np.frombuffer(spans.ends(start, stop), np.float64) - np.frombuffer(
+                spans.starts(start, stop), np.float64
+            )
+            known = codes >= 0
+            size = len(counts)
+            added = np.bincount(codes[known], minlength=size).tolist()
+            took = np.bincount(codes[known], weights=durations[known], minlength=size).tolist()
+            for n in range(size):
+                counts[n] += added[n]
+                busy[n] += took[n]
+        self.cursor = stop
+
+    def _lanes_now(self) -> tuple[float, tuple[int, ...], tuple[float, ...], int, int]:
+        now = time.perf_counter() - self.started
+        items: list[int] = []
+        nbytes: list[float] = []
+        for lane in self.lanes:
+            n = len(lane.items)
+            items.append(n)
+            nbytes.append(n * lane.bytes_in / lane.items_in if lane.items_in else 0.0)
+        used, mapped = self.arena()
+        return now, tuple(items), tuple(nbytes), used, mapped
+
+    def sample(self) -> None:
+        """Add a point, unless thinning skips this tick."""
+        self._ticks += 1
+        if self._ticks % self.stride:
+            return
+        self.catch_up()
+        self._add(self._lanes_now())
+
+    def _add(self, at: tuple[float, tuple[int, ...], tuple[float, ...], int, int]) -> None:
+        now, items, nbytes, used, mapped = at
+        self.points.append((now, items, nbytes, tuple(self.counts), tuple(self.busy), used, mapped))
+        if len(self.points) > self.max_points:
+            self.points = self.points[::2]
+            self.stride *= 2
+
+    def arena(self) -> tuple[int, int]:
+        """Shared-memory bytes in use and mapped, as the backends report them."""
+        used = mapped = 0
+        for backend in self.backends:
+            try:
+                stats = backend.metrics().get("arena")
+            except Exception:  # a backend shutting down
+                continue
+            if stats:
+                used += int(stats.get("used_bytes", 0))
+                mapped += int(stats.get("heap_bytes", 0))
+        return used, mapped
+
+    def add_process_sample(self, sample: dict[str, Any]) -> None:
+        """Keep a psutil sample (see :class:`~mpipe._observe._monitor._sampler.ProcessSampler`)."""
+        if self.ended is None:
+            self.procs.append((time.perf_counter() - self.started, sample))
+            if len(self.procs) > self.max_points:
+                self.procs = self.procs[::2]
+
+    def mark(self, kind: str, processor_id: str | None, text: str, at: float | None = None) -> None:
+        """Mark an error, retry, skip or crash on the timeline (``at``: a perf_counter time)."""
+        if len(self.marks) >= MAX_MARKS:
+            self.marks_dropped += 1
+            return
+        when = (time.perf_counter() if at is None else at) - self.started
+        self.marks.append((when, kind, processor_id or "", text))
+
+    def end(self, error: BaseException | None) -> None:
+        """The run ended: its last point is taken now (lanes, arena) and completed with the
+        firing counts when first read, so that ending a run costs no pass over its spans."""
+        self._final = self._lanes_now()
+        self.lane_metrics = [lane.get_metrics() for lane in self.lanes]
+        self.error = None if error is None else f"{type(error).__name__}: {error}"
+        self.ended = time.perf_counter()
+
+    # -- readers (any thread) ----------------------------------------------------------------------
+
+    def snapshot(self) -> list[Point]:
+        """The points so far (the last one included once the run ended)."""
+        if self.ended is not None and self._final is not None:
+            with self._lock:
+                if self._final is not None:
+                    self.catch_up()
+                    self._add(self._final)
+                    self._final = None
+        return list(self.points)
+
+    @property
+    def live(self) -> bool:
+        """Whether the run is still going."""
+        return self.ended is None
+
+    def wall(self) -> float:
+        """Seconds from the run's start to its end (or to now, while it is live)."""
+        end = self.ended if self.ended is not None else time.perf_counter()
+        return max(end - self.started, 0.0)
+
+    def dask_dashboard(self) -> str | None:
+        """The Dask cluster's own dashboard address, when the run used one."""
+        for backend in self.backends:
+            client = getattr(backend, "_client", None)
+            link = getattr(client, "dashboard_link", None)
+            if isinstance(link, str) and link:
+                return link
+        return None
