@@ -21,8 +21,8 @@ HOOKS_VARIABLE = "MPIPE_NATIVE_TEST_HOOKS"
 class BuildExt(build_ext):
     """Always recompiles: whether the test hooks are in is not visible in the files' dates."""
 
-    def initialize_options(self) -> None:
-        super().initialize_options()
+    def finalize_options(self) -> None:
+        super().finalize_options()
         self.force = True
 
 
