@@ -26,7 +26,7 @@ class BuildExt(build_ext):
         self.force = True
 
 
-def test_hooks() -> bool:
+def wants_test_hooks() -> bool:
     value = os.environ.get(HOOKS_VARIABLE, "")
     if value not in ("", "0", "1"):
         sys.exit(f"mpipe: {HOOKS_VARIABLE} must be 0 or 1 (or unset), got {value!r}")
@@ -49,7 +49,7 @@ elif sources:
             sources=sources,
             depends=sorted(glob("native/*.h")),
             include_dirs=["native"],
-            define_macros=[("MP_TEST_HOOKS", "1")] if test_hooks() else [],
+            define_macros=[("MP_TEST_HOOKS", "1")] if wants_test_hooks() else [],
             extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Werror"],
         )
     )
