@@ -1,13 +1,37 @@
 """Build hook for the native shared-memory extension (``mpipe._native``).
 
 All metadata lives in ``pyproject.toml``; this file only declares the C extension, whose sources
-are the ``.c`` files under ``native/``.
+are the ``.c`` files under ``native/``. It is compiled with ``-Wall -Wextra -Werror``.
+
+``MPIPE_NATIVE_TEST_HOOKS=1`` in the environment makes a test build: it compiles in the fault
+injection the transport tests use (``Arena._crash_at``, ``Arena._poke``; ``_native.TEST_HOOKS``
+says which build is installed). Unset or ``0``: a release build, without them.
 """
 
+import os
 import sys
 from glob import glob
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+HOOKS_VARIABLE = "MPIPE_NATIVE_TEST_HOOKS"
+
+
+class BuildExt(build_ext):
+    """Always recompiles: whether the test hooks are in is not visible in the files' dates."""
+
+    def finalize_options(self) -> None:
+        super().finalize_options()
+        self.force = True
+
+
+def wants_test_hooks() -> bool:
+    value = os.environ.get(HOOKS_VARIABLE, "")
+    if value not in ("", "0", "1"):
+        sys.exit(f"mpipe: {HOOKS_VARIABLE} must be 0 or 1 (or unset), got {value!r}")
+    return value == "1"
+
 
 sources = sorted(glob("native/*.c"))
 ext_modules = []
@@ -23,9 +47,11 @@ elif sources:
         Extension(
             "mpipe._native",
             sources=sources,
+            depends=sorted(glob("native/*.h")),
             include_dirs=["native"],
-            extra_compile_args=["-O2", "-std=gnu11", "-Wall"],
+            define_macros=[("MP_TEST_HOOKS", "1")] if wants_test_hooks() else [],
+            extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Werror"],
         )
     )
 
-setup(ext_modules=ext_modules)
+setup(ext_modules=ext_modules, cmdclass={"build_ext": BuildExt})

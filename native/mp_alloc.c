@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifdef MP_TEST_HOOKS
 int mp_crash_at = -1;
 
 void mp_crash_point(int n) {
@@ -28,6 +29,7 @@ void mp_crash_point(int n) {
         for (;;) pause();
     }
 }
+#endif
 
 static inline mp_arena_hdr *H(char *base) { return (mp_arena_hdr *)base; }
 static inline mp_block *B(char *base, uint64_t off) { return (mp_block *)(base + off); }
@@ -96,23 +98,40 @@ int mp_repair(char *base) {
     return 0;
 }
 
-/* Lock the arena; repair it when the previous owner died holding the lock. */
+int mp_lock_init(char *base) {
+    pthread_mutexattr_t ma;
+    int rc = pthread_mutexattr_init(&ma);
+    if (rc != 0) return rc;
+    rc = pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
+    if (rc == 0) rc = pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
+    if (rc == 0) rc = pthread_mutex_init(&H(base)->lock, &ma);
+    int drc = pthread_mutexattr_destroy(&ma);
+    return rc != 0 ? rc : drc;
+}
+
 int mp_lock(char *base) {
     mp_arena_hdr *h = H(base);
     int rc = pthread_mutex_lock(&h->lock);
     if (rc == EOWNERDEAD) {
+        /* We own the lock; its previous owner died inside a critical section. */
         if (mp_repair(base) != 0) atomic_store(&h->corrupt, 1);
-        pthread_mutex_consistent(&h->lock);
-        rc = 0;
+        rc = pthread_mutex_consistent(&h->lock);
+        if (rc != 0) {
+            /* Not expected of a robust mutex we own. Releasing it unmarked leaves it
+             * ENOTRECOVERABLE, which every later locker reports; this error is the one to tell. */
+            (void)pthread_mutex_unlock(&h->lock);
+            return rc;
+        }
     }
-    if (rc == 0 && atomic_load(&h->corrupt)) {
-        pthread_mutex_unlock(&h->lock);
-        return -2;
+    if (rc != 0) return rc;
+    if (atomic_load(&h->corrupt)) {
+        rc = pthread_mutex_unlock(&h->lock);
+        return rc != 0 ? rc : MP_LOCK_CORRUPT;
     }
-    return rc == 0 ? 0 : -1;
+    return 0;
 }
 
-void mp_unlock(char *base) { pthread_mutex_unlock(&H(base)->lock); }
+int mp_unlock(char *base) { return pthread_mutex_unlock(&H(base)->lock); }
 
 static void prefault(char *addr, uint64_t len) {
     if (!len) return;
@@ -120,6 +139,7 @@ static void prefault(char *addr, uint64_t len) {
     if (madvise(addr, len, MADV_POPULATE_WRITE) == 0) return;
 #endif
     long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0) page = 4096; /* touching more often than needed is still correct */
     for (uint64_t i = 0; i < len; i += (uint64_t)page) ((volatile char *)addr)[i] = ((volatile char *)addr)[i];
 }
 

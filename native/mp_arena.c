@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/futex.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -10,15 +11,6 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
-
-int mp_lock(char *base);
-void mp_unlock(char *base);
-uint64_t mp_alloc_locked(char *base, uint64_t nbytes, int slot);
-int mp_free_locked(char *base, uint64_t off, uint64_t gen);
-uint64_t mp_reclaim_locked(char *base, int slot);
-int mp_check_locked(char *base, char *why, size_t whylen);
-int mp_repair(char *base);
-void mp_prefault(char *base, uint64_t from, uint64_t to);
 
 int mp_futex_wait(_Atomic uint32_t *addr, uint32_t expected, double timeout_s) {
     struct timespec ts, *tp = NULL;
@@ -50,15 +42,35 @@ int mp_arena_check_alive(ArenaObject *a) {
     return 0;
 }
 
-static int lock_or_raise(ArenaObject *a) {
-    int rc = mp_lock(a->base);
-    if (rc == -2) {
+/* Raise the error of a failed mp_lock() (`unlock` 0) or mp_unlock() (`unlock` 1). */
+static void set_lock_error(int rc, int unlock) {
+    const char *what = unlock ? "unlock" : "lock";
+    if (rc == MP_LOCK_CORRUPT)
         PyErr_SetString(mp_TransportError,
                         "the arena's block chain is corrupt and cannot be repaired");
+    else if (rc == ENOTRECOVERABLE)
+        PyErr_Format(mp_TransportError,
+                     "could not %s the arena: its lock is unusable (a process died holding it "
+                     "and the lock could not be made consistent again)",
+                     what);
+    else
+        PyErr_Format(mp_TransportError, "could not %s the arena: %s (errno %d)", what,
+                     strerror(rc), rc);
+}
+
+static int lock_or_raise(ArenaObject *a) {
+    int rc = mp_lock(a->base);
+    if (rc != 0) {
+        set_lock_error(rc, 0);
         return -1;
     }
+    return 0;
+}
+
+static int unlock_or_raise(ArenaObject *a) {
+    int rc = mp_unlock(a->base);
     if (rc != 0) {
-        PyErr_SetString(mp_TransportError, "could not lock the arena");
+        set_lock_error(rc, 1);
         return -1;
     }
     return 0;
@@ -130,19 +142,24 @@ static PyObject *Arena_create(PyTypeObject *type, PyObject *args, PyObject *kw) 
     h->heap_start = MP_HDR_BYTES;
     h->initial = initial;
     h->grow_step = grow_step;
-    pthread_mutexattr_t ma;
-    pthread_mutexattr_init(&ma);
-    pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
-    pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
-    pthread_mutex_init(&h->lock, &ma);
-    pthread_mutexattr_destroy(&ma);
+    int rc = mp_lock_init(self->base);
+    if (rc != 0) {
+        PyErr_Format(PyExc_OSError, "could not make the arena's process-shared robust mutex: %s",
+                     strerror(rc));
+        Py_DECREF(self); /* unmaps and closes the fd */
+        return NULL;
+    }
     mp_block *b = (mp_block *)(self->base + MP_HDR_BYTES);
     memset(b, 0, sizeof *b);
     b->magic = MP_BLOCK_MAGIC;
     b->state = MP_FREE;
     b->size = initial - MP_HDR_BYTES;
     atomic_store(&h->heap_end, initial);
-    mp_repair(self->base); /* builds the free lists */
+    if (mp_repair(self->base) != 0) { /* builds the free lists */
+        PyErr_SetString(mp_TransportError, "could not lay out the new arena's heap");
+        Py_DECREF(self);
+        return NULL;
+    }
     h->repairs = 0;
     h->magic = MP_ARENA_MAGIC;
     return (PyObject *)self;
@@ -181,7 +198,8 @@ static PyObject *Arena_attach(PyTypeObject *type, PyObject *args, PyObject *kw) 
     }
     mp_arena_hdr *h = HDR(self);
     if (h->magic != MP_ARENA_MAGIC || h->version != MP_ARENA_VERSION ||
-        h->capacity != (uint64_t)st.st_size) {
+        h->capacity != (uint64_t)st.st_size || h->heap_start != MP_HDR_BYTES ||
+        atomic_load(&h->heap_end) > h->capacity) {
         Py_DECREF(self); /* unmaps and closes the fd */
         return PyErr_Format(mp_TransportError, "fd %d is not an mpipe arena (bad header)", fd);
     }
@@ -219,7 +237,7 @@ static PyObject *Arena_alloc(ArenaObject *self, PyObject *args) {
                             "bytes, at most %llu per block); raise the arena's max_size",
                             nbytes, (unsigned long long)h->capacity, (unsigned long long)limit);
     uint64_t off = 0;
-    int rc = 0;
+    int rc = 0, urc = 0;
     double deadline = now_s() + (timeout > 0 ? timeout : 0);
     Py_BEGIN_ALLOW_THREADS
     for (;;) {
@@ -227,25 +245,23 @@ static PyObject *Arena_alloc(ArenaObject *self, PyObject *args) {
         if (rc != 0) break;
         off = mp_alloc_locked(self->base, nbytes, self->slot);
         uint32_t seq = atomic_load(&h->free_seq);
-        if (off) {
-            mp_unlock(self->base);
+        double left = off ? 0 : deadline - now_s();
+        if (left > 0) atomic_fetch_add(&h->waiters, 1);
+        urc = mp_unlock(self->base);
+        if (urc != 0 || left <= 0) {
+            if (left > 0) atomic_fetch_sub(&h->waiters, 1);
             break;
         }
-        double left = deadline - now_s();
-        if (left <= 0) {
-            mp_unlock(self->base);
-            break;
-        }
-        atomic_fetch_add(&h->waiters, 1);
-        mp_unlock(self->base);
         mp_futex_wait(&h->free_seq, seq, left); /* woken by any free: backpressure */
         atomic_fetch_sub(&h->waiters, 1);
     }
     Py_END_ALLOW_THREADS
-    if (rc == -2)
-        return PyErr_Format(mp_TransportError,
-                            "the arena's block chain is corrupt and cannot be repaired");
-    if (rc != 0) return PyErr_Format(mp_TransportError, "could not lock the arena");
+    if (rc != 0 || urc != 0) {
+        /* A block allocated before a failed unlock stays held by this slot until it is
+         * reclaimed: freeing it would need the lock that just failed. */
+        set_lock_error(rc != 0 ? rc : urc, rc == 0);
+        return NULL;
+    }
     if (!off)
         return PyErr_Format(mp_ArenaFullError,
                             "the shared-memory arena is full: no room for %llu bytes after "
@@ -262,7 +278,7 @@ static PyObject *Arena_alloc(ArenaObject *self, PyObject *args) {
 static mp_block *valid_block(ArenaObject *self, unsigned long long off, unsigned long long gen) {
     mp_arena_hdr *h = HDR(self);
     uint64_t end = atomic_load(&h->heap_end);
-    if (off < h->heap_start || off + MP_BLOCK_HDR > end || off % MP_ALIGN) {
+    if (off < h->heap_start || off > end || end - off < MP_BLOCK_HDR || off % MP_ALIGN) {
         PyErr_Format(mp_CorruptMessageError, "block offset %llu is outside the arena's heap", off);
         return NULL;
     }
@@ -295,17 +311,17 @@ static int release_ref(ArenaObject *self, mp_block *b, uint64_t off, uint64_t ge
     } while (!atomic_compare_exchange_weak(&b->holds[slot], &cur, (uint16_t)(cur - 1)));
     if (cur != 1 || !mp_unheld(b)) return 0;
     mp_arena_hdr *h = HDR(self);
-    int rc;
+    int rc, urc = 0;
     Py_BEGIN_ALLOW_THREADS
     rc = mp_lock(self->base);
     if (rc == 0) {
         *freed = mp_free_locked(self->base, off, gen);
-        mp_unlock(self->base);
+        urc = mp_unlock(self->base);
         if (*freed && atomic_load(&h->waiters)) mp_futex_wake(&h->free_seq, 1 << 30);
     }
     Py_END_ALLOW_THREADS
-    if (rc != 0) {
-        PyErr_SetString(mp_TransportError, "could not lock the arena");
+    if (rc != 0 || urc != 0) {
+        set_lock_error(rc != 0 ? rc : urc, rc == 0);
         return -1;
     }
     return 0;
@@ -365,7 +381,7 @@ static PyObject *Arena_reclaim(ArenaObject *self, PyObject *args) {
     if (mp_arena_check_alive(self) != 0 || check_slot(slot) != 0) return NULL;
     if (lock_or_raise(self) != 0) return NULL;
     uint64_t n = mp_reclaim_locked(self->base, slot);
-    mp_unlock(self->base);
+    if (unlock_or_raise(self) != 0) return NULL;
     mp_arena_hdr *h = HDR(self);
     if (n && atomic_load(&h->waiters)) mp_futex_wake(&h->free_seq, 1 << 30);
     return PyLong_FromUnsignedLongLong(n);
@@ -376,7 +392,7 @@ static PyObject *Arena_check(ArenaObject *self, PyObject *Py_UNUSED(ignored)) {
     if (lock_or_raise(self) != 0) return NULL;
     char why[256];
     int rc = mp_check_locked(self->base, why, sizeof why);
-    mp_unlock(self->base);
+    if (unlock_or_raise(self) != 0) return NULL;
     if (rc != 0) return PyErr_Format(mp_TransportError, "arena inconsistent: %s", why);
     Py_RETURN_NONE;
 }
@@ -404,14 +420,20 @@ static PyObject *Arena_stats(ArenaObject *self, PyObject *Py_UNUSED(ignored)) {
         "repairs", (unsigned long long)h->repairs, "reclaimed_blocks",
         (unsigned long long)h->reclaimed, "allocations", (unsigned long long)h->gen_counter, "waiters",
         (unsigned int)atomic_load(&h->waiters));
-    mp_unlock(self->base);
+    if (unlock_or_raise(self) != 0) {
+        Py_XDECREF(d);
+        return NULL;
+    }
     return d;
 }
 
+#ifdef MP_TEST_HOOKS
 static PyObject *Arena_crash_at(PyObject *Py_UNUSED(cls), PyObject *arg) {
-    int n = (int)PyLong_AsLong(arg);
+    long n = PyLong_AsLong(arg);
     if (n == -1 && PyErr_Occurred()) return NULL;
-    mp_crash_at = n;
+    if (n < INT_MIN || n > INT_MAX)
+        return PyErr_Format(PyExc_ValueError, "crash point %ld is out of range", n);
+    mp_crash_at = (int)n;
     Py_RETURN_NONE;
 }
 
@@ -419,10 +441,12 @@ static PyObject *Arena_corrupt_for_tests(ArenaObject *self, PyObject *args) {
     unsigned long long off, value;
     if (!PyArg_ParseTuple(args, "KK", &off, &value)) return NULL;
     if (mp_arena_check_alive(self) != 0) return NULL;
-    if (off + 8 > self->capacity) return PyErr_Format(PyExc_ValueError, "offset out of range");
+    if (off > self->capacity - 8)
+        return PyErr_Format(PyExc_ValueError, "offset %llu is out of range", off);
     memcpy(self->base + off, &value, 8);
     Py_RETURN_NONE;
 }
+#endif
 
 static int Arena_getbuffer(ArenaObject *self, Py_buffer *view, int flags) {
     if (self->base == NULL) {
@@ -485,10 +509,12 @@ static PyMethodDef Arena_methods[] = {
      "reclaim(slot) -> blocks freed: forget a dead slot."},
     {"check", (PyCFunction)Arena_check, METH_NOARGS, "Verify every invariant of the heap."},
     {"stats", (PyCFunction)Arena_stats, METH_NOARGS, "Allocator statistics."},
+#ifdef MP_TEST_HOOKS
     {"_crash_at", (PyCFunction)Arena_crash_at, METH_O | METH_CLASS,
      "Tests only: SIGKILL this process at crash point n (-1: never)."},
     {"_poke", (PyCFunction)Arena_corrupt_for_tests, METH_VARARGS,
      "Tests only: write 8 bytes at an offset."},
+#endif
     {NULL, NULL, 0, NULL},
 };
 

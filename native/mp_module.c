@@ -4,22 +4,31 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#ifdef MP_TEST_HOOKS
+#define MP_HAVE_TEST_HOOKS 1
+#else
+#define MP_HAVE_TEST_HOOKS 0
+#endif
+
+#define MP_NEXCEPTIONS 7
+
 PyObject *mp_TransportError, *mp_ArenaFullError, *mp_PayloadTooLargeError, *mp_PeerDiedError,
     *mp_CorruptMessageError, *mp_RingClosedError, *mp_RingFullError;
 
+/* In the order of _set_exceptions' arguments. */
+static PyObject **const exception_slots[MP_NEXCEPTIONS] = {
+    &mp_TransportError,      &mp_ArenaFullError,  &mp_PayloadTooLargeError, &mp_PeerDiedError,
+    &mp_CorruptMessageError, &mp_RingClosedError, &mp_RingFullError,
+};
+
 static PyObject *set_exceptions(PyObject *Py_UNUSED(m), PyObject *args) {
-    PyObject *e[7];
+    PyObject *e[MP_NEXCEPTIONS];
     if (!PyArg_ParseTuple(args, "OOOOOOO", &e[0], &e[1], &e[2], &e[3], &e[4], &e[5], &e[6]))
         return NULL;
-    PyObject **slots[7] = {&mp_TransportError,      &mp_ArenaFullError,  &mp_PayloadTooLargeError,
-                           &mp_PeerDiedError,       &mp_CorruptMessageError, &mp_RingClosedError,
-                           &mp_RingFullError};
-    for (int i = 0; i < 7; i++) {
+    for (int i = 0; i < MP_NEXCEPTIONS; i++)
         if (!PyExceptionClass_Check(e[i]))
             return PyErr_Format(PyExc_TypeError, "argument %d is not an exception class", i);
-        Py_INCREF(e[i]);
-        Py_XSETREF(*slots[i], e[i]);
-    }
+    for (int i = 0; i < MP_NEXCEPTIONS; i++) Py_XSETREF(*exception_slots[i], Py_NewRef(e[i]));
     Py_RETURN_NONE;
 }
 
@@ -36,38 +45,37 @@ static PyMethodDef module_methods[] = {
 };
 
 static struct PyModuleDef native_module = {
-    PyModuleDef_HEAD_INIT, "mpipe._native",
-    "Shared-memory transport (crash-safe arena allocator, SPSC rings, eventfd doorbells) and "
-    "the monitor's row tables.", -1,
-    module_methods,
+    PyModuleDef_HEAD_INIT,
+    .m_name = "mpipe._native",
+    .m_doc = "Shared-memory transport (crash-safe arena allocator, SPSC rings, eventfd "
+             "doorbells) and the monitor's row tables.",
+    .m_size = -1,
+    .m_methods = module_methods,
 };
 
 PyMODINIT_FUNC PyInit__native(void) {
-    PyObject *m = PyModule_Create(&native_module);
-    if (!m) return NULL;
-    PyObject *defaults[] = {PyExc_RuntimeError, PyExc_MemoryError, PyExc_ValueError,
-                            PyExc_BrokenPipeError, PyExc_ValueError, PyExc_EOFError,
-                            PyExc_TimeoutError};
-    PyObject **slots[7] = {&mp_TransportError,      &mp_ArenaFullError,  &mp_PayloadTooLargeError,
-                           &mp_PeerDiedError,       &mp_CorruptMessageError, &mp_RingClosedError,
-                           &mp_RingFullError};
-    for (int i = 0; i < 7; i++) {
-        Py_INCREF(defaults[i]);
-        *slots[i] = defaults[i];
-    }
     if (PyType_Ready(&Arena_Type) < 0 || PyType_Ready(&Ring_Type) < 0 ||
         PyType_Ready(&Rows_Type) < 0)
         return NULL;
-    Py_INCREF(&Arena_Type);
-    Py_INCREF(&Ring_Type);
-    Py_INCREF(&Rows_Type);
-    if (PyModule_AddObject(m, "Arena", (PyObject *)&Arena_Type) < 0 ||
-        PyModule_AddObject(m, "Ring", (PyObject *)&Ring_Type) < 0 ||
-        PyModule_AddObject(m, "Rows", (PyObject *)&Rows_Type) < 0)
+    PyObject *m = PyModule_Create(&native_module);
+    if (!m) return NULL;
+    /* Until the Python wrapper installs its own classes. */
+    PyObject *defaults[MP_NEXCEPTIONS] = {
+        PyExc_RuntimeError, PyExc_MemoryError, PyExc_ValueError,   PyExc_BrokenPipeError,
+        PyExc_ValueError,   PyExc_EOFError,    PyExc_TimeoutError,
+    };
+    for (int i = 0; i < MP_NEXCEPTIONS; i++)
+        Py_XSETREF(*exception_slots[i], Py_NewRef(defaults[i]));
+    if (PyModule_AddType(m, &Arena_Type) < 0 || PyModule_AddType(m, &Ring_Type) < 0 ||
+        PyModule_AddType(m, &Rows_Type) < 0 ||
+        PyModule_AddIntConstant(m, "BLOCK_HEADER", MP_BLOCK_HDR) < 0 ||
+        PyModule_AddIntConstant(m, "ALIGN", MP_ALIGN) < 0 ||
+        PyModule_AddIntConstant(m, "MAX_SLOTS", MP_MAX_SLOTS) < 0 ||
+        PyModule_AddIntConstant(m, "RING_HEADER", MP_RING_HDR) < 0 ||
+        PyModule_AddObjectRef(m, "TEST_HOOKS", MP_HAVE_TEST_HOOKS ? Py_True : Py_False) < 0) {
+        for (int i = 0; i < MP_NEXCEPTIONS; i++) Py_CLEAR(*exception_slots[i]);
+        Py_DECREF(m);
         return NULL;
-    PyModule_AddIntConstant(m, "BLOCK_HEADER", MP_BLOCK_HDR);
-    PyModule_AddIntConstant(m, "ALIGN", MP_ALIGN);
-    PyModule_AddIntConstant(m, "MAX_SLOTS", MP_MAX_SLOTS);
-    PyModule_AddIntConstant(m, "RING_HEADER", 256);
+    }
     return m;
 }

@@ -22,6 +22,7 @@
 #define MP_MIN_BLOCK 256u
 #define MP_NCLASSES 64
 #define MP_MAX_SLOTS 64 /* holder counters: slot 0 is the parent, 1..63 workers */
+#define MP_RING_HDR 256u /* a ring's header; its slots follow */
 
 enum { MP_FREE = 1, MP_USED = 2 };
 
@@ -98,12 +99,38 @@ extern PyObject *mp_CorruptMessageError;
 extern PyObject *mp_RingClosedError;
 extern PyObject *mp_RingFullError;
 
-/* Fault injection for the tests: a process kills itself with SIGKILL at crash point `n`. */
+/* Fault injection for the tests: a process kills itself with SIGKILL at crash point `n`.
+ * Compiled only into a test build (MP_TEST_HOOKS, set by setup.py when the environment has
+ * MPIPE_NATIVE_TEST_HOOKS=1); in a release build a crash point is no code at all. */
+#ifdef MP_TEST_HOOKS
 extern int mp_crash_at;
 void mp_crash_point(int n);
+#else
+static inline void mp_crash_point(int n) { (void)n; }
+#endif
 
+/* mp_arena.c */
 int mp_futex_wait(_Atomic uint32_t *addr, uint32_t expected, double timeout_s);
 int mp_futex_wake(_Atomic uint32_t *addr, int n);
 int mp_arena_check_alive(ArenaObject *a);
+
+/* mp_alloc.c: the allocator. The *_locked functions need the arena's lock held. */
+
+/* Lock the arena, repairing it first when the previous owner died holding the lock.
+ * Returns 0 (locked), MP_LOCK_CORRUPT (not locked: the chain is broken beyond repair), or an
+ * errno value from pthreads (not locked). */
+#define MP_LOCK_CORRUPT (-2)
+int mp_lock(char *base);
+/* Unlock the arena; returns 0 or an errno value from pthreads (EPERM: the caller did not hold
+ * it). */
+int mp_unlock(char *base);
+/* Make the arena's mutex robust and process-shared; returns 0 or an errno value. */
+int mp_lock_init(char *base);
+uint64_t mp_alloc_locked(char *base, uint64_t nbytes, int slot);
+int mp_free_locked(char *base, uint64_t off, uint64_t gen);
+uint64_t mp_reclaim_locked(char *base, int slot);
+int mp_check_locked(char *base, char *why, size_t whylen);
+int mp_repair(char *base);
+void mp_prefault(char *base, uint64_t from, uint64_t to);
 
 #endif

@@ -20,7 +20,6 @@
 #include <unistd.h>
 
 #define MP_RING_MAGIC 0x4d5052494e473031ull /* "MPRING01" */
-#define MP_RING_HDR 256u
 #define MP_WAIT_FUTEX 1u   /* a consumer sleeps in futex_wait on wake_seq */
 #define MP_WAIT_EVENTFD 2u /* an event loop watches the eventfd (armed) */
 #define MP_PEER_CHECK_S 0.1 /* a sleeping receiver re-checks its peer this often */
@@ -41,6 +40,7 @@ typedef struct {
     _Atomic uint32_t producer_waiting;
     uint32_t pad2[12];
 } mp_ring_hdr;
+_Static_assert(sizeof(mp_ring_hdr) <= MP_RING_HDR, "ring header size");
 
 typedef struct {
     PyObject_HEAD
@@ -86,7 +86,7 @@ static PyObject *Ring_format(PyObject *Py_UNUSED(cls), PyObject *args) {
         return PyErr_Format(PyExc_ValueError, "slot_size must be a multiple of 64, got %u",
                             slot_size);
     uint64_t need = MP_RING_HDR + (uint64_t)capacity * slot_size;
-    if (off % 64 || off + need > arena->capacity)
+    if (off % 64 || off > arena->capacity || need > arena->capacity - off)
         return PyErr_Format(PyExc_ValueError, "ring at offset %llu does not fit the arena", off);
     mp_ring_hdr *r = (mp_ring_hdr *)(arena->base + off);
     memset(r, 0, MP_RING_HDR);
@@ -108,11 +108,13 @@ static PyObject *Ring_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
                                      &consumer, &peer_pid, &spin))
         return NULL;
     if (mp_arena_check_alive(arena) != 0) return NULL;
-    if (off % 64 || off + MP_RING_HDR > arena->capacity)
+    if (off % 64 || off > arena->capacity || arena->capacity - off < MP_RING_HDR)
         return PyErr_Format(mp_CorruptMessageError, "no ring at arena offset %llu", off);
     mp_ring_hdr *r = (mp_ring_hdr *)(arena->base + off);
-    if (r->magic != MP_RING_MAGIC ||
-        off + MP_RING_HDR + (uint64_t)r->capacity * r->slot_size > arena->capacity)
+    /* The layout that format() writes, so that no later index or length can leave the ring. */
+    if (r->magic != MP_RING_MAGIC || r->capacity < 2 || (r->capacity & (r->capacity - 1)) ||
+        r->slot_size < 64 || r->slot_size % 64 ||
+        (uint64_t)r->capacity * r->slot_size > arena->capacity - off - MP_RING_HDR)
         return PyErr_Format(mp_CorruptMessageError, "no ring at arena offset %llu", off);
     int pidfd = -1;
     if (peer_pid > 0) {
@@ -190,6 +192,8 @@ static int push(RingObject *self, const char *data, uint32_t len) {
         mp_futex_wake(&r->wake_seq, 1);
     }
     if (waiting & MP_WAIT_EVENTFD) {
+        /* Nothing to report: EAGAIN means the counter is full, so the doorbell already rings;
+         * any other failure means the consumer closed its doorbell and watches no more. */
         uint64_t one = 1;
         ssize_t n = write(self->efd, &one, 8);
         (void)n;
@@ -423,7 +427,7 @@ static PyObject *Ring_close(RingObject *self, PyObject *Py_UNUSED(ignored)) {
     atomic_fetch_add(&self->r->wake_seq, 1);
     mp_futex_wake(&self->r->wake_seq, 1 << 30);
     uint64_t one = 1;
-    ssize_t n = write(self->efd, &one, 8);
+    ssize_t n = write(self->efd, &one, 8); /* as in push(): a failure leaves nobody unwoken */
     (void)n;
     atomic_fetch_add(&self->r->space_seq, 1);
     mp_futex_wake(&self->r->space_seq, 1 << 30);

@@ -11,6 +11,7 @@ import asyncio
 import multiprocessing.resource_tracker
 import os
 from collections.abc import Callable, Coroutine, Iterator
+from types import ModuleType
 from typing import Any, TypeVar
 
 import psutil
@@ -156,3 +157,21 @@ def dask_cluster() -> Iterator[str]:
             p for p in started if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"
         ]
         assert not alive, f"the Dask cluster left processes alive: {alive}"
+
+
+HOOKS_MISSING = (
+    "mpipe._native is a release build, without the fault-injection hooks this test needs "
+    "(Arena._crash_at, Arena._poke). Build it as a test build: "
+    "MPIPE_NATIVE_TEST_HOOKS=1 pip install -e '.[test]' "
+    "(or MPIPE_NATIVE_TEST_HOOKS=1 python setup.py build_ext --inplace in a checkout)"
+)
+
+
+@pytest.fixture
+def native_hooks() -> ModuleType:
+    """The native module, failing the test at once when it was built without its test hooks."""
+    from mpipe._transport._load import native
+
+    if not native.TEST_HOOKS:
+        pytest.fail(HOOKS_MISSING, pytrace=False)
+    return native

@@ -9,6 +9,7 @@ import os
 import signal
 import zlib
 from collections.abc import Iterator
+from types import ModuleType
 from typing import Any
 
 import multiprocess
@@ -223,9 +224,7 @@ def test_worker_death_is_seen_by_the_parent_and_its_space_reclaimed() -> None:
 
 
 @pytest.mark.slow
-def test_producer_killed_mid_send_publishes_nothing() -> None:
-    from mpipe._transport._load import native
-
+def test_producer_killed_mid_send_publishes_nothing(native_hooks: ModuleType) -> None:
     with open_arena(MiB) as arena:
         with open_channel(arena, 1) as ch:
             endpoint = ch.endpoint()
@@ -233,7 +232,7 @@ def test_producer_killed_mid_send_publishes_nothing() -> None:
             if pid == 0:  # pragma: no cover - child
                 worker = endpoint.connect()
                 worker.send(b"complete")
-                native.Arena._crash_at(8)  # dies after writing the slot, before publishing it
+                native_hooks.Arena._crash_at(8)  # dies after writing the slot, before publishing it
                 worker.send(b"torn")
                 os._exit(0)
             ch.bind(pid)
@@ -247,7 +246,7 @@ def test_producer_killed_mid_send_publishes_nothing() -> None:
         assert arena.stats()["used_blocks"] == 0
 
 
-def test_corrupt_ring_slot_is_a_clear_error() -> None:
+def test_corrupt_ring_slot_is_a_clear_error(native_hooks: ModuleType) -> None:
     from mpipe._transport import CorruptMessageError
 
     with open_arena(MiB) as arena, open_channel(arena, 1, message_size=120) as ch:
@@ -263,6 +262,43 @@ def test_corrupt_ring_slot_is_a_clear_error() -> None:
             assert worker.recv() == b"next"  # the ring goes on
         finally:
             worker.close()
+
+
+@pytest.mark.parametrize(
+    ("slot_size", "capacity"),
+    [(64, 0), (64, 3), (0, 4), (40, 4), (64, 1 << 31)],
+    ids=["no slots", "capacity not a power of two", "empty slots", "slot size", "overruns"],
+)
+def test_a_ring_whose_header_is_corrupt_is_refused(
+    slot_size: int, capacity: int, native_hooks: ModuleType
+) -> None:
+    from mpipe._transport import CorruptMessageError
+
+    with open_arena(MiB) as arena:
+        raw = arena._native
+        block = arena.alloc(native_hooks.RING_HEADER + 4 * 64)
+        bell = native_hooks.doorbell()
+        try:
+            native_hooks.Ring.format(raw, block.data_offset, 4, 64)
+            native_hooks.Ring(raw, block.data_offset, bell, True)  # intact: accepted
+            raw._poke(block.data_offset + 8, slot_size | capacity << 32)  # the two u32 fields
+            with pytest.raises(CorruptMessageError, match="no ring at arena offset"):
+                native_hooks.Ring(raw, block.data_offset, bell, True)
+        finally:
+            os.close(bell)
+            block.release()
+
+
+def test_a_ring_offset_past_the_arena_is_refused() -> None:
+    from mpipe._transport import CorruptMessageError
+    from mpipe._transport._load import native
+
+    with open_arena(MiB) as arena:
+        far = 2**64 - 64  # adding the header's size would wrap around
+        with pytest.raises(ValueError, match="does not fit the arena"):
+            native.Ring.format(arena._native, far, 4, 64)
+        with pytest.raises(CorruptMessageError, match="no ring at arena offset"):
+            native.Ring(arena._native, far, -1, True)
 
 
 @pytest.mark.slow
