@@ -81,6 +81,10 @@ class Plan:
         self.processor_ids = list(placements)
         #: Every lane by pipe id, for observers (made once per plan, shared by its runs).
         self.lane_map = {lane.pipe_id: lane for lane in lanes}
+        #: The lanes of each pipe, by the pipe's identity (see :meth:`lanes_of`).
+        self._by_pipe: dict[int, list[Lane]] = {}
+        for lane in lanes:
+            self._by_pipe.setdefault(id(lane.pipe), []).append(lane)
         #: What each run needs of the nodes, worked out once: the processors, those whose
         #: initialize/cleanup must be called, and the distinct error strategies.
         self.procs, self.lifecycle = lifecycle_of(nodes)
@@ -110,6 +114,11 @@ class Plan:
             for node in self.nodes:
                 node.relink()
             self.relink = False
+
+    def lanes_of(self, pipe: Pipe) -> list[Lane]:
+        """The lanes that carry ``pipe``'s items (a pipe's status counts them while a run of
+        this plan is live)."""
+        return self._by_pipe.get(id(pipe), [])
 
     def fold(self) -> None:
         """Add the run's traffic to the graph's pipes (at the end of every run)."""
