@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import uuid
 
 import numpy as np
 import pytest
-
-import uuid
 
 from mpipe import Pipe, PipeError, PipeFactory, PipeState, PipeType
 

@@ -6,6 +6,7 @@ A processor declares named input and output pipes and turns one item from each i
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import itertools
 import time
@@ -34,35 +35,20 @@ _ids = itertools.count(1)
 OPTIONS = ("execution", "cpu_bound", "timeout", "max_concurrent", "error_strategy")
 
 
-def _distance(a: str, b: str) -> int:
-    """Edits (insert, delete, substitute, swap two neighbours) that turn ``a`` into ``b``."""
-    prev2: list[int] = []
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        row = [i]
-        for j, cb in enumerate(b, 1):
-            cost = min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (ca != cb))
-            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
-                cost = min(cost, prev2[j - 2] + 1)
-            row.append(cost)
-        prev2, prev = prev, row
-    return prev[-1]
+#: How alike (``difflib`` ratio, 0 to 1) a keyword must be to an option to count as a near miss.
+NEAR_MISS = 0.85
 
 
 def near_miss(key: str) -> str | None:
     """The option of :data:`OPTIONS` that ``key`` is probably a misspelling of, or None.
 
-    A near miss differs from an option by case only, or by one edit (two for options longer
-    than eight characters); an option itself is not a near miss.
+    A near miss is the same as an option but for case, or alike to one by :data:`NEAR_MISS` or
+    more (``cpu_bund``, ``timout``, ``max_concurency``); an option itself is not a near miss.
     """
     if key in OPTIONS:
         return None
-    best: tuple[int, str] | None = None
-    for option in OPTIONS:
-        d = 0 if key.lower() == option else _distance(key.lower(), option)
-        if d <= (2 if len(option) > 8 else 1) and (best is None or d < best[0]):
-            best = (d, option)
-    return None if best is None else best[1]
+    found = difflib.get_close_matches(key.lower(), OPTIONS, n=1, cutoff=NEAR_MISS)
+    return found[0] if found else None
 
 
 def _check_options(config: dict[str, Any], what: str) -> None:
