@@ -28,7 +28,9 @@ from ._graphs import chain, double, inc
 # -- taps ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", ["inline", "thread"])
+@pytest.mark.parametrize(
+    "backend", ["inline", "thread", pytest.param("process", marks=pytest.mark.slow)]
+)
 def test_a_tap_on_each_declared_output_pipe_of_a_chain_sees_every_item(backend: str) -> None:
     graph = chain(("step1", inc), ("step2", double), ("step3", inc))
     monitor = Monitor()
@@ -40,7 +42,9 @@ def test_a_tap_on_each_declared_output_pipe_of_a_chain_sees_every_item(backend: 
         else:
             out.add_tap(f"tap-{pid}", lambda item, pid=pid: seen.setdefault(pid, []).append(item))
     out = asyncio.run(
-        GraphExecutor(graph, monitor, backend=backend).execute_stream({"step1": [1, 2, 3]})
+        GraphExecutor(graph, monitor, backend=backend, max_workers=2).execute_stream(
+            {"step1": [1, 2, 3]}
+        )
     )
     assert out == {"step3:output": [5, 7, 9]}
     assert seen == {"step1": [2, 3, 4], "step2": [4, 6, 8], "step3": [5, 7, 9]}
