@@ -21,7 +21,7 @@ from .._model._placement import check_placement
 from .._model._processors import BaseProcessor
 from ._inputs import Entry, EntryIndex
 from ._lanes import Lane
-from ._nodes import Node
+from ._nodes import DISCARD, Node
 
 __all__ = ["Plan", "compile_plan", "lifecycle_of"]
 
@@ -172,6 +172,7 @@ def compile_plan(
     entries: list[Entry] = []
     entry_lanes: dict[tuple[str, str], Lane] = {}
     sinks: list[tuple[str, Lane]] = []
+    drops: list[Lane] = []
     nodes: list[Node] = []
     placements: dict[str, str] = {}
     for pid, gnode in graph.nodes.items():
@@ -194,6 +195,13 @@ def compile_plan(
                 sink = Lane(own)
                 sinks.append((f"{pid}:{name}", sink))
                 targets.append(sink)
+            elif not targets:
+                # An output nobody is connected to: its items are dropped, through a lane of the
+                # processor's own pipe so that the pipe's taps and counters see them.
+                drop = Lane(own)
+                drop.consumer = DISCARD
+                drops.append(drop)
+                targets.append(drop)
             outputs[name] = targets
         if isinstance(proc, BaseProcessor):
             fn, item_arg = proc._firing_call()
@@ -226,6 +234,7 @@ def compile_plan(
         *(lane for group in outputs_of.values() for lane in group),
         *entry_lanes.values(),
         *(lane for _, lane in sinks),
+        *drops,
     ]
     return Plan(fingerprint, nodes, EntryIndex(entries), entry_lanes, sinks, lanes, placements)
 

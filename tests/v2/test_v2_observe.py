@@ -18,9 +18,10 @@ from processor_pipeline.v2.core.checkpoint import (
     DebugSession,
 )
 from processor_pipeline.v2.core.errors import ErrorTracker, ProcessorError
-from processor_pipeline.v2.core.graph import GraphExecutor
+from processor_pipeline.v2.core.graph import GraphExecutor, ProcessingGraph
 from processor_pipeline.v2.core.monitor import Monitor, PipeTap
 from processor_pipeline.v2.core.pipe import Pipe
+from processor_pipeline.v2.core.processor import SimpleProcessor
 from processor_pipeline.v2.execution.strategies import SkipStrategy
 
 from ._graphs import chain, double, inc
@@ -58,6 +59,26 @@ def test_taps_on_declared_input_pipes_see_their_items() -> None:
         graph.get_processor(pid).input_pipes["input"].add_tap("in", seen[pid].append)
     assert asyncio.run(GraphExecutor(graph).execute({"a": 1})) == {"b:output": 3}
     assert seen == {"a": [1], "b": [2]}
+
+
+def _split(x: int) -> dict[str, int]:
+    return {"even": x} if x % 2 == 0 else {"odd": x}
+
+
+def test_a_tap_on_an_unconnected_output_of_a_middle_processor_sees_its_items() -> None:
+    split = SimpleProcessor(_split, "split")
+    split.create_default_pipes(["input"], ["even", "odd"])
+    after = SimpleProcessor(double, "after")
+    after.create_default_pipes(["input"], ["output"])
+    graph = ProcessingGraph()
+    for p in (split, after):
+        graph.add_processor(p)
+    graph.connect("split", "even", "after", "input")  # "odd" goes nowhere
+    odd: list[int] = []
+    split.output_pipes["odd"].add_tap("odd", odd.append)
+    out = asyncio.run(GraphExecutor(graph).execute_stream({"split": range(6)}))
+    assert out == {"after:output": [0, 4, 8]} and odd == [1, 3, 5]
+    assert split.output_pipes["odd"].get_metrics()["items_in"] == 3
 
 
 def test_pipe_tap_counts_and_swallows_errors(caplog: pytest.LogCaptureFixture) -> None:
