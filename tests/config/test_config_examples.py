@@ -34,6 +34,7 @@ def test_the_examples_are_all_here() -> None:
         "checkpoints_resume.py",
         "breakpoints.py",
         "dask_cluster.py",
+        "v2_api.py",
     } <= names
     assert {
         "text_pipeline.yaml",
