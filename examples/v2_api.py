@@ -33,7 +33,11 @@ def parse(line: str) -> int:
 
 
 graph = ProcessingGraph("v2_style")
-steps = [Lines("lines"), SimpleProcessor(parse, "parse"), SimpleProcessor(lambda n: n * n, "square")]
+steps = [
+    Lines("lines"),
+    SimpleProcessor(parse, "parse"),
+    SimpleProcessor(lambda n: n * n, "square"),
+]
 for step in steps:
     step.create_default_pipes(["input"], ["output"])
     graph.add_processor(step)
