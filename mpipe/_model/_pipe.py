@@ -3,7 +3,8 @@
 A pipe is usable on its own, from coroutines (``aput``/``aget``) and from threads (``put``/``get``);
 the public methods take a lock. In a graph a pipe describes a connection: its id, its capacity
 and its taps. A run never puts its items into the pipe itself: it keeps them in a lane of its
-own (``mpipe/_engine/_lanes.py``) and adds its traffic to the pipe's counters when it ends.
+own (``mpipe/_engine/_lanes.py``) and adds its traffic to the pipe's counters when it ends;
+while it runs, the pipe's status reads that traffic from the run's lanes (see ``_LIVE``).
 
 Invariant: ``len(self._items) <= max_size`` for every public ``put``.
 """
