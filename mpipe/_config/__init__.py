@@ -1,4 +1,5 @@
-"""Pipelines as files: the config format, the loader, and the processor registry."""
+"""Pipelines as files: the config format, the loader, and the processor registry; also the
+helpers that build, debug, validate and profile graphs (``_helpers``, ``_diagnose``)."""
 
 from ._example import create_example_config
 from ._loader import ConfigLoader, load_graph_from_file
