@@ -11,7 +11,6 @@ import asyncio
 import inspect
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from enum import Enum
 from typing import Any
@@ -407,7 +406,8 @@ class AdaptiveStrategy(ErrorStrategy):
         self.base_strategy = base_strategy
         self.adaptation_window = adaptation_window
         self.current_strategy: ErrorHandlerInterface = base_strategy
-        self.error_history: deque[dict[str, Any]] = deque(maxlen=adaptation_window)
+        #: The latest errors, oldest first (a list, trimmed to ``adaptation_window``).
+        self.error_history: list[dict[str, Any]] = []
         self.adaptation_rules: list[
             tuple[Callable[[list[dict[str, Any]]], Any], ErrorHandlerInterface]
         ] = []
@@ -437,7 +437,7 @@ class AdaptiveStrategy(ErrorStrategy):
         self.adaptation_rules.append((condition, new_strategy))
 
     def _adapt(self) -> None:
-        history = list(self.error_history)
+        history = list(self.error_history)  # a copy: a rule cannot change the strategy's own
         for condition, strategy in self.adaptation_rules:
             try:
                 hit = bool(condition(history))
@@ -458,7 +458,8 @@ class AdaptiveStrategy(ErrorStrategy):
     async def handle_error(
         self, error: BaseException, processor_id: str, context: dict[str, Any]
     ) -> bool | ErrorAction:
-        self.error_history.append(
+        history = self.error_history
+        history.append(
             {
                 "error_type": type(error).__name__,
                 "processor_id": processor_id,
@@ -466,6 +467,8 @@ class AdaptiveStrategy(ErrorStrategy):
                 "context": {k: v for k, v in context.items() if k != "input"},
             }
         )
+        if len(history) > self.adaptation_window:
+            del history[: len(history) - self.adaptation_window]
         self._adapt()
         answer: bool | ErrorAction = await self.current_strategy.handle_error(
             error, processor_id, context
