@@ -66,7 +66,7 @@ print("running totals:", out["total:output"])
 assert out["total:output"] == [0, 10, 30, 60, 100, 150]
 print("metrics:", total.get_metrics())
 
-print("registered types:", global_registry.list_registered_processors())
+print("registered types:", list(global_registry.list_registered_processors()))
 config = {
     "graph_id": "clamped",
     "processors": [

@@ -11,6 +11,7 @@ from pathlib import Path
 from mpipe import (
     AlertManager,
     ConfigLoader,
+    EventType,
     GraphExecutor,
     Monitor,
     SkipStrategy,
@@ -29,7 +30,14 @@ graph.set_error_strategy("parse", SkipStrategy())
 # failed firings (ERROR events) off stderr here, since the example reports them itself.
 monitor = Monitor(log_level="critical")
 alerts = AlertManager(monitor)
+# An event rule: condition and action get each MonitorEvent as the monitor records it.
 alerts.add_alert_rule(
+    "parse failed",
+    condition=lambda event: event.event_type == EventType.PROCESSOR_ERROR,
+    action=lambda event: print(f"ALERT {event.processor_id} failed: {event.data['error']}"),
+)
+# A metrics rule: the condition reads the metrics summary, the action gets the alert.
+alerts.add_metrics_rule(
     "error rate above 10%",
     lambda summary: summary["error_rate"] > 0.1,
     lambda alert: print(f"ALERT {alert['rule']!r} (fired {alert['data']['times_fired']}x)"),

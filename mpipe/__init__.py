@@ -19,6 +19,7 @@ from ._errors import (
     GraphError,
     PipeError,
     PipelineError,
+    PipelineTimeoutError,
     ProcessorError,
     ProcessorTimeoutError,
     ValidationError,
@@ -31,12 +32,21 @@ from ._model._interfaces import (
     GraphInterface,
     MonitorInterface,
     PipeInterface,
+    ProcessorFactoryInterface,
     ProcessorInterface,
+    ProcessorRegistryInterface,
     ProcessorState,
 )
+from ._model._network import PipeNetwork
 from ._model._pipe import Pipe, PipeFactory, PipeState, PipeType
-from ._model._processors import AsyncProcessor, BaseProcessor, SimpleProcessor
+from ._model._processors import (
+    AsyncProcessor,
+    BaseProcessor,
+    GeneratorProcessor,
+    SimpleProcessor,
+)
 from ._model._strategies import (
+    AdaptiveStrategy,
     CircuitBreakerStrategy,
     CircuitOpenError,
     CompositeStrategy,
@@ -45,9 +55,16 @@ from ._model._strategies import (
     HaltStrategy,
     RetryStrategy,
     SkipStrategy,
+    create_default_error_strategy,
 )
-from ._observe._breakpoints import BreakpointAbort, BreakpointHit
-from ._observe._checkpoints import CheckpointError, CheckpointManager, CheckpointWarning
+from ._observe._breakpoints import Breakpoint, BreakpointAbort, BreakpointHit
+from ._observe._checkpoints import (
+    Checkpoint,
+    CheckpointError,
+    CheckpointManager,
+    CheckpointWarning,
+)
+from ._observe._debug import DebugSession
 from ._observe._hooks import RunHooks, RunInfo
 from ._observe._monitor import (
     Alert,
@@ -56,8 +73,10 @@ from ._observe._monitor import (
     LogLevel,
     Monitor,
     MonitorEvent,
+    PipeTap,
     ProgressDisplay,
 )
+from ._observe._tracker import ErrorTracker
 from ._observe._visualize import visualize_graph
 from ._transport._errors import ArenaFullError, PayloadTooLargeError, TransportError
 
@@ -70,8 +89,15 @@ if TYPE_CHECKING:
         ProcessorFactory,
         ProcessorMeta,
         ProcessorRegistry,
+        create_example_config,
         global_factory,
         global_registry,
+        load_graph_from_file,
+    )
+    from ._config._diagnose import (
+        debug_processor_execution,
+        profile_graph_execution,
+        validate_and_fix_graph,
     )
 
 # Loaded on first use (PEP 562): the config layer pulls in jsonschema, which a worker process
@@ -85,10 +111,18 @@ _LAZY = dict.fromkeys(
         "ProcessorFactory",
         "ProcessorMeta",
         "ProcessorRegistry",
+        "create_example_config",
         "global_factory",
         "global_registry",
+        "load_graph_from_file",
     ),
     "._config",
+)
+_LAZY.update(
+    dict.fromkeys(
+        ("debug_processor_execution", "profile_graph_execution", "validate_and_fix_graph"),
+        "._config._diagnose",
+    )
 )
 
 
@@ -110,13 +144,16 @@ def __dir__() -> list[str]:
 __version__ = "0.1.0"
 
 __all__ = [
+    "AdaptiveStrategy",
     "Alert",
     "AlertManager",
     "ArenaFullError",
     "AsyncProcessor",
     "BaseProcessor",
+    "Breakpoint",
     "BreakpointAbort",
     "BreakpointHit",
+    "Checkpoint",
     "CheckpointError",
     "CheckpointInterface",
     "CheckpointManager",
@@ -127,11 +164,14 @@ __all__ = [
     "ConfigLoader",
     "ConfigurationError",
     "ConnectionConfig",
+    "DebugSession",
     "ErrorAction",
     "ErrorHandlerInterface",
     "ErrorStrategy",
+    "ErrorTracker",
     "EventType",
     "ExecutionError",
+    "GeneratorProcessor",
     "GraphConfig",
     "GraphError",
     "GraphExecutor",
@@ -147,16 +187,21 @@ __all__ = [
     "PipeError",
     "PipeFactory",
     "PipeInterface",
+    "PipeNetwork",
     "PipeState",
+    "PipeTap",
     "PipeType",
     "PipelineError",
+    "PipelineTimeoutError",
     "ProcessingGraph",
     "ProcessorConfig",
     "ProcessorError",
     "ProcessorFactory",
+    "ProcessorFactoryInterface",
     "ProcessorInterface",
     "ProcessorMeta",
     "ProcessorRegistry",
+    "ProcessorRegistryInterface",
     "ProcessorState",
     "ProcessorTimeoutError",
     "ProgressDisplay",
@@ -169,11 +214,17 @@ __all__ = [
     "ValidationError",
     "WorkerCrashedError",
     "__version__",
+    "create_default_error_strategy",
     "create_diamond_pipeline",
+    "create_example_config",
     "create_parallel_pipeline",
     "create_simple_pipeline",
+    "debug_processor_execution",
     "global_factory",
     "global_registry",
+    "load_graph_from_file",
+    "profile_graph_execution",
     "run_simple_pipeline",
+    "validate_and_fix_graph",
     "visualize_graph",
 ]

@@ -6,7 +6,8 @@ dict with ``to_dict()`` (for event logs, checkpoints and the command line).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = [
@@ -16,7 +17,9 @@ __all__ = [
     "ExecutionError",
     "GraphError",
     "PipeError",
+    "PipeTimeoutError",
     "PipelineError",
+    "PipelineTimeoutError",
     "ProcessorError",
     "ProcessorTimeoutError",
     "ValidationError",
@@ -29,17 +32,39 @@ class PipelineError(Exception):
 
     Args:
         message: What went wrong, in one sentence.
-        details: Extra JSON-compatible facts about the error.
+        details: Extra JSON-compatible facts about the error (``context=`` among them: a dict
+            of the circumstances, reported under ``context`` by :meth:`to_dict`).
+
+    Attributes:
+        timestamp: Wall-clock time (``time.time()``) the error was made.
+        context: The ``context`` detail, or an empty dict.
     """
 
     def __init__(self, message: str = "", **details: Any) -> None:
         super().__init__(message)
         self.message = message
         self.details: dict[str, Any] = details
+        self.timestamp = time.time()
+        context = details.get("context")
+        #: The circumstances of the error (``context=`` when it was made; else empty).
+        self.context: dict[str, Any] = dict(context) if isinstance(context, Mapping) else {}
 
     def to_dict(self) -> dict[str, Any]:
-        """Describe the error as a JSON-compatible dict."""
-        out: dict[str, Any] = {"type": type(self).__name__, "message": self.message}
+        """Describe the error as a JSON-compatible dict.
+
+        Keys: ``type`` and ``error_type`` (the class name), ``message``, ``processor_id`` (None
+        when no processor is concerned), ``context``, ``timestamp``, ``cause`` (the type and
+        message of ``__cause__``, or None), and ``details`` when there are any.
+        """
+        out: dict[str, Any] = {
+            "type": type(self).__name__,
+            "error_type": type(self).__name__,
+            "message": self.message,
+            "processor_id": _jsonable(getattr(self, "processor_id", None)),
+            "context": _jsonable(self.context),
+            "timestamp": self.timestamp,
+            "cause": None,
+        }
         if self.details:
             out["details"] = {k: _jsonable(v) for k, v in self.details.items()}
         cause = self.__cause__
@@ -59,11 +84,6 @@ class ProcessorError(PipelineError):
     def __init__(self, message: str = "", processor_id: str | None = None, **details: Any) -> None:
         super().__init__(message, **details)
         self.processor_id = processor_id
-
-    def to_dict(self) -> dict[str, Any]:
-        out = super().to_dict()
-        out["processor_id"] = self.processor_id
-        return out
 
 
 class GraphError(PipelineError):
@@ -120,11 +140,89 @@ class ExecutionError(PipelineError):
 
 
 class PipeError(PipelineError):
-    """A pipe was used wrongly: getting from a closed, drained pipe, or putting into a closed one."""
+    """A pipe was used wrongly: getting from a closed, drained pipe, or putting into a closed one.
+
+    Args:
+        message: What went wrong.
+        pipe_id: The pipe concerned, when known.
+        operation: What was being done (``"get"``, ``"put"``, ``"connect"``...), when known.
+    """
+
+    def __init__(
+        self,
+        message: str = "",
+        pipe_id: str | None = None,
+        operation: str | None = None,
+        **details: Any,
+    ) -> None:
+        super().__init__(message, **details)
+        self.pipe_id = pipe_id
+        self.operation = operation
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out["pipe_id"] = self.pipe_id
+        out["operation"] = self.operation
+        return out
 
 
-class ConfigurationError(PipelineError):
-    """A configuration value is wrong.
+class PipelineTimeoutError(PipelineError):
+    """Something waited longer than it was allowed to (a pipe's ``get`` or ``put``).
+
+    Not the builtin :class:`TimeoutError`; ``processor_pipeline.v2`` exports it under the name
+    ``TimeoutError`` (``core.errors.TimeoutError``).
+
+    Args:
+        message: What timed out.
+        timeout_duration: The time allowed, in seconds.
+        processor_id: The processor concerned, when known.
+        context: The circumstances, as a dict.
+    """
+
+    def __init__(
+        self,
+        message: str = "",
+        timeout_duration: float = 0.0,
+        processor_id: str | None = None,
+        context: Mapping[str, Any] | None = None,
+        **details: Any,
+    ) -> None:
+        if context is not None:
+            details["context"] = dict(context)
+        super().__init__(message, **details)
+        self.timeout_duration = float(timeout_duration)
+        self.processor_id = processor_id
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out["timeout_duration"] = self.timeout_duration
+        return out
+
+
+class PipeTimeoutError(PipelineTimeoutError, PipeError):
+    """A pipe stayed empty (``get``) or full (``put``) for the whole ``timeout``.
+
+    Args:
+        message: What timed out.
+        timeout_duration: The time allowed, in seconds.
+        pipe_id: The pipe.
+        operation: ``"get"`` or ``"put"``.
+    """
+
+    def __init__(
+        self,
+        message: str = "",
+        timeout_duration: float = 0.0,
+        pipe_id: str | None = None,
+        operation: str | None = None,
+    ) -> None:
+        super().__init__(message, timeout_duration)
+        self.pipe_id = pipe_id
+        self.operation = operation
+
+
+class ConfigurationError(PipelineError, ValueError):
+    """A configuration value is wrong (also a :class:`ValueError`).
 
     Args:
         message: What is wrong and what was expected.

@@ -24,6 +24,17 @@ def test_parallel_pipeline_with_and_without_combine() -> None:
     assert GraphExecutor(g).run("abc") == {"up:output": "ABC", "len:output": 3}
 
 
+def test_parallel_pipeline_keywords() -> None:
+    g = create_parallel_pipeline(
+        branches=[("up", str.upper), ("n", len)], combine=lambda d: d, combine_id="j"
+    )
+    assert GraphExecutor(g).run("a") == {"j:output": {"up": "A", "n": 1}}
+    with pytest.raises(ConfigurationError, match="processors or branches, not both"):
+        create_parallel_pipeline([("a", len)], branches=[("b", len)])
+    with pytest.raises(ConfigurationError, match="at least one"):
+        create_parallel_pipeline()
+
+
 def test_diamond_pipeline() -> None:
     g = create_diamond_pipeline(
         ("src", lambda x: x + 1),
@@ -33,6 +44,14 @@ def test_diamond_pipeline() -> None:
     )
     assert g.get_execution_order() == [["src"], ["l", "r"], ["j"]]
     assert GraphExecutor(g).run(1) == {"j:output": 10}
+    named = create_diamond_pipeline(
+        source=("s", abs),
+        left=("l", abs),
+        right=("r", abs),
+        join=("j", lambda d: d["l"]),
+        graph_id="d",
+    )
+    assert GraphExecutor(named).run(-2) == {"j:output": 2}
 
 
 def test_run_simple_pipeline_feeds_the_first_step_even_a_dict() -> None:
@@ -59,7 +78,7 @@ def test_visualize_formats() -> None:
     dot = visualize_graph(g, format="dot")
     assert dot.startswith('digraph "') and '"src" -> "l"' in dot and dot.endswith("}")
     with pytest.raises(ConfigurationError, match="format must be one of"):
-        visualize_graph(g, "svg")
+        visualize_graph(g, "gif")
 
 
 def test_visualize_shows_problems() -> None:

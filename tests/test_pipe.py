@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import uuid
 
 import numpy as np
 import pytest
@@ -148,7 +149,10 @@ def test_taps_see_every_item_and_errors_do_not_stop_flow(caplog: pytest.LogCaptu
 def test_factory_shapes() -> None:
     assert PipeFactory.create_pipe(pipe_type=PipeType.INPUT, max_size=5).pipe_type is PipeType.INPUT
     assert PipeFactory.create_buffered_pipe(50).max_size == 50
-    assert PipeFactory.create_streaming_pipe().max_size == 100
+    assert PipeFactory.create_streaming_pipe().max_size == 10
+    made = PipeFactory.create_pipe()
+    assert str(uuid.UUID(made.pipe_id)) == made.pipe_id  # no id given: a uuid4
+    assert PipeFactory.create_buffered_pipe(pipe_id="b").pipe_id == "b"
 
 
 def test_reset_empties_reopens_and_zeroes() -> None:

@@ -47,7 +47,7 @@ from ._registry import ProcessorFactory, ProcessorRegistry, global_registry
 from ._schema import schema_problems, section_problems
 from ._strategies import build_strategy
 
-__all__ = ["ConfigLoader"]
+__all__ = ["ConfigLoader", "load_graph_from_file"]
 
 ProcessorFactoryFn = Callable[[ProcessorConfig], ProcessorInterface]
 
@@ -565,3 +565,17 @@ class ConfigLoader:
         """
         section, source = self._section(config, "checkpoints")
         return build_checkpoint_manager(section, source)
+
+
+def load_graph_from_file(config_path: str | os.PathLike[str]) -> ProcessingGraph:
+    """The graph a config file (``.yaml``, ``.yml`` or ``.json``) describes, ready to run.
+
+    The file's ``monitoring``, ``checkpoints`` and ``executor`` sections are checked but not
+    used: build an executor with :meth:`ConfigLoader.create_executor_from_config` for those.
+
+    Raises:
+        ConfigurationError: The file cannot be read or parsed, or describes an invalid graph
+            (every problem named by its field path).
+    """
+    loader = ConfigLoader()
+    return loader.create_graph_from_config(loader.load_from_file(config_path))

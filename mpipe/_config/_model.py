@@ -112,9 +112,9 @@ class GraphConfig:
         processors: The processors, in file order.
         connections: The connections, in file order.
         error_strategy: The graph-wide error strategy (a name or a mapping with ``type``).
-        executor: The ``executor`` section (``backend``, ``max_workers``).
         monitoring: The ``monitoring`` section, as written.
         checkpoints: The ``checkpoints`` section, as written.
+        executor: The ``executor`` section (``backend``, ``max_workers``).
         source: Where the config came from (a file path), for messages.
     """
 
@@ -122,9 +122,9 @@ class GraphConfig:
     processors: list[ProcessorConfig] = field(default_factory=list)
     connections: list[ConnectionConfig] = field(default_factory=list)
     error_strategy: str | dict[str, Any] | None = None
-    executor: dict[str, Any] = field(default_factory=dict)
     monitoring: dict[str, Any] = field(default_factory=dict)
     checkpoints: dict[str, Any] = field(default_factory=dict)
+    executor: dict[str, Any] = field(default_factory=dict)
     source: str | None = None
 
     def to_dict(self) -> dict[str, Any]:

@@ -57,8 +57,9 @@ def _callable(reference: str, at: list[str | int]) -> Callable[..., Any]:
 def build_monitor(section: Mapping[str, Any], source: str | None = None) -> Monitor | None:
     """A :class:`Monitor` (with its alert rules) for a checked ``monitoring`` section.
 
-    Returns None when the section says ``enabled: false``. The rules' :class:`AlertManager` is
-    the monitor's ``alert_manager`` attribute (None without rules).
+    Returns None when the section says ``enabled: false``. The rules are metrics rules
+    (``condition(summary)``, see :meth:`AlertManager.add_metrics_rule`); their
+    :class:`AlertManager` is the monitor's ``alert_manager`` attribute (None without rules).
 
     Raises:
         ConfigurationError: A reference that cannot be resolved or is not callable, or a
@@ -91,7 +92,7 @@ def build_monitor(section: Mapping[str, Any], source: str | None = None) -> Moni
     if rules:
         manager = AlertManager(monitor)
         for name, condition, action, cooldown in rules:
-            manager.add_alert_rule(name, condition, action, cooldown)
+            manager.add_metrics_rule(name, condition, action, cooldown)
     # Documented as the way to reach the rules' manager (it lives as long as the monitor).
     setattr(monitor, "alert_manager", manager)  # noqa: B010
     return monitor

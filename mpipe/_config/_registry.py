@@ -12,15 +12,31 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .._errors import ConfigurationError
-from .._model._interfaces import ProcessorInterface
+from .._model._interfaces import (
+    ProcessorFactoryInterface,
+    ProcessorInterface,
+    ProcessorRegistryInterface,
+)
 
 __all__ = [
     "ProcessorFactory",
     "ProcessorMeta",
     "ProcessorRegistry",
+    "UnknownProcessorTypeError",
     "global_factory",
     "global_registry",
 ]
+
+
+class UnknownProcessorTypeError(ConfigurationError, KeyError):
+    """No processor class is registered under the name asked for.
+
+    A :class:`~mpipe.ConfigurationError` that is also a :class:`KeyError`, the error a lookup
+    of a missing name raises in the registry interface.
+    """
+
+    def __str__(self) -> str:  # the message as is, not quoted as KeyError would
+        return self.message
 
 
 def _check_name(name: Any, what: str) -> str:
@@ -29,11 +45,11 @@ def _check_name(name: Any, what: str) -> str:
     return name
 
 
-class ProcessorRegistry:
+class ProcessorRegistry(ProcessorRegistryInterface):
     """Processor classes and functions by name.
 
     Registering a name again replaces the earlier entry (so a class redefined in a notebook
-    keeps working).
+    keeps working); unregistering a name that is not registered does nothing.
     """
 
     def __init__(self) -> None:
@@ -42,52 +58,52 @@ class ProcessorRegistry:
 
     # -- processor classes ----------------------------------------------------------------------
 
-    def register_processor(self, name: str, cls: type[ProcessorInterface]) -> None:
+    def register_processor(self, name: str, processor_class: type[ProcessorInterface]) -> None:
         """Register a processor class under ``name``.
 
         Raises:
-            ConfigurationError: An empty name, or ``cls`` is not a processor class.
+            ConfigurationError: An empty name, or ``processor_class`` is not a processor class
+                (a ConfigurationError is also a ValueError).
         """
         _check_name(name, "processor type")
-        if not (isinstance(cls, type) and issubclass(cls, ProcessorInterface)):
+        if not (
+            isinstance(processor_class, type) and issubclass(processor_class, ProcessorInterface)
+        ):
             raise ConfigurationError(
                 f"register_processor({name!r}, ...) needs a ProcessorInterface subclass, "
-                f"got {cls!r}",
-                "cls",
+                f"got {processor_class!r}",
+                "processor_class",
             )
-        self._classes[name] = cls
+        self._classes[name] = processor_class
 
     def get_processor_class(self, name: str) -> type[ProcessorInterface]:
         """The class registered under ``name``.
 
         Raises:
-            ConfigurationError: Nothing is registered under ``name``; the message lists what is.
+            UnknownProcessorTypeError: Nothing is registered under ``name`` (a
+                ConfigurationError and a KeyError); the message lists what is.
         """
         try:
             return self._classes[name]
         except (KeyError, TypeError):
-            raise ConfigurationError(
+            raise UnknownProcessorTypeError(
                 f"unknown processor type {name!r}; registered types: "
                 f"{', '.join(self.list_registered_processors()) or 'none'}",
                 "processor_type",
             ) from None
 
-    def list_registered_processors(self) -> list[str]:
-        """Every registered processor type name, sorted."""
-        return sorted(self._classes)
+    def list_registered_processors(self) -> dict[str, type[ProcessorInterface]]:
+        """Every registered processor type: name -> class, sorted by name (a copy)."""
+        return dict(sorted(self._classes.items()))
 
     def is_registered(self, name: str) -> bool:
         """Whether a processor class is registered under ``name``."""
         return isinstance(name, str) and name in self._classes
 
     def unregister_processor(self, name: str) -> None:
-        """Forget the class registered under ``name``.
-
-        Raises:
-            ConfigurationError: Nothing is registered under ``name``.
-        """
-        self.get_processor_class(name)
-        del self._classes[name]
+        """Forget the class registered under ``name``; a name not registered is ignored."""
+        if isinstance(name, str):
+            self._classes.pop(name, None)
 
     # -- functions ----------------------------------------------------------------------------
 
@@ -133,7 +149,7 @@ class ProcessorRegistry:
         del self._functions[name]
 
 
-class ProcessorFactory:
+class ProcessorFactory(ProcessorFactoryInterface):
     """Builds processors from registered names.
 
     Args:
@@ -172,6 +188,9 @@ class ProcessorFactory:
     def create_processor_from_config(self, config: Mapping[str, Any]) -> ProcessorInterface:
         """A new processor from ``{"name": type, "processor_id": id, **parameters}``.
 
+        The caller's mapping is read, not changed; ``processor_id`` may be left out (an id is
+        then generated).
+
         Raises:
             ConfigurationError: ``config`` is not a mapping with a ``name``, or as for
                 :meth:`create_processor`.
@@ -187,8 +206,11 @@ class ProcessorFactory:
         return self.create_processor(name, processor_id, **params)
 
     def get_processor_info(self, name: str) -> dict[str, Any]:
-        """What is known of the type registered under ``name``: class, module, metadata and the
-        parameters its constructor takes.
+        """What is known of the type registered under ``name``.
+
+        Keys: ``name``, ``class``, ``module``, ``metadata`` (its ``get_processor_metadata()``),
+        ``docstring`` (the class's whole docstring), ``description`` (its first line) and
+        ``parameters`` (what its constructor takes besides ``processor_id``).
 
         Raises:
             ConfigurationError: Unknown name.
@@ -203,11 +225,13 @@ class ProcessorFactory:
         except (TypeError, ValueError):
             params = []
         metadata = getattr(cls, "get_processor_metadata", None)
+        doc = inspect.getdoc(cls) or ""
         return {
             "name": name,
             "class": cls.__name__,
             "module": cls.__module__,
-            "description": (inspect.getdoc(cls) or "").split("\n", 1)[0],
+            "docstring": doc,
+            "description": doc.split("\n", 1)[0],
             "parameters": params,
             "metadata": dict(metadata()) if callable(metadata) else {},
         }

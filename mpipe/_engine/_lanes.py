@@ -227,6 +227,8 @@ class Lane:
             pipe._peak = self.peak
         pipe._blocked_time += self.blocked_time
         pipe._full_events += self.full_events
+        if self.items_in or self.items_out:
+            pipe._last_activity = time.time()
 
     def __repr__(self) -> str:
         return f"Lane({self.pipe_id!r}, size={len(self.items)}/{self.max_size})"

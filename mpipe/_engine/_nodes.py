@@ -17,7 +17,9 @@ from .._model._strategies import ErrorStrategy
 from ._lanes import Lane
 
 __all__ = [
+    "DISCARD",
     "SKIPPED",
+    "Discard",
     "Firing",
     "Items",
     "Node",
@@ -170,7 +172,11 @@ class Node:
         self.single_out: list[Lane] | None = (
             next(iter(outputs.values())) if len(outputs) == 1 else None
         )
-        self.out_lanes: list[Lane] = [p for ps in outputs.values() for p in ps]
+        # The lanes the node waits on for room and closes when it ends: not the lanes of outputs
+        # nobody is connected to (those never fill, and never make the node listened to).
+        self.out_lanes: list[Lane] = [
+            p for ps in outputs.values() for p in ps if p.consumer is not DISCARD
+        ]
         self.backend = backend
         self.concurrency = concurrency
         self.strategy = strategy
@@ -274,6 +280,25 @@ class ResultSink:
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+
+class Discard:
+    """The consumer of an output pipe nobody is connected to: it drops each item as it arrives.
+
+    The output still has a lane of the processor's own pipe, so that the pipe's taps and counters
+    see the items; the lane never holds one between two scheduler steps.
+    """
+
+    def on_item(self, lane: Lane, n: int = 1) -> None:
+        """``n`` items arrived: drop them."""
+        if n == 1:
+            lane.take()
+        else:
+            lane.take_many(n)
+
+
+#: The one :class:`Discard` every plan uses.
+DISCARD = Discard()
 
 
 def feeder(

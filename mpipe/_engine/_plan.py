@@ -22,7 +22,7 @@ from .._model._placement import check_placement
 from .._model._processors import BaseProcessor
 from ._inputs import Entry, EntryIndex
 from ._lanes import Lane
-from ._nodes import Node
+from ._nodes import DISCARD, Node
 
 __all__ = ["Plan", "compile_plan", "lifecycle_of"]
 
@@ -82,6 +82,10 @@ class Plan:
         self.processor_ids = list(placements)
         #: Every lane by pipe id, for observers (made once per plan, shared by its runs).
         self.lane_map = {lane.pipe_id: lane for lane in lanes}
+        #: The lanes of each pipe, by the pipe's identity (see :meth:`lanes_of`).
+        self._by_pipe: dict[int, list[Lane]] = {}
+        for lane in lanes:
+            self._by_pipe.setdefault(id(lane.pipe), []).append(lane)
         #: What each run needs of the nodes, worked out once: the processors, those whose
         #: initialize/cleanup must be called, and the distinct error strategies.
         self.procs, self.lifecycle = lifecycle_of(nodes)
@@ -125,6 +129,11 @@ class Plan:
             for node in self.nodes:
                 node.relink()
             self.relink = False
+
+    def lanes_of(self, pipe: Pipe) -> list[Lane]:
+        """The lanes that carry ``pipe``'s items (a pipe's status counts them while a run of
+        this plan is live)."""
+        return self._by_pipe.get(id(pipe), [])
 
     def fold(self) -> None:
         """Add the run's traffic to the graph's pipes (at the end of every run)."""
@@ -199,6 +208,7 @@ def _compile(
     entries: list[Entry] = []
     entry_lanes: dict[tuple[str, str], Lane] = {}
     sinks: list[tuple[str, Lane]] = []
+    drops: list[Lane] = []
     nodes: list[Node] = []
     placements: dict[str, str] = {}
     for pid, gnode in graph.nodes.items():
@@ -221,6 +231,13 @@ def _compile(
                 sink = Lane(own)
                 sinks.append((f"{pid}:{name}", sink))
                 targets.append(sink)
+            elif not targets:
+                # An output nobody is connected to: its items are dropped, through a lane of the
+                # processor's own pipe so that the pipe's taps and counters see them.
+                drop = Lane(own)
+                drop.consumer = DISCARD
+                drops.append(drop)
+                targets.append(drop)
             outputs[name] = targets
         if isinstance(proc, BaseProcessor):
             fn, item_arg = proc._firing_call()
@@ -253,6 +270,7 @@ def _compile(
         *(lane for group in outputs_of.values() for lane in group),
         *entry_lanes.values(),
         *(lane for _, lane in sinks),
+        *drops,
     ]
     return Plan(fingerprint, nodes, EntryIndex(entries), entry_lanes, sinks, lanes, placements)
 

@@ -20,6 +20,7 @@ from .._backends import Backend
 from .._errors import ConfigurationError, ExecutionError
 from .._model._graph import ProcessingGraph, connection_id
 from .._model._interfaces import ProcessorState
+from .._model._pipe import add_live_traffic, remove_live_traffic
 from .._model._processors import BaseProcessor
 from .._observe._breakpoints import BreakpointManager
 from .._observe._checkpoints import CheckpointManager
@@ -72,6 +73,7 @@ class Run:
         hooks = sched.hooks
         error: BaseException | None = None
         lifecycle = self.lifecycle
+        add_live_traffic(self.plan)
         try:
             for hook in hooks:
                 hook.run_start(info)
@@ -93,6 +95,7 @@ class Run:
                 if lifecycle
                 else []
             )
+            remove_live_traffic(self.plan)
             self.plan.fold()
             failed = sched.failure[0] if sched.failure is not None else None
             for p in self.procs:

@@ -25,16 +25,40 @@ Connection = tuple[str, str, str, str]
 
 @dataclass
 class GraphNode:
-    """A processor in a graph, with the ids of its neighbours."""
+    """A processor in a graph, with the ids of its neighbours.
+
+    Attributes:
+        processor: The processor.
+        dependencies: Ids of the processors that feed it.
+        dependents: Ids of the processors it feeds.
+        execution_level: Its topological level once the graph validated (0 for sources), else -1.
+    """
 
     processor: ProcessorInterface
     dependencies: set[str] = field(default_factory=set)
     dependents: set[str] = field(default_factory=set)
+    execution_level: int = -1
 
     @property
     def processor_id(self) -> str:
         """The processor's id."""
         return self.processor.processor_id
+
+    def add_dependency(self, processor_id: str) -> None:
+        """Record that ``processor_id`` feeds this node."""
+        self.dependencies.add(processor_id)
+
+    def remove_dependency(self, processor_id: str) -> None:
+        """Forget that ``processor_id`` feeds this node (an unknown id is ignored)."""
+        self.dependencies.discard(processor_id)
+
+    def add_dependent(self, processor_id: str) -> None:
+        """Record that this node feeds ``processor_id``."""
+        self.dependents.add(processor_id)
+
+    def remove_dependent(self, processor_id: str) -> None:
+        """Forget that this node feeds ``processor_id`` (an unknown id is ignored)."""
+        self.dependents.discard(processor_id)
 
 
 def connection_id(conn: Connection) -> str:
@@ -224,7 +248,7 @@ class ProcessingGraph(GraphInterface):
 
         Reports cycles (naming the cycle), connections to pipe names a processor does not
         declare, input pipes fed twice, and processors with dependencies but no input pipes.
-        Sets ``execution_order`` when the graph is valid.
+        Sets ``execution_order`` and each node's ``execution_level`` when the graph is valid.
         """
         problems: list[str] = []
         fed: dict[tuple[str, str], list[str]] = {}
@@ -256,6 +280,11 @@ class ProcessingGraph(GraphInterface):
                 )
         problems.extend(f"cycle: {' -> '.join(cycle)}" for cycle in self._cycles())
         self.execution_order = [] if problems else self._levels()
+        for node in self.nodes.values():
+            node.execution_level = -1
+        for level, pids in enumerate(self.execution_order):
+            for pid in pids:
+                self.nodes[pid].execution_level = level
         return problems
 
     def _cycles(self) -> list[list[str]]:

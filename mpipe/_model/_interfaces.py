@@ -6,7 +6,9 @@ is not a :class:`~mpipe.BaseProcessor`, a custom monitor or checkpoint store).
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +21,9 @@ __all__ = [
     "GraphInterface",
     "MonitorInterface",
     "PipeInterface",
+    "ProcessorFactoryInterface",
     "ProcessorInterface",
+    "ProcessorRegistryInterface",
     "ProcessorState",
 ]
 
@@ -126,6 +130,14 @@ class ErrorHandlerInterface(ABC):
     ) -> Any:
         """Return ``True`` (skip), ``False`` (halt) or an :class:`~mpipe.ErrorAction`."""
 
+    def get_strategy_name(self) -> str:
+        """The strategy's short name: its class name without ``Strategy``, in snake case
+        (``CircuitBreakerStrategy`` -> ``"circuit_breaker"``). Override to name it otherwise."""
+        name = type(self).__name__
+        if name.endswith("Strategy") and name != "Strategy":
+            name = name[: -len("Strategy")]
+        return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+
 
 class GraphInterface(ABC):
     """What the executor needs of a graph."""
@@ -137,3 +149,45 @@ class GraphInterface(ABC):
     @abstractmethod
     def get_execution_order(self) -> list[list[str]]:
         """Processor ids in topological levels."""
+
+
+class ProcessorRegistryInterface(ABC):
+    """A store of processor classes by name (implemented by :class:`~mpipe.ProcessorRegistry`)."""
+
+    @abstractmethod
+    def register_processor(self, name: str, processor_class: type[ProcessorInterface]) -> None:
+        """Register ``processor_class`` under ``name`` (replacing an earlier entry)."""
+
+    @abstractmethod
+    def get_processor_class(self, name: str) -> type[ProcessorInterface]:
+        """The class registered under ``name``; raises :class:`KeyError` when there is none."""
+
+    @abstractmethod
+    def list_registered_processors(self) -> dict[str, type[ProcessorInterface]]:
+        """A copy of the registry: name -> class."""
+
+    @abstractmethod
+    def is_registered(self, name: str) -> bool:
+        """Whether a class is registered under ``name``."""
+
+    @abstractmethod
+    def unregister_processor(self, name: str) -> None:
+        """Forget ``name``; an unknown name is ignored."""
+
+
+class ProcessorFactoryInterface(ABC):
+    """Builds processors from registered names (implemented by :class:`~mpipe.ProcessorFactory`)."""
+
+    @abstractmethod
+    def create_processor(
+        self, name: str, processor_id: str | None = None, **kwargs: Any
+    ) -> ProcessorInterface:
+        """A new processor of the type registered under ``name``."""
+
+    @abstractmethod
+    def create_processor_from_config(self, config: Mapping[str, Any]) -> ProcessorInterface:
+        """A new processor from ``{"name": type, "processor_id": id, **parameters}``."""
+
+    @abstractmethod
+    def get_processor_info(self, name: str) -> dict[str, Any]:
+        """What is known of the type registered under ``name``."""

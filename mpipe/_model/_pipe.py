@@ -3,7 +3,8 @@
 A pipe is usable on its own, from coroutines (``aput``/``aget``) and from threads (``put``/``get``);
 the public methods take a lock. In a graph a pipe describes a connection: its id, its capacity
 and its taps. A run never puts its items into the pipe itself: it keeps them in a lane of its
-own (``mpipe/_engine/_lanes.py``) and adds its traffic to the pipe's counters when it ends.
+own (``mpipe/_engine/_lanes.py``) and adds its traffic to the pipe's counters when it ends;
+while it runs, the pipe's status reads that traffic from the run's lanes (see ``_LIVE``).
 
 Invariant: ``len(self._items) <= max_size`` for every public ``put``.
 """
@@ -16,12 +17,13 @@ import logging
 import sys
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
-from .._errors import PipeError
+from .._errors import PipeError, PipeTimeoutError
 
 __all__ = [
     "SIZERS",
@@ -29,7 +31,9 @@ __all__ = [
     "PipeFactory",
     "PipeState",
     "PipeType",
+    "add_live_traffic",
     "payload_nbytes",
+    "remove_live_traffic",
     "sizer_of",
     "tap_changes",
 ]
@@ -48,10 +52,30 @@ class PipeType(Enum):
 
 
 class PipeState(Enum):
-    """Whether a pipe still accepts items."""
+    """Whether a pipe still accepts items: OPEN, FULL (holds ``max_size`` items, so a put
+    waits) or CLOSED. ERROR is declared for code that names it; no pipe is ever in it."""
 
     OPEN = "open"
     CLOSED = "closed"
+    FULL = "full"
+    ERROR = "error"
+
+
+# Where a run keeps a pipe's items while it is live: objects whose ``lanes_of(pipe)`` gives the
+# queues carrying that pipe's items (each with the counters of ``Pipe.get_metrics``). The engine
+# adds a run's plan when the run starts and removes it when the run ends, after which the run's
+# traffic is in the pipe's own counters. Only readers of a pipe's status look here.
+_LIVE: set[Any] = set()
+
+
+def add_live_traffic(source: Any) -> None:
+    """Count the lanes of ``source`` (``lanes_of(pipe)``) in their pipes' status while it runs."""
+    _LIVE.add(source)
+
+
+def remove_live_traffic(source: Any) -> None:
+    """Stop counting ``source``'s lanes (its traffic was folded into the pipes, or is dropped)."""
+    _LIVE.discard(source)
 
 
 def _nbytes_or_size(item: Any) -> int:
@@ -131,6 +155,7 @@ class Pipe:
         self._getters: deque[asyncio.Future[None]] = deque()
         self._putters: deque[asyncio.Future[None]] = deque()
         self._taps: dict[str, Callable[[Any], Any]] = {}
+        self.created_at = time.time()
         self._reset_counters()
 
     @property
@@ -150,13 +175,17 @@ class Pipe:
         self._peak = 0
         self._blocked_time = 0.0
         self._full_events = 0
+        self._last_activity: float | None = None
 
     # -- state -------------------------------------------------------------------------------
 
     @property
     def state(self) -> PipeState:
-        """``PipeState.OPEN`` or ``PipeState.CLOSED``."""
-        return PipeState.CLOSED if self._closed else PipeState.OPEN
+        """``PipeState.CLOSED`` once closed; else ``FULL`` while it holds ``max_size`` items or
+        more, ``OPEN`` otherwise."""
+        if self._closed:
+            return PipeState.CLOSED
+        return PipeState.FULL if len(self._items) >= self.max_size else PipeState.OPEN
 
     @property
     def closed(self) -> bool:
@@ -184,6 +213,13 @@ class Pipe:
             self._closed = True
             self._notify()
         self._wake_all(self._getters)
+        self._wake_all(self._putters)
+
+    def clear(self) -> None:
+        """Drop every waiting item (a full pipe is open again); counters and taps stay."""
+        with self._lock:
+            self._items.clear()
+            self._notify()
         self._wake_all(self._putters)
 
     def reset(self) -> None:
@@ -218,6 +254,7 @@ class Pipe:
     def _offer(self, item: Any) -> None:
         items = self._items
         items.append(item)
+        self._last_activity = time.time()
         self._items_in += 1
         self._bytes_in += sizer_of(type(item))(item)
         n = len(items)
@@ -230,6 +267,7 @@ class Pipe:
 
     def _take(self) -> Any:
         item = self._items.popleft()
+        self._last_activity = time.time()
         self._items_out += 1
         if self._putters:
             self._wake_one(self._putters)
@@ -248,7 +286,8 @@ class Pipe:
         """Put an item, waiting while the pipe is full. For threads, not coroutines.
 
         Raises:
-            PipeError: The pipe is closed, or still full after ``timeout`` seconds.
+            PipeError: The pipe is closed.
+            PipeTimeoutError: Still full after ``timeout`` seconds (a PipeError).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
@@ -259,25 +298,26 @@ class Pipe:
                     self._full_events += 1
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
-                    raise PipeError(f"pipe {self.pipe_id!r} still full after {timeout} s")
+                    raise self._timed_out("full", timeout)
                 self._cond.wait(remaining)
             if start is not None:
                 self._blocked_time += time.perf_counter() - start
             if self._closed:
-                raise PipeError(f"put into closed pipe {self.pipe_id!r}")
+                raise PipeError(f"put into closed pipe {self.pipe_id!r}", self.pipe_id, "put")
             self._offer_locked(item)
 
     async def aput(self, item: Any, timeout: float | None = None) -> None:
         """Put an item, awaiting while the pipe is full.
 
         Raises:
-            PipeError: The pipe is closed, or still full after ``timeout`` seconds.
+            PipeError: The pipe is closed.
+            PipeTimeoutError: Still full after ``timeout`` seconds (a PipeError).
         """
         start = None
         while True:
             with self._lock:
                 if self._closed:
-                    raise PipeError(f"put into closed pipe {self.pipe_id!r}")
+                    raise PipeError(f"put into closed pipe {self.pipe_id!r}", self.pipe_id, "put")
                 if len(self._items) < self.max_size:
                     if start is not None:
                         self._blocked_time += time.perf_counter() - start
@@ -294,16 +334,20 @@ class Pipe:
         """Take the oldest item, waiting while the pipe is empty. For threads, not coroutines.
 
         Raises:
-            PipeError: The pipe is closed and drained, or still empty after ``timeout`` seconds.
+            PipeError: The pipe is closed and drained.
+            PipeTimeoutError: Still empty after ``timeout`` seconds (a PipeError, and the
+                ``TimeoutError`` of ``processor_pipeline.v2``).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while not self._items:
                 if self._closed:
-                    raise PipeError(f"get from closed, drained pipe {self.pipe_id!r}")
+                    raise PipeError(
+                        f"get from closed, drained pipe {self.pipe_id!r}", self.pipe_id, "get"
+                    )
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
-                    raise PipeError(f"pipe {self.pipe_id!r} still empty after {timeout} s")
+                    raise self._timed_out("empty", timeout)
                 self._cond.wait(remaining)
             item = self._take()
             self._notify()
@@ -313,7 +357,8 @@ class Pipe:
         """Take the oldest item, awaiting while the pipe is empty.
 
         Raises:
-            PipeError: The pipe is closed and drained, or still empty after ``timeout`` seconds.
+            PipeError: The pipe is closed and drained.
+            PipeTimeoutError: Still empty after ``timeout`` seconds (a PipeError).
         """
         while True:
             with self._lock:
@@ -322,7 +367,9 @@ class Pipe:
                     self._notify()
                     return item
                 if self._closed:
-                    raise PipeError(f"get from closed, drained pipe {self.pipe_id!r}")
+                    raise PipeError(
+                        f"get from closed, drained pipe {self.pipe_id!r}", self.pipe_id, "get"
+                    )
                 fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
                 self._getters.append(fut)
             await self._wait(fut, timeout, "empty")
@@ -343,12 +390,20 @@ class Pipe:
             else:
                 await asyncio.wait_for(fut, timeout)
         except asyncio.TimeoutError:
-            raise PipeError(f"pipe {self.pipe_id!r} still {what} after {timeout} s") from None
+            raise self._timed_out(what, timeout) from None
         finally:
             with self._lock:
                 for waiters in (self._getters, self._putters):
                     if fut in waiters:
                         waiters.remove(fut)
+
+    def _timed_out(self, what: str, timeout: float | None) -> PipeTimeoutError:
+        return PipeTimeoutError(
+            f"pipe {self.pipe_id!r} still {what} after {timeout} s",
+            timeout_duration=timeout or 0.0,
+            pipe_id=self.pipe_id,
+            operation="put" if what == "full" else "get",
+        )
 
     @staticmethod
     def _wake_one(waiters: deque[asyncio.Future[None]]) -> None:
@@ -367,30 +422,67 @@ class Pipe:
 
     # -- status --------------------------------------------------------------------------------
 
+    def _live_lanes(self) -> list[Any]:
+        return [lane for source in list(_LIVE) for lane in source.lanes_of(self)]
+
     def get_metrics(self) -> dict[str, Any]:
-        """Counters of the pipe's traffic since it was created or last reset (JSON-compatible)."""
-        blocked = self._blocked_time
+        """Counters of the pipe's traffic since it was created or last reset (JSON-compatible).
+
+        They include the traffic of the runs live now that carry this pipe's items (the
+        connection pipes of a graph, the declared pipes of its sources and sinks).
+        """
+        items_in, items_out, nbytes = self._items_in, self._items_out, self._bytes_in
+        size, peak = len(self._items), self._peak
+        blocked, full_events = self._blocked_time, self._full_events
+        for lane in self._live_lanes() if _LIVE else ():
+            m = lane.get_metrics()
+            items_in += m["items_in"]
+            items_out += m["items_out"]
+            nbytes += m["bytes_in"]
+            size += m["size"]
+            peak = max(peak, m["peak_size"])
+            blocked += m["blocked_time"]
+            full_events += m["full_events"]
         return {
-            "items_in": self._items_in,
-            "items_out": self._items_out,
-            "bytes_in": self._bytes_in,
-            "size": len(self._items),
-            "peak_size": self._peak,
+            "items_in": items_in,
+            "items_out": items_out,
+            "bytes_in": nbytes,
+            "size": size,
+            "peak_size": peak,
             "max_size": self.max_size,
-            "utilization": len(self._items) / self.max_size,
-            "peak_utilization": self._peak / self.max_size,
+            "utilization": size / self.max_size,
+            "peak_utilization": peak / self.max_size,
             "blocked_time": blocked,
-            "full_events": self._full_events,
+            "full_events": full_events,
         }
 
     def get_status(self) -> dict[str, Any]:
-        """The pipe's id, type, state and metrics (JSON-compatible)."""
+        """The pipe's id, type, state, taps and metrics (JSON-compatible).
+
+        Besides :meth:`get_metrics`: ``state``, ``taps`` (their ids), ``active_taps`` (how
+        many), ``is_empty``, ``is_full``, ``created_at``, ``last_activity`` (wall-clock time of
+        the last item in or out; for a run's items, when the run's traffic was counted or read
+        live; None before any), ``total_items_processed`` (= ``items_in``) and
+        ``total_bytes_processed`` (= ``bytes_in``).
+        """
+        metrics = self.get_metrics()
+        live = metrics["items_in"] != self._items_in or metrics["items_out"] != self._items_out
+        size = metrics["size"]
+        closed = self._closed
+        state = "closed" if closed else ("full" if size >= self.max_size else "open")
         return {
             "pipe_id": self.pipe_id,
             "pipe_type": self.pipe_type.value,
-            "state": self.state.value,
+            "state": state,
             "taps": sorted(self._taps),
-            **self.get_metrics(),
+            "active_taps": len(self._taps),
+            "is_empty": size == 0,
+            "is_full": size >= self.max_size,
+            "created_at": self.created_at,
+            "last_activity": time.time() if live else self._last_activity,
+            "total_items_processed": metrics["items_in"],
+            "total_bytes_processed": metrics["bytes_in"],
+            **metrics,
         }
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -422,7 +514,7 @@ def _set_if_pending(fut: asyncio.Future[None]) -> None:
 
 
 class PipeFactory:
-    """Makes pipes of the usual shapes."""
+    """Makes pipes of the usual shapes; a pipe made without an id gets a uuid4 as its id."""
 
     @staticmethod
     def create_pipe(
@@ -431,14 +523,15 @@ class PipeFactory:
         pipe_id: str | None = None,
     ) -> Pipe:
         """A pipe of the given type and capacity."""
-        return Pipe(pipe_id, max_size=max_size, pipe_type=pipe_type)
+        return Pipe(pipe_id or str(uuid.uuid4()), max_size=max_size, pipe_type=pipe_type)
 
     @staticmethod
     def create_buffered_pipe(buffer_size: int = 10000, pipe_id: str | None = None) -> Pipe:
-        """A pipe with a large buffer, for bursty producers."""
-        return Pipe(pipe_id, max_size=buffer_size)
+        """A pipe with a large buffer (10,000 items by default), for bursty producers."""
+        return Pipe(pipe_id or str(uuid.uuid4()), max_size=buffer_size)
 
     @staticmethod
-    def create_streaming_pipe(pipe_id: str | None = None, max_size: int = 100) -> Pipe:
-        """A pipe with a small buffer, so that producers and consumers stay in step."""
-        return Pipe(pipe_id, max_size=max_size)
+    def create_streaming_pipe(pipe_id: str | None = None, max_size: int = 10) -> Pipe:
+        """A pipe with a small buffer (10 items by default), so that producers and consumers
+        stay in step."""
+        return Pipe(pipe_id or str(uuid.uuid4()), max_size=max_size)

@@ -6,23 +6,61 @@ A processor declares named input and output pipes and turns one item from each i
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import itertools
 import time
 import weakref
 from abc import abstractmethod
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from .._errors import ConfigurationError
+from .._errors import ConfigurationError, ProcessorError
 from ._interfaces import ProcessorInterface, ProcessorState
 from ._pipe import Pipe, PipeType
 from ._placement import placement_from_config
 
-__all__ = ["AsyncProcessor", "BaseProcessor", "ProcessorState", "SimpleProcessor"]
+__all__ = [
+    "OPTIONS",
+    "AsyncProcessor",
+    "BaseProcessor",
+    "GeneratorProcessor",
+    "ProcessorState",
+    "SimpleProcessor",
+]
 
 CALLBACK_EVENTS = ("start", "complete", "error")
 _ids = itertools.count(1)
+
+#: The keywords of a processor's config that mpipe itself reads.
+OPTIONS = ("execution", "cpu_bound", "timeout", "max_concurrent", "error_strategy")
+
+
+#: How alike (``difflib`` ratio, 0 to 1) a keyword must be to an option to count as a near miss.
+NEAR_MISS = 0.85
+
+
+def near_miss(key: str) -> str | None:
+    """The option of :data:`OPTIONS` that ``key`` is probably a misspelling of, or None.
+
+    A near miss is the same as an option but for case, or alike to one by :data:`NEAR_MISS` or
+    more (``cpu_bund``, ``timout``, ``max_concurency``); an option itself is not a near miss.
+    """
+    if key in OPTIONS:
+        return None
+    found = difflib.get_close_matches(key.lower(), OPTIONS, n=1, cutoff=NEAR_MISS)
+    return found[0] if found else None
+
+
+def _check_options(config: dict[str, Any], what: str) -> None:
+    for key in config:
+        meant = near_miss(key) if isinstance(key, str) else None
+        if meant is not None:
+            raise ConfigurationError(
+                f"{what}: unknown option {key!r}; did you mean {meant!r}? (mpipe reads "
+                f"{', '.join(OPTIONS)}; a keyword of your own must not be this close to one)",
+                key,
+            )
 
 
 def _positive_int(value: Any, what: str, name: str) -> int:
@@ -41,10 +79,12 @@ class BaseProcessor(ProcessorInterface):
         processor_id: Unique id within a graph; generated when omitted.
         **config: Kept in ``self.config``. mpipe reads ``execution`` ("inline", "thread",
             "process", "dask"), ``cpu_bound`` (True means "process"), ``timeout`` (seconds per
-            firing) and ``max_concurrent`` (firings of this processor in flight at once).
+            firing), ``max_concurrent`` (firings of this processor in flight at once) and
+            ``error_strategy`` (an error strategy object); other keywords are your own.
 
     Raises:
-        ConfigurationError: A config value mpipe reads is invalid.
+        ConfigurationError: A config value mpipe reads is invalid, or a keyword is a near miss
+            of one it reads (``cpu_bund``, ``timout``): the message names the option meant.
     """
 
     #: The graphs that hold this processor, told when something they compile changes (set by
@@ -66,6 +106,7 @@ class BaseProcessor(ProcessorInterface):
         self.output_pipes: dict[str, Pipe] = {}
         self.state = ProcessorState.IDLE
         what = f"processor {self.processor_id!r}"
+        _check_options(self.config, what)
         self._execution: str | None = placement_from_config(self.config, what)
         timeout = self.config.get("timeout")
         if timeout is not None and (
@@ -344,3 +385,70 @@ class AsyncProcessor(BaseProcessor):
         self, processor_id: str | None = None, max_concurrent: int = 10, **config: Any
     ) -> None:
         super().__init__(processor_id, max_concurrent=max_concurrent, **config)
+
+
+class GeneratorProcessor(BaseProcessor):
+    """A processor whose firings are async generators: override ``_process_generator``.
+
+    Each firing calls ``_process_generator(input_data)`` and every value it yields is one output
+    item (routed as any output is: with several output pipes, a dict whose keys are all output
+    pipe names goes key by key, anything else down every pipe). ``input_data`` maps each input
+    pipe name to the firing's item; a processor without input pipes gets its source input as is
+    (``execute({})`` gives ``{}``).
+
+    Args:
+        processor_id: Unique id within a graph; generated when omitted.
+        **config: Kept in ``self.config``, as for :class:`BaseProcessor`.
+    """
+
+    async def _process_generator(self, input_data: Any) -> AsyncIterator[Any]:
+        """Yield the output items of one firing (by default: each input value in turn)."""
+        values = input_data.values() if isinstance(input_data, dict) else [input_data]
+        for value in values:
+            yield value
+
+    async def process_data(self, input_data: dict[str, Any]) -> None:
+        """Unused: a generator processor's firings run ``_process_generator``. Returns None."""
+        return None
+
+    def _firing_call(self) -> tuple[Callable[[Any], Any], bool]:
+        # Without input pipes the generator takes the source's input itself.
+        return self._process_generator, not self.input_pipes
+
+    async def process(self, input_data: Any = None) -> list[Any]:
+        """Run one firing by hand, outside an executor: drain the generator.
+
+        ``state`` goes RUNNING, then COMPLETED (or ERROR). Each yielded value counts as one
+        output item in the metrics.
+
+        Args:
+            input_data: The firing's input (default ``{}``).
+
+        Returns:
+            The yielded values, in order.
+
+        Raises:
+            ProcessorError: The generator raised; the original error is the ``__cause__``.
+        """
+        data = {} if input_data is None else input_data
+        self.state = ProcessorState.RUNNING
+        self._fire_callbacks("start", data)
+        start = time.perf_counter()
+        out: list[Any] = []
+        try:
+            async for item in self._process_generator(data):
+                out.append(item)
+        except Exception as exc:
+            self._record(time.perf_counter() - start, failed=True)
+            self.state = ProcessorState.ERROR
+            self._fire_callbacks("error", exc)
+            raise ProcessorError(
+                f"processor {self.processor_id!r} failed after {len(out)} item(s): "
+                f"{type(exc).__name__}: {exc}",
+                self.processor_id,
+            ) from exc
+        self._record(time.perf_counter() - start, failed=False)
+        self._items_out += len(out)
+        self.state = ProcessorState.COMPLETED
+        self._fire_callbacks("complete", out)
+        return out

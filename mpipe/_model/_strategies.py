@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from enum import Enum
@@ -18,6 +19,7 @@ from .._errors import ConfigurationError, ProcessorError
 from ._interfaces import ErrorHandlerInterface
 
 __all__ = [
+    "AdaptiveStrategy",
     "CircuitBreakerStrategy",
     "CircuitOpenError",
     "CompositeStrategy",
@@ -26,8 +28,11 @@ __all__ = [
     "HaltStrategy",
     "RetryStrategy",
     "SkipStrategy",
+    "create_default_error_strategy",
     "resolve_action",
 ]
+
+_log = logging.getLogger("mpipe")
 
 
 class ErrorAction(Enum):
@@ -366,3 +371,133 @@ def record_success(strategy: Any, processor_id: str) -> None:
 def _allow(strategy: Any, processor_id: str) -> bool:
     allow = getattr(strategy, "allow", None)
     return True if allow is None else bool(allow(processor_id))
+
+
+class AdaptiveStrategy(ErrorStrategy):
+    """Delegates to a strategy that changes with the recent errors.
+
+    Every error is logged in ``error_history`` (``error_type``, ``processor_id``,
+    ``timestamp``, ``context``; the newest ``adaptation_window`` entries are kept). Then the
+    rules are checked in the order they were added: the first whose ``condition(history)``
+    holds makes its strategy the one delegated to, from this error on. The history and the
+    current strategy persist across runs; :meth:`reset` (at each run's start) resets the
+    counters of every strategy involved.
+
+    Args:
+        base_strategy: The strategy delegated to until a rule switches.
+        adaptation_window: How many of the latest errors the history keeps.
+
+    Raises:
+        ConfigurationError: ``base_strategy`` is not an error strategy, or the window is not a
+            positive integer.
+    """
+
+    def __init__(self, base_strategy: ErrorHandlerInterface, adaptation_window: int = 100) -> None:
+        if not isinstance(base_strategy, ErrorHandlerInterface):
+            raise ConfigurationError(f"base_strategy is not an error strategy: {base_strategy!r}")
+        if (
+            not isinstance(adaptation_window, int)
+            or isinstance(adaptation_window, bool)
+            or adaptation_window < 1
+        ):
+            raise ConfigurationError(
+                f"adaptation_window must be a positive integer, got {adaptation_window!r}"
+            )
+        self.base_strategy = base_strategy
+        self.adaptation_window = adaptation_window
+        self.current_strategy: ErrorHandlerInterface = base_strategy
+        #: The latest errors, oldest first (a list, trimmed to ``adaptation_window``).
+        self.error_history: list[dict[str, Any]] = []
+        self.adaptation_rules: list[
+            tuple[Callable[[list[dict[str, Any]]], Any], ErrorHandlerInterface]
+        ] = []
+
+    def get_strategy_name(self) -> str:
+        return "adaptive"
+
+    def add_adaptation_rule(
+        self,
+        condition: Callable[[list[dict[str, Any]]], Any],
+        new_strategy: ErrorHandlerInterface,
+    ) -> None:
+        """Switch to ``new_strategy`` once ``condition(history)`` holds.
+
+        Args:
+            condition: Called with the error history (a list, oldest first) after each error.
+            new_strategy: The strategy to delegate to from then on.
+
+        Raises:
+            ConfigurationError: ``condition`` is not callable or ``new_strategy`` is not an
+                error strategy.
+        """
+        if not callable(condition):
+            raise ConfigurationError(f"adaptation condition must be callable, got {condition!r}")
+        if not isinstance(new_strategy, ErrorHandlerInterface):
+            raise ConfigurationError(f"not an error strategy: {new_strategy!r}")
+        self.adaptation_rules.append((condition, new_strategy))
+
+    def _adapt(self) -> None:
+        history = list(self.error_history)  # a copy: a rule cannot change the strategy's own
+        for condition, strategy in self.adaptation_rules:
+            try:
+                hit = bool(condition(history))
+            except Exception:
+                _log.exception("adaptation rule %r failed", condition)
+                continue
+            if hit:
+                if strategy is not self.current_strategy:
+                    _log.info(
+                        "adaptive strategy: switching from %s to %s after %d error(s)",
+                        self.current_strategy.get_strategy_name(),
+                        strategy.get_strategy_name(),
+                        len(history),
+                    )
+                    self.current_strategy = strategy
+                return
+
+    async def handle_error(
+        self, error: BaseException, processor_id: str, context: dict[str, Any]
+    ) -> bool | ErrorAction:
+        history = self.error_history
+        history.append(
+            {
+                "error_type": type(error).__name__,
+                "processor_id": processor_id,
+                "timestamp": time.time(),
+                "context": {k: v for k, v in context.items() if k != "input"},
+            }
+        )
+        if len(history) > self.adaptation_window:
+            del history[: len(history) - self.adaptation_window]
+        self._adapt()
+        answer: bool | ErrorAction = await self.current_strategy.handle_error(
+            error, processor_id, context
+        )
+        return answer
+
+    def allow(self, processor_id: str) -> bool:
+        return _allow(self.current_strategy, processor_id)
+
+    def record_success(self, processor_id: str) -> None:
+        record_success(self.current_strategy, processor_id)
+
+    def reset(self) -> None:
+        seen: set[int] = set()
+        for strategy in [self.base_strategy, *(s for _, s in self.adaptation_rules)]:
+            if id(strategy) not in seen and isinstance(strategy, ErrorStrategy):
+                seen.add(id(strategy))
+                strategy.reset()
+
+
+def create_default_error_strategy() -> CompositeStrategy:
+    """Retry a failed firing twice (after 0.5 s, then 1 s), then skip it; past 10 skips, halt.
+
+    ``CompositeStrategy([RetryStrategy(max_retries=2, initial_delay=0.5),
+    SkipStrategy(max_skips=10)], strategy_order="sequential")``: each retry runs the firing
+    again with the same input; the 10 skips are counted per run, over all processors that use
+    this strategy.
+    """
+    return CompositeStrategy(
+        [RetryStrategy(max_retries=2, initial_delay=0.5), SkipStrategy(max_skips=10)],
+        strategy_order="sequential",
+    )

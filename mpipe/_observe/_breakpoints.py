@@ -20,12 +20,11 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from .._errors import PipelineError, ProcessorError
 
-__all__ = ["BreakpointAPI", "BreakpointAbort", "BreakpointHit", "BreakpointManager"]
+__all__ = ["Breakpoint", "BreakpointAPI", "BreakpointAbort", "BreakpointHit", "BreakpointManager"]
 
 _log = logging.getLogger("mpipe")
 
@@ -34,22 +33,109 @@ class BreakpointAbort(ProcessorError):
     """A paused firing was aborted at its breakpoint; the run stops with this as the cause."""
 
 
-@dataclass
-class _Breakpoint:
-    breakpoint_id: str
-    processor_id: str
-    condition: Callable[[dict[str, Any]], Any] | None
-    enabled: bool = True
-    hits: int = 0
+_bp_ids = itertools.count(1)
+
+
+class Breakpoint:
+    """A processor's firings pause here before they run, while the breakpoint is enabled and its
+    condition holds.
+
+    Set one with ``set_breakpoint`` on an executor or a checkpoint manager (a run honours the
+    breakpoints of the manager it is given), or make one and check it by hand with
+    :meth:`should_break`.
+
+    Args:
+        processor_id: The processor whose firings it pauses.
+        condition: ``condition(input)`` over the firing's input dict (pipe name -> item);
+            None: every firing. A condition that raises is logged and counts as False.
+        hit_count: The most hits that pause (0: no limit); later matching firings run on.
+        enabled: Whether it pauses at all.
+
+    Raises:
+        TypeError: A processor id that is not a non-empty string, a condition that is not
+            callable, or a ``hit_count`` that is not a non-negative integer.
+    """
+
+    def __init__(
+        self,
+        processor_id: str,
+        condition: Callable[[Any], Any] | None = None,
+        hit_count: int = 0,
+        enabled: bool = True,
+        *,
+        breakpoint_id: str | None = None,
+    ) -> None:
+        if not isinstance(processor_id, str) or not processor_id:
+            raise TypeError(f"processor_id must be a non-empty string, got {processor_id!r}")
+        if condition is not None and not callable(condition):
+            raise TypeError(f"breakpoint condition must be callable, got {condition!r}")
+        if not isinstance(hit_count, int) or isinstance(hit_count, bool) or hit_count < 0:
+            raise TypeError(f"hit_count must be a non-negative integer, got {hit_count!r}")
+        self.breakpoint_id = breakpoint_id or f"bp-{next(_bp_ids)}"
+        self.processor_id = processor_id
+        self.condition = condition
+        self.hit_count = hit_count
+        self.enabled = bool(enabled)
+        self.total_hits = 0
+        self.created_at = time.time()
+        self.last_hit: float | None = None
+
+    def _condition_holds(self, data: Any) -> bool:
+        if self.condition is None:
+            return True
+        try:
+            return bool(self.condition(data))
+        except Exception:
+            _log.exception(
+                "breakpoint %s condition failed on %r", self.breakpoint_id, self.processor_id
+            )
+            return False
+
+    def would_break(self, data: Any) -> bool:
+        """Whether :meth:`should_break` would answer True now, without counting a hit."""
+        if not self.enabled or not self._condition_holds(data):
+            return False
+        return self.hit_count == 0 or self.total_hits < self.hit_count
+
+    def should_break(self, data: Any) -> bool:
+        """Whether a firing on ``data`` pauses here; counts a hit when enabled and the
+        condition holds.
+
+        Returns False (counting nothing) when disabled or when the condition fails; otherwise
+        counts the hit and returns True while ``hit_count`` is 0 or the hits so far are at most
+        ``hit_count``.
+        """
+        if not self.enabled or not self._condition_holds(data):
+            return False
+        self.total_hits += 1
+        self.last_hit = time.time()
+        return self.hit_count == 0 or self.total_hits <= self.hit_count
+
+    @property
+    def hits(self) -> int:
+        """The hits counted so far (``total_hits``)."""
+        return self.total_hits
 
     def to_dict(self) -> dict[str, Any]:
+        """``breakpoint_id``, ``processor_id``, ``enabled``, ``hit_count``, ``total_hits`` (also
+        as ``hits``), ``created_at``, ``last_hit`` and ``has_condition``."""
         return {
             "breakpoint_id": self.breakpoint_id,
             "processor_id": self.processor_id,
-            "has_condition": self.condition is not None,
             "enabled": self.enabled,
-            "hits": self.hits,
+            "hit_count": self.hit_count,
+            "total_hits": self.total_hits,
+            "hits": self.total_hits,
+            "created_at": self.created_at,
+            "last_hit": self.last_hit,
+            "has_condition": self.condition is not None,
         }
+
+    def __repr__(self) -> str:
+        return (
+            f"Breakpoint({self.breakpoint_id!r}, {self.processor_id!r}, hits={self.total_hits}, "
+            f"{'enabled' if self.enabled else 'disabled'})"
+        )
 
 
 class BreakpointHit:
@@ -143,8 +229,7 @@ class BreakpointManager:
     """Breakpoints of one executor (or checkpoint manager) and the hits of the current run."""
 
     def __init__(self) -> None:
-        self._bps: dict[str, _Breakpoint] = {}
-        self._ids = itertools.count(1)
+        self._bps: dict[str, Breakpoint] = {}
         self._stepping = False
         self._gated = False  # whether any node of the run may hold a gate now
         self._nodes: list[Any] = []
@@ -157,24 +242,37 @@ class BreakpointManager:
     # -- the breakpoints ---------------------------------------------------------------------------
 
     def set_breakpoint(
-        self, processor_id: str, condition: Callable[[dict[str, Any]], Any] | None = None
+        self,
+        processor_id: str,
+        condition: Callable[[dict[str, Any]], Any] | None = None,
+        hit_count: int = 0,
     ) -> str:
-        """Pause every firing of ``processor_id`` (whose input satisfies ``condition``).
+        """Pause every firing of ``processor_id`` (whose input satisfies ``condition``; at most
+        ``hit_count`` times when it is not 0).
 
         Raises:
-            TypeError: A processor id that is not a non-empty string, or a condition that is
-                not callable.
+            TypeError: A processor id that is not a non-empty string, a condition that is not
+                callable, or a bad ``hit_count``.
         """
-        if not isinstance(processor_id, str) or not processor_id:
-            raise TypeError(f"processor_id must be a non-empty string, got {processor_id!r}")
-        if condition is not None and not callable(condition):
-            raise TypeError(f"breakpoint condition must be callable, got {condition!r}")
-        bp_id = f"bp-{next(self._ids)}"
-        self._bps[bp_id] = _Breakpoint(bp_id, processor_id, condition)
-        self._refresh()
-        return bp_id
+        return self.add_breakpoint(Breakpoint(processor_id, condition, hit_count))
 
-    def _get(self, breakpoint_id: str) -> _Breakpoint:
+    def add_breakpoint(self, breakpoint: Breakpoint) -> str:
+        """Add a :class:`Breakpoint` made by hand; returns its id.
+
+        Raises:
+            TypeError: Not a Breakpoint.
+        """
+        if not isinstance(breakpoint, Breakpoint):
+            raise TypeError(f"add_breakpoint needs a Breakpoint, got {breakpoint!r}")
+        self._bps[breakpoint.breakpoint_id] = breakpoint
+        self._refresh()
+        return breakpoint.breakpoint_id
+
+    def get_breakpoint(self, breakpoint_id: str) -> Breakpoint:
+        """The breakpoint with this id. Raises KeyError for an unknown id."""
+        return self._get(breakpoint_id)
+
+    def _get(self, breakpoint_id: str) -> Breakpoint:
         bp = self._bps.get(breakpoint_id)
         if bp is None:
             raise KeyError(f"unknown breakpoint id {breakpoint_id!r}")
@@ -197,7 +295,7 @@ class BreakpointManager:
         self._refresh()
 
     def list_breakpoints(self) -> list[dict[str, Any]]:
-        """Every breakpoint: id, processor id, whether it has a condition, enabled, hits."""
+        """Every breakpoint as :meth:`Breakpoint.to_dict` describes it."""
         return [bp.to_dict() for bp in self._bps.values()]
 
     def __bool__(self) -> bool:
@@ -213,24 +311,20 @@ class BreakpointManager:
         self._stepping = True
         self._refresh()
 
-    def _match(self, processor_id: str, data: dict[str, Any]) -> _Breakpoint | None:
+    def _match(self, processor_id: str, data: dict[str, Any]) -> Breakpoint | None:
+        """The first breakpoint that pauses this firing (each matching one counts a hit)."""
+        found = None
         for bp in self._bps.values():
-            if not bp.enabled or bp.processor_id != processor_id:
-                continue
-            if bp.condition is None:
-                return bp
-            try:
-                if bp.condition(data):
-                    return bp
-            except Exception:
-                _log.exception(
-                    "breakpoint %s condition failed on %r", bp.breakpoint_id, processor_id
-                )
-        return None
+            if bp.processor_id == processor_id and bp.should_break(data) and found is None:
+                found = bp
+        return found
 
     def check_breakpoint(self, processor_id: str, data: dict[str, Any]) -> bool:
-        """Whether a firing of ``processor_id`` on ``data`` would pause (step mode aside)."""
-        return self._match(processor_id, data) is not None
+        """Whether a firing of ``processor_id`` on ``data`` would pause (step mode aside);
+        counts no hit."""
+        return any(
+            bp.processor_id == processor_id and bp.would_break(data) for bp in self._bps.values()
+        )
 
     # -- a run -------------------------------------------------------------------------------------
 
@@ -277,7 +371,6 @@ class BreakpointManager:
             bp = self._match(processor_id, data)
             if bp is None:
                 return None
-            bp.hits += 1
             bp_id = bp.breakpoint_id
         return self._pause(BreakpointHit(processor_id, index, data, bp_id))
 
@@ -366,19 +459,23 @@ class BreakpointAPI:
         """Refuse an unknown processor (the executor knows its graph; a manager does not)."""
 
     def set_breakpoint(
-        self, processor_id: str, condition: Callable[[dict[str, Any]], Any] | None = None
+        self,
+        processor_id: str,
+        condition: Callable[[dict[str, Any]], Any] | None = None,
+        hit_count: int = 0,
     ) -> str:
-        """Pause firings of ``processor_id`` before they run; ``condition(input)`` narrows it.
+        """Pause firings of ``processor_id`` before they run; ``condition(input)`` narrows it,
+        and a ``hit_count`` other than 0 caps how many times it pauses.
 
         Returns:
             The breakpoint's id.
 
         Raises:
             GraphError: (on an executor) no such processor in the graph.
-            TypeError: A bad processor id or condition.
+            TypeError: A bad processor id, condition or hit count.
         """
         self._check_processor(processor_id)
-        return self.breakpoints.set_breakpoint(processor_id, condition)
+        return self.breakpoints.set_breakpoint(processor_id, condition, hit_count)
 
     def remove_breakpoint(self, breakpoint_id: str) -> None:
         """Remove a breakpoint. Raises KeyError for an unknown id."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import pickle
 import re
 import secrets
 import time
@@ -33,9 +34,11 @@ from ._breakpoints import BreakpointAPI, BreakpointManager
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from ._debug import DebugSession
+
 # pyarrow and numpy are imported on first use (``_codec()``), not with ``import mpipe``.
 
-__all__ = ["CheckpointError", "CheckpointManager", "CheckpointWarning"]
+__all__ = ["Checkpoint", "CheckpointError", "CheckpointManager", "CheckpointWarning"]
 
 _log = logging.getLogger("mpipe")
 _HEADER_KEY = b"mpipe.checkpoint"
@@ -61,6 +64,64 @@ def _info(header: dict[str, Any], size: int) -> dict[str, Any]:
         "size_bytes": size,
         "metadata": header.get("metadata") or {},
     }
+
+
+class Checkpoint:
+    """One saved value with its description.
+
+    :meth:`CheckpointManager.get_checkpoint` gives one, data included; one made by hand
+    describes a value without saving it.
+
+    Args:
+        checkpoint_id: Its id.
+        name: Its label.
+        processor_id: The processor the data belongs to.
+        data: The value.
+        metadata: JSON-compatible facts about it.
+        created_at: Wall-clock time it was made (default: now).
+        size_bytes: Its size (default: the length of the pickled data, or of its ``str`` when
+            it does not pickle).
+    """
+
+    def __init__(
+        self,
+        checkpoint_id: str,
+        name: str,
+        processor_id: str,
+        data: Any,
+        metadata: dict[str, Any] | None = None,
+        *,
+        created_at: float | None = None,
+        size_bytes: int | None = None,
+    ) -> None:
+        self.checkpoint_id = checkpoint_id
+        self.name = name
+        self.processor_id = processor_id
+        self.data = data
+        self.metadata: dict[str, Any] = dict(metadata or {})
+        self.created_at = time.time() if created_at is None else created_at
+        if size_bytes is None:
+            try:
+                size_bytes = len(pickle.dumps(data))
+            except Exception:
+                size_bytes = len(str(data))
+        self.size_bytes = size_bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        """``checkpoint_id``, ``name``, ``processor_id``, ``created_at``, ``size_bytes``,
+        ``metadata`` and ``data_type`` (the data's type name); not the data itself."""
+        return {
+            "checkpoint_id": self.checkpoint_id,
+            "name": self.name,
+            "processor_id": self.processor_id,
+            "created_at": self.created_at,
+            "size_bytes": self.size_bytes,
+            "metadata": dict(self.metadata),
+            "data_type": type(self.data).__name__,
+        }
+
+    def __repr__(self) -> str:
+        return f"Checkpoint({self.checkpoint_id!r}, {self.name!r}, {self.processor_id!r})"
 
 
 class CheckpointManager(BreakpointAPI, CheckpointInterface):
@@ -358,6 +419,32 @@ class CheckpointManager(BreakpointAPI, CheckpointInterface):
             {"checkpoint_id": checkpoint_id, "name": header["name"]},
         )
         return value
+
+    def get_checkpoint(self, checkpoint_id: str) -> Checkpoint:
+        """One checkpoint with its data (restored, see :meth:`restore_checkpoint`).
+
+        ``size_bytes`` is the size of its file (its Arrow IPC bytes when kept in memory).
+
+        Raises:
+            CheckpointError: As for :meth:`restore_checkpoint`.
+        """
+        data = self.restore_checkpoint(checkpoint_id)
+        info = self.get_checkpoint_info(checkpoint_id)
+        return Checkpoint(
+            info["checkpoint_id"],
+            info["name"],
+            info["processor_id"],
+            data,
+            info["metadata"],
+            created_at=info["created_at"],
+            size_bytes=info["size_bytes"],
+        )
+
+    def create_debug_session(self, processor_id: str) -> DebugSession:
+        """A :class:`~mpipe.DebugSession` for ``processor_id`` over this manager."""
+        from ._debug import DebugSession
+
+        return DebugSession(self, processor_id)
 
     def get_checkpoint_info(self, checkpoint_id: str) -> dict[str, Any]:
         """One checkpoint's listing entry.

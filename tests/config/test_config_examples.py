@@ -38,6 +38,7 @@ def test_the_examples_are_all_here() -> None:
         "breakpoints.py",
         "dask_cluster.py",
         "performance_report.py",
+        "v2_api.py",
     } <= names
     assert {
         "text_pipeline.yaml",

@@ -206,21 +206,28 @@ def test_processor_meta_registers_concrete_classes_only() -> None:
 
 def test_registry_api() -> None:
     reg = ProcessorRegistry()
-    assert reg.list_registered_processors() == [] and not reg.is_registered("x")
-    reg.register_processor("off", cfg_helpers.Offset)
+    assert reg.list_registered_processors() == {} and not reg.is_registered("x")
     reg.register_processor("scale", cfg_helpers.Scale)
-    assert reg.list_registered_processors() == ["off", "scale"]
+    reg.register_processor("off", cfg_helpers.Offset)
+    listed = reg.list_registered_processors()
+    assert listed == {"off": cfg_helpers.Offset, "scale": cfg_helpers.Scale}
+    assert list(listed) == ["off", "scale"]  # sorted by name
+    listed.clear()  # a copy
+    assert reg.is_registered("off")
     assert reg.get_processor_class("off") is cfg_helpers.Offset
     reg.unregister_processor("off")
-    assert reg.list_registered_processors() == ["scale"]
+    assert list(reg.list_registered_processors()) == ["scale"]
     with pytest.raises(
         ConfigurationError, match="unknown processor type 'off'; registered types: scale"
-    ):
+    ) as caught:
         reg.get_processor_class("off")
-    with pytest.raises(ConfigurationError, match="unknown processor type"):
-        reg.unregister_processor("off")
-    with pytest.raises(ConfigurationError, match="ProcessorInterface subclass"):
+    assert isinstance(caught.value, KeyError)
+    assert str(caught.value) == "unknown processor type 'off'; registered types: scale"
+    reg.unregister_processor("off")  # not registered: nothing happens
+    assert list(reg.list_registered_processors()) == ["scale"]
+    with pytest.raises(ConfigurationError, match="ProcessorInterface subclass") as bad:
         reg.register_processor("bad", cfg_helpers.NotAProcessor)  # type: ignore[arg-type]
+    assert isinstance(bad.value, ValueError)
     with pytest.raises(ConfigurationError, match="non-empty string"):
         reg.register_processor("", cfg_helpers.Offset)
     reg.register_function("dbl", cfg_helpers.double)

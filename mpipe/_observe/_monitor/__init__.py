@@ -6,6 +6,7 @@ from ._alerts import Alert, AlertManager
 from ._core import Monitor
 from ._events import EventType, LogLevel, MonitorEvent
 from ._progress import ProgressDisplay
+from ._taps import PipeTap
 
 __all__ = [
     "Alert",
@@ -14,5 +15,6 @@ __all__ = [
     "LogLevel",
     "Monitor",
     "MonitorEvent",
+    "PipeTap",
     "ProgressDisplay",
 ]

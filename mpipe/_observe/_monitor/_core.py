@@ -29,6 +29,7 @@ from ._sampler import ProcessSampler, Ticker, shm_bytes_of, worker_pids_of
 from ._series import RunSeries
 from ._spans import SpanBook
 from ._stats import ProcessorStats
+from ._taps import PipeTap
 from ._trace import TraceRecorder
 
 if TYPE_CHECKING:
@@ -102,7 +103,8 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
         self._stats = self._book.stats
         self._registered: dict[str, Any] = {}
         self._pipes: dict[str, Pipe] = {}
-        self._taps: dict[str, Pipe] = {}
+        #: Every tap made by :meth:`tap_pipe` and not removed: tap id -> :class:`PipeTap`.
+        self.pipe_taps: dict[str, PipeTap] = {}
         self._pipe_full_at: dict[str, float] = {}
         self._pipe_full_count: Counter[str] = Counter()
         self._backends: list[Any] = []
@@ -270,6 +272,9 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
         """Watch every item that enters ``pipe``: call ``fn(item)`` and record a
         ``pipe_data_flow`` event (``events=False`` to skip the event).
 
+        The tap is a :class:`PipeTap` in :attr:`pipe_taps` (its count of items seen, its last
+        activity); an exception ``fn`` raises is logged and does not stop the flow.
+
         Returns:
             The tap id, for :meth:`untap_pipe`.
 
@@ -283,7 +288,7 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
         tap_id = f"monitor-tap-{next(_tap_ids)}"
         pipe_id = pipe.pipe_id
 
-        def tap(item: Any) -> None:
+        def seen(item: Any) -> None:
             if events and self.monitoring:
                 self._record(
                     _PIPE_DATA_FLOW,
@@ -297,8 +302,9 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
             if fn is not None:
                 fn(item)
 
-        pipe.add_tap(tap_id, tap)
-        self._taps[tap_id] = pipe
+        tap = PipeTap(tap_id, pipe, seen)
+        pipe.add_tap(tap_id, tap.on_data)
+        self.pipe_taps[tap_id] = tap
         self._pipes.setdefault(pipe_id, pipe)
         return tap_id
 
@@ -308,10 +314,10 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
         Raises:
             KeyError: Unknown tap id.
         """
-        pipe = self._taps.pop(tap_id, None)
-        if pipe is None:
+        tap = self.pipe_taps.pop(tap_id, None)
+        if tap is None:
             raise KeyError(f"unknown tap id {tap_id!r}")
-        pipe.remove_tap(tap_id)
+        tap.pipe.remove_tap(tap_id)
 
     def get_pipe_status(self, pipe: Pipe | str) -> dict[str, Any]:
         """Status and traffic of a pipe of the current or last run (or a tapped pipe).
@@ -375,8 +381,8 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
         self.runs += 1
         self.live = True
         pipes = run.extra.get("pipes", {})
-        if self._taps:
-            pipes = {**{p.pipe_id: p for p in self._taps.values()}, **pipes}
+        if self.pipe_taps:
+            pipes = {**{t.pipe.pipe_id: t.pipe for t in self.pipe_taps.values()}, **pipes}
         self._pipes = pipes
         self._backends = list(run.extra.get("backends", []))
         # Processor starts and ends come as hook calls when someone hears them live, else

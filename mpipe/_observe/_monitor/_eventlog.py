@@ -15,7 +15,7 @@ import orjson
 
 from ._events import EventType, LogLevel, MonitorEvent, as_event_type, as_log_level
 
-__all__ = ["EventLog"]
+__all__ = ["EventLog", "Record", "record_event"]
 
 _log = logging.getLogger("mpipe")
 
@@ -39,9 +39,18 @@ _KINDS = {e.value: e for e in EventType}
 _LEVELS = {level.value: level for level in LogLevel}
 
 
+#: An event as kept (see ``_Record``), the argument of the log's listeners.
+Record = _Record
+
+
 def _event(record: _Record) -> MonitorEvent:
     timestamp, kind, pid, data, level = record
     return MonitorEvent(_KINDS[kind], pid, data, _LEVELS[level], timestamp)
+
+
+def record_event(record: _Record) -> MonitorEvent:
+    """The :class:`MonitorEvent` of a kept record."""
+    return _event(record)
 
 
 def _as_record(entry: Any) -> _Record:
@@ -88,8 +97,8 @@ class EventLog:
         self._quiet = False
         self.monitoring = True
         self._handlers: dict[str, list[Callable[[MonitorEvent], Any]]] = {}
-        # Internal listeners (the alert manager) told the type value of every event.
-        self._listeners: list[Callable[[str], None]] = []
+        # Internal listeners (the alert manager) handed the record of every event.
+        self._listeners: list[Callable[[_Record], None]] = []
 
     # -- events ------------------------------------------------------------------------------------
 
@@ -151,7 +160,7 @@ class EventLog:
                 except Exception:
                     _log.exception("event handler %r failed on %s", handler, kind)
         for listener in self._listeners:
-            listener(kind)
+            listener(record)
 
     def _note(self, kind: str, processor_id: str | None, key: str, number: int, level: int) -> None:
         """``_emit(kind, processor_id, {key: number}, level)`` at a fraction of the cost when no

@@ -1,0 +1,111 @@
+"""The core of the processor pipeline v2 API (names only; served by mpipe)."""
+
+from .checkpoint import (
+    Breakpoint,
+    Checkpoint,
+    CheckpointManager,
+    DebugSession,
+)
+from .errors import (
+    ConfigurationError,
+    ErrorTracker,
+    ExecutionError,
+    GraphError,
+    PipeError,
+    PipelineError,
+    ProcessorError,
+    TimeoutError,
+    ValidationError,
+)
+from .graph import (
+    GraphExecutor,
+    GraphNode,
+    ProcessingGraph,
+)
+from .interfaces import (
+    CheckpointInterface,
+    ErrorHandlerInterface,
+    GraphInterface,
+    MonitorInterface,
+    PipeInterface,
+    PipeType,
+    ProcessorFactoryInterface,
+    ProcessorInterface,
+    ProcessorRegistryInterface,
+    ProcessorState,
+)
+from .monitor import (
+    AlertManager,
+    EventType,
+    LogLevel,
+    Monitor,
+    MonitorEvent,
+    PipeTap,
+)
+from .pipe import (
+    Pipe,
+    PipeFactory,
+    PipeNetwork,
+    PipeState,
+)
+from .processor import (
+    AsyncProcessor,
+    BaseProcessor,
+    GeneratorProcessor,
+    SimpleProcessor,
+)
+from .registry import (
+    ProcessorFactory,
+    ProcessorMeta,
+    ProcessorRegistry,
+    global_factory,
+    global_registry,
+)
+
+__all__ = [
+    "AlertManager",
+    "AsyncProcessor",
+    "BaseProcessor",
+    "Breakpoint",
+    "Checkpoint",
+    "CheckpointInterface",
+    "CheckpointManager",
+    "ConfigurationError",
+    "DebugSession",
+    "ErrorHandlerInterface",
+    "ErrorTracker",
+    "EventType",
+    "ExecutionError",
+    "GeneratorProcessor",
+    "GraphError",
+    "GraphExecutor",
+    "GraphInterface",
+    "GraphNode",
+    "LogLevel",
+    "Monitor",
+    "MonitorEvent",
+    "MonitorInterface",
+    "Pipe",
+    "PipeError",
+    "PipeFactory",
+    "PipeInterface",
+    "PipeNetwork",
+    "PipeState",
+    "PipeTap",
+    "PipeType",
+    "PipelineError",
+    "ProcessingGraph",
+    "ProcessorError",
+    "ProcessorFactory",
+    "ProcessorFactoryInterface",
+    "ProcessorInterface",
+    "ProcessorMeta",
+    "ProcessorRegistry",
+    "ProcessorRegistryInterface",
+    "ProcessorState",
+    "SimpleProcessor",
+    "TimeoutError",
+    "ValidationError",
+    "global_factory",
+    "global_registry",
+]
