@@ -7,7 +7,7 @@ dict with ``to_dict()`` (for event logs, checkpoints and the command line).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = [
     "CheckpointError",
@@ -31,6 +31,10 @@ class PipelineError(Exception):
         message: What went wrong, in one sentence.
         details: Extra JSON-compatible facts about the error.
     """
+
+    #: True for a failure of the run itself rather than of one firing (a worker pool that
+    #: cannot start workers): it halts the run whatever the error strategy says.
+    fatal = False
 
     def __init__(self, message: str = "", **details: Any) -> None:
         super().__init__(message)
@@ -190,3 +194,23 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     return repr(value)
+
+
+_E = TypeVar("_E", bound=PipelineError)
+
+
+def mark_fatal(exc: _E) -> _E:
+    """Mark ``exc`` as a failure of the run, not of a firing: no strategy skips or retries it."""
+    exc.fatal = True
+    return exc
+
+
+def describe_error(exc: BaseException) -> str:
+    """``Type: message``; an exception without a message still says what it is."""
+    name = type(exc).__name__
+    text = str(exc)
+    if text:
+        return f"{name}: {text}"
+    if isinstance(exc, MemoryError):
+        return f"{name} (out of memory)"
+    return f"{name} (no message)"

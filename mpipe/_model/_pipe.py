@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import logging
 import sys
 import threading
 import time
@@ -22,10 +21,10 @@ from enum import Enum
 from typing import Any
 
 from .._errors import PipeError
+from ._observer_errors import ObserverErrors
 
 __all__ = ["SIZERS", "Pipe", "PipeFactory", "PipeState", "PipeType", "payload_nbytes", "sizer_of"]
 
-_log = logging.getLogger("mpipe")
 _cond_lock = threading.Lock()
 _ids = itertools.count(1)
 
@@ -103,6 +102,7 @@ class Pipe:
         self._getters: deque[asyncio.Future[None]] = deque()
         self._putters: deque[asyncio.Future[None]] = deque()
         self._taps: dict[str, Callable[[Any], Any]] = {}
+        self._tap_errors = ObserverErrors()
         self._reset_counters()
 
     @property
@@ -157,6 +157,8 @@ class Pipe:
             self._notify()
         self._wake_all(self._getters)
         self._wake_all(self._putters)
+        if self._tap_errors.counts:
+            self._tap_errors.report()
 
     def reset(self) -> None:
         """Empty and reopen the pipe and zero its counters; taps stay."""
@@ -188,7 +190,9 @@ class Pipe:
     def add_tap(self, tap_id: str, fn: Callable[[Any], Any]) -> None:
         """Call ``fn(item)`` for every item that enters the pipe.
 
-        A tap observes; an exception it raises is logged and does not stop the flow.
+        A tap observes; an exception it raises does not stop the flow. Its first failure is
+        logged with its traceback, later ones are counted and logged as one line when the pipe
+        closes or the run that fed it ends.
 
         Raises:
             PipeError: ``fn`` is not callable.
@@ -228,7 +232,7 @@ class Pipe:
             try:
                 fn(item)
             except Exception:
-                _log.exception("tap %r on pipe %r failed", tap_id, self.pipe_id)
+                self._tap_errors.failed(f"tap {tap_id!r} on pipe {self.pipe_id!r}")
 
     # -- public producer / consumer API -------------------------------------------------------
 

@@ -131,6 +131,7 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
         self.monitoring = False
         self._refresh_quiet()
         self._ticker.stop()
+        self._handler_errors.report()
 
     def _switch_notes(self, on: bool) -> None:
         """A live run on the timeline: its starts and ends so far follow the old setting,
@@ -492,6 +493,8 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
                     "error": f"{type(error).__name__}: {error}",
                 },
             )
+        if self._handler_errors.counts:
+            self._handler_errors.report()
 
     # -- summaries ---------------------------------------------------------------------------------
 
