@@ -103,6 +103,8 @@ class ExecutionError(PipelineError):
         message: What stopped the run.
         failed_processors: Ids of the processors whose errors stopped it.
         cause: The original exception, also set as ``__cause__``.
+        item_index: The index, in its processor's stream, of the item whose firing failed
+            (None when no firing's failure stopped the run).
     """
 
     def __init__(
@@ -110,16 +112,20 @@ class ExecutionError(PipelineError):
         message: str = "",
         failed_processors: Sequence[str] | None = None,
         cause: BaseException | None = None,
+        *,
+        item_index: int | None = None,
     ) -> None:
         super().__init__(message)
         self.failed_processors = list(failed_processors or [])
         self.cause = cause
+        self.item_index = item_index
         if cause is not None:
             self.__cause__ = cause
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
         out["failed_processors"] = list(self.failed_processors)
+        out["item_index"] = self.item_index
         return out
 
 

@@ -19,9 +19,9 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -57,6 +57,47 @@ class _Job:
         self.timer: asyncio.TimerHandle | None = None
 
 
+class _Jobs:
+    """The calls waiting for a thread, shared by the threads of one start of the pool, and how
+    many of those threads wait for a call (so that a call is never left queued while every
+    thread is busy or abandoned: its submitter starts a thread instead)."""
+
+    __slots__ = ("cond", "idle", "items")
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition(threading.Lock())
+        self.items: deque[_Job | None] = deque()
+        self.idle = 0  # threads waiting, not yet woken for a call
+
+    def put(self, job: _Job | None) -> bool:
+        """Queue ``job`` (None: one thread exits); False when no thread is free to take it."""
+        with self.cond:
+            self.items.append(job)
+            if not self.idle:
+                return False
+            self.idle -= 1
+            self.cond.notify()
+            return True
+
+    def get(self) -> _Job | None:
+        with self.cond:
+            while not self.items:
+                self.idle += 1
+                self.cond.wait()
+            return self.items.popleft()
+
+    def waiting(self) -> bool:
+        """Whether calls wait that no free thread will take."""
+        with self.cond:
+            return len(self.items) > self.idle
+
+    def clear(self) -> list[_Job | None]:
+        with self.cond:
+            items = list(self.items)
+            self.items.clear()
+            return items
+
+
 class _Thread:
     """One thread of the pool; ``abandoned`` once a firing it runs is past its timeout."""
 
@@ -79,10 +120,9 @@ class ThreadBackend(Backend):
     def __init__(self, max_workers: int) -> None:
         super().__init__(max_workers)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._jobs: queue.SimpleQueue[_Job | None] | None = None
+        self._jobs: _Jobs | None = None
         self._threads: set[_Thread] = set()  # the threads that take work
         self._abandoned: set[_Thread] = set()  # still running a firing past its timeout
-        self._idle = threading.Semaphore(0)  # released by a thread each time it waits for work
         self._names = itertools.count(1)
         self._closing: set[_Thread] = set()  # threads told to exit, not gone yet
         self._all_gone: asyncio.Future[None] | None = None
@@ -91,8 +131,7 @@ class ThreadBackend(Backend):
         if self.started:
             return
         self._loop = asyncio.get_running_loop()
-        self._jobs = queue.SimpleQueue()
-        self._idle = threading.Semaphore(0)
+        self._jobs = _Jobs()
         await super().start()
 
     async def close(self) -> None:
@@ -101,12 +140,8 @@ class ThreadBackend(Backend):
         jobs, self._jobs = self._jobs, None
         assert jobs is not None
         # Calls that never started are dropped (their run has ended); every thread exits once
-        # its current call returns, without anyone waiting for it.
-        while True:
-            try:
-                job = jobs.get_nowait()
-            except queue.Empty:
-                break
+        # its current call returns.
+        for job in jobs.clear():
             if job is not None:
                 job.future.cancel()
         closing = list(self._threads)
@@ -138,7 +173,7 @@ class ThreadBackend(Backend):
             )
         await super().close()
 
-    def _queue(self) -> queue.SimpleQueue[_Job | None]:
+    def _queue(self) -> _Jobs:
         if self._jobs is None:
             raise RuntimeError("the thread backend is not started (or was closed): start() it")
         return self._jobs
@@ -149,12 +184,11 @@ class ThreadBackend(Backend):
         jobs = self._queue()
         assert self._loop is not None
         job = _Job(fn, arg, slot, self._loop.create_future())
-        jobs.put(job)
-        if not self._idle.acquire(blocking=False) and len(self._threads) < self.max_workers:
+        if not jobs.put(job) and len(self._threads) < self.max_workers:
             self._spawn(jobs)
         return job.future
 
-    def _spawn(self, jobs: queue.SimpleQueue[_Job | None]) -> None:
+    def _spawn(self, jobs: _Jobs) -> None:
         me = _Thread(f"mpipe-thread-{next(self._names)}")
         self._threads.add(me)
         me.handle = threading.Thread(
@@ -165,7 +199,7 @@ class ThreadBackend(Backend):
     def _serve(
         self,
         me: _Thread,
-        jobs: queue.SimpleQueue[_Job | None],
+        jobs: _Jobs,
         loop: asyncio.AbstractEventLoop,
     ) -> None:
         """A thread's life: run calls until the pool closes or abandons this thread."""
@@ -186,7 +220,7 @@ class ThreadBackend(Backend):
     def _work(
         self,
         me: _Thread,
-        jobs: queue.SimpleQueue[_Job | None],
+        jobs: _Jobs,
         loop: asyncio.AbstractEventLoop,
     ) -> None:
         while True:
@@ -194,7 +228,6 @@ class ThreadBackend(Backend):
             if job is None:
                 return
             if job.future.done():  # cancelled while it waited: its run has ended
-                self._idle.release()
                 continue
             job.thread = me
             slot = job.slot
@@ -217,7 +250,6 @@ class ThreadBackend(Backend):
                 del job
             if me.abandoned:
                 return
-            self._idle.release()
 
     def _started(self, job: _Job, since: float) -> None:
         """On the loop: a timed call started at ``since`` (monotonic, as ``loop.time()``)."""
@@ -275,7 +307,7 @@ class ThreadBackend(Backend):
             )
         )
         jobs = self._jobs
-        if jobs is not None and not jobs.empty() and len(self._threads) < self.max_workers:
+        if jobs is not None and jobs.waiting() and len(self._threads) < self.max_workers:
             self._spawn(jobs)
 
     # -- the backend interface -----------------------------------------------------------------

@@ -230,14 +230,17 @@ class Scheduler:
                 # The caller's own iterable failed: no processor is to blame.
                 return ExecutionError(f"{pid} failed: {describe_error(exc)}", [], cause=exc)
             where = ""
-            if self.failed_at is not None and not isinstance(
-                exc,
-                (ProcessorTimeoutError, WorkerCrashedError),  # these name the firing
-            ):
+            index = None
+            if self.failed_at is not None:
                 index, worker = self.failed_at
-                where = f" (item {index}" + (f", in {worker})" if worker != "main" else ")")
+                if not isinstance(exc, (ProcessorTimeoutError, WorkerCrashedError)):
+                    # (those two name the firing and the worker themselves)
+                    where = f" (item {index}" + (f", in {worker})" if worker != "main" else ")")
             return ExecutionError(
-                f"processor {pid!r} failed: {describe_error(exc)}{where}", [pid], cause=exc
+                f"processor {pid!r} failed: {describe_error(exc)}{where}",
+                [pid],
+                cause=exc,
+                item_index=index,
             )
         return ExecutionError("execution stopped by stop_execution()")
 

@@ -556,10 +556,10 @@ class ProcessBackend(Backend):
                 self._on_message(worker, message)
         how = describe_exit(exitcode)
         # A worker runs its calls one at a time, in the order sent: the oldest unanswered call
-        # was running when it died (unless a timeout already named the culprit); the calls
-        # queued behind it never started and run again elsewhere. Generators it was running
-        # lose their state and fail.
-        culprit_found = bool(worker.timed_out)
+        # was running when it died (unless a timeout already named the culprit, or the worker
+        # died before it was ready and ran nothing); the calls queued behind it never started
+        # and run again elsewhere. Generators it was running lose their state and fail.
+        culprit_found = bool(worker.timed_out) or not worker.ready.done()
         innocent: list[_Call] = []
         for call in worker.calls.values():
             if call.timer is not None:
@@ -599,6 +599,10 @@ class ProcessBackend(Backend):
             for call in innocent:
                 _fail(call, WorkerCrashedError(f"{worker.name} exited: the pool is closing"))
             return
+        if self.broken is not None:
+            for call in innocent:
+                _fail(call, self._broken_error())
+            return
         failures = self._start_failures
         while failures and failures[0] < self._loop.time() - START_WINDOW:
             failures.popleft()
@@ -622,7 +626,10 @@ class ProcessBackend(Backend):
             if call.slot.on_reply is not None or (
                 call.future is not None and not call.future.done()
             ):
-                self._dispatch(call)
+                try:
+                    self._dispatch(call)
+                except Exception as exc:  # answered, never lost in the event loop's log
+                    _fail(call, exc)
 
     def _break(self, message: str, exitcode: int | None, orphans: list[_Call]) -> None:
         """Mark the pool broken: every call still pending, on any worker, fails with
