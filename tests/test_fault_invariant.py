@@ -48,7 +48,7 @@ FAULTS = {
     "thread": ["raise", "hang"],
     "process": ["raise", "exit", "segfault", "hang", "unserializable"],
 }
-EXAMPLES = {"inline": 25, "thread": 20, "process": 10}
+EXAMPLES = {"inline": 20, "thread": 15, "process": 8}
 TIMEOUT = 0.4  # seconds; set only when an example has a hanging item
 
 #: Lets the thread backend's abandoned firings end with the test (they are never waited for).

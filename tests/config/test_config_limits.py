@@ -14,7 +14,7 @@ import pytest
 from mpipe import ConfigLoader, ConfigurationError, ExecutionError, GraphExecutor
 from mpipe import create_simple_pipeline as chain
 from mpipe._cli import main
-from mpipe._config import _loader
+from mpipe._config import _files
 
 
 def cli(*argv: str) -> tuple[int, str, str]:
@@ -65,7 +65,7 @@ def test_a_recursive_alias_is_refused(tmp_path: Path) -> None:
 def test_a_config_file_past_the_size_limit_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_loader, "MAX_CONFIG_BYTES", 1024)
+    monkeypatch.setattr(_files, "MAX_CONFIG_BYTES", 1024)
     path = tmp_path / "big.yaml"
     path.write_text("processors: []\n# " + "x" * 2000 + "\n")
     with pytest.raises(ConfigurationError, match="is larger than"):
