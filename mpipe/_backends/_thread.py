@@ -137,6 +137,7 @@ class ThreadBackend(Backend):
     async def close(self) -> None:
         if not self.started:
             return
+        self.started = False
         jobs, self._jobs = self._jobs, None
         assert jobs is not None
         # Calls that never started are dropped (their run has ended); every thread exits once
@@ -164,14 +165,13 @@ class ThreadBackend(Backend):
         for t in closing:
             if t.gone and t.handle is not None:
                 t.handle.join(EXIT_GRACE)  # it said goodbye: a matter of microseconds
-        if self._abandoned:
-            _log.warning(
+        if self._abandoned:  # each was reported when its firing timed out
+            _log.info(
                 "thread backend closed with %d abandoned thread(s) still running a timed-out "
                 "firing (%s); they finish on their own",
                 len(self._abandoned),
                 ", ".join(sorted(t.name for t in self._abandoned)),
             )
-        await super().close()
 
     def _queue(self) -> _Jobs:
         if self._jobs is None:

@@ -646,7 +646,9 @@ class ProcessBackend(Backend):
         for call in orphans:
             _fail(call, self._broken_error())
 
-    def _broken_error(self, message: str | None = None, exitcode: int | None = None) -> Any:
+    def _broken_error(
+        self, message: str | None = None, exitcode: int | None = None
+    ) -> WorkerCrashedError:
         """A fresh error saying why the pool is broken (each failure gets its own, so that no
         traceback grows across runs); no error strategy can skip or retry it."""
         if message is None:
