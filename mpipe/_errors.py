@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = [
     "CheckpointError",
@@ -39,6 +39,10 @@ class PipelineError(Exception):
         timestamp: Wall-clock time (``time.time()``) the error was made.
         context: The ``context`` detail, or an empty dict.
     """
+
+    #: True for a failure of the run itself rather than of one firing (a worker pool that
+    #: cannot start workers): it halts the run whatever the error strategy says.
+    fatal = False
 
     def __init__(self, message: str = "", **details: Any) -> None:
         super().__init__(message)
@@ -119,6 +123,8 @@ class ExecutionError(PipelineError):
         message: What stopped the run.
         failed_processors: Ids of the processors whose errors stopped it.
         cause: The original exception, also set as ``__cause__``.
+        item_index: The index, in its processor's stream, of the item whose firing failed
+            (None when no firing's failure stopped the run).
     """
 
     def __init__(
@@ -126,16 +132,20 @@ class ExecutionError(PipelineError):
         message: str = "",
         failed_processors: Sequence[str] | None = None,
         cause: BaseException | None = None,
+        *,
+        item_index: int | None = None,
     ) -> None:
         super().__init__(message)
         self.failed_processors = list(failed_processors or [])
         self.cause = cause
+        self.item_index = item_index
         if cause is not None:
             self.__cause__ = cause
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
         out["failed_processors"] = list(self.failed_processors)
+        out["item_index"] = self.item_index
         return out
 
 
@@ -288,3 +298,23 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     return repr(value)
+
+
+_E = TypeVar("_E", bound=PipelineError)
+
+
+def mark_fatal(exc: _E) -> _E:
+    """Mark ``exc`` as a failure of the run, not of a firing: no strategy skips or retries it."""
+    exc.fatal = True
+    return exc
+
+
+def describe_error(exc: BaseException) -> str:
+    """``Type: message``; an exception without a message still says what it is."""
+    name = type(exc).__name__
+    text = str(exc)
+    if text:
+        return f"{name}: {text}"
+    if isinstance(exc, MemoryError):
+        return f"{name} (out of memory)"
+    return f"{name} (no message)"

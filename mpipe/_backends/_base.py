@@ -80,6 +80,10 @@ class Backend(ABC):
     batches = False
     #: Whether ``submit`` answers through ``slot.on_reply`` when it is set (see FiringSlot).
     replies = False
+    #: Set while the backend cannot run firings at all (a pool that cannot start workers):
+    #: the error every firing gets. ``start`` then starts it afresh (the executor calls it
+    #: before each run).
+    broken: BaseException | None = None
 
     def __init__(self, max_workers: int) -> None:
         self.max_workers = max_workers

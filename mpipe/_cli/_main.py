@@ -20,7 +20,14 @@ from typing import Any, NoReturn, TextIO
 
 from .._config import ConfigLoader, GraphConfig
 from .._config._observe import wanted
-from .._errors import ConfigurationError, ExecutionError, GraphError, PipelineError, ValidationError
+from .._errors import (
+    ConfigurationError,
+    ExecutionError,
+    GraphError,
+    PipelineError,
+    ValidationError,
+    describe_error,
+)
 from .._model._graph import ProcessingGraph
 from .._model._placement import PLACEMENTS
 from .._observe._checkpoints import CheckpointError, CheckpointManager, CheckpointWarning
@@ -650,7 +657,7 @@ def main(
     except BaseException as exc:
         if debug:
             traceback.print_exc(file=err)
-        code, text = _describe(exc)
+        code, text = _describe(exc, args_list[0] if args_list else "")
         print(f"mpipe: error: {_one_line(text)}", file=err)
         return code
     finally:
@@ -658,8 +665,8 @@ def main(
         sys.path[:] = saved_path
 
 
-def _describe(exc: BaseException) -> tuple[int, str]:
-    """The exit code and the line for an error."""
+def _describe(exc: BaseException, command: str) -> tuple[int, str]:
+    """The exit code and the line for an error (``command``: the first argument)."""
     if isinstance(exc, (UsageError, ConfigurationError, ValidationError, GraphError)):
         return EXIT_USAGE, str(exc)
     if isinstance(exc, (ExecutionError, RunFailed)):
@@ -668,4 +675,10 @@ def _describe(exc: BaseException) -> tuple[int, str]:
         return EXIT_FAILED, f"cannot write results: {exc}"
     if isinstance(exc, PipelineError):
         return EXIT_FAILED, f"{type(exc).__name__}: {exc}"
-    return EXIT_FAILED, f"unexpected {type(exc).__name__}: {exc} (run with --debug for details)"
+    if isinstance(exc, MemoryError):
+        detail = f": {exc}" if str(exc) else ""
+        return EXIT_FAILED, (
+            f"ran out of memory in 'mpipe {command}' (MemoryError{detail}; run with --debug "
+            "for where)"
+        )
+    return EXIT_FAILED, f"unexpected {describe_error(exc)} (run with --debug for details)"

@@ -18,9 +18,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import orjson
-import yaml
-
 from .._engine._executor import GraphExecutor
 from .._errors import ConfigurationError
 from .._model._graph import ProcessingGraph
@@ -31,6 +28,7 @@ from .._model._processors import BaseProcessor
 from .._observe._checkpoints import CheckpointManager
 from .._observe._monitor import Monitor
 from . import _builtins as _builtins  # registers the built-in types
+from ._files import read_config_file
 from ._model import (
     ConnectionConfig,
     GraphConfig,
@@ -50,39 +48,6 @@ from ._strategies import build_strategy
 __all__ = ["ConfigLoader", "load_graph_from_file"]
 
 ProcessorFactoryFn = Callable[[ProcessorConfig], ProcessorInterface]
-
-
-class _StrictSafeLoader(yaml.SafeLoader):
-    """The safe loader, refusing a key repeated in one mapping (YAML would keep the last)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
-            try:
-                repeated = key in seen
-                seen.add(key)
-            except TypeError:  # an unhashable key: the base class reports it
-                break
-            if repeated:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark
-                )
-        return super().construct_mapping(node, deep=deep)
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-    problem = getattr(exc, "problem", None) or str(exc)
-    if isinstance(exc, yaml.constructor.ConstructorError) and "constructor for the tag" in str(
-        problem
-    ):
-        return (
-            f"YAML tag not allowed{where}: {problem} (configs are read with the safe loader; "
-            "name Python code with 'module:attr' strings instead)"
-        )
-    return f"malformed YAML{where}: {problem}"
 
 
 def _structure_problems(data: Mapping[str, Any]) -> list[Problem]:
@@ -211,19 +176,14 @@ class ConfigLoader:
                 "expected .yaml, .yml or .json",
                 "path",
             )
+        raw, data = read_config_file(p)
         try:
-            raw = p.read_bytes()
-        except OSError as exc:
+            return self.load_from_dict(data, source=str(p))
+        except MemoryError as exc:
             raise ConfigurationError(
-                f"cannot read config {str(p)!r}: {exc.strerror or exc}", "path"
+                f"config {str(p)!r}: ran out of memory while checking it ({len(raw):,} bytes)",
+                "path",
             ) from exc
-        try:
-            data = orjson.loads(raw) if suffix == ".json" else yaml.load(raw, _StrictSafeLoader)
-        except orjson.JSONDecodeError as exc:
-            raise ConfigurationError(f"config {str(p)!r}: malformed JSON: {exc}", "path") from exc
-        except yaml.YAMLError as exc:
-            raise ConfigurationError(f"config {str(p)!r}: {_yaml_problem(exc)}", "path") from exc
-        return self.load_from_dict(data, source=str(p))
 
     def load_from_dict(self, data: Any, source: str | None = None) -> GraphConfig:
         """Check a config mapping and turn it into a :class:`GraphConfig`.

@@ -243,8 +243,8 @@ class GraphExecutor(BreakpointAPI):
 
     async def _start_backends(self, plan: Plan) -> None:
         for backend in plan.backends:
-            if not backend.started:
-                await backend.start()
+            if not backend.started or backend.broken is not None:
+                await backend.start()  # a broken pool starts afresh, or the run fails here
 
     async def _new_run(
         self,
@@ -271,7 +271,7 @@ class GraphExecutor(BreakpointAPI):
         if extra is not None:  # each observer once, even when both the executor's and the run's
             hooks = list({id(h): h for h in [*hooks, *_as_hooks(extra, "monitor")]}.values())
         for backend in plan.backends:
-            if not backend.started:
+            if not backend.started or backend.broken is not None:
                 await self._start_backends(plan)
                 break
         return await prepare_run(

@@ -17,18 +17,16 @@ by capacity whatever the stream's length.
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .._model._observer_errors import ObserverErrors
 from .._model._pipe import SIZERS, Pipe, payload_nbytes, sizer_of
 
 __all__ = ["Lane"]
-
-_log = logging.getLogger("mpipe")
 
 
 class Lane:
@@ -56,6 +54,7 @@ class Lane:
         "pipe_id",
         "producer",
         "run_taps",
+        "tap_errors",
         "tapped",
         "watched",
     )
@@ -73,6 +72,7 @@ class Lane:
         self.producer: Any = None
         #: Taps of this run only (checkpoints of a processor's outputs), by id.
         self.run_taps: dict[str, Callable[[Any], Any]] = {}
+        self.tap_errors = ObserverErrors()
         self.tapped = False
         self.retap()
         self.zero()
@@ -179,7 +179,7 @@ class Lane:
             try:
                 fn(item)
             except Exception:
-                _log.exception("tap %r on pipe %r failed", tap_id, self.pipe_id)
+                self.tap_errors.failed(f"tap {tap_id!r} on pipe {self.pipe_id!r}")
 
     # -- what observers see --------------------------------------------------------------------------
 
@@ -214,9 +214,14 @@ class Lane:
         }
 
     def fold(self) -> None:
-        """Add this run's traffic to the pipe's own counters (at the run's end).
-
-        Written without the pipe's lock: while a run uses a pipe, nothing else puts into it."""
+        """Add this run's traffic to the pipe's own counters, and report how often its taps
+        failed (at the run's end). Written without the pipe's lock: while a run uses a pipe,
+        nothing else puts into it."""
+        if self.tap_errors.counts:
+            self.tap_errors.report()
+        for pipe in self.watched:
+            if pipe._tap_errors.counts:
+                pipe._tap_errors.report()
         if self.blocked_since is not None:
             self.note_blocked(False)
         pipe = self.pipe

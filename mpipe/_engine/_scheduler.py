@@ -47,7 +47,13 @@ from functools import partial
 from typing import Any, cast
 
 from .._backends import END, FiringSlot, Stream
-from .._errors import ExecutionError, PipelineError, ProcessorTimeoutError
+from .._errors import (
+    ExecutionError,
+    PipelineError,
+    ProcessorTimeoutError,
+    WorkerCrashedError,
+    describe_error,
+)
 from .._model._strategies import CircuitOpenError, ErrorAction, record_success, resolve_action
 from .._observe._hooks import RunHooks, Timeline
 from ._batches import fire_batch
@@ -83,6 +89,7 @@ class Scheduler:
         "_wake",
         "done",
         "end_hooks",
+        "failed_at",
         "failure",
         "feeders",
         "finish_hooks",
@@ -134,6 +141,8 @@ class Scheduler:
         self.ready: deque[Node] = deque()
         self.unfinished = len(nodes) + len(feeders)
         self.failure: tuple[str, BaseException] | None = None
+        # The failed firing's item index and where it ran, when a firing's failure ended the run.
+        self.failed_at: tuple[int, str] | None = None
         self.stopped = False
         self.outstanding: set[asyncio.Future[Any]] = set()
         # Firings a backend answers through their slot's on_reply; the run's end clears
@@ -227,9 +236,19 @@ class Scheduler:
                 return exc
             if any(f.node_id == pid for f in self.feeders):
                 # The caller's own iterable failed: no processor is to blame.
-                return ExecutionError(f"{pid} failed: {type(exc).__name__}: {exc}", [], cause=exc)
+                return ExecutionError(f"{pid} failed: {describe_error(exc)}", [], cause=exc)
+            where = ""
+            index = None
+            if self.failed_at is not None:
+                index, worker = self.failed_at
+                if not isinstance(exc, (ProcessorTimeoutError, WorkerCrashedError)):
+                    # (those two name the firing and the worker themselves)
+                    where = f" (item {index}" + (f", in {worker})" if worker != "main" else ")")
             return ExecutionError(
-                f"processor {pid!r} failed: {type(exc).__name__}: {exc}", [pid], cause=exc
+                f"processor {pid!r} failed: {describe_error(exc)}{where}",
+                [pid],
+                cause=exc,
+                item_index=index,
             )
         return ExecutionError("execution stopped by stop_execution()")
 
@@ -250,10 +269,13 @@ class Scheduler:
         self._cancel_outstanding()
         self.poke()
 
-    def halt(self, node: Node, exc: BaseException) -> None:
-        """Record the failure that ends the run and cancel everything still running."""
+    def halt(self, node: Node, exc: BaseException, firing: Firing | None = None) -> None:
+        """Record the failure that ends the run (``firing``'s, when one failed) and cancel
+        everything still running."""
         if self.failure is None:
             self.failure = (node.node_id, exc)
+            if firing is not None:
+                self.failed_at = (firing.index, firing.worker)
         self._cancel_outstanding()
         self.poke()
 
@@ -703,6 +725,9 @@ class Scheduler:
             if isinstance(result, _STREAM_TYPES):
                 self.complete(firing.node, firing.index, StreamState(result, firing, skip))
             elif inspect.isawaitable(result):  # e.g. an async function run by a thread backend
+                node = firing.node
+                if node.timeout is not None:  # it runs on the loop: the backend cannot time it
+                    result = _within(result, node.timeout, node.node_id, firing.index)
                 self.track(asyncio.ensure_future(result), partial(self._on_done, firing, skip))
                 return
             else:
@@ -919,8 +944,10 @@ class Scheduler:
             )
         if node.processor.has_callbacks:
             node.processor._fire_callbacks("error", exc)
-        if node.strategy is None:
-            self.halt(node, exc)
+        if node.strategy is None or getattr(exc, "fatal", False):
+            # No strategy, or a failure of the run rather than of this firing (a worker pool
+            # that cannot start workers): skipping it would hide the error.
+            self.halt(node, exc, firing)
             return
         fut = asyncio.ensure_future(self._decide(firing, exc, skip))
         self.track(fut, self._on_decided)
@@ -957,7 +984,7 @@ class Scheduler:
                 hook.firing_skip(node.node_id, firing.index, exc)
             self.complete(firing.node, firing.index, SKIPPED)
         else:
-            self.halt(node, exc)
+            self.halt(node, exc, firing)
         self.schedule(node)
 
     # -- the end of a node --------------------------------------------------------------------------

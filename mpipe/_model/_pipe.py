@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import logging
 import sys
 import threading
 import time
@@ -24,6 +23,7 @@ from enum import Enum
 from typing import Any
 
 from .._errors import PipeError, PipeTimeoutError
+from ._observer_errors import ObserverErrors
 
 __all__ = [
     "SIZERS",
@@ -38,7 +38,6 @@ __all__ = [
     "tap_changes",
 ]
 
-_log = logging.getLogger("mpipe")
 _cond_lock = threading.Lock()
 _ids = itertools.count(1)
 
@@ -156,6 +155,7 @@ class Pipe:
         self._putters: deque[asyncio.Future[None]] = deque()
         self._taps: dict[str, Callable[[Any], Any]] = {}
         self.created_at = time.time()
+        self._tap_errors = ObserverErrors()
         self._reset_counters()
 
     @property
@@ -214,6 +214,8 @@ class Pipe:
             self._notify()
         self._wake_all(self._getters)
         self._wake_all(self._putters)
+        if self._tap_errors.counts:
+            self._tap_errors.report()
 
     def clear(self) -> None:
         """Drop every waiting item (a full pipe is open again); counters and taps stay."""
@@ -234,7 +236,9 @@ class Pipe:
     def add_tap(self, tap_id: str, fn: Callable[[Any], Any]) -> None:
         """Call ``fn(item)`` for every item that enters the pipe.
 
-        A tap observes; an exception it raises is logged and does not stop the flow.
+        A tap observes; an exception it raises does not stop the flow. Its first failure is
+        logged with its traceback, later ones are counted and logged as one line when the pipe
+        closes or the run that fed it ends.
 
         Raises:
             PipeError: ``fn`` is not callable.
@@ -278,7 +282,7 @@ class Pipe:
             try:
                 fn(item)
             except Exception:
-                _log.exception("tap %r on pipe %r failed", tap_id, self.pipe_id)
+                self._tap_errors.failed(f"tap {tap_id!r} on pipe {self.pipe_id!r}")
 
     # -- public producer / consumer API -------------------------------------------------------
 

@@ -242,7 +242,7 @@ def test_run_failure_exits_1_and_debug_shows_the_traceback(tmp_path: Path) -> No
     assert code == 1 and out == ""
     assert err == (
         "mpipe: error: run failed: processor 't' failed: ProcessorError: "
-        "text_transformer 't' (uppercase) needs a string, got int 5\n"
+        "text_transformer 't' (uppercase) needs a string, got int 5 (item 0)\n"
     )
     code, _, err = cli("run", cfg, "--input", "5", "--debug")
     assert code == 1 and "Traceback (most recent call last)" in err

@@ -12,12 +12,21 @@ One failure path per worker: its sentinel fires, the responses it managed to sen
 every call still on it fails with :class:`WorkerCrashedError` (exit code or signal, processor,
 item), its arena slot is reclaimed and a fresh worker takes the slot. Planned exits (closing the
 backend) mark the worker as retiring first, so they are never mistaken for crashes.
+
+Timeouts run from the moment the worker starts the firing (it announces it with ``STARTED``),
+never from when the call was queued. A timed-out firing fails alone: its worker is killed and
+the calls queued behind it, which never started, run again elsewhere, each exactly once.
+Workers the pool kills itself never count against its restart budget: only workers that die
+before they are ready, ``START_FAILURES`` of them within ``START_WINDOW`` seconds, break the pool,
+and a broken pool fails every call (a failure no error strategy can skip) until it is started
+again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import signal
 import time
 from collections import deque
@@ -25,7 +34,12 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from ..._errors import ConfigurationError, ProcessorTimeoutError, WorkerCrashedError
+from ..._errors import (
+    ConfigurationError,
+    ProcessorTimeoutError,
+    WorkerCrashedError,
+    mark_fatal,
+)
 from .._base import END as END_OF_STREAM
 from .._base import Backend, FiringSlot, Stream
 from ._launch import launch
@@ -33,6 +47,7 @@ from ._protocol import (
     BATCH,
     BATCH_RESULT,
     CALL,
+    CLOCK,
     DROP,
     END,
     ERROR,
@@ -40,8 +55,10 @@ from ._protocol import (
     NEXT,
     PREFIX,
     RESULT,
+    STARTED,
     STREAM,
     STREAM_WINDOW,
+    TIMED_CALL,
     RemoteTraceback,
     call_frame,
     frame,
@@ -50,13 +67,16 @@ from ._protocol import (
 
 __all__ = ["ProcessBackend", "RemoteStream", "describe_exit"]
 
+_log = logging.getLogger("mpipe")
 _MiB = 1 << 20
 #: Seconds a closing pool waits for workers to exit before killing them.
 EXIT_GRACE = 2.0
 #: Seconds to wait for a new worker to say it is ready.
 START_TIMEOUT = 60.0
-#: A worker that dies this many times in a row before it is ready breaks the pool.
+#: This many workers dying before they are ready within ``START_WINDOW`` seconds (with no worker
+#: becoming ready in between) break the pool: its workers cannot start.
 START_FAILURES = 3
+START_WINDOW = 60.0
 
 
 def describe_exit(exitcode: int | None) -> str:
@@ -109,6 +129,7 @@ class _Worker:
         "calls",
         "channel",
         "exited",
+        "killed",
         "looking",
         "name",
         "outbox",
@@ -133,6 +154,9 @@ class _Worker:
         self.ready: asyncio.Future[None] = loop.create_future()
         self.exited: asyncio.Future[None] = loop.create_future()
         self.retiring = False
+        # Killed by the pool (a timeout): takes no new calls, and its death counts against
+        # no restart budget.
+        self.killed = False
         self.timed_out: set[int] = set()
         self.looking = False  # a look at its response ring is due (see ProcessBackend._look)
 
@@ -178,21 +202,24 @@ class ProcessBackend(Backend):
         self._codec: Any = None
         self._workers: dict[int, _Worker] = {}
         self._pins: dict[int, int] = {}  # id(stateful callable) -> worker slot
+        self.broken: WorkerCrashedError | None = None
         self._fids = itertools.count(1)
-        self._start_failures = 0
-        self._broken: BaseException | None = None
+        # Times (monotonic) at which workers died before they were ready, within START_WINDOW.
+        self._start_failures: deque[float] = deque()
         self._rr = 0
 
     # -- lifecycle --------------------------------------------------------------------------------
 
     async def start(self) -> None:
         if self.started:
-            return
+            if self.broken is None:
+                return
+            await self.close()  # a broken pool starts afresh, or says why it cannot
         from ..._transport import Codec, open_arena
 
         self._loop = asyncio.get_running_loop()
-        self._broken = None
-        self._start_failures = 0
+        self.broken = None
+        self._start_failures.clear()
         self._arena = open_arena(self.arena_size)
         self._codec = Codec(self._arena, (self.message_size - PREFIX.size) // 2)
         self.started = True
@@ -228,7 +255,7 @@ class ProcessBackend(Backend):
     def _ping(self, worker: _Worker) -> None:
         codec = self._codec
         fn = codec.encode_callable(_noop, worker.slot)
-        message = call_frame(BATCH, 0, fn, codec.encode([], worker.slot))
+        message = call_frame(BATCH, 0, fn, codec.encode((0, []), worker.slot))
         self._send(worker, message)
 
     async def close(self) -> None:
@@ -257,8 +284,8 @@ class ProcessBackend(Backend):
     # -- submitting -------------------------------------------------------------------------------
 
     def _choose(self, fn: Any) -> _Worker:
-        if self._broken is not None:
-            raise self._broken
+        if self.broken is not None:
+            raise self._broken_error()
         if not self._workers:
             raise WorkerCrashedError("the process backend has no workers (it is closed)")
         owner = getattr(fn, "__self__", None)
@@ -266,7 +293,7 @@ class ProcessBackend(Backend):
             # A stateful processor lives in one worker for the whole run.
             slot = self._pins.get(id(fn))
             worker = self._workers.get(slot) if slot is not None else None
-            if worker is None or worker.retiring:
+            if worker is None or worker.retiring or worker.killed:
                 worker = self._least_loaded()
                 self._pins[id(fn)] = worker.slot
             return worker
@@ -276,7 +303,7 @@ class ProcessBackend(Backend):
         if len(self._workers) == 1:
             (only,) = self._workers.values()
             if not only.retiring:
-                return only
+                return only  # killed or not: see below
         workers = list(self._workers.values())
         n = len(workers)
         self._rr = (self._rr + 1) % n
@@ -285,10 +312,16 @@ class ProcessBackend(Backend):
             w = workers[(self._rr + i) % n]
             if w.retiring:
                 continue
-            if best is None or len(w.calls) < len(best.calls):
+            if (
+                best is None
+                or (best.killed and not w.killed)
+                or (best.killed == w.killed and len(w.calls) < len(best.calls))
+            ):
                 best = w
         if best is None:
             raise WorkerCrashedError("every worker process of the pool is exiting")
+        # A killed worker gets a call only when every worker is being killed: the call waits
+        # in its ring, never starts, and runs on the replacement once the death is handled.
         return best
 
     def _submit(self, op: int, fn: Any, arg: Any, slot: FiringSlot) -> asyncio.Future[Any] | None:
@@ -311,9 +344,10 @@ class ProcessBackend(Backend):
         worker.calls[fid] = call
         slot = call.slot
         slot.worker = worker.name
-        if slot.timeout is not None:
-            call.timer = self._loop.call_later(slot.timeout, self._on_timeout, worker, fid)
-        self._send(worker, call_frame(call.op, fid, fn_message, arg_message))
+        op = call.op
+        if op == CALL and slot.timeout is not None:
+            op = TIMED_CALL  # the timer starts when the worker says the firing started
+        self._send(worker, call_frame(op, fid, fn_message, arg_message))
         if not worker.looking:
             worker.looking = True
             self._loop.call_soon(self._look, worker)
@@ -335,7 +369,8 @@ class ProcessBackend(Backend):
         return self._submit(CALL, fn, arg, slot)
 
     def submit_batch(self, fn: Callable[[Any], Any], args: list[Any], slot: FiringSlot) -> Any:
-        return self._submit(BATCH, fn, args, slot)
+        # The worker names a firing that fails by its index in the stream: slot.index + place.
+        return self._submit(BATCH, fn, (slot.index, args), slot)
 
     def _send(self, worker: _Worker, message: bytes) -> None:
         if worker.outbox or not worker.channel.try_send(message):
@@ -406,6 +441,9 @@ class ProcessBackend(Backend):
 
     def _handle(self, worker: _Worker, message: bytes) -> None:
         op, _extra, fid = read_frame(message)
+        if op == STARTED:
+            self._started(worker, fid, CLOCK.unpack_from(message, PREFIX.size)[0])
+            return
         body = message[PREFIX.size :]
         # Always decode: a message carries a reference to its arena block that only decoding
         # takes over (and dropping the value then releases).
@@ -413,7 +451,7 @@ class ProcessBackend(Backend):
         if fid == 0:
             if not worker.ready.done():
                 worker.ready.set_result(None)
-                self._start_failures = 0
+                self._start_failures.clear()
             return
         call = worker.calls.get(fid)
         if call is None:
@@ -461,6 +499,19 @@ class ProcessBackend(Backend):
             stream.done = True
             self._wake(stream)
 
+    def _started(self, worker: _Worker, fid: int, started: float) -> None:
+        """A timed firing started in its worker at ``started`` (the worker's monotonic clock):
+        its timeout runs from there."""
+        call = worker.calls.get(fid)
+        timeout = call.slot.timeout if call is not None else None
+        if call is None or timeout is None or call.timer is not None or worker.killed:
+            return
+        assert self._loop is not None
+        now = self._loop.time()
+        if not now - START_TIMEOUT <= started <= now:
+            started = now  # not the loop's clock after all: measure from the notice
+        call.timer = self._loop.call_at(started + timeout, self._on_timeout, worker, fid)
+
     def _finish(self, worker: _Worker, fid: int, call: _Call) -> None:
         del worker.calls[fid]
         if call.timer is not None:
@@ -484,6 +535,8 @@ class ProcessBackend(Backend):
         if call is None:
             return
         slot = call.slot
+        worker.timed_out.add(fid)
+        worker.killed = True
         _answer(
             call,
             error=ProcessorTimeoutError(
@@ -492,7 +545,6 @@ class ProcessBackend(Backend):
                 slot.processor_id,
             ),
         )
-        worker.timed_out.add(fid)
         worker.process.kill()
 
     def _on_exit(self, worker: _Worker) -> None:
@@ -504,10 +556,10 @@ class ProcessBackend(Backend):
                 self._on_message(worker, message)
         how = describe_exit(exitcode)
         # A worker runs its calls one at a time, in the order sent: the oldest unanswered call
-        # was running when it died (unless a timeout already named the culprit); the calls
-        # queued behind it never started and run again elsewhere. Generators it was running
-        # lose their state and fail.
-        culprit_found = bool(worker.timed_out)
+        # was running when it died (unless a timeout already named the culprit, or the worker
+        # died before it was ready and ran nothing); the calls queued behind it never started
+        # and run again elsewhere. Generators it was running lose their state and fail.
+        culprit_found = bool(worker.timed_out) or not worker.ready.done()
         innocent: list[_Call] = []
         for call in worker.calls.values():
             if call.timer is not None:
@@ -524,12 +576,9 @@ class ProcessBackend(Backend):
                 exitcode=exitcode,
                 item_index=slot.index,
             )
-            if call.stream is not None:
-                call.stream.error = error
-                self._wake(call.stream)
-            else:
+            if call.stream is None:
                 culprit_found = True
-                _answer(call, error=error)
+            _fail(call, error)
         worker.calls.clear()
         worker.outbox.clear()
         worker.channel.close()
@@ -542,33 +591,70 @@ class ProcessBackend(Backend):
                 WorkerCrashedError(f"{worker.name} could not start ({how})", exitcode=exitcode)
             )
             worker.ready.exception()  # retrieved: start() reports it, or nobody waits
-            self._start_failures += 1
+            if not worker.killed:
+                self._start_failures.append(self._loop.time())
         if not worker.exited.done():
             worker.exited.set_result(None)
-        if self.started and not worker.retiring:
-            if self._start_failures >= START_FAILURES:
-                self._broken = WorkerCrashedError(
-                    f"worker processes cannot start: {self._start_failures} died before they "
-                    f"were ready (last: {how})",
-                    exitcode=exitcode,
-                )
-                for other in self._workers.values():
-                    for call in other.calls.values():
-                        _answer(call, error=self._broken)
-                for call in innocent:
-                    _answer(call, error=self._broken)
-                return
+        if not self.started or worker.retiring:
+            for call in innocent:
+                _fail(call, WorkerCrashedError(f"{worker.name} exited: the pool is closing"))
+            return
+        if self.broken is not None:
+            for call in innocent:
+                _fail(call, self._broken_error())
+            return
+        failures = self._start_failures
+        while failures and failures[0] < self._loop.time() - START_WINDOW:
+            failures.popleft()
+        if len(failures) >= START_FAILURES:
+            self._break(
+                f"worker processes cannot start: {len(failures)} died before they were ready "
+                f"within {START_WINDOW:g} s (last: {how})",
+                exitcode,
+                innocent,
+            )
+            return
+        try:
             self._spawn(worker.slot)
-            for call in innocent:
-                if call.slot.on_reply is not None or (
-                    call.future is not None and not call.future.done()
-                ):
+        except Exception as exc:  # no process or descriptors to be had: nothing to retry with
+            del self._workers[worker.slot]
+            self._break(
+                f"worker processes cannot start: {type(exc).__name__}: {exc}", None, innocent
+            )
+            return
+        for call in innocent:
+            if call.slot.on_reply is not None or (
+                call.future is not None and not call.future.done()
+            ):
+                try:
                     self._dispatch(call)
-        else:
-            for call in innocent:
-                _answer(
-                    call, error=WorkerCrashedError(f"{worker.name} exited: the pool is closing")
-                )
+                except Exception as exc:  # answered, never lost in the event loop's log
+                    _fail(call, exc)
+
+    def _break(self, message: str, exitcode: int | None, orphans: list[_Call]) -> None:
+        """Mark the pool broken: every call still pending, on any worker, fails with
+        ``message``, and so does every later one until the pool is started again."""
+        self.broken = self._broken_error(message, exitcode)
+        _log.error("process pool broken: %s", message)
+        for other in self._workers.values():
+            calls = list(other.calls.values())
+            other.calls.clear()
+            for call in calls:
+                if call.timer is not None:
+                    call.timer.cancel()
+                _fail(call, self._broken_error())
+        for call in orphans:
+            _fail(call, self._broken_error())
+
+    def _broken_error(
+        self, message: str | None = None, exitcode: int | None = None
+    ) -> WorkerCrashedError:
+        """A fresh error saying why the pool is broken (each failure gets its own, so that no
+        traceback grows across runs); no error strategy can skip or retry it."""
+        if message is None:
+            assert self.broken is not None
+            message, exitcode = self.broken.message, self.broken.exitcode
+        return mark_fatal(WorkerCrashedError(message, exitcode=exitcode))
 
     # -- facts ----------------------------------------------------------------------------------------
 
@@ -607,6 +693,16 @@ class ProcessBackend(Backend):
 
 def _noop(arg: Any) -> None:
     return None
+
+
+def _fail(call: _Call, error: BaseException) -> None:
+    """Fail a call: its generator's consumer, when it returned one, else the call itself."""
+    stream = call.stream
+    if stream is None:
+        _answer(call, error=error)
+    elif not stream.done and stream.error is None:
+        stream.error = error
+        ProcessBackend._wake(stream)
 
 
 def _answer(call: _Call, value: Any = None, error: BaseException | None = None) -> None:

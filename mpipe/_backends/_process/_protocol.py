@@ -10,10 +10,15 @@ Requests (pool -> worker):
   ``RESULT`` (the value), ``ERROR`` (the exception and its traceback text) or ``STREAM`` when the
   call returned a generator; then the generator's items follow as ``ITEM`` frames, as far as the
   pool's credit allows, ended by ``END`` or ``ERROR``.
-- ``BATCH``: like ``CALL`` with a list of arguments; answered by one ``BATCH_RESULT`` frame
-  carrying ``(values, kinds, seconds spent)``: one value per firing, and ``kinds`` None when each
-  is a plain value, else one kind per firing: ``BATCH_VALUE``, ``BATCH_ITEMS`` (a generator's
-  items) or ``BATCH_ERROR`` (the value is then the error).
+- ``TIMED_CALL``: a ``CALL`` whose firing has a timeout. The worker first answers ``STARTED``,
+  whose body is the worker's ``time.monotonic()`` as it starts the firing (``CLOCK``), so that
+  the pool measures the timeout from there: time spent queued behind other calls in the
+  worker's ring does not count.
+- ``BATCH``: like ``CALL`` with ``(index of the first firing, list of arguments)``; answered by
+  one ``BATCH_RESULT`` frame carrying ``(values, kinds, seconds spent)``: one value per firing,
+  and ``kinds`` None when each is a plain value, else one kind per firing: ``BATCH_VALUE``,
+  ``BATCH_ITEMS`` (a generator's items) or ``BATCH_ERROR`` (the value is then the error, which
+  names its firing by index in the processor's stream).
 - ``NEXT``: ``extra`` more items of a generator may be sent.
 - ``DROP``: the pool no longer wants a generator's items: the worker closes it.
 
@@ -32,6 +37,7 @@ __all__ = [
     "BATCH_RESULT",
     "BATCH_VALUE",
     "CALL",
+    "CLOCK",
     "DROP",
     "END",
     "ERROR",
@@ -39,8 +45,10 @@ __all__ = [
     "NEXT",
     "PREFIX",
     "RESULT",
+    "STARTED",
     "STREAM",
     "STREAM_WINDOW",
+    "TIMED_CALL",
     "RemoteTraceback",
     "call_frame",
     "error_payload",
@@ -51,9 +59,12 @@ __all__ = [
 PREFIX = struct.Struct("<BxxxIQ")
 
 # Requests.
-CALL, BATCH, NEXT, DROP = 1, 2, 3, 4
+CALL, BATCH, NEXT, DROP, TIMED_CALL = 1, 2, 3, 4, 5
 # Responses.
-RESULT, ERROR, STREAM, ITEM, END, BATCH_RESULT = 1, 2, 3, 4, 5, 6
+RESULT, ERROR, STREAM, ITEM, END, BATCH_RESULT, STARTED = 1, 2, 3, 4, 5, 6, 7
+#: The body of ``STARTED``: the worker's monotonic clock (system-wide on Linux, as the
+#: event loop's ``loop.time()`` is) when the firing started.
+CLOCK = struct.Struct("<d")
 #: Kinds of a batch outcome: an error, a value, or a generator's items (drained in the worker).
 BATCH_ERROR, BATCH_VALUE, BATCH_ITEMS = 0, 1, 2
 #: Items a generator may run ahead of the pool's consumption.

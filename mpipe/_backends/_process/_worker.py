@@ -24,6 +24,7 @@ from ._protocol import (
     BATCH_RESULT,
     BATCH_VALUE,
     CALL,
+    CLOCK,
     DROP,
     END,
     ERROR,
@@ -31,8 +32,10 @@ from ._protocol import (
     NEXT,
     PREFIX,
     RESULT,
+    STARTED,
     STREAM,
     STREAM_WINDOW,
+    TIMED_CALL,
     error_payload,
     frame,
     read_frame,
@@ -77,23 +80,25 @@ class Worker:
         self._callables: dict[bytes, Any] = {}  # callable-reference message -> the callable
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def send(self, op: int, fid: int, value: Any = None, extra: int = 0) -> None:
-        """Send one response; a value that cannot be serialized becomes that firing's error."""
+    def send(self, op: int, fid: int, value: Any = None, extra: int = 0, first: int = 0) -> None:
+        """Send one response; a value that cannot be serialized becomes that firing's error
+        (for a batch, ``first`` is the index of its first firing, which such errors name)."""
         body = b""
         if op not in (STREAM, END):
             try:
                 body = self.codec.encode(value, 0)
             except SerializationError as exc:
                 if op == BATCH_RESULT:
-                    value = self._mark_unserializable(value)
+                    value = self._mark_unserializable(value, first)
                     body = self.codec.encode(value, 0)
                 else:
                     op, body = ERROR, self.codec.encode(error_payload(exc), 0)
         self.channel.send(frame(op, fid, extra, body))
 
     @staticmethod
-    def _mark_unserializable(batch: tuple[list[Any], list[int] | None, float]) -> Any:
-        """Replace each output that cannot be serialized by an error naming the item."""
+    def _mark_unserializable(batch: tuple[list[Any], list[int] | None, float], first: int) -> Any:
+        """Replace each output that cannot be serialized by an error naming the item (by its
+        index in the processor's stream: the batch's ``first`` firing plus its place)."""
         import dill
 
         from ..._transport import SerializationError
@@ -106,7 +111,7 @@ class Worker:
                 dill.dumps(value, protocol=5, buffer_callback=lambda b: None, recurse=True)
             except Exception as exc:
                 error = SerializationError(
-                    f"the output of batch item {j} cannot be serialized: {exc!r}"
+                    f"the output of item {first + j} cannot be serialized: {exc!r}"
                 )
                 kinds[j] = BATCH_ERROR
                 value = error_payload(error)
@@ -138,7 +143,7 @@ class Worker:
             if message is None:
                 continue
             op, extra, fid = read_frame(message)
-            if op in (CALL, BATCH):
+            if op in (CALL, BATCH, TIMED_CALL):
                 try:
                     fn_message = message[PREFIX.size : PREFIX.size + extra]
                     fn = callables.get(fn_message)
@@ -152,8 +157,13 @@ class Worker:
                     continue
                 if op == CALL:
                     self._call(fid, fn, arg)
+                elif op == TIMED_CALL:
+                    # The pool's timer for this firing starts from this moment, not from
+                    # when the call was queued.
+                    channel.send(frame(STARTED, fid) + CLOCK.pack(time.monotonic()))
+                    self._call(fid, fn, arg)
                 else:
-                    self._batch(fid, fn, arg)
+                    self._batch(fid, fn, *arg)
                 del fn, arg
             elif op == NEXT:
                 stream = self.generators.get(fid)
@@ -181,7 +191,7 @@ class Worker:
         else:
             self.send(RESULT, fid, result)
 
-    def _batch(self, fid: int, fn: Any, args: list[Any]) -> None:
+    def _batch(self, fid: int, fn: Any, first: int, args: list[Any]) -> None:
         # The answer is (values, kinds, seconds); kinds stays None while every firing gave a
         # plain value (the common case: one flat list to pickle), else one kind per firing.
         values: list[Any] = []
@@ -203,7 +213,7 @@ class Worker:
             if kinds is not None:
                 kinds.append(kind)
             values.append(result)
-        self.send(BATCH_RESULT, fid, (values, kinds, time.perf_counter() - start))
+        self.send(BATCH_RESULT, fid, (values, kinds, time.perf_counter() - start), first=first)
 
     def _drain(self, gen: Any) -> list[Any]:
         if inspect.isasyncgen(gen):

@@ -151,6 +151,7 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
         self._refresh_quiet()
         self._ticker.stop()
         self._series_ticker.stop()
+        self._handler_errors.report()
 
     def _switch_notes(self, on: bool) -> None:
         """A live run on the timeline: its starts and ends so far follow the old setting,
@@ -548,6 +549,8 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
                     "error": f"{type(error).__name__}: {error}",
                 },
             )
+        if self._handler_errors.counts:
+            self._handler_errors.report()
 
     # -- summaries ---------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from ..._model._observer_errors import ObserverErrors
 from ._events import EventType, LogLevel, MonitorEvent, as_event_type, as_log_level
 
 __all__ = ["EventLog", "Record", "record_event"]
@@ -97,6 +98,9 @@ class EventLog:
         self._quiet = False
         self.monitoring = True
         self._handlers: dict[str, list[Callable[[MonitorEvent], Any]]] = {}
+        # A handler's first failure is logged in full, later ones counted (reported at a run's
+        # end and when monitoring stops).
+        self._handler_errors = ObserverErrors()
         # Internal listeners (the alert manager) handed the record of every event.
         self._listeners: list[Callable[[_Record], None]] = []
 
@@ -158,7 +162,8 @@ class EventLog:
                 try:
                     handler(event)
                 except Exception:
-                    _log.exception("event handler %r failed on %s", handler, kind)
+                    name = getattr(handler, "__qualname__", None) or repr(handler)
+                    self._handler_errors.failed(f"event handler {name!r} on {kind} events")
         for listener in self._listeners:
             listener(record)
 
@@ -234,10 +239,11 @@ class EventLog:
     ) -> None:
         """Call ``handler(event)`` for every later event of ``event_type``.
 
-        A handler that raises is logged and does not disturb the run. Whether a run reports
-        processor starts and completions live is settled when it starts: a handler for those
-        added while a run is live hears them from the next run on (the live run still records
-        them as events).
+        A handler that raises does not disturb the run: its first failure is logged with the
+        traceback, later ones are counted and logged as one line at the run's end. Whether a
+        run reports processor starts and completions live is settled when it starts: a handler
+        for those added while a run is live hears them from the next run on (the live run
+        still records them as events).
 
         Raises:
             ValueError: Unknown event type.
