@@ -40,8 +40,6 @@ from _anchors import (
     summarize,
 )
 
-pytestmark = pytest.mark.timeout(3600)
-
 MiB = 1 << 20
 TOTAL = int(os.environ.get("MPIPE_BENCH_STREAM_MIB", "256")) * MiB
 BATCH = int(os.environ.get("MPIPE_BENCH_BATCH_MIB", "8")) * MiB
