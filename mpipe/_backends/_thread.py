@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -13,7 +15,19 @@ from ._base import END, Backend, FiringSlot
 
 def _call(fn: Callable[[Any], Any], arg: Any, slot: FiringSlot) -> Any:
     slot.worker = threading.current_thread().name
-    return fn(arg)
+    # Timed in the thread: the wait for a free thread is not run time. A generator runs later,
+    # item by item: its firing is timed by the caller.
+    start = time.perf_counter()
+    try:
+        result = fn(arg)
+    except BaseException:
+        end = time.perf_counter()
+        slot.ran = (start, start, end, end - start)
+        raise
+    end = time.perf_counter()
+    if not inspect.isgenerator(result):
+        slot.ran = (start, start, end, end - start)
+    return result
 
 
 def _next(stream: Any) -> Any:

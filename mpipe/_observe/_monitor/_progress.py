@@ -1,5 +1,5 @@
-"""Live progress of a run: firings done, items per second and errors per processor, and the
-CPU and memory of the parent and its workers.
+"""Live progress of a run: firings done, items per second, mean run time and wait for a worker,
+and errors per processor, and the CPU and memory of the parent and its workers.
 
 On a terminal the display is a ``rich`` live table (``pip install processor-pipeline[progress]``;
 imported only when used); otherwise, or without rich, plain lines every few seconds.
@@ -21,11 +21,24 @@ MAX_ROWS = 12
 
 
 class _Row:
-    __slots__ = ("done", "errors", "finished", "first", "last", "replayed")
+    __slots__ = (
+        "done",
+        "errors",
+        "finished",
+        "first",
+        "last",
+        "queued",
+        "replayed",
+        "run",
+        "waited",
+    )
 
     def __init__(self) -> None:
         self.done = 0
         self.errors = 0
+        self.run = 0.0  # seconds the firings ran (where they ran)
+        self.queued = 0  # firings that waited for a worker
+        self.waited = 0.0  # seconds they waited
         self.finished = False
         self.replayed = False
         self.first: float | None = None
@@ -36,12 +49,19 @@ class _Row:
             return 0.0
         return self.done / (self.last - self.first)
 
+    def mean_run_ms(self) -> float:
+        return self.run / self.done * 1e3 if self.done else 0.0
+
+    def mean_wait_ms(self) -> float:
+        return self.waited / self.queued * 1e3 if self.queued else 0.0
+
 
 class ProgressDisplay(RunHooks):
     """A run observer that shows live progress.
 
     Args:
-        file: Where to write (default ``sys.stdout``).
+        file: Where to write (default ``sys.stderr``, where diagnostics go: results stay on
+            stdout).
         interval: Seconds between refreshes of the live display.
         line_interval: Seconds between plain lines when ``file`` is not a terminal.
         force_terminal: Use the live display even when ``file`` is not a terminal (True), or
@@ -71,7 +91,7 @@ class ProgressDisplay(RunHooks):
         self.lines_written = 0
 
     def _out(self) -> IO[str]:
-        return self.file if self.file is not None else sys.stdout
+        return self.file if self.file is not None else sys.stderr
 
     def _terminal(self) -> bool:
         if self.force_terminal is not None:
@@ -116,11 +136,27 @@ class ProgressDisplay(RunHooks):
         if row is None:
             row = self.rows[processor_id] = _Row()
         row.done += 1
+        row.run += end - start
         if error is not None:
             row.errors += 1
         if row.first is None:
             row.first = start
         row.last = end
+
+    def firing_waited(
+        self,
+        processor_id: str,
+        index: int,
+        submitted: float,
+        picked: float,
+        worker: str,
+        transfer: float,
+    ) -> None:
+        row = self.rows.get(processor_id)
+        if row is None:
+            row = self.rows[processor_id] = _Row()
+        row.queued += 1
+        row.waited += picked - submitted
 
     def processor_end(self, processor_id: str, firings: int) -> None:
         row = self.rows.get(processor_id)
@@ -152,8 +188,13 @@ class ProgressDisplay(RunHooks):
         return sample["parent"], sample["workers"]
 
     def _top_rows(self) -> tuple[list[tuple[str, _Row]], int]:
-        rows = sorted(self.rows.items(), key=lambda kv: (kv[1].finished, -kv[1].done))
-        return rows[:MAX_ROWS], max(len(rows) - MAX_ROWS, 0)
+        """The rows shown, in graph order: all of them, or the busiest that are still running."""
+        rows = list(self.rows.items())
+        if len(rows) <= MAX_ROWS:
+            return rows, 0
+        order = {pid: n for n, (pid, _) in enumerate(rows)}
+        busiest = sorted(rows, key=lambda kv: (kv[1].finished, -kv[1].done))[:MAX_ROWS]
+        return sorted(busiest, key=lambda kv: order[kv[0]]), len(rows) - MAX_ROWS
 
     def _render(self, final: str | None = None) -> None:
         if self.run is None:
@@ -175,15 +216,17 @@ class ProgressDisplay(RunHooks):
         out = self._out()
         lines = [head]
         for pid, row in shown:
+            wait = f", wait {row.mean_wait_ms():.1f} ms" if row.queued else ""
             lines.append(
-                f"  {pid}: {row.done} done, {row.rate():.1f}/s, {row.errors} errors"
+                f"  {pid}: {row.done} done, {row.rate():.1f}/s, run {row.mean_run_ms():.1f} ms"
+                f"{wait}, {row.errors} errors"
                 + (" (replayed)" if row.replayed else " (finished)" if row.finished else "")
             )
         if hidden:
             lines.append(f"  ... and {hidden} more processors")
         lines.append(f"  {_proc_line('parent', parent)}")
-        for wpid, facts in workers.items():
-            lines.append(f"  {_proc_line('worker ' + wpid, facts)}")
+        for facts in workers.values():
+            lines.append(f"  {_proc_line('worker', facts)}")
         out.write("\n".join(lines) + "\n")
         out.flush()
         self.lines_written += len(lines)
@@ -200,22 +243,24 @@ class ProgressDisplay(RunHooks):
         from rich.table import Table
 
         table = Table(title=head, expand=False)
-        for col in ("processor", "done", "items/s", "errors", "state"):
+        for col in ("processor", "done", "items/s", "run ms", "wait ms", "errors", "state"):
             table.add_column(col, justify="left" if col in ("processor", "state") else "right")
         for pid, row in shown:
             table.add_row(
                 pid,
                 str(row.done),
                 f"{row.rate():.1f}",
+                f"{row.mean_run_ms():.1f}",
+                f"{row.mean_wait_ms():.1f}" if row.queued else "-",
                 str(row.errors),
                 "replayed" if row.replayed else "finished" if row.finished else "running",
             )
         if hidden:
-            table.add_row(f"... {hidden} more", "", "", "", "")
+            table.add_row(f"... {hidden} more", "", "", "", "", "", "")
         procs = Table(expand=False)
         for col in ("process", "pid", "cpu %", "rss MiB"):
             procs.add_column(col, justify="left" if col == "process" else "right")
-        for label, facts in [("parent", parent), *((f"worker {k}", v) for k, v in workers.items())]:
+        for label, facts in [("parent", parent), *(("worker", v) for v in workers.values())]:
             procs.add_row(
                 label,
                 str(facts["pid"]),
