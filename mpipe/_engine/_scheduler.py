@@ -208,7 +208,9 @@ class Scheduler:
         streamed: float | None = None,
     ) -> None:
         """Successful firings ``first .. first + k - 1`` of ``node``, to the timeline and hooks;
-        ``streamed``: the firing returned a generator, which ran for that many seconds.
+        ``streamed``: the firing returned a generator, which ran for that many seconds (the
+        timeline keeps its whole life and that figure; observers called per firing get a span
+        of that length ending at its end).
 
         The ``k`` firings of a batch ran one after the other from ``start`` to ``end``: each
         gets its share of that time, in order.
@@ -221,6 +223,8 @@ class Scheduler:
                     timeline.streamed[len(timeline.spans)] = streamed
                 if timeline.spans.add(node_id, first, start, end, worker):
                     timeline.full()
+            if streamed is not None:  # observers get the time it ran, ending at its end
+                start = end - streamed
             for hook in self.end_hooks:
                 hook.firing_end(node_id, first, start, end, worker, None)
             return

@@ -154,7 +154,12 @@ class RunHooks:
         worker: str,
         error: BaseException | None,
     ) -> None:
-        """A firing finished: successfully when ``error`` is None."""
+        """A firing finished: successfully when ``error`` is None.
+
+        ``start`` and ``end`` are when it ran: measured where it ran when its backend tells (a
+        worker process, a thread), else from its submission to its answer. For a successful
+        generator, ``end - start`` is the time it spent running, ending when it was exhausted.
+        """
 
     def firing_waited(
         self,
