@@ -18,7 +18,12 @@ EXAMPLES = ROOT / "examples"
 SCRIPTS = sorted(p for p in EXAMPLES.glob("*.py") if not p.name.startswith("_"))
 CONFIGS = sorted([*EXAMPLES.glob("*.yaml"), *EXAMPLES.glob("*.json")])
 #: Smaller inputs than the defaults, to keep the suite fast.
-ARGS = {"stream_arrow.py": ["200000"]}
+ARGS = {
+    "stream_arrow.py": ["200000"],
+    "process_backend.py": ["3"],
+    "progress_stream.py": ["12"],
+    "parquet_to_parquet.py": ["20000"],
+}
 
 
 def test_the_examples_are_all_here() -> None:
@@ -34,6 +39,9 @@ def test_the_examples_are_all_here() -> None:
         "checkpoints_resume.py",
         "breakpoints.py",
         "dask_cluster.py",
+        "process_backend.py",
+        "progress_stream.py",
+        "parquet_to_parquet.py",
     } <= names
     assert {
         "text_pipeline.yaml",
@@ -44,6 +52,7 @@ def test_the_examples_are_all_here() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(170)  # every script at once, several with worker pools, on a small machine
 def test_every_example_script_runs() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     # Started together and awaited in turn: the scripts are independent.
@@ -60,7 +69,7 @@ def test_every_example_script_runs() -> None:
     }
     failures = []
     for name, proc in procs.items():
-        out, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=150)
         if proc.returncode != 0 or not out.strip():
             failures.append(f"{name} exited {proc.returncode}: {err.strip()[-500:]}")
     assert not failures, "\n".join(failures)
