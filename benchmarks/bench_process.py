@@ -6,7 +6,7 @@ What is measured is a *warm* pool: every pool (mpipe's, inside ``async with Grap
 and every anchor's) is started before timing and serves every round. Worker start-up is not
 what these benchmarks measure. Each round gets fresh inputs; the summary prints, per group,
 each entry's median time per unit and its ratio to mpipe (``> 1``: mpipe is ahead), then
-the issue's goals, met or not. Pools are sized to the usable cores.
+the goals, met or not. Pools are sized to the usable cores.
 
 - *round trip*: one tiny firing (``x + 1`` on an int), sent and answered, one at a time:
   ``GraphExecutor.execute`` on a one-processor graph, the backend's own ``submit`` (the pool
@@ -22,7 +22,7 @@ the issue's goals, met or not. Pools are sized to the usable cores.
 - *stream*: 20,000 tiny items through one process stage running a lambda, against each anchor
   at its best batching (``multiprocess.Pool.map``, ``joblib.Parallel`` with automatic batches,
   ``mpire.WorkerPool.map``, Dask bag), and ``ProcessPoolExecutor.map`` with ``chunksize=1``
-  (the figure the issue quotes) and with chunks of ``n / (4 x workers)``.
+  (the setting most often quoted) and with chunks of ``n / (4 x workers)``.
 - *big payloads*: a 256 MiB numpy array and a 256 MiB Arrow table (``MPIPE_BENCH_BIG_MIB``)
   through an identity process stage and back, against one ``np.copyto`` of the same bytes into
   a warm buffer, and the anchors doing the same.
@@ -494,7 +494,7 @@ def test_cpu_dask(record: Any, burn_steps: int) -> None:
         record(CPU, "dask LocalCluster map", body, _specs(burn_steps), CPU_N)
 
 
-# -- the issue's goals, judged on this run's figures ---------------------------------------------
+# -- the goals, judged on this run's figures ---------------------------------------------------
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -554,5 +554,5 @@ def goals(request: pytest.FixtureRequest) -> Iterator[None]:
         )
     if lines:
         load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-        text = "\n".join([f"\nissue 6 goals (load average {load}):", *lines])
+        text = "\n".join([f"\nthe process backend's goals (load average {load}):", *lines])
         print_now(request, text)

@@ -192,7 +192,7 @@ class RunHooks:
     def run_end(self, run: RunInfo, error: BaseException | None) -> None:
         """A run ended: successfully when ``error`` is None."""
 
-    # Added for observability (issue 3): one generic channel for the rarer things a run does
+    # One generic channel for the rarer things a run does
     # (checkpoint create/restore, breakpoint hit, worker start/crash), so that new kinds need
     # no new hook method. Never called per firing.
     def notice(self, kind: str, processor_id: str | None, data: dict[str, Any]) -> None:
