@@ -20,14 +20,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from _knobs import rounds as timed_rounds
+from _knobs import scaled
 
 from mpipe import GraphExecutor, create_simple_pipeline
 
 distributed = pytest.importorskip("distributed")
 
-ITEMS = 32
+ITEMS = scaled(32, 2)
 #: Inner loop length of ``crunch``: about 60 ms of CPU per item.
-WORK = 1_000_000
+WORK = scaled(1_000_000, 1_000)
 _seeds = itertools.count(1)
 
 
@@ -140,7 +142,7 @@ def test_interleaved_dask_vs_hand_written(benchmark: Any, cluster: Any, capsys: 
                 return list(client.gather(futures))
 
             def rounds() -> float:
-                for _ in range(6):
+                for _ in range(timed_rounds(6)):
                     for name in ("mpipe", "hand"):
                         seeds = _fresh_seeds()
                         start = time.perf_counter()

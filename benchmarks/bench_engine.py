@@ -19,6 +19,7 @@ import dask
 import dask.threaded
 import pytest
 from _graphs import chains_dask, chains_graph, fan_in_dask, fan_in_graph, inc, stages_graph
+from _knobs import scaled
 
 from mpipe import GraphExecutor, RunHooks
 
@@ -41,13 +42,19 @@ class CountingHooks(RunHooks):
         self.ended += 1
 
 
+CHAIN = scaled(100, 2)  # chains of CHAIN processors, CHAIN of them
+LEAVES = scaled(10_000, 2)
 SHAPES = {
-    "chains 100x100": (
-        lambda: chains_graph(100, 100),
-        lambda off: chains_dask(100, 100, off),
-        10_000,
+    f"chains {CHAIN}x{CHAIN}": (
+        lambda: chains_graph(CHAIN, CHAIN),
+        lambda off: chains_dask(CHAIN, CHAIN, off),
+        CHAIN * CHAIN,
     ),
-    "fan-in 10000": (lambda: fan_in_graph(10_000), lambda off: fan_in_dask(10_000, off), 10_001),
+    f"fan-in {LEAVES}": (
+        lambda: fan_in_graph(LEAVES),
+        lambda off: fan_in_dask(LEAVES, off),
+        LEAVES + 1,
+    ),
 }
 
 
@@ -104,7 +111,7 @@ def test_dask(record: Any, shape: str, scheduler: str) -> None:
     record(f"overhead: {shape}", f"dask {scheduler}", lambda dk: get(dk[0], dk[1]), setup, units)
 
 
-N_ITEMS = 100_000
+N_ITEMS = scaled(100_000, 10)
 
 
 def test_stream_mpipe(record: Any) -> None:

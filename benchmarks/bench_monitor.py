@@ -39,10 +39,13 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _graphs import chains_graph, fan_in_graph, stages_graph
+from _knobs import scaled
 
 from mpipe import GraphExecutor, Monitor, ProcessingGraph
 
-STREAM_ITEMS = 20_000
+STREAM_ITEMS = scaled(20_000, 10)
+CHAIN = scaled(100, 2)
+LEAVES = scaled(10_000, 2)
 
 
 class Shape:
@@ -82,20 +85,20 @@ class Shape:
 
 def shapes() -> list[Shape]:
     """The three shapes of the engine benchmarks."""
-    chains, chain_inputs = chains_graph(100, 100)
-    fan, fan_inputs = fan_in_graph(10_000)
+    chains, chain_inputs = chains_graph(CHAIN, CHAIN)
+    fan, fan_inputs = fan_in_graph(LEAVES)
     return [
         Shape(
-            "chains 100x100",
+            f"chains {CHAIN}x{CHAIN}",
             chains,
-            100 * 100,
+            CHAIN * CHAIN,
             lambda r: {k: v + r for k, v in chain_inputs.items()},
             False,
         ),
         Shape(
-            "fan-in 10,000",
+            f"fan-in {LEAVES:,}",
             fan,
-            10_001,
+            LEAVES + 1,
             lambda r: {k: v + r for k, v in fan_inputs.items()},
             False,
         ),

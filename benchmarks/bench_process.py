@@ -6,7 +6,7 @@ What is measured is a *warm* pool: every pool (mpipe's, inside ``async with Grap
 and every anchor's) is started before timing and serves every round. Worker start-up is not
 what these benchmarks measure. Each round gets fresh inputs; the summary prints, per group,
 each entry's median time per unit and its ratio to mpipe (``> 1``: mpipe is ahead), then
-the issue's goals, met or not. Pools are sized to the usable cores.
+the goals, met or not. Pools are sized to the usable cores.
 
 - *round trip*: one tiny firing (``x + 1`` on an int), sent and answered, one at a time:
   ``GraphExecutor.execute`` on a one-processor graph, the backend's own ``submit`` (the pool
@@ -22,7 +22,7 @@ the issue's goals, met or not. Pools are sized to the usable cores.
 - *stream*: 20,000 tiny items through one process stage running a lambda, against each anchor
   at its best batching (``multiprocess.Pool.map``, ``joblib.Parallel`` with automatic batches,
   ``mpire.WorkerPool.map``, Dask bag), and ``ProcessPoolExecutor.map`` with ``chunksize=1``
-  (the figure the issue quotes) and with chunks of ``n / (4 x workers)``.
+  (the setting most often quoted) and with chunks of ``n / (4 x workers)``.
 - *big payloads*: a 256 MiB numpy array and a 256 MiB Arrow table (``MPIPE_BENCH_BIG_MIB``)
   through an identity process stage and back, against one ``np.copyto`` of the same bytes into
   a warm buffer, and the anchors doing the same.
@@ -59,13 +59,12 @@ from _anchors import (
     print_now,
     two_cores,
 )
+from _knobs import SCALE, scaled
 from joblib import Parallel, delayed
 from joblib.externals.loky import get_reusable_executor
 from mpire.pool import WorkerPool
 
 from mpipe._backends import FiringSlot
-
-pytestmark = pytest.mark.timeout(1800)
 
 MiB = 1 << 20
 _fresh = itertools.count(1)
@@ -80,7 +79,9 @@ def _start() -> int:
 # -- round trip of one tiny firing -------------------------------------------------------------
 
 RT = "process: round trip of one tiny firing"
-RT_N = 500
+RT_N = scaled(500, 5)
+#: Calls of the round trips that take milliseconds each.
+RT_FEW = scaled(100, 2)
 
 
 def _ints(n: int) -> Any:
@@ -178,7 +179,7 @@ def test_round_trip_joblib_parallel(record: Any) -> None:
             for x in xs:
                 assert parallel([delayed(inc)(x)]) == [x + 1]
 
-        record(RT, "joblib Parallel, one task", body, _ints(100), 100)
+        record(RT, "joblib Parallel, one task", body, _ints(RT_FEW), RT_FEW)
 
 
 def test_round_trip_mpire(record: Any) -> None:
@@ -200,13 +201,13 @@ def test_round_trip_dask(record: Any) -> None:
             for x in xs:
                 assert client.submit(inc, x, pure=False).result() == x + 1
 
-        record(RT, "dask LocalCluster submit", body, _ints(100), 100)
+        record(RT, "dask LocalCluster submit", body, _ints(RT_FEW), RT_FEW)
 
 
 # -- a stream of tiny items through one process stage ---------------------------------------------
 
-ST = "process: stream of 20,000 tiny items, one stage"
-ST_N = 20_000
+ST_N = scaled(20_000, 50)
+ST = f"process: stream of {ST_N:,} tiny items, one stage"
 
 
 def test_stream_mpipe(record: Any) -> None:
@@ -289,7 +290,7 @@ def test_stream_dask_bag(record: Any) -> None:
 
 # -- big payloads through an identity process stage ---------------------------------------------
 
-BIG = int(os.environ.get("MPIPE_BENCH_BIG_MIB", "256")) * MiB
+BIG = int(os.environ.get("MPIPE_BENCH_BIG_MIB", str(scaled(256)))) * MiB
 ROWS = BIG // 8
 
 
@@ -406,13 +407,14 @@ def test_big_dask(record: Any, big_base: np.ndarray, kind: str) -> None:
 
 # -- CPU-bound firings --------------------------------------------------------------------------
 
-CPU = f"process: {8 * N_CORES} CPU-bound firings of ~0.2 s on {N_CORES} cores"
+CPU_SECONDS = 0.2 * SCALE
+CPU = f"process: {8 * N_CORES} CPU-bound firings of ~{CPU_SECONDS:.3g} s on {N_CORES} cores"
 CPU_N = 8 * N_CORES
 
 
 @pytest.fixture(scope="module")
 def burn_steps() -> int:
-    return calibrate_burn(0.2)
+    return calibrate_burn(CPU_SECONDS)
 
 
 def _specs(steps: int) -> Any:
@@ -492,7 +494,7 @@ def test_cpu_dask(record: Any, burn_steps: int) -> None:
         record(CPU, "dask LocalCluster map", body, _specs(burn_steps), CPU_N)
 
 
-# -- the issue's goals, judged on this run's figures ---------------------------------------------
+# -- the goals, judged on this run's figures ---------------------------------------------------
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -552,5 +554,5 @@ def goals(request: pytest.FixtureRequest) -> Iterator[None]:
         )
     if lines:
         load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-        text = "\n".join([f"\nissue 6 goals (load average {load}):", *lines])
+        text = "\n".join([f"\nthe process backend's goals (load average {load}):", *lines])
         print_now(request, text)

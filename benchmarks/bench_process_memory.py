@@ -1,7 +1,7 @@
 """Memory of a 3-stage process pipeline streaming Arrow record batches.
 
 Run: ``python -m pytest benchmarks/bench_process_memory.py --benchmark-only -q -s``
-(the issue's full size: ``MPIPE_BENCH_STREAM_MIB=2048``; the default streams 256 MiB so that
+(the full size: ``MPIPE_BENCH_STREAM_MIB=2048``; the default streams 256 MiB so that
 the module finishes in a minute or two).
 
 The parent generates record batches of ``MPIPE_BENCH_BATCH_MIB`` (8 MiB: two int64 columns)
@@ -39,8 +39,6 @@ from _anchors import (
     scale_column,
     summarize,
 )
-
-pytestmark = pytest.mark.timeout(3600)
 
 MiB = 1 << 20
 TOTAL = int(os.environ.get("MPIPE_BENCH_STREAM_MIB", "256")) * MiB

@@ -6,7 +6,7 @@ lands in the ratio. Here every round times, one after the other, mpipe's ``execu
 one-processor graph and the ping-pong of 32 bytes between the parent and a forked child, both
 with the parent on one core and the other process (the worker, the echo child) on another
 (``two_cores``), and both again where the kernel puts them; the report is the median of the
-rounds and the issue's goal: under 50 us and at most 1.5x the ping-pong.
+rounds and the goal: under 50 us and at most 1.5x the ping-pong.
 
 Three more lines say where the time goes: the pool's own round trip (``backend.submit()`` of
 the same firing, its future awaited directly: no graph run around it), the same ``execute()``

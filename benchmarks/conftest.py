@@ -2,7 +2,8 @@
 
 Every benchmark in a group measures the same work; the group's ``baseline`` entry is mpipe, and
 the table shows how many times longer each anchor takes (``> 1`` means mpipe is ahead). The
-table is printed at the end of the run and written to ``benchmarks/results/`` (not committed).
+table is printed at the end of the run and written as JSON to ``benchmarks/results/`` (not
+committed), or to the file ``MPIPE_BENCH_JSON`` names (``benchmarks/report.py`` reads it there).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _knobs import SCALE
+from _knobs import rounds as timed_rounds
 
 _RESULTS: dict[str, dict[str, dict[str, float]]] = {}
 
@@ -39,16 +42,25 @@ class Recorder:
         self.benchmark.group = group
         self.benchmark.extra_info["units"] = units
         result = self.benchmark.pedantic(
-            fn, setup=lambda: ((setup(),), {}), rounds=rounds, iterations=1, warmup_rounds=1
+            fn,
+            setup=lambda: ((setup(),), {}),
+            rounds=timed_rounds(rounds),
+            iterations=1,
+            warmup_rounds=1,
         )
         stats = self.benchmark.stats.stats
+        self.add(group, name, stats.median, units, stats.min)
+        return result
+
+    @staticmethod
+    def add(group: str, name: str, median_s: float, units: int, min_s: float | None = None) -> None:
+        """File a figure timed by the benchmark itself (``median_s`` for ``units`` units)."""
         _RESULTS.setdefault(group, {})[name] = {
-            "median_s": stats.median,
-            "min_s": stats.min,
-            "per_unit_us": stats.median / units * 1e6,
+            "median_s": median_s,
+            "min_s": median_s if min_s is None else min_s,
+            "per_unit_us": median_s / units * 1e6,
             "units": units,
         }
-        return result
 
 
 @pytest.fixture
@@ -68,13 +80,24 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         for name, v in sorted(entries.items(), key=lambda kv: kv[1]["per_unit_us"]):
             ratio = f"{v['per_unit_us'] / base['per_unit_us']:6.2f}x" if base else "   -"
             tr.write_line(f"    {name:<34} {v['per_unit_us']:10.2f} us/unit   {ratio}")
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    path = out / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    named = os.environ.get("MPIPE_BENCH_JSON")
+    if named:
+        path = Path(named)
+    else:
+        out = Path(__file__).parent / "results"
+        out.mkdir(exist_ok=True)
+        path = out / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(
         json.dumps(
             {
-                "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "usable_cpus": len(os.sched_getaffinity(0)),
+                    "python": platform.python_version(),
+                    "system": platform.platform(),
+                    "load_average_at_end": os.getloadavg(),
+                },
+                "scale": SCALE,
                 "results": _RESULTS,
             },
             indent=2,

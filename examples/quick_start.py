@@ -1,4 +1,4 @@
-"""Quick start: a linear pipeline and a small DAG (the two examples of the spec, through mpipe).
+"""Quick start: a linear pipeline and a small DAG.
 
 Run: python examples/quick_start.py
 """

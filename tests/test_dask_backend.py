@@ -1,4 +1,4 @@
-"""SPEC §11: the Dask backend on a real LocalCluster — data stays on the cluster, errors reach
+"""The Dask backend on a real LocalCluster — data stays on the cluster, errors reach
 the strategy, bad input is a clear error. (The shared executor suite runs on it too.)"""
 
 from __future__ import annotations

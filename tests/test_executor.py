@@ -1,4 +1,4 @@
-"""SPEC §5: running graphs — inputs, results, streams, dataflow order, lifetime, stopping.
+"""Running graphs — inputs, results, streams, dataflow order, lifetime, stopping.
 
 One suite, run against every backend, so that backends cannot drift apart.
 """

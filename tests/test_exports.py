@@ -6,7 +6,7 @@ import mpipe
 import processor_pipeline.v2 as v2
 
 SPEC_NAMES = {
-    # SPEC §2-§6 and §10: what code written against the v2 API imports.
+    # What code written against the v2 API imports.
     "ProcessingGraph",
     "GraphExecutor",
     "ProcessorInterface",

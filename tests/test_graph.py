@@ -1,4 +1,4 @@
-"""SPEC §2: building, validating and ordering graphs."""
+"""Building, validating and ordering graphs."""
 
 from __future__ import annotations
 

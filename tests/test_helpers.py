@@ -1,4 +1,4 @@
-"""SPEC §10: graph-building helpers and visualization."""
+"""Graph-building helpers and visualization."""
 
 from __future__ import annotations
 

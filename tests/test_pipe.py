@@ -1,4 +1,4 @@
-"""SPEC §4: pipes on their own, from coroutines and from threads."""
+"""Pipes on their own, from coroutines and from threads."""
 
 from __future__ import annotations
 

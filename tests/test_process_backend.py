@@ -463,6 +463,54 @@ def test_workers_that_cannot_start_are_a_clear_error(monkeypatch: pytest.MonkeyP
         GraphExecutor(process_graph(lambda x: x), max_workers=2).run(1)
 
 
+def test_workers_import_the_parents_mpipe_whatever_the_current_directory(tmp_path: Any) -> None:
+    # A script run from a folder that holds another mpipe/ (a source checkout without the
+    # compiled extension, after a plain install): the parent imports the installed package,
+    # found on its path (PYTHONPATH stands in for site-packages here). Its workers must import
+    # that same package, not the folder that ``python -c`` would put first on their path.
+    import mpipe
+
+    decoy = tmp_path / "checkout"
+    (decoy / "mpipe").mkdir(parents=True)
+    (decoy / "mpipe" / "__init__.py").write_text(
+        "raise ImportError('the decoy mpipe of the current directory was imported')\n"
+    )
+    script = tmp_path / "job.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import os
+            import mpipe
+            from mpipe import GraphExecutor, ProcessingGraph, SimpleProcessor
+
+            def where(x):
+                import mpipe as m
+                return os.path.dirname(m.__file__)
+
+            g = ProcessingGraph()
+            p = SimpleProcessor(where, "p", execution="process")
+            p.create_default_pipes()
+            g.add_processor(p)
+            print(GraphExecutor(g, max_workers=1).run(0)["p:output"])
+            print(os.path.dirname(mpipe.__file__))
+            """
+        )
+    )
+    root = os.path.dirname(os.path.dirname(os.path.abspath(mpipe.__file__)))
+    env = {**os.environ, "PYTHONPATH": root}
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=decoy,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    in_worker, in_parent = done.stdout.split()
+    assert in_worker == in_parent == os.path.dirname(os.path.abspath(mpipe.__file__))
+
+
 # -- answers without a future (FiringSlot.on_reply) ------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""SPEC §3: processors, their argument shapes, outputs, callbacks and config."""
+"""Processors, their argument shapes, outputs, callbacks and config."""
 
 from __future__ import annotations
 

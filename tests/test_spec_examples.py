@@ -1,4 +1,4 @@
-"""SPEC §0: the two examples run unchanged through mpipe and through processor_pipeline.v2."""
+"""The two examples of the v2 API's documentation run unchanged through mpipe and through processor_pipeline.v2."""
 
 from __future__ import annotations
 

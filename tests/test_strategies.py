@@ -1,4 +1,4 @@
-"""SPEC §6: exceptions and error strategies really act."""
+"""Exceptions and error strategies really act."""
 
 from __future__ import annotations
 

@@ -28,7 +28,13 @@ END: Any = _End()
 
 class FiringSlot:
     """One firing as a backend sees it: whose it is, its limits, and (set by the backend) which
-    worker ran it.
+    worker ran it and when.
+
+    ``ran``: set by a backend that times firings where they run (a worker process, a thread),
+    before it answers: ``(picked, start, end, busy)``, ``time.perf_counter()`` values of when
+    the worker took the firing up, when the call began and ended, and the seconds it spent
+    running it (for a generator, the time spent inside it). None: the backend does not tell,
+    and the caller times the firing from submission to answer.
 
     ``on_reply``: when the caller sets it and the backend has ``replies`` True, ``submit``
     returns None and the backend answers by calling ``on_reply(slot, value, error)`` on the
@@ -40,7 +46,7 @@ class FiringSlot:
     a worker crash, say).
     """
 
-    __slots__ = ("index", "on_reply", "processor_id", "timeout", "worker")
+    __slots__ = ("index", "on_reply", "processor_id", "ran", "timeout", "worker")
 
     def __init__(
         self, processor_id: str = "", index: int = -1, timeout: float | None = None
@@ -49,6 +55,7 @@ class FiringSlot:
         self.index = index
         self.timeout = timeout
         self.worker = "main"
+        self.ran: tuple[float, float, float, float] | None = None
         self.on_reply: Callable[[FiringSlot, Any, BaseException | None], None] | None = None
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import itertools
 import logging
 import threading
@@ -237,12 +238,18 @@ class ThreadBackend(Backend):
                     me.since = time.monotonic()
                     loop.call_soon_threadsafe(self._started, job, me.since)
                 error: BaseException | None = None
+                # Timed in the thread: the wait for a free thread is not run time. A generator
+                # runs later, item by item: its firing is timed by the caller.
+                start = time.perf_counter()
                 try:
                     value = job.fn(job.arg)
                 except StopIteration:  # cannot cross a future
                     value, error = None, RuntimeError("a firing raised StopIteration")
                 except BaseException as exc:  # handed to the caller as it is
                     value, error = None, exc
+                end = time.perf_counter()
+                if slot is not _ADVANCE and (error is not None or not inspect.isgenerator(value)):
+                    slot.ran = (start, start, end, end - start)
                 loop.call_soon_threadsafe(self._done, job, value, error)
             except RuntimeError:  # the event loop is closed: nobody waits for the answer
                 return

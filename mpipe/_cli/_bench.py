@@ -4,7 +4,8 @@ The shapes are those of the benchmark suite (``benchmarks/``): independent chain
 fan-in, and a stream through a line of stages, all made of a tiny ``inc`` so that what is
 measured is scheduling overhead. Anchors: ``dask.get`` (synchronous) and ``dask.threaded.get``,
 running the equivalent task graph. Every round uses distinct inputs; the best of the rounds is
-reported, and the ratio is mpipe's time over the anchor's (below 1: mpipe is faster).
+reported, and the ratio is the anchor's time over mpipe's (above 1: mpipe is ahead), as in the
+benchmark suite's report.
 """
 
 from __future__ import annotations
@@ -140,9 +141,11 @@ class BenchResult:
     seconds: dict[str, float]
 
     def ratio(self, anchor: str) -> float | None:
-        """mpipe's time over ``anchor``'s (None when the anchor did not run)."""
+        """``anchor``'s time over mpipe's (above 1: mpipe is ahead; None when the anchor did
+        not run)."""
         other = self.seconds.get(anchor)
-        return self.seconds["mpipe"] / other if other else None
+        mine = self.seconds["mpipe"]
+        return other / mine if other and mine > 0 else None
 
 
 async def _time_mpipe(case: _Case, rounds: int) -> float:
@@ -209,7 +212,7 @@ def bench_lines(results: list[BenchResult]) -> list[str]:
         lines.append(row)
     lines.append("")
     if anchors:
-        lines.append("ratio = mpipe time / anchor time (below 1: mpipe is faster); best of rounds")
+        lines.append("ratio = anchor time / mpipe time (above 1: mpipe is ahead); best of rounds")
     else:
         lines.append("dask is not installed: no anchors to compare with (pip install dask)")
     return lines

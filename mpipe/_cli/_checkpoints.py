@@ -16,7 +16,7 @@ from typing import Any, TextIO
 import orjson
 
 from .._observe._checkpoints import _ID, _SUFFIX, CheckpointError, CheckpointManager
-from ._io import UsageError
+from ._io import UsageError, rounded
 
 __all__ = ["add_checkpoint_commands", "run_checkpoint_command"]
 
@@ -140,7 +140,7 @@ def _cmd_show(args: argparse.Namespace, out: TextIO) -> int:
     print(f"  processor: {info['processor_id']}", file=out)
     print(f"  created:   {_when(info['created_at'])}", file=out)
     print(f"  size:      {_size(info['size_bytes'])} ({info['size_bytes']} bytes)", file=out)
-    print(f"  metadata:  {orjson.dumps(info['metadata']).decode()}", file=out)
+    print(f"  metadata:  {orjson.dumps(rounded(info['metadata'])).decode()}", file=out)
     print(f"  value:     {preview}", file=out)
     return 0
 

@@ -206,8 +206,25 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else f"{text[: limit - 3]}... ({len(text):,} chars)"
 
 
+#: Significant digits of the floats shown in summaries (files written keep every digit).
+FLOAT_DIGITS = 10
+
+
+def rounded(value: Any) -> Any:
+    """``value`` with every float in it (in dicts, lists and tuples too) cut to
+    ``FLOAT_DIGITS`` significant digits, for display: ``0.1 + 0.2`` shows as ``0.3``."""
+    if type(value) is float:
+        return float(f"{value:.{FLOAT_DIGITS}g}")
+    if type(value) in (list, tuple):
+        return [rounded(v) for v in value]
+    if type(value) is dict:
+        return {k: rounded(v) for k, v in value.items()}
+    return value
+
+
 def summarize(value: Any, limit: int = 200) -> str:
-    """One readable line for a result: tables and arrays summarized, long values cut."""
+    """One readable line for a result: tables and arrays summarized, long values cut, floats
+    shown to ``FLOAT_DIGITS`` significant digits."""
     kind = type(value).__module__.split(".", 1)[0]
     if kind == "pyarrow":
         import pyarrow as pa
@@ -225,7 +242,9 @@ def summarize(value: Any, limit: int = 200) -> str:
     if isinstance(value, str):
         return repr(_cut(value, limit))
     try:
-        text = orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+        text = orjson.dumps(
+            rounded(value), option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+        )
         return _cut(text.decode(), limit)
     except TypeError:
         return _cut(repr(value), limit)

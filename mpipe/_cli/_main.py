@@ -1,7 +1,8 @@
 """The ``mpipe`` command (also ``python -m mpipe``).
 
-Exit codes: 0 success; 1 the run failed; 2 a usage, config or input error. Every error is one
-line on stderr (``mpipe: error: ...``); ``--debug`` adds the traceback.
+Exit codes: 0 success; 1 the run failed; 2 a usage, config or input error. Results go to
+stdout; errors, warnings, progress and the closing summary to stderr. An error is reported as
+one line on stderr (``mpipe: error: ...``); ``--debug`` adds the traceback.
 """
 
 from __future__ import annotations
@@ -175,6 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rounds", type=_positive, metavar="N", help="SHA-256 rounds per chunk")
     demo.add_argument("--span", type=_positive, metavar="N", help="numbers per chunk to sieve")
     demo.add_argument("--chunk-kib", type=_positive, metavar="N", help="KiB per chunk")
+    demo.add_argument(
+        "--progress", action="store_true", help="show live progress on stderr while it runs"
+    )
+    demo.add_argument(
+        "--trace", metavar="FILE", help="write the run as a Chrome trace (JSON; ui.perfetto.dev)"
+    )
 
     add_checkpoint_commands(sub, common)
 
@@ -325,6 +332,13 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         raise UsageError(f"--linger must be 0 or more seconds, got {args.linger}")
     if args.stream and not args.input_file:
         raise UsageError("--stream needs --input-file")
+    if args.input is None and args.input_file is None:
+        sources = ", ".join(graph.sources())
+        raise UsageError(
+            f"no input: the graph's sources ({sources}) need some; give it with --input JSON "
+            "(a value for the one source, or an object naming each source) or --input-file "
+            "FILE (.json, .jsonl, .arrow, .parquet); --input null runs sources that take none"
+        )
     data = read_input(args.input, args.input_file, graph.sources(), args.stream, args.batch_size)
     if args.resume and data.streaming:
         raise UsageError("--resume works on batch runs only, not on a stream of items")
@@ -412,7 +426,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         written.append(f"run {run_id} checkpointed in {storage}")
     where = "".join(f"; {w}" for w in written)
     print(
-        f"ran graph {graph.graph_id!r} ({len(graph.nodes)} processors, backend "
+        f"ran graph {graph.graph_id!r} ({_count(len(graph.nodes), 'processor')}, backend "
         f"{executor.backend}) in {seconds:.3f} s{where}",
         file=err,
     )
@@ -430,8 +444,8 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         folder = cfg.checkpoints.get("storage_path")
         extras.append(f"checkpoints in {folder!r}" if folder else "checkpoints in memory")
     print(
-        f"{args.config}: valid: graph {graph.graph_id!r}, {len(graph.nodes)} processors, "
-        f"{len(graph.connections)} connections; sources: {', '.join(graph.sources())}; "
+        f"{args.config}: valid: graph {graph.graph_id!r}, {_count(len(graph.nodes), 'processor')}, "
+        f"{_count(len(graph.connections), 'connection')}; sources: {', '.join(graph.sources())}; "
         f"sinks: {', '.join(graph.sinks())}" + "".join(f"; {e}" for e in extras),
         file=out,
     )
@@ -487,9 +501,20 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         )
         if value is not None
     }
-    report = run_demo(args.backend or DEMO_BACKEND, args.workers, replace(settings, **changes))
+    trace = check_file_path(args.trace, "--trace") if args.trace else None
+    monitor = Monitor() if trace is not None else None
+    progress = ProgressDisplay(err) if args.progress else False
+    report = run_demo(
+        args.backend or DEMO_BACKEND,
+        args.workers,
+        replace(settings, **changes),
+        monitor=monitor,
+        progress=progress,
+    )
     for line in report.lines():
         print(line, file=out)
+    for line in _export(monitor, trace, None):
+        print(line, file=err)
     if not report.matches_serial:
         print("mpipe: error: the demo's results differ from the serial run", file=err)
         return EXIT_FAILED
@@ -572,6 +597,11 @@ def _bench_config(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             raise OutputError(f"{report}: {exc.strerror or exc}") from exc
         print(f"mpipe bench: report written to {report}", file=err)
     return EXIT_OK
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 processor``, ``2 processors``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _cmd_checkpoints(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

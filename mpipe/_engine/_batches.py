@@ -70,6 +70,17 @@ class Steps(Protocol):
         self, node: Node, first: int, k: int, start: float, end: float, worker: str
     ) -> None: ...
 
+    def record_wait(
+        self,
+        node: Node,
+        first: int,
+        k: int,
+        submitted: float,
+        picked: float,
+        worker: str,
+        transfer: float,
+    ) -> None: ...
+
     def complete(self, node: Node, index: int, outcome: Any) -> None: ...
 
     def failed(self, firing: Firing, exc: BaseException, skip: int) -> None: ...
@@ -156,10 +167,18 @@ def _on_batch_done(
         k = len(values)
         per_item = seconds / k if k else 0.0
         processor = node.processor
+        # Spans of the firings: when the batch ran in its worker, when the backend says.
+        run_start, run_end = start, end
+        ran = slot.ran
+        if ran is not None and k:
+            picked, run_start, run_end, _ = ran
+            picked = min(max(picked, start), run_start)
+            transfer = run_start - picked + max(end - run_end, 0.0)
+            sched.record_wait(node, first, k, start, picked, slot.worker, transfer)
         if kinds is None and node.single_out is not None:
             # The common case, in bulk: every firing of the batch gave a value, so its
             # outputs travel as one run, emitted when the batch's turn comes.
-            sched.record_spans(node, first, k, start, end, slot.worker)
+            sched.record_spans(node, first, k, run_start, run_end, slot.worker)
             processor._record_many(k, seconds)
             sched.complete(node, first, Outputs(values))
             values = []
@@ -168,11 +187,12 @@ def _on_batch_done(
             index = first + j
             if kind:
                 processor._record(per_item, False)
-                sched.record_spans(node, index, 1, start, end, slot.worker)
+                sched.record_spans(node, index, 1, run_start, run_end, slot.worker)
                 sched.complete(node, index, value if kind == 1 else Items(value))
             else:
                 firing = Firing(node, index, args[j])
                 firing.start, firing.worker = start, slot.worker
+                firing.ran = (run_start, run_start, run_end, per_item)
                 sched.failed(firing, value, 0)
         if node.strategy is not None:
             record_success(node.strategy, node.node_id)

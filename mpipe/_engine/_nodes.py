@@ -84,6 +84,7 @@ class Firing(FiringSlot):
         self.attempt = 1
         self.worker = "main"
         self.start = 0.0
+        self.ran = None
         self.on_reply = None
         self.skip = 0  # generator items to skip on this try (a retry of a stream)
         self.holds_batch = False  # counts as one of its node's batches in flight

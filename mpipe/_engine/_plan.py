@@ -43,6 +43,9 @@ class Foreign:
     def _record_many(self, n: int, duration: float, longest: float | None = None) -> None:
         pass
 
+    def _waited(self, queue: float, transfer: float) -> None:
+        pass
+
     def _fire_callbacks(self, event: str, arg: Any) -> None:
         pass
 

@@ -107,6 +107,7 @@ class Scheduler:
         "stopped",
         "timeline",
         "unfinished",
+        "wait_hooks",
     )
 
     def __init__(
@@ -123,6 +124,7 @@ class Scheduler:
         self.hooks = hooks
         # Only observers that override firing_start are called per firing for it.
         self.start_hooks: Sequence[RunHooks] = ()
+        self.wait_hooks: Sequence[RunHooks] = ()
         # Told of successful firings and of processors' starts and ends: the observers that
         # override those hooks, less the recorder that takes a timeline instead (_observe).
         self.timeline: Timeline | None = None
@@ -131,6 +133,7 @@ class Scheduler:
         self.finish_hooks: Sequence[RunHooks] = ()
         if hooks:
             self.start_hooks = _overriding(hooks, "firing_start")
+            self.wait_hooks = _overriding(hooks, "firing_waited")
             self.end_hooks = _overriding(hooks, "firing_end")
             self.first_hooks = _overriding(hooks, "processor_start")
             self.finish_hooks = _overriding(hooks, "processor_end")
@@ -204,6 +207,7 @@ class Scheduler:
             if isinstance(timeline, Timeline):
                 self.timeline = timeline
                 self.end_hooks = [h for h in self.end_hooks if h is not hook]
+                self.wait_hooks = [h for h in self.wait_hooks if h is not hook]
                 self.first_hooks = [h for h in self.first_hooks if h is not hook]
                 self.finish_hooks = [h for h in self.finish_hooks if h is not hook]
                 break
@@ -211,20 +215,67 @@ class Scheduler:
         self.per_firing = bool(self.start_hooks or self.end_hooks)
 
     def record_spans(
-        self, node: Node, first: int, k: int, start: float, end: float, worker: str
+        self,
+        node: Node,
+        first: int,
+        k: int,
+        start: float,
+        end: float,
+        worker: str,
+        streamed: float | None = None,
     ) -> None:
-        """Successful firings ``first .. first + k - 1`` of ``node``, to the timeline and hooks."""
+        """Successful firings ``first .. first + k - 1`` of ``node``, to the timeline and hooks;
+        ``streamed``: the firing returned a generator, which ran for that many seconds (the
+        timeline keeps its whole life and that figure; observers called per firing get a span
+        of that length ending at its end).
+
+        The ``k`` firings of a batch ran one after the other from ``start`` to ``end``: each
+        gets its share of that time, in order.
+        """
         timeline = self.timeline
         node_id = node.node_id
-        if timeline is not None and (
-            timeline.spans.add(node_id, first, start, end, worker)
-            if k == 1
-            else timeline.spans.add_run(node_id, first, start, end, worker, k)
-        ):
-            timeline.full()
-        for hook in self.end_hooks:
+        if k == 1:
+            if timeline is not None:
+                if streamed is not None:
+                    timeline.streamed[len(timeline.spans)] = streamed
+                if timeline.spans.add(node_id, first, start, end, worker):
+                    timeline.full()
+            if streamed is not None:  # observers get the time it ran, ending at its end
+                start = end - streamed
+            for hook in self.end_hooks:
+                hook.firing_end(node_id, first, start, end, worker, None)
+            return
+        share = (end - start) / k
+        for j in range(k):
+            begin = start + j * share
+            if timeline is not None and timeline.spans.add(
+                node_id, first + j, begin, begin + share, worker
+            ):
+                timeline.full()
+            for hook in self.end_hooks:
+                hook.firing_end(node_id, first + j, begin, begin + share, worker, None)
+
+    def record_wait(
+        self,
+        node: Node,
+        first: int,
+        k: int,
+        submitted: float,
+        picked: float,
+        worker: str,
+        transfer: float,
+    ) -> None:
+        """Firings ``first .. first + k - 1`` waited for ``worker`` from ``submitted`` to
+        ``picked``, and their data spent ``transfer`` seconds in transit (all of them)."""
+        node_id = node.node_id
+        node.processor._waited((picked - submitted) * k, transfer)
+        timeline = self.timeline
+        if timeline is not None:
+            timeline.add_wait(node_id, first, k, submitted, picked, worker)
+            timeline.transfer[node_id] = timeline.transfer.get(node_id, 0.0) + transfer
+        for hook in self.wait_hooks:
             for j in range(k):
-                hook.firing_end(node_id, first + j, start, end, worker, None)
+                hook.firing_waited(node_id, first + j, submitted, picked, worker, transfer / k)
 
     def _waiting_on_consumer(self) -> bool:
         return self.sink.streaming and bool(self.sink.arrivals)
@@ -667,6 +718,7 @@ class Scheduler:
             self.failed(firing, exc, skip)
             return
         start = firing.start = time.perf_counter()
+        firing.ran = None
         for hook in self.start_hooks:
             hook.firing_start(node.node_id, firing.index, start)
         processor = node.processor
@@ -760,13 +812,37 @@ class Scheduler:
             self.halt(node, exc)
         self.poke()
 
-    def _succeeded(self, firing: Firing) -> None:
+    def _succeeded(self, firing: Firing, streamed: bool = False) -> None:
+        """A firing succeeded (``streamed``: its generator is exhausted): its metrics and spans,
+        timed where it ran when its backend says (``FiringSlot.ran``), else here."""
         end = time.perf_counter()
         node = firing.node
         start = firing.start
-        node.processor._record(end - start, False)
-        if self.timeline is not None or self.end_hooks:
-            self.record_spans(node, firing.index, 1, start, end, firing.worker)
+        ran = firing.ran
+        if ran is None:
+            node.processor._record(end - start, False)
+            if self.timeline is not None or self.end_hooks:
+                busy = end - start if streamed else None
+                self.record_spans(node, firing.index, 1, start, end, firing.worker, busy)
+        else:
+            firing.ran = None
+            picked, run_start, run_end, busy = ran
+            picked = min(max(picked, start), run_start)
+            # The hops to the worker and back; a generator's items wait in the parent for room
+            # downstream, which is no transfer.
+            transfer = run_start - picked + (0.0 if streamed else max(end - run_end, 0.0))
+            node.processor._record(busy, False)
+            self.record_wait(node, firing.index, 1, start, picked, firing.worker, transfer)
+            if self.timeline is not None or self.end_hooks:
+                self.record_spans(
+                    node,
+                    firing.index,
+                    1,
+                    run_start,
+                    run_end,
+                    firing.worker,
+                    busy if streamed else None,
+                )
         if node.strategy is not None:
             record_success(node.strategy, node.node_id)
 
@@ -908,7 +984,7 @@ class Scheduler:
             if node.processor is None:  # a feeder's input is exhausted
                 self._finish(node)
                 return
-            self._succeeded(stream.firing)
+            self._succeeded(stream.firing, streamed=True)
             node.inflight -= 1
             node.next_emit += 1
             self._complete_pending(node)
@@ -937,11 +1013,15 @@ class Scheduler:
     def failed(self, firing: Firing, exc: BaseException, skip: int) -> None:
         node = firing.node
         end = time.perf_counter()
-        node.processor._record(end - (firing.start or end), True)
+        start = firing.start or end
+        ran = firing.ran
+        busy = end - start
+        if ran is not None:  # timed where it ran
+            firing.ran = None
+            _, start, end, busy = ran
+        node.processor._record(busy, True)
         for hook in self.hooks:
-            hook.firing_end(
-                node.node_id, firing.index, firing.start or end, end, firing.worker, exc
-            )
+            hook.firing_end(node.node_id, firing.index, start, end, firing.worker, exc)
         if node.processor.has_callbacks:
             node.processor._fire_callbacks("error", exc)
         if node.strategy is None or getattr(exc, "fatal", False):

@@ -272,6 +272,13 @@ class BaseProcessor(ProcessorInterface):
         self._items_out = 0
         self._total_time = 0.0
         self._max_time = 0.0
+        self._queue_time = 0.0
+        self._transfer_time = 0.0
+
+    def _waited(self, queue: float, transfer: float) -> None:
+        """Seconds firings waited for a worker, and spent moving their data to and from it."""
+        self._queue_time += queue
+        self._transfer_time += transfer
 
     def _record_many(self, n: int, duration: float, longest: float | None = None) -> None:
         """``n`` successful firings that took ``duration`` seconds together, the longest of them
@@ -292,7 +299,13 @@ class BaseProcessor(ProcessorInterface):
             self._errors += 1
 
     def get_metrics(self) -> dict[str, Any]:
-        """Counters of this processor's firings (JSON-compatible values only)."""
+        """Counters of this processor's firings (JSON-compatible values only).
+
+        Times are in seconds. ``total_time``, ``mean_time`` and ``max_time`` are run time: on a
+        worker process or a thread, measured there, so that waiting for a free worker is not
+        counted; that wait is ``queue_time``, and moving inputs to the worker and outputs back
+        is ``transfer_time`` (totals over the firings).
+        """
         n = self._firings
         return {
             "processor_id": self.processor_id,
@@ -303,6 +316,8 @@ class BaseProcessor(ProcessorInterface):
             "total_time": self._total_time,
             "mean_time": self._total_time / n if n else 0.0,
             "max_time": self._max_time,
+            "queue_time": self._queue_time,
+            "transfer_time": self._transfer_time,
         }
 
     def __repr__(self) -> str:

@@ -14,10 +14,12 @@ from typing import Any
 
 from ._rows import Rows
 
-__all__ = ["RunHooks", "RunInfo", "Timeline"]
+__all__ = ["RunHooks", "RunInfo", "Span", "Timeline", "Wait"]
 
 #: A firing as readers see it: (processor id, index, start, end, worker, error text or None).
 Span = tuple[str, int, float, float, str, str | None]
+#: A firing's wait for a worker: (processor id, index, submitted, picked, worker).
+Wait = tuple[str, int, float, float, str]
 
 
 class Timeline:
@@ -31,8 +33,17 @@ class Timeline:
     still come through the hook methods. Times are ``time.perf_counter()`` values in seconds.
 
     Attributes:
-        spans: One row per firing: (processor id, index, start, end, worker). The observer
-            adds the failed ones, with their error text in ``errors`` (row number -> text).
+        spans: One row per firing: (processor id, index, start, end, worker), where start and
+            end are when the firing ran, measured where it ran when its backend tells (a worker
+            process, a thread), else from its submission to its answer. The observer adds the
+            failed ones, with their error text in ``errors`` (row number -> text).
+        streamed: Rows of firings that returned a generator (row number -> seconds spent
+            running it): such a firing lives from its call to its last item, interleaved with
+            other firings, and ran for only part of that time.
+        waits: One row per firing that waited for a worker (processor id, index, submitted,
+            picked, worker): from its submission to when its worker took it up.
+        transfer: Seconds per processor spent moving inputs to workers and outputs back (the
+            time from submission to answer that was neither waiting nor running).
         firsts: One row per processor that fired: (processor id, 0, start of its first
             firing, 0.0, None).
         ends: One row per processor whose outputs closed: (processor id, firings, time, 0.0,
@@ -41,11 +52,14 @@ class Timeline:
             reached); the observer may then fold and cut the rows and raise the limit.
     """
 
-    __slots__ = ("ends", "errors", "firsts", "full", "spans")
+    __slots__ = ("ends", "errors", "firsts", "full", "spans", "streamed", "transfer", "waits")
 
     def __init__(self, limit: int = sys.maxsize, full: Callable[[], None] | None = None) -> None:
         self.spans = Rows(limit)
         self.errors: dict[int, str] = {}
+        self.streamed: dict[int, float] = {}
+        self.waits = Rows()
+        self.transfer: dict[str, float] = {}
         self.firsts = Rows()
         self.ends = Rows()
         self.full: Callable[[], None] = full if full is not None else _nothing
@@ -63,12 +77,31 @@ class Timeline:
             )
         ]
 
+    def wait_rows(self, start: int = 0, stop: int | None = None) -> list[Wait]:
+        """Wait rows ``start:stop``."""
+        return [
+            (pid, index, submitted, picked, worker or "main")
+            for pid, index, submitted, picked, worker in self.waits.rows(
+                start, len(self.waits) if stop is None else stop
+            )
+        ]
+
+    def add_wait(
+        self, processor_id: str, first: int, k: int, submitted: float, picked: float, worker: str
+    ) -> None:
+        """Firings ``first .. first + k - 1`` waited from ``submitted`` to ``picked``."""
+        if k == 1:
+            self.waits.add(processor_id, first, submitted, picked, worker)
+        else:
+            self.waits.add_run(processor_id, first, submitted, picked, worker, k)
+
     def cut(self, keep: int) -> int:
         """Drop the span rows past the first ``keep``; return how many were dropped."""
         dropped: int = self.spans.cut(keep)
         if dropped:
-            for row in [r for r in self.errors if r >= keep]:
-                del self.errors[row]
+            for table in (self.errors, self.streamed):
+                for row in [r for r in table if r >= keep]:
+                    del table[row]
         return dropped
 
 
@@ -121,7 +154,26 @@ class RunHooks:
         worker: str,
         error: BaseException | None,
     ) -> None:
-        """A firing finished: successfully when ``error`` is None."""
+        """A firing finished: successfully when ``error`` is None.
+
+        ``start`` and ``end`` are when it ran: measured where it ran when its backend tells (a
+        worker process, a thread), else from its submission to its answer. For a successful
+        generator, ``end - start`` is the time it spent running, ending when it was exhausted.
+        """
+
+    def firing_waited(
+        self,
+        processor_id: str,
+        index: int,
+        submitted: float,
+        picked: float,
+        worker: str,
+        transfer: float,
+    ) -> None:
+        """A firing that a backend timed where it ran (a worker process, a thread) succeeded:
+        it was handed over at ``submitted`` and taken up by ``worker`` at ``picked``, and
+        ``transfer`` seconds went into moving its input there and its output back. Called
+        before its ``firing_end``, whose start and end are then when it ran there."""
 
     def firing_retry(
         self, processor_id: str, index: int, attempt: int, error: BaseException
@@ -140,7 +192,7 @@ class RunHooks:
     def run_end(self, run: RunInfo, error: BaseException | None) -> None:
         """A run ended: successfully when ``error`` is None."""
 
-    # Added for observability (issue 3): one generic channel for the rarer things a run does
+    # One generic channel for the rarer things a run does
     # (checkpoint create/restore, breakpoint hit, worker start/crash), so that new kinds need
     # no new hook method. Never called per firing.
     def notice(self, kind: str, processor_id: str | None, data: dict[str, Any]) -> None:

@@ -198,6 +198,7 @@ def test_long_results_are_summarized_not_dumped(tmp_path: Path) -> None:
         (["run", TEXT, "--input", "1", "--output", "out.txt"], "unsupported type '.txt'"),
         (["run", TEXT, "--input", "1", "--input-file", "x.json"], "not allowed with argument"),
         (["run", TEXT, "--stream"], "--stream needs --input-file"),
+        (["run", TEXT], "no input: the graph's sources (clean) need some; give it with --input"),
         (["run", TEXT, "--workers", "0"], "expected a positive integer"),
         (["run", TEXT, "--backend", "gpu"], "invalid choice: 'gpu'"),
         (["validate"], "the following arguments are required: config"),
@@ -307,6 +308,45 @@ def test_demo_small_prints_results_metrics_and_speedup() -> None:
     assert "speedup over serial: " in out and "DIFFER" not in out
 
 
+@pytest.mark.slow
+def test_demo_progress_and_trace(tmp_path: Path) -> None:
+    trace = tmp_path / "demo.json"
+    code, out, err = cli(
+        *("demo", "--chunks", "3", "--rounds", "2", "--span", "200", "--chunk-kib", "4"),
+        *("--workers", "2", "--progress", "--trace", str(trace)),
+    )
+    assert code == 0, err
+    assert "mean run ms" in out and "mean wait ms" in out
+    assert "mpipe demo run " in err and "  hash: 3 done" in err  # progress: stderr, not stdout
+    assert "mpipe demo run " not in out
+    assert f"trace written to {trace}" in err
+    events = json.loads(trace.read_text())["traceEvents"]
+    tracks = [e["args"]["name"] for e in events if e["name"] == "thread_name"]
+    assert sorted(t for t in tracks if t.startswith("worker-")) == sorted(
+        {t for t in tracks if t.startswith("worker-")}
+    )
+    assert len([t for t in tracks if t.startswith("worker-")]) <= 2
+    fired = {e["name"].split(" x")[0] for e in events if e.get("cat") == "firing"}
+    assert {"hash", "primes", "join"} <= fired
+
+
+def test_demo_trace_folder_must_exist(tmp_path: Path) -> None:
+    code, _, err = cli("demo", "--trace", str(tmp_path / "no" / "t.json"))
+    assert code == 2 and "--trace" in err and "does not exist" in err
+
+
+def test_validate_counts_read_as_words(tmp_path: Path) -> None:
+    code, out, err = cli("validate", write_config(tmp_path, one_step("passthrough")))
+    assert code == 0, err
+    assert "1 processor, 0 connections" in out
+
+
+def test_summaries_show_floats_to_ten_digits() -> None:
+    from mpipe._cli._io import summarize
+
+    assert summarize({"x": 0.1 + 0.2, "y": [1 / 3]}) == '{"x":0.3,"y":[0.3333333333]}'
+
+
 def test_demo_on_the_thread_backend() -> None:
     code, out, err = cli(
         "demo",
@@ -334,7 +374,7 @@ def test_bench_prints_ratios_against_dask() -> None:
     lines = out.splitlines()
     assert "vs dask-sync" in lines[1] and "vs dask-threads" in lines[1]
     assert [line.split()[0] for line in lines[2:5]] == ["chains", "fan-in", "stream"]
-    assert "ratio = mpipe time / anchor time" in out
+    assert "ratio = anchor time / mpipe time (above 1: mpipe is ahead)" in out
 
 
 # -- through a real subprocess ---------------------------------------------------------------
@@ -371,7 +411,7 @@ def test_python_m_mpipe_run_validate_and_errors(tmp_path: Path) -> None:
 def test_python_m_mpipe_demo() -> None:
     proc = run_module("demo", "--chunks", "2", "--rounds", "1", "--span", "100", "--chunk-kib", "1")
     assert proc.returncode == 0, proc.stderr
-    assert "per-processor metrics:" in proc.stdout and "speedup over serial" in proc.stdout
+    assert "per-processor metrics" in proc.stdout and "speedup over serial" in proc.stdout
 
 
 @pytest.mark.parametrize(

@@ -127,7 +127,7 @@ def test_config_alerts_are_reported_and_the_config_monitor_exports(tmp_path: Pat
     [
         (["--trace", "/no/such/folder/t.json"], "--trace '/no/such/folder/t.json': folder"),
         (["--events", "."], "--events '.' is a folder"),
-        (["--resume", "abc"], "--resume needs checkpoints"),
+        (["--resume", "abc", "--input", "1"], "--resume needs checkpoints"),
         (["--checkpoints", "{cfg}", "--input", "1"], "is a file, not a folder"),
     ],
 )

@@ -21,6 +21,9 @@ CONFIGS = sorted([*EXAMPLES.glob("*.yaml"), *EXAMPLES.glob("*.json")])
 ARGS = {
     "stream_arrow.py": ["200000"],
     "performance_report.py": ["build/test-artifacts/example-report.html", "--items", "40"],
+    "process_backend.py": ["3"],
+    "progress_stream.py": ["12"],
+    "parquet_to_parquet.py": ["20000"],
 }
 
 
@@ -39,6 +42,9 @@ def test_the_examples_are_all_here() -> None:
         "dask_cluster.py",
         "performance_report.py",
         "v2_api.py",
+        "process_backend.py",
+        "progress_stream.py",
+        "parquet_to_parquet.py",
     } <= names
     assert {
         "text_pipeline.yaml",
@@ -49,6 +55,7 @@ def test_the_examples_are_all_here() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(170)  # every script at once, several with worker pools, on a small machine
 def test_every_example_script_runs() -> None:
     (ROOT / "build" / "test-artifacts").mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -66,7 +73,7 @@ def test_every_example_script_runs() -> None:
     }
     failures = []
     for name, proc in procs.items():
-        out, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=150)
         if proc.returncode != 0 or not out.strip():
             failures.append(f"{name} exited {proc.returncode}: {err.strip()[-500:]}")
     assert not failures, "\n".join(failures)

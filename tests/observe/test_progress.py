@@ -91,6 +91,43 @@ def test_many_processors_are_summed_up(run: Any) -> None:
     assert "... and 8 more processors" in out.getvalue()
 
 
+def test_processors_are_listed_in_graph_order(run: Any) -> None:
+    names = ["zeta", "alpha", "mid", "beta"]
+    out = io.StringIO()
+    run(GraphExecutor(chain(*[(n, inc) for n in names]), hooks=[ProgressDisplay(out)]).execute(0))
+    shown = [line.split(":")[0].strip() for line in out.getvalue().splitlines()[1:5]]
+    assert shown == names
+
+
+@pytest.mark.slow
+def test_run_time_and_wait_for_a_worker_are_shown_apart(run: Any) -> None:
+    # Four firings of ~0.1 s of work on one worker process: each waits for the ones before it.
+    # The run time shown is the work (measured in the worker), the wait is shown beside it.
+    from mpipe import ProcessingGraph, SimpleProcessor
+
+    g = ProcessingGraph()
+    p = SimpleProcessor(spin, "spin", execution="process")
+    p.create_default_pipes()
+    g.add_processor(p)
+    out = io.StringIO()
+    run(GraphExecutor(g, max_workers=1, hooks=[ProgressDisplay(out)]).execute_stream([0.1] * 4))
+    (line,) = [x for x in out.getvalue().splitlines() if x.startswith("  spin:")]
+    run_ms = float(line.split("run ")[1].split(" ms")[0])
+    wait_ms = float(line.split("wait ")[1].split(" ms")[0])
+    assert 100 <= run_ms < 1000 and wait_ms > 0
+    assert "worker (pid " in out.getvalue() and "worker 1" not in out.getvalue()
+
+
+def spin(seconds: float) -> float:
+    """Busy for ``seconds`` of this process's CPU time (not wall time: waiting is not work)."""
+    import time
+
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+    return seconds
+
+
 def test_plain_lines_repeat_while_the_run_is_live(run: Any) -> None:
     import asyncio
 
@@ -123,4 +160,4 @@ def test_replayed_processors_and_failures_are_shown(run: Any) -> None:
     assert "1 errors - failed: ExecutionError" in out.getvalue()
     with pytest.raises(ExecutionError):
         run(ex.execute(1, resume=ex.get_execution_status()["run_id"]))
-    assert "  a: 0 done, 0.0/s, 0 errors (replayed)" in out.getvalue()
+    assert "  a: 0 done, 0.0/s, run 0.0 ms, 0 errors (replayed)" in out.getvalue()

@@ -111,7 +111,8 @@ def test_report_data_of_a_process_run(process_report: tuple[Path, Monitor]) -> N
     assert len(tasks["y"]) == s["firings"]  # one bar per firing: too few to merge
     assert set(tasks["y"]) == {"main", *workers}
     cpu = data["sources"]["cpu"]
-    assert "parent" in cpu["label"] and all(len(xs) >= 2 for xs in cpu["xs"])
+    # A sample at the start and, unless the run was shorter than the interval, at the end.
+    assert "parent" in cpu["label"] and all(len(xs) >= 1 for xs in cpu["xs"])
     assert any(y > 0 for ys in data["sources"]["fill_items"]["ys"] for y in ys)
     marks = data["sources"]["marks"]
     assert sorted(marks["kind"]) == ["error", "skip"] and set(marks["processor"]) == {"work"}

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from mpipe import AsyncProcessor, GraphExecutor, Monitor, SkipStrategy
 
@@ -96,3 +97,71 @@ def test_thread_backend_firings_get_one_track_per_worker(run: Any, tmp_path: Pat
         e["tid"]: e["args"]["name"] for e in trace["traceEvents"] if e["name"] == "thread_name"
     }
     assert workers and all(any(n.startswith(w) for n in names.values()) for w in workers)
+
+
+def _spin(seconds: float) -> float:
+    """Busy for ``seconds`` of this process's CPU time (waiting is not work)."""
+    import time
+
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+    return seconds
+
+
+def _worker_graph(*steps: tuple[str, Any]) -> Any:
+    from mpipe import ProcessingGraph, SimpleProcessor
+
+    g = ProcessingGraph()
+    prev = None
+    for pid, fn in steps:
+        p = SimpleProcessor(fn, pid, execution="process")
+        p.create_default_pipes()
+        g.add_processor(p)
+        if prev is not None:
+            g.connect(prev, "output", pid, "input")
+        prev = pid
+    return g
+
+
+def _count_up(n: int) -> Any:
+    yield from range(n)
+
+
+@pytest.mark.slow
+def test_worker_timings_queue_waits_and_one_track_per_worker(run: Any, tmp_path: Path) -> None:
+    # Six firings of 0.1 s of CPU work on 2 worker processes, more than they run at once:
+    # later firings wait for a worker. Run time is what the worker measured; the waits are
+    # apart, in the summary, the processor's metrics and the trace (async slices, not on the
+    # workers' tracks, which hold one firing at a time: one track per worker process).
+    monitor = Monitor()
+    graph = _worker_graph(("gen", _count_up), ("spin", lambda i: _spin(0.1)))
+    ex = GraphExecutor(graph, max_workers=2, monitor=monitor)
+    run(ex.execute({"gen": 6}))
+    spin = monitor.get_metrics_summary()["processors"]["spin"]
+    assert spin["count"] == 6 and spin["queued"] == 6
+    assert spin["p50_time"] >= 0.1 and spin["max_time"] >= 0.1
+    assert spin["total_queue_time"] >= 0.1  # at least one firing waited for a whole firing
+    assert spin["mean_transfer_time"] >= 0.0
+    metrics = graph.get_processor("spin").get_metrics()
+    assert metrics["queue_time"] == pytest.approx(spin["total_queue_time"])
+    assert metrics["total_time"] >= 0.6
+
+    trace = _load(monitor.export_trace(tmp_path / "t.json"))
+    events = trace["traceEvents"]
+    names = {e["tid"]: e["args"]["name"] for e in events if e["name"] == "thread_name"}
+    tracks = sorted(n for n in names.values() if n.startswith("worker-"))
+    assert len(tracks) == 2 and not any("#" in n for n in tracks), tracks
+    by_tid = defaultdict(list)
+    for e in events:
+        if e.get("cat") == "firing":
+            by_tid[e["tid"]].append((e["ts"], e["ts"] + e["dur"]))
+    for spans in by_tid.values():
+        spans.sort()
+        assert all(a[1] <= b[0] + 1e-3 for a, b in itertools.pairwise(spans))
+    waits = [e for e in events if e.get("cat") == "queue"]
+    assert waits and {e["ph"] for e in waits} == {"b", "e"}
+    assert all(e["tid"] == 0 for e in waits)
+    generators = [e for e in events if e.get("cat") == "generator" and e["ph"] == "b"]
+    assert [e["name"] for e in generators] == ["gen (generator)"]
+    assert generators[0]["args"]["run_ms"] >= 0.0

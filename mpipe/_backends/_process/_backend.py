@@ -58,7 +58,9 @@ from ._protocol import (
     STARTED,
     STREAM,
     STREAM_WINDOW,
+    TIMED,
     TIMED_CALL,
+    TIMES,
     RemoteTraceback,
     call_frame,
     frame,
@@ -444,7 +446,14 @@ class ProcessBackend(Backend):
         if op == STARTED:
             self._started(worker, fid, CLOCK.unpack_from(message, PREFIX.size)[0])
             return
-        body = message[PREFIX.size :]
+        if op in TIMED:
+            times: tuple[float, float, float, float] | None = TIMES.unpack_from(
+                message, PREFIX.size
+            )
+            body = message[PREFIX.size + TIMES.size :]
+        else:
+            times = None
+            body = message[PREFIX.size :]
         # Always decode: a message carries a reference to its arena block that only decoding
         # takes over (and dropping the value then releases).
         value: Any = self._codec.decode(body) if body else None
@@ -456,6 +465,8 @@ class ProcessBackend(Backend):
         call = worker.calls.get(fid)
         if call is None:
             return  # a late answer for a call that timed out or was abandoned
+        if times is not None and times[1] > 0.0:
+            call.slot.ran = times
         if op == RESULT:
             self._finish(worker, fid, call)
             _answer(call, value)

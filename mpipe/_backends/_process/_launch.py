@@ -9,10 +9,23 @@ import subprocess
 import sys
 from typing import Any
 
-__all__ = ["WORKER_CODE", "WorkerProcess", "launch"]
+__all__ = ["WORKER_CODE", "WorkerProcess", "launch", "package_root"]
 
-#: What a worker interpreter runs.
-WORKER_CODE = "from mpipe._backends._process._worker import boot; boot()"
+#: What a worker interpreter runs. ``python -c`` puts the current directory first on
+#: ``sys.path``; the worker drops it and puts the folder the parent imported mpipe from first
+#: (``sys.argv[1]``), so that it imports the parent's mpipe, never a source tree that happens to
+#: be the current directory. ``boot`` then adds the parent's own ``sys.path``.
+WORKER_CODE = (
+    "import sys; sys.path[:] = [sys.argv[1], *(p for p in sys.path if p)]; "
+    "from mpipe._backends._process._worker import boot; boot()"
+)
+
+
+def package_root() -> str:
+    """The folder the running mpipe package was imported from (the one holding ``mpipe/``)."""
+    import mpipe
+
+    return os.path.dirname(os.path.dirname(os.path.abspath(mpipe.__file__)))
 
 
 class WorkerProcess:
@@ -49,6 +62,8 @@ def launch(endpoint: Any) -> WorkerProcess:
     parent runs, re-runs none of the parent's ``__main__``, and leaves no helper process behind.
     The transport's descriptors are passed by number (``pass_fds``); the rest of the endpoint
     travels on the worker's stdin. Functions reach the worker later, serialized with dill.
+    The worker imports mpipe from the folder the parent imported it from, whatever the
+    current directory holds (:data:`WORKER_CODE`).
     """
     fds = [endpoint.arena.fd.fd, endpoint.request_bell.fd, endpoint.response_bell.fd]
     boot = {
@@ -61,15 +76,11 @@ def launch(endpoint: Any) -> WorkerProcess:
         "parent_pid": endpoint.parent_pid,
         "spin": endpoint.spin,
     }
-    env = dict(os.environ)
-    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     popen = subprocess.Popen(
-        [sys.executable, "-c", WORKER_CODE],
+        [sys.executable, "-c", WORKER_CODE, package_root()],
         stdin=subprocess.PIPE,
         pass_fds=fds,
         close_fds=True,
-        env=env,
     )
     assert popen.stdin is not None
     try:

@@ -22,6 +22,13 @@ Requests (pool -> worker):
 - ``NEXT``: ``extra`` more items of a generator may be sent.
 - ``DROP``: the pool no longer wants a generator's items: the worker closes it.
 
+The answers that end a firing (``RESULT``, ``ERROR``, ``END``, ``BATCH_RESULT``) carry the
+worker's own timing after the prefix, before the codec message: ``TIMES``, four doubles of the
+worker's ``time.perf_counter()`` (on Linux the system-wide monotonic clock, which the parent
+reads too): when the worker took the request off its ring, when the call began, when it ended
+(for a generator: when it was exhausted), and the seconds spent running it (for a generator,
+the time spent inside it, not the time it waited for credit between items).
+
 Closing the request ring is a planned exit: the worker returns after draining it.
 """
 
@@ -48,7 +55,9 @@ __all__ = [
     "STARTED",
     "STREAM",
     "STREAM_WINDOW",
+    "TIMED",
     "TIMED_CALL",
+    "TIMES",
     "RemoteTraceback",
     "call_frame",
     "error_payload",
@@ -57,6 +66,8 @@ __all__ = [
 ]
 
 PREFIX = struct.Struct("<BxxxIQ")
+#: The worker's timing of a firing: (picked, start, end, busy seconds), see above.
+TIMES = struct.Struct("<dddd")
 
 # Requests.
 CALL, BATCH, NEXT, DROP, TIMED_CALL = 1, 2, 3, 4, 5
@@ -65,6 +76,8 @@ RESULT, ERROR, STREAM, ITEM, END, BATCH_RESULT, STARTED = 1, 2, 3, 4, 5, 6, 7
 #: The body of ``STARTED``: the worker's monotonic clock (system-wide on Linux, as the
 #: event loop's ``loop.time()`` is) when the firing started.
 CLOCK = struct.Struct("<d")
+#: Responses that carry ``TIMES``.
+TIMED = frozenset({RESULT, ERROR, END, BATCH_RESULT})
 #: Kinds of a batch outcome: an error, a value, or a generator's items (drained in the worker).
 BATCH_ERROR, BATCH_VALUE, BATCH_ITEMS = 0, 1, 2
 #: Items a generator may run ahead of the pool's consumption.

@@ -35,7 +35,9 @@ from ._protocol import (
     STARTED,
     STREAM,
     STREAM_WINDOW,
+    TIMED,
     TIMED_CALL,
+    TIMES,
     error_payload,
     frame,
     read_frame,
@@ -56,12 +58,19 @@ def _die_with_parent() -> None:
         pass
 
 
-class _Generator:
-    __slots__ = ("credit", "gen")
+#: The timing of an answer that ran nothing of the firing (its request could not be decoded).
+_NO_TIMES = (0.0, 0.0, 0.0, 0.0)
 
-    def __init__(self, gen: Any) -> None:
+
+class _Generator:
+    __slots__ = ("busy", "credit", "gen", "picked", "start")
+
+    def __init__(self, gen: Any, picked: float, start: float, busy: float) -> None:
         self.gen = gen
         self.credit = STREAM_WINDOW
+        self.picked = picked  # when the worker took the call off its ring
+        self.start = start  # when the call began
+        self.busy = busy  # seconds spent inside the call and the generator so far
 
 
 class Worker:
@@ -80,9 +89,20 @@ class Worker:
         self._callables: dict[bytes, Any] = {}  # callable-reference message -> the callable
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def send(self, op: int, fid: int, value: Any = None, extra: int = 0, first: int = 0) -> None:
+    def send(
+        self,
+        op: int,
+        fid: int,
+        value: Any = None,
+        extra: int = 0,
+        times: tuple[float, float, float, float] = _NO_TIMES,
+        first: int = 0,
+    ) -> None:
         """Send one response; a value that cannot be serialized becomes that firing's error
-        (for a batch, ``first`` is the index of its first firing, which such errors name)."""
+        (for a batch, ``first`` is the index of its first firing, which such errors name).
+
+        The answers that end a firing carry ``times`` (see ``_protocol.TIMES``).
+        """
         body = b""
         if op not in (STREAM, END):
             try:
@@ -93,6 +113,8 @@ class Worker:
                     body = self.codec.encode(value, 0)
                 else:
                     op, body = ERROR, self.codec.encode(error_payload(exc), 0)
+        if op in TIMED:
+            body = TIMES.pack(*times) + body
         self.channel.send(frame(op, fid, extra, body))
 
     @staticmethod
@@ -142,6 +164,7 @@ class Worker:
                 os._exit(0)
             if message is None:
                 continue
+            picked = time.perf_counter()
             op, extra, fid = read_frame(message)
             if op in (CALL, BATCH, TIMED_CALL):
                 try:
@@ -153,17 +176,19 @@ class Worker:
                             callables[fn_message] = fn
                     arg = decode(message[PREFIX.size + extra :])
                 except Exception as exc:
-                    self.send(ERROR, fid, error_payload(exc))
+                    self.send(ERROR, fid, error_payload(exc), times=(picked, picked, picked, 0.0))
                     continue
                 if op == CALL:
-                    self._call(fid, fn, arg)
+                    self._call(fid, fn, arg, picked)
                 elif op == TIMED_CALL:
                     # The pool's timer for this firing starts from this moment, not from
                     # when the call was queued.
                     channel.send(frame(STARTED, fid) + CLOCK.pack(time.monotonic()))
-                    self._call(fid, fn, arg)
+                    self._call(fid, fn, arg, picked)
                 else:
-                    self._batch(fid, fn, *arg)
+                    first, args = arg  # a batch's argument: (index of its first firing, args)
+                    self._batch(fid, fn, first, args, picked)
+                    del args
                 del fn, arg
             elif op == NEXT:
                 stream = self.generators.get(fid)
@@ -175,23 +200,26 @@ class Worker:
                 if stream is not None:
                     _close(stream.gen)
 
-    def _call(self, fid: int, fn: Any, arg: Any) -> None:
+    def _call(self, fid: int, fn: Any, arg: Any, picked: float) -> None:
+        start = time.perf_counter()
         try:
             result = fn(arg)
             plain = type(result) in _PLAIN  # the common case: no awaitable, no generator
             if not plain:
                 result = self._settle(result)
         except Exception as exc:
-            self.send(ERROR, fid, error_payload(exc))
+            end = time.perf_counter()
+            self.send(ERROR, fid, error_payload(exc), times=(picked, start, end, end - start))
             return
+        end = time.perf_counter()
         if not plain and (inspect.isgenerator(result) or inspect.isasyncgen(result)):
-            stream = self.generators[fid] = _Generator(result)
+            stream = self.generators[fid] = _Generator(result, picked, start, end - start)
             self.send(STREAM, fid)
             self._pump(fid, stream)
         else:
-            self.send(RESULT, fid, result)
+            self.send(RESULT, fid, result, times=(picked, start, end, end - start))
 
-    def _batch(self, fid: int, fn: Any, first: int, args: list[Any]) -> None:
+    def _batch(self, fid: int, fn: Any, first: int, args: list[Any], picked: float) -> None:
         # The answer is (values, kinds, seconds); kinds stays None while every firing gave a
         # plain value (the common case: one flat list to pickle), else one kind per firing.
         values: list[Any] = []
@@ -213,7 +241,14 @@ class Worker:
             if kinds is not None:
                 kinds.append(kind)
             values.append(result)
-        self.send(BATCH_RESULT, fid, (values, kinds, time.perf_counter() - start), first=first)
+        end = time.perf_counter()
+        self.send(
+            BATCH_RESULT,
+            fid,
+            (values, kinds, end - start),
+            times=(picked, start, end, end - start),
+            first=first,
+        )
 
     def _drain(self, gen: Any) -> list[Any]:
         if inspect.isasyncgen(gen):
@@ -237,15 +272,21 @@ class Worker:
 
     def _pump(self, fid: int, stream: _Generator) -> None:
         while stream.credit > 0:
+            begin = time.perf_counter()
             try:
                 more, item = self._next(stream.gen)
             except Exception as exc:
+                end = time.perf_counter()
+                stream.busy += end - begin
                 del self.generators[fid]
-                self.send(ERROR, fid, error_payload(exc))
+                times = (stream.picked, stream.start, end, stream.busy)
+                self.send(ERROR, fid, error_payload(exc), times=times)
                 return
+            end = time.perf_counter()
+            stream.busy += end - begin
             if not more:
                 del self.generators[fid]
-                self.send(END, fid)
+                self.send(END, fid, times=(stream.picked, stream.start, end, stream.busy))
                 return
             stream.credit -= 1
             self.send(ITEM, fid, item)

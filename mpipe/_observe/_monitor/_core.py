@@ -417,8 +417,8 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
         if self._sampler is None:
             self._sampler = ProcessSampler()  # the CPU% baseline
         if self.monitoring:
-            # An opening sample (unless one is recent), so that even a short run's series
-            # has its processes at the start and at the end.
+            # An opening sample (unless one is recent), so that even a run shorter than the
+            # interval has a sample of each of its processes.
             if time.monotonic() - self._last_sample >= self._ticker.interval:
                 self.sample_now()
             self._ticker.start()
@@ -466,6 +466,20 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
             )
         if full:
             timeline.full()
+
+    def firing_waited(
+        self,
+        processor_id: str,
+        index: int,
+        submitted: float,
+        picked: float,
+        worker: str,
+        transfer: float,
+    ) -> None:
+        # Called when the scheduler does not write the timeline.
+        timeline = self._book.timeline
+        timeline.waits.add(processor_id, index, submitted, picked, worker)
+        timeline.transfer[processor_id] = timeline.transfer.get(processor_id, 0.0) + transfer
 
     def firing_retry(
         self, processor_id: str, index: int, attempt: int, error: BaseException
@@ -559,8 +573,11 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
 
         Keys: ``total_events``, ``events_by_type``, ``active_processors``, ``total_firings``,
         ``total_errors``, ``error_rate``, ``processors`` (per processor ``count``, ``mean_time``,
-        ``p50_time``, ``p95_time``, ``items_per_second``, ...), ``pipes`` (utilization and
-        backpressure time), ``process`` (the latest psutil sample), ``runs``, ``uptime``.
+        ``p50_time``, ``p95_time``, ``items_per_second``, ``mean_queue_time``,
+        ``mean_transfer_time``, ...), ``pipes`` (utilization and backpressure time), ``process``
+        (the latest psutil sample), ``runs``, ``uptime``. Run times are measured where firings
+        ran (a worker process, a thread); waiting for a worker and moving data to it and back
+        are the ``*_queue_time`` and ``*_transfer_time`` entries, apart.
         """
         self._fold()
         self._settle()
@@ -600,7 +617,9 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
     def export_trace(self, path: str | os.PathLike[str]) -> Path:
         """Write the current or last run as Chrome trace-event JSON (opens in Perfetto).
 
-        One track per worker, one span per firing with its processor id and item index.
+        One track per worker (one per worker process), one span per firing, when it ran there,
+        with its processor id and item index; waits for a worker and generators' lives as
+        async slices beside the tracks.
 
         Raises:
             ValueError: The monitor has not watched a run yet.

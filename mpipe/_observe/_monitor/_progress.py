@@ -1,6 +1,6 @@
 """Live progress of a run: a bar per processor with percent done and time left when the
-number of its input items is known, firings done, items per second and errors, and the CPU and
-memory of the parent and its workers.
+number of its input items is known, firings done, items per second, mean run time and wait for
+a worker, and errors, and the CPU and memory of the parent and its workers.
 
 A processor's total is known when the run's input has a length: one item per source in a
 batch, ``len()`` of a stream's input where it has one, or a ``total=`` hint. It carries
@@ -47,12 +47,26 @@ MAX_ROWS = 12
 
 
 class _Row:
-    __slots__ = ("done", "errors", "finished", "first", "last", "replayed", "total")
+    __slots__ = (
+        "done",
+        "errors",
+        "finished",
+        "first",
+        "last",
+        "queued",
+        "replayed",
+        "run",
+        "total",
+        "waited",
+    )
 
     def __init__(self) -> None:
         self.total: int | None = None
         self.done = 0
         self.errors = 0
+        self.run = 0.0  # seconds the firings ran (where they ran)
+        self.queued = 0  # firings that waited for a worker
+        self.waited = 0.0  # seconds they waited
         self.finished = False
         self.replayed = False
         self.first: float | None = None
@@ -62,6 +76,12 @@ class _Row:
         if self.first is None or self.last <= self.first:
             return 0.0
         return self.done / (self.last - self.first)
+
+    def mean_run_ms(self) -> float:
+        return self.run / self.done * 1e3 if self.done else 0.0
+
+    def mean_wait_ms(self) -> float:
+        return self.waited / self.queued * 1e3 if self.queued else 0.0
 
     def known_total(self) -> int | None:
         """The total, while it still holds (a processor past it has an unknown total)."""
@@ -238,11 +258,27 @@ class ProgressDisplay(RunHooks):
         if row is None:
             row = self.rows[processor_id] = _Row()
         row.done += 1
+        row.run += end - start
         if error is not None:
             row.errors += 1
         if row.first is None:
             row.first = start
         row.last = end
+
+    def firing_waited(
+        self,
+        processor_id: str,
+        index: int,
+        submitted: float,
+        picked: float,
+        worker: str,
+        transfer: float,
+    ) -> None:
+        row = self.rows.get(processor_id)
+        if row is None:
+            row = self.rows[processor_id] = _Row()
+        row.queued += 1
+        row.waited += picked - submitted
 
     def processor_end(self, processor_id: str, firings: int) -> None:
         row = self.rows.get(processor_id)
@@ -274,8 +310,13 @@ class ProgressDisplay(RunHooks):
         return sample["parent"], sample["workers"]
 
     def _top_rows(self) -> tuple[list[tuple[str, _Row]], int]:
-        rows = sorted(self.rows.items(), key=lambda kv: (kv[1].finished, -kv[1].done))
-        return rows[:MAX_ROWS], max(len(rows) - MAX_ROWS, 0)
+        """The rows shown, in graph order: all of them, or the busiest that are still running."""
+        rows = list(self.rows.items())
+        if len(rows) <= MAX_ROWS:
+            return rows, 0
+        order = {pid: n for n, (pid, _) in enumerate(rows)}
+        busiest = sorted(rows, key=lambda kv: (kv[1].finished, -kv[1].done))[:MAX_ROWS]
+        return sorted(busiest, key=lambda kv: order[kv[0]]), len(rows) - MAX_ROWS
 
     def _render(self, final: str | None = None) -> None:
         if self.run is None or self._quiet:
@@ -297,16 +338,17 @@ class ProgressDisplay(RunHooks):
         out = self._out()
         lines = [head]
         for pid, row in shown:
+            wait = f", wait {row.mean_wait_ms():.1f} ms" if row.queued else ""
             lines.append(
                 f"  {pid}: {row.done} done{_of_total(row)}, {row.rate():.1f}/s, "
-                f"{row.errors} errors"
+                f"run {row.mean_run_ms():.1f} ms{wait}, {row.errors} errors"
                 + (" (replayed)" if row.replayed else " (finished)" if row.finished else "")
             )
         if hidden:
             lines.append(f"  ... and {hidden} more processors")
         lines.append(f"  {_proc_line('parent', parent)}")
-        for wpid, facts in workers.items():
-            lines.append(f"  {_proc_line('worker ' + wpid, facts)}")
+        for facts in workers.values():
+            lines.append(f"  {_proc_line('worker', facts)}")
         out.write("\n".join(lines) + "\n")
         out.flush()
         self.lines_written += len(lines)
@@ -324,34 +366,37 @@ class ProgressDisplay(RunHooks):
         from rich.table import Table
 
         table = Table(title=head, expand=False)
-        for col in ("processor", "progress", "%", "done", "items/s", "left", "errors", "state"):
-            table.add_column(col, justify="left" if col in ("processor", "state") else "right")
+        # Eight columns fit an 80-column terminal: the bar is narrow, run and wait share one,
+        # and a processor's state shows by its name (finished ones are marked, as are replays).
+        for col in ("processor", "progress", "%", "done", "items/s", "left", "run/wait ms", "err"):
+            table.add_column(col, justify="left" if col == "processor" else "right")
         for pid, row in shown:
             total = None if row.replayed else row.known_total()
             pct = None if row.replayed else row.percent()
             bar = ProgressBar(
                 total=float(total) if total is not None else None,
                 completed=float(total if row.finished and total is not None else row.done),
-                width=24,
+                width=12,
                 pulse=total is None and not row.finished,
                 animation_time=time.monotonic(),
             )
+            mark = " (replayed)" if row.replayed else " ✓" if row.finished else ""
             table.add_row(
-                pid,
+                pid + mark,
                 bar,
                 f"{pct:.0f}%" if pct is not None else "",
                 f"{row.done}" + (f"/{total}" if total is not None else ""),
                 f"{row.rate():.1f}",
                 _fmt_left(row.left()) if total is not None else "",
+                f"{row.mean_run_ms():.1f}" + (f"/{row.mean_wait_ms():.1f}" if row.queued else ""),
                 str(row.errors),
-                "replayed" if row.replayed else "finished" if row.finished else "running",
             )
         if hidden:
             table.add_row(f"... {hidden} more", "", "", "", "", "", "", "")
         procs = Table(expand=False)
         for col in ("process", "pid", "cpu %", "rss MiB"):
             procs.add_column(col, justify="left" if col == "process" else "right")
-        for label, facts in [("parent", parent), *((f"worker {k}", v) for k, v in workers.items())]:
+        for label, facts in [("parent", parent), *(("worker", v) for v in workers.values())]:
             procs.add_row(
                 label,
                 str(facts["pid"]),

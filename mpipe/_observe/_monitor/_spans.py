@@ -4,7 +4,8 @@ A run's spans live in its :class:`~mpipe._observe._hooks.Timeline` (columns the 
 The current run's timeline is also its trace, up to ``max_spans`` rows; past that, rows are
 folded into the statistics every ``FOLD_EVERY`` firings and cut, so memory stays bounded.
 Earlier runs' timelines wait, unfolded, until someone reads the statistics or until they hold
-more than ``max_spans`` rows together; then they are folded in one vectorized pass.
+more than ``max_spans`` rows together; then they are folded in one vectorized pass. A firing's
+waits for a worker (the timeline's ``waits``) and its data's transfer are folded alongside.
 """
 
 from __future__ import annotations
@@ -42,8 +43,10 @@ class SpanBook:
         self.max_spans = max_spans
         self.timeline = Timeline(max_spans, self.full)
         self.folded = 0  # rows of ``timeline`` already in the statistics
+        self.waits_folded = 0  # wait rows of ``timeline`` already in the statistics
         self.dropped = 0  # rows of the current run cut from the trace
-        self.pending: list[tuple[Timeline, int]] = []  # earlier runs' (timeline, rows folded)
+        # Earlier runs' (timeline, span rows folded, wait rows folded).
+        self.pending: list[tuple[Timeline, int, int]] = []
         self.pending_rows = 0
         self.stats: dict[str, ProcessorStats] = {}
         #: Called before rows are cut from the current timeline (a reader catches up).
@@ -58,11 +61,12 @@ class SpanBook:
             self.fold()
             for stats in self.stats.values():
                 stats.close_window()
-        elif len(old):
-            self.pending.append((old, 0))
+        elif len(old) or len(old.waits) or old.transfer:
+            self.pending.append((old, 0, self.waits_folded))
             self.pending_rows += len(old)
         self.timeline = Timeline(self.max_spans, self.full)
         self.folded = 0
+        self.waits_folded = 0
         self.dropped = 0
         if self.pending_rows > self.max_spans:
             self._fold_pending()
@@ -76,6 +80,8 @@ class SpanBook:
             self.before_cut()
         self.dropped += timeline.cut(self.max_spans)
         self.folded = len(timeline)
+        timeline.waits.cut(self.max_spans)
+        self.waits_folded = len(timeline.waits)
         timeline.spans.limit = len(timeline) + FOLD_EVERY
 
     def stat(self, processor_id: str) -> ProcessorStats:
@@ -92,15 +98,44 @@ class SpanBook:
         if len(timeline) > self.folded:
             self._fold_rows([(timeline, self.folded, len(timeline))])
             self.folded = len(timeline)
+        self._fold_waits([(timeline, self.waits_folded, len(timeline.waits))])
+        self.waits_folded = len(timeline.waits)
 
     def _fold_pending(self) -> None:
         if not self.pending:
             return
-        parts = [(t, done, len(t)) for t, done in self.pending if len(t) > done]
+        pending = self.pending
+        parts = [(t, done, len(t)) for t, done, _ in pending if len(t) > done]
         self.pending = []
         self.pending_rows = 0
         if parts:
             self._fold_rows(parts, closed=True)
+        self._fold_waits([(t, done, len(t.waits)) for t, _, done in pending])
+
+    def _fold_waits(self, parts: list[tuple[Timeline, int, int]]) -> None:
+        """Fold wait rows ``start:stop`` of each timeline, and each timeline's transfer."""
+        for timeline, _, _ in parts:
+            for pid, seconds in timeline.transfer.items():
+                self.stat(pid).transfer_total += seconds
+            timeline.transfer.clear()
+        parts = [(t, a, b) for t, a, b in parts if b > a]
+        if not parts:
+            return
+        ids: list[str] = []
+        for timeline, start, stop in parts:
+            ids.extend(timeline.waits.ids(start, stop))
+        waited = _floats([t.waits.ends(a, b) for t, a, b in parts]) - _floats(
+            [t.waits.starts(a, b) for t, a, b in parts]
+        )
+        keys = list(dict.fromkeys(ids))
+        code_of = {pid: i for i, pid in enumerate(keys)}
+        codes = np.fromiter(map(code_of.__getitem__, ids), dtype=np.intp, count=len(ids))
+        counts = np.bincount(codes, minlength=len(keys)).tolist()
+        totals = np.bincount(codes, weights=waited, minlength=len(keys)).tolist()
+        longest = np.full(len(keys), 0.0)
+        np.maximum.at(longest, codes, waited)
+        for n, pid in enumerate(keys):
+            self.stat(pid).add_waits(counts[n], totals[n], float(longest[n]))
 
     def _fold_rows(self, parts: list[tuple[Timeline, int, int]], closed: bool = False) -> None:
         """Fold rows ``start:stop`` of each timeline, per processor, in one vectorized pass.
@@ -114,6 +149,14 @@ class SpanBook:
         times = np.empty((len(ids), 2))
         times[:, 0] = _floats([t.spans.starts(a, b) for t, a, b in parts])
         times[:, 1] = _floats([t.spans.ends(a, b) for t, a, b in parts])
+        # Run time: end - start, except for generators, which ran for only part of their life.
+        run = times[:, 1] - times[:, 0]
+        offset = 0
+        for timeline, start, stop in parts:
+            for row, busy in timeline.streamed.items():
+                if start <= row < stop:
+                    run[offset + row - start] = busy
+            offset += stop - start
         # Code the rows by processor (first-seen order) and by part, then sort them stably by
         # (processor, part): each processor's rows are one slice, each (processor, run) a
         # sub-slice, in firing order.
@@ -127,7 +170,7 @@ class SpanBook:
         order = np.argsort(codes, kind="stable")
         codes = codes[order]
         starts, ends = times[order, 0], times[order, 1]
-        durations = ends - starts
+        durations = run[order]
         # Windows per (processor, part); counts, totals and maxima per processor: all in
         # numpy. Only the percentile samples take a Python step per processor.
         heads = np.flatnonzero(np.concatenate(([True], codes[1:] != codes[:-1])))

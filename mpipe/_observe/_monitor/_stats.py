@@ -32,10 +32,14 @@ class ProcessorStats:
         "last_end",
         "max_time",
         "processor_id",
+        "queue_max",
+        "queue_total",
+        "queued",
         "retries",
         "samples",
         "skips",
         "total_time",
+        "transfer_total",
         "window",
     )
 
@@ -48,6 +52,12 @@ class ProcessorStats:
         self.total_time = 0.0
         self.max_time = 0.0
         self.samples: list[float] = []
+        # Firings that waited for a worker, the seconds they waited (total, longest), and the
+        # seconds their data spent moving to workers and back.
+        self.queued = 0
+        self.queue_total = 0.0
+        self.queue_max = 0.0
+        self.transfer_total = 0.0
         self._skip_to: int | None = None  # global index of the next firing to sample
         self._w = 0.0
         # The active window of the current run (first firing start .. last firing end) and
@@ -72,6 +82,13 @@ class ProcessorStats:
             if room > 0:
                 samples.extend(durations[:room])
             self._sample_rest(durations, seen)
+
+    def add_waits(self, n: int, total: float, longest: float) -> None:
+        """Account ``n`` firings' waits for a worker: their sum and maximum."""
+        self.queued += n
+        self.queue_total += total
+        if longest > self.queue_max:
+            self.queue_max = longest
 
     def extend_window(self, first_start: float, last_end: float) -> None:
         """Widen the current run's active window to cover ``first_start .. last_end``."""
@@ -112,8 +129,14 @@ class ProcessorStats:
         return self.window + live
 
     def summary(self, now: float) -> dict[str, Any]:
-        """Counts and timings as a JSON-compatible dict (times in seconds)."""
+        """Counts and timings as a JSON-compatible dict (times in seconds).
+
+        ``*_time``: run time, measured where the firing ran (a worker process, a thread) when
+        its backend tells; ``*_queue_time``: waiting for a worker, over the firings that did;
+        ``*_transfer_time``: moving their data to the worker and back.
+        """
         n = self.firings
+        q = self.queued
         ordered = sorted(self.samples)
         active = self.active_time(now)
         return {
@@ -128,4 +151,10 @@ class ProcessorStats:
             "p95_time": percentile(ordered, 0.95),
             "max_time": self.max_time,
             "items_per_second": n / active if active > 0 else 0.0,
+            "queued": q,
+            "total_queue_time": self.queue_total,
+            "mean_queue_time": self.queue_total / q if q else 0.0,
+            "max_queue_time": self.queue_max,
+            "total_transfer_time": self.transfer_total,
+            "mean_transfer_time": self.transfer_total / q if q else 0.0,
         }

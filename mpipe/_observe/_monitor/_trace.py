@@ -1,9 +1,14 @@
 """Chrome trace-event export of a run (opens in Perfetto and chrome://tracing).
 
 One process track for the run; one thread track per worker (``main`` for the event loop, one
-per thread or worker process). Firings that overlap on one worker (async processors running
-several firings at once) are spread over extra lanes of that worker (``main #2``...), so that
-the spans of every track are disjoint, as the trace viewers expect of complete events.
+per thread or worker process) holding the firings it ran, when it ran them. Firings that
+overlap on the event loop (async processors running several firings at once) are spread over
+extra lanes of it (``main #2``...), so that the spans of every track are disjoint, as the trace
+viewers expect of complete events; a worker process runs one firing at a time, so it has one
+track. The firings of one batch show as one span (``name xN``). Beside the tracks, as async
+slices: each firing's wait for a worker (``name waits``, from its submission to when the worker
+took it up) and each generator's life (``name (generator)``: from its call to its last item,
+with the time it ran in ``run_ms``).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from .._hooks import Span
+from .._hooks import Span, Wait
 from ._spans import SpanBook
 
 __all__ = ["TraceRecorder"]
@@ -51,6 +56,11 @@ class TraceRecorder:
     def spans(self) -> list[Span]:
         """The run's spans: (processor id, index, start, end, worker, error text or None)."""
         return self.book.timeline.rows(0, self.book.max_spans)
+
+    @property
+    def waits(self) -> list[Wait]:
+        """The run's waits for a worker: (processor id, index, submitted, picked, worker)."""
+        return self.book.timeline.wait_rows(0, self.book.max_spans)
 
     @property
     def dropped(self) -> int:
@@ -99,10 +109,26 @@ class TraceRecorder:
                     "args": {"run_id": self.run_id, "graph_id": self.graph_id},
                 }
             )
+        streamed = self.book.timeline.streamed
         # Lanes: per worker, a list of (tid, busy-until); a span goes to the first free lane.
+        # Firings timed in a worker process never overlap there: one lane, one track each.
+        # Firings that overlap on the event loop (async processors running several at once)
+        # spread over more lanes of it. Generators live from their call to their last item,
+        # interleaved with other firings: they are drawn as async slices beside the tracks.
         lanes: dict[str, list[list[Any]]] = {}
         next_tid = 1
-        for pid, index, start, end, worker, error in sorted(spans, key=lambda s: s[2]):
+        async_id = 0
+        for row, pid, index, start, end, worker, error, count in _merged(spans):
+            if row in streamed:
+                async_id += 1
+                args = {"processor_id": pid, "index": index, "worker": worker}
+                args["run_ms"] = round(streamed[row] * 1e3, 3)
+                if error is not None:
+                    args["error"] = error
+                events += _async_slice(
+                    f"{pid} (generator)", "generator", async_id, start - origin, end - origin, args
+                )
+                continue
             worker_lanes = lanes.setdefault(worker, [])
             for lane in worker_lanes:
                 if lane[1] <= start:
@@ -131,12 +157,14 @@ class TraceRecorder:
                 )
                 next_tid += 1
             lane[1] = end
-            args: dict[str, Any] = {"processor_id": pid, "index": index, "worker": worker}
+            args = {"processor_id": pid, "index": index, "worker": worker}
+            if count > 1:
+                args["firings"] = count  # a batch: firings index .. index + count - 1
             if error is not None:
                 args["error"] = error
             events.append(
                 {
-                    "name": pid,
+                    "name": pid if count == 1 else f"{pid} x{count}",
                     "cat": "firing",
                     "ph": "X",
                     "ts": (start - origin) * 1e6,
@@ -145,6 +173,15 @@ class TraceRecorder:
                     "tid": lane[0],
                     "args": args,
                 }
+            )
+        # Waits for a worker: from a firing's submission to when its worker took it up.
+        for pid, index, submitted, picked, worker, count in _merged_waits(self.waits):
+            async_id += 1
+            args = {"processor_id": pid, "index": index, "worker": worker}
+            if count > 1:
+                args["firings"] = count
+            events += _async_slice(
+                f"{pid} waits", "queue", async_id, submitted - origin, picked - origin, args
             )
         return {
             "traceEvents": events,
@@ -169,3 +206,44 @@ class TraceRecorder:
         target = Path(path)
         target.write_bytes(orjson.dumps(self.to_dict()))
         return target
+
+
+def _async_slice(
+    name: str, cat: str, ident: int, start: float, end: float, args: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """A begin and an end event of one async slice (times in seconds from the origin)."""
+    common = {"name": name, "cat": cat, "id": ident, "pid": 1, "tid": 0}
+    return [
+        {**common, "ph": "b", "ts": start * 1e6, "args": args},
+        {**common, "ph": "e", "ts": max(end, start) * 1e6},
+    ]
+
+
+def _merged(spans: list[Span]) -> list[tuple[int, str, int, float, float, str, str | None, int]]:
+    """Spans in start order with their row numbers; the firings of one batch (consecutive rows
+    of one processor with the same times and worker, no error) as one, with their count."""
+    out: list[tuple[int, str, int, float, float, str, str | None, int]] = []
+    last: tuple[str, float, float, str] | None = None
+    for row, (pid, index, start, end, worker, error) in enumerate(spans):
+        key = (pid, start, end, worker)
+        if error is None and key == last and out and out[-1][6] is None:
+            prev = out[-1]
+            out[-1] = (*prev[:7], prev[7] + 1)
+            continue
+        out.append((row, pid, index, start, end, worker, error, 1))
+        last = key
+    out.sort(key=lambda s: s[3])
+    return out
+
+
+def _merged_waits(waits: list[Wait]) -> list[tuple[str, int, float, float, str, int]]:
+    """Waits, the rows of one batch (same processor, times and worker) as one, with a count."""
+    out: list[tuple[str, int, float, float, str, int]] = []
+    for pid, index, submitted, picked, worker in waits:
+        if out:
+            p = out[-1]
+            if (p[0], p[2], p[3], p[4]) == (pid, submitted, picked, worker):
+                out[-1] = (*p[:5], p[5] + 1)
+                continue
+        out.append((pid, index, submitted, picked, worker, 1))
+    return out
