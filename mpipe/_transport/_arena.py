@@ -386,4 +386,3 @@ def open_arena(
             if not default_range or max_size // 2 < 4 * size:
                 raise
             max_size //= 2
-
