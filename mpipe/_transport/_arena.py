@@ -197,11 +197,6 @@ class Arena:
     def _alloc_checked(self, nbytes: int, wait: float) -> tuple[int, int, int]:
         """The slow path: grow by as much as the system's free memory allows, else wait."""
         size = f"a payload of {format_size(nbytes)} ({nbytes} bytes)"
-        if nbytes + BLOCK_HEADER > self.capacity - _HEAP_START:
-            raise PayloadTooLargeError(
-                f"{size} can never fit in this arena: it reserves "
-                f"{format_size(self.capacity)} of address space (open_arena's max_size)"
-            )
         facts = memory_facts()
         spare = max(0, facts.available - headroom(facts.total))
         stats = self.stats()
@@ -212,6 +207,11 @@ class Arena:
             raise PayloadTooLargeError(
                 f"{size} does not fit in memory: {facts.describe()}, and {held} "
                 f"({format_size(stats['used_bytes'])} of it in use by other payloads)"
+            )
+        if nbytes + BLOCK_HEADER > self.capacity - _HEAP_START:
+            raise PayloadTooLargeError(
+                f"{size} can never fit in this arena: it reserves "
+                f"{format_size(self.capacity)} of address space (open_arena's max_size)"
             )
         try:
             return tuple(self._native.alloc(nbytes, wait, spare))  # type: ignore[return-value]

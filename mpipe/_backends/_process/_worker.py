@@ -16,7 +16,7 @@ import sys
 import time
 from typing import Any
 
-from ..._transport._errors import SerializationError
+from ..._transport._errors import SerializationError, TransportError
 from ._protocol import (
     BATCH,
     BATCH_ERROR,
@@ -77,9 +77,11 @@ class Worker:
         self._callables: dict[bytes, Any] = {}  # callable-reference message -> the callable
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def send(self, op: int, fid: int, value: Any = None, extra: int = 0) -> None:
-        """Send one response; a value that cannot be serialized becomes that firing's error."""
+    def send(self, op: int, fid: int, value: Any = None, extra: int = 0) -> bool:
+        """Send one response; a value that cannot be serialized, or that finds no room in
+        the arena (the system's memory is short), becomes that firing's error (then False)."""
         body = b""
+        sent = op
         if op not in (STREAM, END):
             try:
                 body = self.codec.encode(value, 0)
@@ -88,8 +90,26 @@ class Worker:
                     value = self._mark_unserializable(value)
                     body = self.codec.encode(value, 0)
                 else:
-                    op, body = ERROR, self.codec.encode(error_payload(exc), 0)
+                    op, body = ERROR, self._error_body(exc)
+            except TransportError as exc:  # no memory for it: the firing fails, not the worker
+                op, body = ERROR, self._error_body(exc)
         self.channel.send(frame(op, fid, extra, body))
+        return op == sent
+
+    def _error_body(self, exc: BaseException) -> bytes:
+        """An error's message. It fits inline in the ring message when the arena has no room:
+        the traceback is cut to its end, then dropped, but never the error itself."""
+        payload = error_payload(exc)
+        try:
+            return self.codec.encode(payload, 0)
+        except TransportError:
+            pass
+        for keep in (2000, 200):
+            try:
+                return self.codec.encode((payload[0], payload[1][-keep:]), 0)
+            except TransportError:
+                continue
+        return self.codec.encode((TransportError(str(exc)[:200]), ""), 0)
 
     @staticmethod
     def _mark_unserializable(batch: tuple[list[Any], list[int] | None, float]) -> Any:
@@ -238,7 +258,10 @@ class Worker:
                 self.send(END, fid)
                 return
             stream.credit -= 1
-            self.send(ITEM, fid, item)
+            if not self.send(ITEM, fid, item):  # the item failed to travel: so did the stream
+                del self.generators[fid]
+                _close(stream.gen)
+                return
 
 
 def _close(gen: Any) -> None:
