@@ -375,6 +375,7 @@ class GraphExecutor(BreakpointAPI):
         sched = run.scheduler
         sink = sched.sink
         task = asyncio.ensure_future(self._drive(run))
+        task.add_done_callback(lambda _: sink.wake())
         loop = asyncio.get_running_loop()
         try:
             while True:
@@ -389,8 +390,10 @@ class GraphExecutor(BreakpointAPI):
                         task.result()
                         return
                     continue
+                # Woken by each arrival and by the run's end: one future, so an item reaches
+                # this loop on the event loop's next turn.
                 sink.waiter = loop.create_future()
-                await asyncio.wait({sink.waiter, task}, return_when=asyncio.FIRST_COMPLETED)
+                await sink.waiter
                 sink.waiter = None
         finally:
             if not task.done():
