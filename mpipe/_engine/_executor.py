@@ -356,7 +356,8 @@ class GraphExecutor(BreakpointAPI):
             input_data, streaming=False, collect=True, resume=resume, extra=monitor
         )
         await self._drive(run)
-        return {k: v[0] if len(v) == 1 else v for k, v in run.scheduler.sink.results.items()}
+        results = run.take_results()
+        return {k: v[0] if len(v) == 1 else v for k, v in results.items()}
 
     async def stream(self, inputs: Any) -> AsyncIterator[tuple[str, Any]]:
         """Run the graph over streams of items; yield ``(key, item)`` as sink items arrive.
@@ -411,7 +412,7 @@ class GraphExecutor(BreakpointAPI):
         """
         run = await self._prepare(inputs, streaming=True, collect=True)
         await self._drive(run)
-        return run.scheduler.sink.results
+        return run.take_results()
 
     def run(self, input_data: Any) -> dict[str, Any]:
         """Synchronous :meth:`execute`, for scripts.

@@ -166,15 +166,17 @@ class Worker:
                         fn = decode(fn_message)
                         if is_ref(fn_message):
                             callables[fn_message] = fn
-                    arg = decode(message[PREFIX.size + extra :])
+                    held = [decode(message[PREFIX.size + extra :])]
                 except Exception as exc:
                     self.send(ERROR, fid, error_payload(exc))
                     continue
+                # The firing takes the argument over and drops it before it answers: an input's
+                # arena block is free by the time the parent reads the answer.
                 if op == CALL:
-                    self._call(fid, fn, arg)
+                    self._call(fid, fn, held)
                 else:
-                    self._batch(fid, fn, arg)
-                del fn, arg
+                    self._batch(fid, fn, held)
+                del fn
             elif op == NEXT:
                 stream = self.generators.get(fid)
                 if stream is not None:
@@ -185,15 +187,18 @@ class Worker:
                 if stream is not None:
                     _close(stream.gen)
 
-    def _call(self, fid: int, fn: Any, arg: Any) -> None:
+    def _call(self, fid: int, fn: Any, held: list[Any]) -> None:
+        arg = held.pop()
         try:
             result = fn(arg)
             plain = type(result) in _PLAIN  # the common case: no awaitable, no generator
             if not plain:
                 result = self._settle(result)
         except Exception as exc:
+            del arg
             self.send(ERROR, fid, error_payload(exc))
             return
+        del arg
         if not plain and (inspect.isgenerator(result) or inspect.isasyncgen(result)):
             stream = self.generators[fid] = _Generator(result)
             self.send(STREAM, fid)
@@ -201,12 +206,14 @@ class Worker:
         else:
             self.send(RESULT, fid, result)
 
-    def _batch(self, fid: int, fn: Any, args: list[Any]) -> None:
+    def _batch(self, fid: int, fn: Any, held: list[Any]) -> None:
         # The answer is (values, kinds, seconds); kinds stays None while every firing gave a
         # plain value (the common case: one flat list to pickle), else one kind per firing.
+        args: list[Any] = held.pop()
         values: list[Any] = []
         kinds: list[int] | None = None
         start = time.perf_counter()
+        arg: Any = None
         for arg in args:
             kind = BATCH_VALUE
             try:
@@ -223,6 +230,7 @@ class Worker:
             if kinds is not None:
                 kinds.append(kind)
             values.append(result)
+        del args, arg
         self.send(BATCH_RESULT, fid, (values, kinds, time.perf_counter() - start))
 
     def _drain(self, gen: Any) -> list[Any]:
