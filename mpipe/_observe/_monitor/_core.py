@@ -500,8 +500,8 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
 
         Keys: ``total_events``, ``events_by_type``, ``active_processors``, ``total_firings``,
         ``total_errors``, ``error_rate``, ``processors`` (per processor ``count``, ``mean_time``,
-        ``p50_time``, ``p95_time``, ``items_per_second``, ...), ``pipes`` (utilization and
-        backpressure time), ``process`` (the latest psutil sample), ``runs``, ``uptime``.
+        ``p50_time``, ``p95_time``, ``items_per_second``, ...), ``pipes`` (utilization in items
+        and in bytes, and backpressure time), ``process`` (the latest psutil sample), ``runs``, ``uptime``.
         """
         self._fold()
         self._settle()
@@ -518,8 +518,12 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
             m = pipe.get_metrics()
             pipes[pid] = {
                 "items_in": m["items_in"],
+                "bytes_in": m["bytes_in"],
                 "utilization": m["utilization"],
                 "peak_utilization": m["peak_utilization"],
+                "peak_bytes": m["peak_bytes"],
+                "byte_utilization": m["byte_utilization"],
+                "peak_byte_utilization": m["peak_byte_utilization"],
                 "blocked_time": m["blocked_time"],
                 "full_events": m["full_events"],
             }
