@@ -790,9 +790,10 @@ class Scheduler:
     def _pull_chunk(self, node: Node, stream: StreamState) -> bool:
         """A feeder of a plain iterator fills its lanes' free room (in items and in bytes) in
         chunks. The first chunk is one item; then, over items that exist already (a list), as
-        many as the bytes left allow judging by the last chunk; from a lazy iterator (a
-        generator), chunks that grow fourfold while items come fast, so that a slow source's
-        first item reaches its consumer at once."""
+        many as the bytes left allow judging by the last chunk, until the room is full; from a
+        lazy iterator (a generator), chunks that grow fourfold while items come fast, each
+        handed to the consumers before the next is pulled, so that a slow source's first item
+        reaches its consumer at once."""
         lanes = node.single_out
         assert lanes is not None
         open_lanes = [p for p in lanes if not p.closed]
@@ -830,7 +831,9 @@ class Scheduler:
                 return True
             if room <= 0 or byte_room <= 0:
                 return True  # full: the next pull waits for the consumer to make room
-            if self.ready or time.perf_counter() >= self.slice_end:
+            # A lazy source's items go to their consumers as they come; items that exist
+            # already fill the room first (in one go, unless the driver's slice is spent).
+            if (lazy and self.ready) or time.perf_counter() >= self.slice_end:
                 self._give_way(node)
                 return False
 
