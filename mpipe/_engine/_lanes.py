@@ -160,10 +160,6 @@ class Lane:
         self.closed = True
         self.producer = None
 
-    def full(self) -> bool:
-        """Whether the lane holds ``max_size`` items or ``max_bytes`` bytes (or more)."""
-        return len(self.items) >= self.max_size or self.held >= self.max_bytes
-
     def take(self) -> Any:
         self.items_out += 1
         self.held -= self.sizes.popleft()

@@ -780,7 +780,10 @@ class Scheduler:
         """Let the nodes that are ready run before ``node`` goes on; after them the event loop
         too, once the driver's slice of time is spent."""
         if node.queued:  # its own firing scheduled it again while it ran: to the back it goes
-            self.ready.remove(node)
+            try:
+                self.ready.remove(node)
+            except ValueError:  # waiting for the loop's turn already
+                return
         node.queued = True
         if time.perf_counter() >= self.slice_end:
             self.later.append(node)
