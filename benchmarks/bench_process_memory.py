@@ -12,6 +12,11 @@ and the arena starts at its default size and grows as it needs. Goals: the paren
 at most 512 MiB over its own at the start, and the whole process tree's peak PSS at most 1 GiB
 over the warm pool's, reported against the pipes' bounds in bytes.
 
+*Memory given back*: a ``MPIPE_BENCH_BIG_MIB`` (default 256; the goal's figure: 1024) array
+through an identity process stage and back on a warm executor; the parent's RSS and the
+tree's PSS before the pool starts, with the pool warm, right after the run (result dropped),
+once the pool has trimmed the arena (a second later), and after the executor closed.
+
 *Record batches*:
 The parent generates record batches of ``MPIPE_BENCH_BATCH_MIB`` (8 MiB: two int64 columns)
 lazily; three process stages add a column, rewrite it, and reduce each batch to two numbers,
@@ -29,6 +34,7 @@ the generator gives it. The pool is warm in both cases (started before timing; n
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 from collections.abc import Iterator
@@ -81,6 +87,36 @@ def batches(seed: int) -> Iterator[pa.RecordBatch]:
 
 def _expected_rows() -> int:
     return N_BATCHES * ROWS
+
+
+BIG = int(os.environ.get("MPIPE_BENCH_BIG_MIB", "256")) * MiB
+GIVEN_BACK: list[tuple[str, int, int]] = []
+
+
+def test_memory_given_back_after_a_big_run(benchmark: Any) -> None:
+    from mpipe._backends._process._backend import TRIM_DELAY
+
+    sampler = MemorySampler()
+
+    def note(when: str) -> None:
+        rss = sampler._me.memory_info().rss
+        GIVEN_BACK.append((when, rss, sampler._sample()[1]))
+
+    def body() -> None:  # once: the figures are memory, not time
+        note("before the pool starts")
+        graph = line_graph([lambda x: x], execution="process")
+        with WarmExecutor(graph, max_workers=1) as warm:
+            warm.run(warm.ex.execute({"s0": 1}))
+            note("pool warm")
+            out = warm.run(warm.ex.execute({"s0": np.full(BIG // 8, 1.0)}))["s0:output"]
+            assert out.nbytes == BIG
+            del out
+            note(f"after the {BIG // MiB} MiB run, result dropped")
+            warm.run(asyncio.sleep(TRIM_DELAY + 0.5))  # the pool's idle trim
+            note("a second later (trimmed)")
+        note("after the executor closed")
+
+    benchmark.pedantic(body, rounds=1, iterations=1)
 
 
 ARRAYS = f"process: 2-stage stream of {TOTAL // MiB} MiB of numpy arrays, defaults (per MiB)"
@@ -182,6 +218,14 @@ def test_stream_memory_multiprocess_imap(record: Any) -> None:
 @pytest.fixture(scope="module", autouse=True)
 def report(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
+    if GIVEN_BACK:
+        print_now(
+            request,
+            "\n".join(
+                [f"\nmemory around a {BIG // MiB} MiB round trip (parent RSS, tree PSS):"]
+                + [f"  {w:45s} {r / MiB:7.0f} MiB {p / MiB:7.0f} MiB" for w, r, p in GIVEN_BACK]
+            ),
+        )
     if ARRAY_FIGURES:
         _report_arrays(request)
     if not FIGURES:
