@@ -1,5 +1,5 @@
 """Streams: generators hand each item on as they make it, and big items stay within the pipes'
-bounds in bytes (SPEC §4, §5)."""
+bounds in bytes."""
 
 from __future__ import annotations
 
