@@ -46,6 +46,16 @@ def identity(x: Any) -> Any:
     return x
 
 
+def scale(a: Any) -> Any:
+    """Stage 1 of the array stream: new bytes, twice the values."""
+    return a * 2
+
+
+def total(a: Any) -> float:
+    """Stage 2 of the array stream: a small result."""
+    return float(a.sum())
+
+
 def burn(spec: tuple[int, int]) -> int:
     """CPU-bound pure-Python work: ``n`` steps of an LCG seeded with ``seed``."""
     seed, n = spec
@@ -183,14 +193,17 @@ class MemorySampler:
     ``peak_pss`` is the largest sum of proportional set sizes seen: each shared-memory page
     (the arena) counts once in all, split among the processes that map it, so the sum is the
     memory the run really holds. ``peak_rss`` sums resident sizes, counting a shared page once
-    per process that touched it (an upper bound). ``base_*`` are taken before the pool
-    starts, ``warm_pss`` when :meth:`mark_warm` is called (pool started, work not yet begun).
+    per process that touched it (an upper bound); ``peak_parent_rss`` is this process's own.
+    ``base_*`` are taken before the pool starts, ``warm_pss`` when :meth:`mark_warm` is called
+    (pool started, work not yet begun).
     """
 
     def __init__(self, interval: float = 0.005) -> None:
         self.interval = interval
         self.peak_rss = 0
         self.peak_pss = 0
+        self.peak_parent_rss = 0
+        self.base_parent_rss = 0
         self.base_rss = 0
         self.base_pss = 0
         self.warm_pss = 0
@@ -210,6 +223,8 @@ class MemorySampler:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            with contextlib.suppress(psutil.Error):
+                self.peak_parent_rss = max(self.peak_parent_rss, self._me.memory_info().rss)
             rss, pss = self._sample()
             self.peak_rss = max(self.peak_rss, rss)
             self.peak_pss = max(self.peak_pss, pss)
@@ -222,6 +237,7 @@ class MemorySampler:
 
     def __enter__(self) -> MemorySampler:
         self.base_rss, self.base_pss = self._sample()
+        self.base_parent_rss = self._me.memory_info().rss
         self._thread.start()
         return self
 

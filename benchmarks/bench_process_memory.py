@@ -1,9 +1,23 @@
-"""Memory of a 3-stage process pipeline streaming Arrow record batches.
+"""Memory of process pipelines streaming big items: Arrow record batches through three stages,
+and numpy arrays through two stages with every setting at its default.
 
 Run: ``python -m pytest benchmarks/bench_process_memory.py --benchmark-only -q -s``
 (the full size: ``MPIPE_BENCH_STREAM_MIB=2048``; the default streams 256 MiB so that
 the module finishes in a minute or two).
 
+*Arrays, defaults*: a generator in the parent makes 8 MiB arrays (``MPIPE_BENCH_BATCH_MIB``)
+lazily; ``scale`` (``2 a``, new bytes) and ``total`` (its sum) run in worker processes; no
+option is set, so every pipe holds its default 1,000 items or 64 MiB, whichever fills first,
+and the arena starts at its default size and grows as it needs. Goals: the parent's peak RSS
+at most 512 MiB over its own at the start, and the whole process tree's peak PSS at most 1 GiB
+over the warm pool's, reported against the pipes' bounds in bytes.
+
+*Memory given back*: a ``MPIPE_BENCH_BIG_MIB`` (default 256; the goal's figure: 1024) array
+through an identity process stage and back on a warm executor; the parent's RSS and the
+tree's PSS before the pool starts, with the pool warm, right after the run (result dropped),
+once the pool has trimmed the arena (a second later), and after the executor closed.
+
+*Record batches*:
 The parent generates record batches of ``MPIPE_BENCH_BATCH_MIB`` (8 MiB: two int64 columns)
 lazily; three process stages add a column, rewrite it, and reduce each batch to two numbers,
 so that nothing accumulates at the sink. Every pipe, the entry pipe included, holds
@@ -20,6 +34,7 @@ the generator gives it. The pool is warm in both cases (started before timing; n
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 from collections.abc import Iterator
@@ -36,9 +51,15 @@ from _anchors import (
     cores,
     line_graph,
     print_now,
+    scale,
     scale_column,
     summarize,
+    total,
 )
+
+from mpipe._model._pipe import DEFAULT_MAX_BYTES
+
+pytestmark = pytest.mark.timeout(3600)
 
 MiB = 1 << 20
 TOTAL = int(os.environ.get("MPIPE_BENCH_STREAM_MIB", "256")) * MiB
@@ -46,9 +67,9 @@ BATCH = int(os.environ.get("MPIPE_BENCH_BATCH_MIB", "8")) * MiB
 ROWS = BATCH // 16  # two int64 columns
 N_BATCHES = max(1, TOTAL // BATCH)
 PIPE_ITEMS = 4
-# The arena mapped (and faulted in) up front; it grows to 4x when full. ``0``: the executor's
-# default (64 MiB), which the pipeline below can outgrow (see docs/benchmarks.md).
-ARENA_MIB = int(os.environ.get("MPIPE_BENCH_ARENA_MIB", "256"))
+# The arena faulted in up front (it grows beyond it as payloads need). ``0``: the executor's
+# default (64 MiB).
+ARENA_MIB = int(os.environ.get("MPIPE_BENCH_ARENA_MIB", "0"))
 ARENA = {"arena_size": ARENA_MIB * MiB} if ARENA_MIB else {}
 # The anchor is slow (no zero-copy): one timed round at the full size.
 ROUNDS = 3 if TOTAL // MiB <= 512 else 1
@@ -66,6 +87,81 @@ def batches(seed: int) -> Iterator[pa.RecordBatch]:
 
 def _expected_rows() -> int:
     return N_BATCHES * ROWS
+
+
+BIG = int(os.environ.get("MPIPE_BENCH_BIG_MIB", "256")) * MiB
+GIVEN_BACK: list[tuple[str, int, int]] = []
+
+
+def test_memory_given_back_after_a_big_run(benchmark: Any) -> None:
+    from mpipe._backends._process._backend import TRIM_DELAY
+
+    sampler = MemorySampler()
+
+    def note(when: str) -> None:
+        rss = sampler._me.memory_info().rss
+        GIVEN_BACK.append((when, rss, sampler._sample()[1]))
+
+    def body() -> None:  # once: the figures are memory, not time
+        note("before the pool starts")
+        graph = line_graph([lambda x: x], execution="process")
+        with WarmExecutor(graph, max_workers=1) as warm:
+            warm.run(warm.ex.execute({"s0": 1}))
+            note("pool warm")
+            out = warm.run(warm.ex.execute({"s0": np.full(BIG // 8, 1.0)}))["s0:output"]
+            assert out.nbytes == BIG
+            del out
+            note(f"after the {BIG // MiB} MiB run, result dropped")
+            warm.run(asyncio.sleep(TRIM_DELAY + 0.5))  # the pool's idle trim
+            note("a second later (trimmed)")
+        note("after the executor closed")
+
+    benchmark.pedantic(body, rounds=1, iterations=1)
+
+
+ARRAYS = f"process: 2-stage stream of {TOTAL // MiB} MiB of numpy arrays, defaults (per MiB)"
+ARRAY_FIGURES: dict[str, float] = {}
+
+
+def arrays(seed: int) -> Iterator[np.ndarray]:
+    """``N_BATCHES`` fresh arrays of ``BATCH`` bytes, made one at a time as they are pulled."""
+    for i in range(N_BATCHES):
+        yield np.full(BATCH // 8, float(seed + i))
+
+
+def test_array_stream_defaults_mpipe(record: Any) -> None:
+    graph = line_graph([scale, total], execution="process")
+    for lane in (graph.get_processor("s0").input_pipes["input"], *graph.pipes.values()):
+        lane.max_size = 1000  # line_graph's own setting: back to the defaults
+        assert lane.max_bytes == DEFAULT_MAX_BYTES
+    with MemorySampler() as sampler, WarmExecutor(graph, max_workers=cores()) as warm:
+        ex = warm.ex
+        warm.run(ex.execute_stream({"s0": itertools.islice(arrays(0), 1)}))
+        sampler.mark_warm()
+
+        async def consume(seed: int) -> float:
+            got = 0.0
+            async for _key, value in ex.stream({"s0": arrays(seed)}):
+                got += value
+            return got
+
+        def body(seed: int) -> None:
+            want = sum(2.0 * (seed + i) * (BATCH // 8) for i in range(N_BATCHES))
+            assert warm.run(consume(seed)) == want
+
+        record(ARRAYS, "mpipe", body, lambda: next(_fresh), TOTAL // MiB, ROUNDS)
+        ARRAY_FIGURES["arena_peak"] = warm.backend._arena.stats()["peak_used_bytes"]
+        peaks = [
+            p.get_metrics()["peak_bytes"]
+            for p in (graph.get_processor("s0").input_pipes["input"], *graph.pipes.values())
+        ]
+        ARRAY_FIGURES["pipe_peak"] = max(peaks)
+    ARRAY_FIGURES.update(
+        parent_base=sampler.base_parent_rss,
+        parent_peak=sampler.peak_parent_rss,
+        warm_pss=sampler.warm_pss,
+        peak_pss=sampler.peak_pss,
+    )
 
 
 def _report(name: str, sampler: MemorySampler, arena_peak: int = 0) -> None:
@@ -122,6 +218,16 @@ def test_stream_memory_multiprocess_imap(record: Any) -> None:
 @pytest.fixture(scope="module", autouse=True)
 def report(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
+    if GIVEN_BACK:
+        print_now(
+            request,
+            "\n".join(
+                [f"\nmemory around a {BIG // MiB} MiB round trip (parent RSS, tree PSS):"]
+                + [f"  {w:45s} {r / MiB:7.0f} MiB {p / MiB:7.0f} MiB" for w, r, p in GIVEN_BACK]
+            ),
+        )
+    if ARRAY_FIGURES:
+        _report_arrays(request)
     if not FIGURES:
         return
     # Largest item: a batch after stage 1 (three int64 columns). Each process stage also has
@@ -146,4 +252,27 @@ def report(request: pytest.FixtureRequest) -> Iterator[None]:
             f"arena high-water {f['arena_peak'] / MiB:.0f} MiB "
             f"({f['arena_peak'] / pipes:.2f}x the pipes); {f['samples']:.0f} samples"
         )
+    print_now(request, "\n".join(lines))
+
+
+def _report_arrays(request: pytest.FixtureRequest) -> None:
+    f = ARRAY_FIGURES
+    # Two pipes hold arrays (the entry pipe and the one between the stages; the sink gets
+    # floats), each bounded at 64 MiB plus one item; each stage has up to two firings per
+    # worker in flight, holding an input and an output.
+    pipes = 2 * (DEFAULT_MAX_BYTES + BATCH)
+    in_flight = 2 * 2 * cores() * 2 * BATCH
+    parent = f["parent_peak"] - f["parent_base"]
+    tree = f["peak_pss"] - f["warm_pss"]
+    lines = [
+        f"\n{ARRAYS}: {N_BATCHES} arrays of {BATCH // MiB} MiB, {cores()} workers; pipes bound "
+        f"{pipes / MiB:.0f} MiB, up to {in_flight / MiB:.0f} MiB more in firings in flight; "
+        f"load average {os.getloadavg()[0]:.2f}",
+        f"  {'met' if parent <= 512 * MiB else 'NOT met':8s} parent peak RSS +{parent / MiB:.0f} "
+        f"MiB over its start (goal <= +512 MiB): {parent / pipes:.2f}x the pipes' bound",
+        f"  {'met' if tree <= 1024 * MiB else 'NOT met':8s} process tree peak PSS "
+        f"+{tree / MiB:.0f} MiB over the warm pool (goal <= +1 GiB): {tree / pipes:.2f}x the "
+        f"pipes' bound; the fullest pipe held {f['pipe_peak'] / MiB:.0f} MiB, the arena "
+        f"{f['arena_peak'] / MiB:.0f} MiB at most",
+    ]
     print_now(request, "\n".join(lines))

@@ -77,6 +77,7 @@ int mp_repair(char *base) {
         if (b->state == MP_FREE && prev && B(base, prev)->state == MP_FREE) {
             mp_block *p = B(base, prev);
             fl_remove(base, prev);
+            p->cold |= b->cold;
             p->size += b->size; /* commit: absorb b */
             fl_push(base, prev);
             off = prev + p->size;
@@ -145,6 +146,43 @@ static void prefault(char *addr, uint64_t len) {
 
 void mp_prefault(char *base, uint64_t from, uint64_t to) { prefault(base + from, to - from); }
 
+/* Fault in [from, to) for writing, rounded out to whole pages. Returns 0, or the errno of a
+ * failure that writing would have met as SIGBUS or the OOM killer (ENOMEM, EFAULT). A kernel
+ * without MADV_POPULATE_WRITE (before 5.14) populates nothing: the writer faults the pages in. */
+int mp_populate(char *base, uint64_t from, uint64_t to) {
+#ifdef MADV_POPULATE_WRITE
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    from = from / page * page;
+    to = (to + page - 1) / page * page;
+    if (to > from && madvise(base + from, to - from, MADV_POPULATE_WRITE) != 0 && errno != EINVAL)
+        return errno;
+#else
+    (void)base, (void)from, (void)to;
+#endif
+    return 0;
+}
+
+/* Give the pages of every free block back to the system (MADV_REMOVE punches them out of the
+ * memfd, in every process at once), except below `keep` and the page holding each block's
+ * header. Lock held. Returns the bytes punched (pages that were holes already count too). */
+uint64_t mp_trim_locked(char *base, uint64_t keep) {
+    mp_arena_hdr *h = H(base);
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), punched = 0;
+    for (int c = 0; c < MP_NCLASSES; c++)
+        for (uint64_t f = h->free_heads[c]; f; f = B(base, f)->next_free) {
+            mp_block *b = B(base, f);
+            uint64_t from = f + MP_BLOCK_HDR, to = f + b->size;
+            if (from < keep) from = keep;
+            from = (from + page - 1) / page * page;
+            to = to / page * page;
+            if (to <= from) continue;
+            b->cold = 1; /* before the punch: a crash in between only costs a populate */
+            if (madvise(base + from, to - from, MADV_REMOVE) == 0) punched += to - from;
+        }
+    atomic_store(&h->rewarmed, 0);
+    return punched;
+}
+
 /* Insert a free block into the heap and merge it with free neighbours. Lock held. */
 static void free_and_merge(char *base, uint64_t off) {
     mp_arena_hdr *h = H(base);
@@ -155,6 +193,7 @@ static void free_and_merge(char *base, uint64_t off) {
     uint64_t next = off + b->size;
     if (next < end && B(base, next)->state == MP_FREE) {
         fl_remove(base, next);
+        b->cold |= B(base, next)->cold;
         b->size += B(base, next)->size; /* commit: absorb right neighbour */
         mp_crash_point(6);
     }
@@ -163,6 +202,7 @@ static void free_and_merge(char *base, uint64_t off) {
         mp_block *p = B(base, prev);
         if (p->state == MP_FREE) {
             fl_remove(base, prev);
+            p->cold |= b->cold;
             p->size += b->size; /* commit: left neighbour absorbs b */
             off = prev;
             b = p;
@@ -173,33 +213,43 @@ static void free_and_merge(char *base, uint64_t off) {
     fl_push(base, off);
 }
 
-/* Extend the heap by at least `need` bytes. Lock held. Returns 0, or -1 at capacity. */
-static int grow(char *base, uint64_t need) {
+/* Extend the heap so that a free block of at least `need` bytes ends it, adding at most
+ * `max_add` bytes. The new part is not populated here (the lock is held): it is marked cold and
+ * the process that allocates from it populates its own block, outside the lock. Lock held.
+ * Returns 0, or -1 when the heap cannot grow that far. */
+static int grow(char *base, uint64_t need, uint64_t max_add) {
     mp_arena_hdr *h = H(base);
     uint64_t end = atomic_load(&h->heap_end);
-    uint64_t room = (h->capacity - end) & ~(uint64_t)(MP_ALIGN - 1);
-    uint64_t add = need > h->grow_step ? need : h->grow_step;
+    uint64_t last = 0;
+    for (uint64_t off = h->heap_start; off < end; off += B(base, off)->size) last = off;
+    /* A free block that ends the heap merges with the new part: only the rest is added. */
+    uint64_t have = last && B(base, last)->state == MP_FREE ? B(base, last)->size : 0;
+    uint64_t short_by = need > have ? need - have : MP_MIN_BLOCK;
+    if (short_by < MP_MIN_BLOCK) short_by = MP_MIN_BLOCK;
+    uint64_t room = h->capacity - end;
+    if (room > max_add) room = max_add;
+    room &= ~(uint64_t)(MP_ALIGN - 1);
+    uint64_t add = short_by > h->grow_step ? short_by : h->grow_step;
     if (add > room) add = room;
-    if (add < need || add < MP_MIN_BLOCK) return -1;
-    prefault(base + end, add);
+    if (add < short_by) return -1;
     /* The new block lies past heap_end: invisible to every walker until the commit below. */
     mp_block *b = B(base, end);
     memset(b, 0, sizeof *b);
     b->magic = MP_BLOCK_MAGIC;
     b->state = MP_FREE;
+    b->cold = 1;
     b->size = add;
     mp_crash_point(7);
     atomic_store(&h->heap_end, end + add); /* commit */
-    uint64_t last = 0;
-    for (uint64_t off = h->heap_start; off < end; off += B(base, off)->size) last = off;
     b->prev_size = last ? end - last : 0;
     free_and_merge(base, end);
     return 0;
 }
 
-/* Allocate a block with room for `nbytes` of payload. Lock held.
- * Returns the block offset, 0 when nothing fits right now. */
-uint64_t mp_alloc_locked(char *base, uint64_t nbytes, int slot) {
+/* Allocate a block with room for `nbytes` of payload, growing the heap by at most `max_growth`
+ * bytes. Lock held. Returns the block offset, 0 when nothing fits right now. A block marked
+ * cold must be populated by the caller before use (mp_populate). */
+uint64_t mp_alloc_locked(char *base, uint64_t nbytes, int slot, uint64_t max_growth) {
     mp_arena_hdr *h = H(base);
     uint64_t need = (nbytes + MP_BLOCK_HDR + MP_ALIGN - 1) & ~(uint64_t)(MP_ALIGN - 1);
     if (need < MP_MIN_BLOCK) need = MP_MIN_BLOCK;
@@ -225,6 +275,7 @@ uint64_t mp_alloc_locked(char *base, uint64_t nbytes, int slot) {
                 memset(t, 0, sizeof *t);
                 t->magic = MP_BLOCK_MAGIC;
                 t->state = MP_FREE;
+                t->cold = b->cold;
                 t->size = rest;
                 t->prev_size = need;
                 mp_crash_point(2);
@@ -244,7 +295,7 @@ uint64_t mp_alloc_locked(char *base, uint64_t nbytes, int slot) {
             if (h->used_bytes > h->peak_used) h->peak_used = h->used_bytes;
             return found;
         }
-        if (attempt == 0 && grow(base, need) != 0) break;
+        if (attempt == 0 && grow(base, need, max_growth) != 0) break;
     }
     return 0;
 }

@@ -204,6 +204,7 @@ static PyObject *Arena_attach(PyTypeObject *type, PyObject *args, PyObject *kw) 
         return PyErr_Format(mp_TransportError, "fd %d is not an mpipe arena (bad header)", fd);
     }
     uint64_t end = atomic_load(&h->heap_end);
+    if (end > h->initial) end = h->initial; /* past the floor, pages may have been given back */
     Py_BEGIN_ALLOW_THREADS
     mp_prefault(self->base, 0, end); /* the pages exist already: this maps them up front */
     Py_END_ALLOW_THREADS
@@ -225,25 +226,25 @@ static PyObject *Arena_close(ArenaObject *self, PyObject *Py_UNUSED(ignored)) {
 }
 
 static PyObject *Arena_alloc(ArenaObject *self, PyObject *args) {
-    unsigned long long nbytes;
+    unsigned long long nbytes, max_growth = ~0ull;
     double timeout = 0.0;
-    if (!PyArg_ParseTuple(args, "K|d", &nbytes, &timeout)) return NULL;
+    if (!PyArg_ParseTuple(args, "K|dK", &nbytes, &timeout, &max_growth)) return NULL;
     if (mp_arena_check_alive(self) != 0) return NULL;
     mp_arena_hdr *h = HDR(self);
     uint64_t limit = h->capacity - h->heap_start - MP_BLOCK_HDR;
     if (nbytes > limit)
         return PyErr_Format(mp_PayloadTooLargeError,
-                            "a payload of %llu bytes can never fit in this arena (capacity %llu "
-                            "bytes, at most %llu per block); raise the arena's max_size",
+                            "a payload of %llu bytes can never fit in this arena: it reserves %llu "
+                            "bytes of address space (at most %llu per block)",
                             nbytes, (unsigned long long)h->capacity, (unsigned long long)limit);
     uint64_t off = 0;
-    int rc = 0, urc = 0;
+    int rc = 0, urc = 0, err = 0;
     double deadline = now_s() + (timeout > 0 ? timeout : 0);
     Py_BEGIN_ALLOW_THREADS
     for (;;) {
         rc = mp_lock(self->base);
         if (rc != 0) break;
-        off = mp_alloc_locked(self->base, nbytes, self->slot);
+        off = mp_alloc_locked(self->base, nbytes, self->slot, max_growth);
         uint32_t seq = atomic_load(&h->free_seq);
         double left = off ? 0 : deadline - now_s();
         if (left > 0) atomic_fetch_add(&h->waiters, 1);
@@ -255,6 +256,26 @@ static PyObject *Arena_alloc(ArenaObject *self, PyObject *args) {
         mp_futex_wait(&h->free_seq, seq, left); /* woken by any free: backpressure */
         atomic_fetch_sub(&h->waiters, 1);
     }
+    if (off && urc == 0 && ((mp_block *)(self->base + off))->cold) {
+        /* Grown into or trimmed: fault the block's pages in now, outside the lock, so that a
+         * system out of memory is an error here rather than a SIGBUS in the writer. */
+        mp_block *b = (mp_block *)(self->base + off);
+        err = mp_populate(self->base, off + MP_BLOCK_HDR, off + b->size);
+        if (!err) {
+            b->cold = 0;
+            atomic_fetch_add(&h->rewarmed, b->size);
+        } else {
+            atomic_store(&b->holds[self->slot], 0);
+            /* The block goes back to the free list; if the lock fails now, it stays unheld
+             * garbage until the arena is repaired or reclaimed (the error is the payload's). */
+            if (mp_lock(self->base) == 0) {
+                int freed = mp_free_locked(self->base, off, b->gen);
+                if (mp_unlock(self->base) == 0 && freed && atomic_load(&h->waiters))
+                    mp_futex_wake(&h->free_seq, 1 << 30);
+            }
+            off = 0;
+        }
+    }
     Py_END_ALLOW_THREADS
     if (rc != 0 || urc != 0) {
         /* A block allocated before a failed unlock stays held by this slot until it is
@@ -262,16 +283,40 @@ static PyObject *Arena_alloc(ArenaObject *self, PyObject *args) {
         set_lock_error(rc != 0 ? rc : urc, rc == 0);
         return NULL;
     }
+    if (err)
+        return PyErr_Format(mp_ArenaFullError,
+                            "the system has no memory left for a payload of %llu bytes (%s)",
+                            nbytes, strerror(err));
     if (!off)
         return PyErr_Format(mp_ArenaFullError,
                             "the shared-memory arena is full: no room for %llu bytes after "
-                            "waiting %lld ms (capacity %llu bytes, %llu in use); raise the "
-                            "arena's max_size or release decoded payloads sooner",
-                            nbytes, (long long)(timeout * 1000), (unsigned long long)h->capacity,
+                            "waiting %lld ms (it holds %llu bytes, %llu of them in use)",
+                            nbytes, (long long)(timeout * 1000),
+                            (unsigned long long)(atomic_load(&h->heap_end) - h->heap_start),
                             (unsigned long long)h->used_bytes);
     mp_block *b = (mp_block *)(self->base + off);
     return Py_BuildValue("KKK", (unsigned long long)off, (unsigned long long)b->gen,
                          (unsigned long long)(b->size - MP_BLOCK_HDR));
+}
+
+static PyObject *Arena_trim(ArenaObject *self, PyObject *args) {
+    unsigned long long keep;
+    if (!PyArg_ParseTuple(args, "K", &keep)) return NULL;
+    if (mp_arena_check_alive(self) != 0) return NULL;
+    int rc, urc = 0;
+    uint64_t punched = 0;
+    Py_BEGIN_ALLOW_THREADS
+    rc = mp_lock(self->base);
+    if (rc == 0) {
+        punched = mp_trim_locked(self->base, keep);
+        urc = mp_unlock(self->base);
+    }
+    Py_END_ALLOW_THREADS
+    if (rc != 0 || urc != 0) {
+        set_lock_error(rc != 0 ? rc : urc, rc == 0);
+        return NULL;
+    }
+    return PyLong_FromUnsignedLongLong(punched);
 }
 
 /* Find and validate the block at `off` with generation `gen`. Raises CorruptMessageError. */
@@ -401,16 +446,19 @@ static PyObject *Arena_stats(ArenaObject *self, PyObject *Py_UNUSED(ignored)) {
     if (mp_arena_check_alive(self) != 0) return NULL;
     if (lock_or_raise(self) != 0) return NULL;
     mp_arena_hdr *h = HDR(self);
-    uint64_t free_bytes = 0, free_blocks = 0, largest = 0;
+    uint64_t free_bytes = 0, free_blocks = 0, largest = 0, cold = 0;
     for (int c = 0; c < MP_NCLASSES; c++)
         for (uint64_t f = h->free_heads[c]; f; f = ((mp_block *)(self->base + f))->next_free) {
-            uint64_t s = ((mp_block *)(self->base + f))->size;
+            mp_block *b = (mp_block *)(self->base + f);
+            uint64_t s = b->size;
             free_bytes += s;
             free_blocks++;
             if (s > largest) largest = s;
+            if (b->cold && f + s > h->initial) /* pages below the floor are never trimmed */
+                cold += f + s - (f > h->initial ? f : h->initial);
         }
     PyObject *d = Py_BuildValue(
-        "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:I}", "capacity",
+        "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:I,s:K,s:K,s:K}", "capacity",
         (unsigned long long)h->capacity, "heap_bytes",
         (unsigned long long)(atomic_load(&h->heap_end) - h->heap_start), "used_bytes",
         (unsigned long long)h->used_bytes, "used_blocks", (unsigned long long)h->used_blocks,
@@ -419,7 +467,9 @@ static PyObject *Arena_stats(ArenaObject *self, PyObject *Py_UNUSED(ignored)) {
         "largest_free_block", (unsigned long long)(largest ? largest - MP_BLOCK_HDR : 0),
         "repairs", (unsigned long long)h->repairs, "reclaimed_blocks",
         (unsigned long long)h->reclaimed, "allocations", (unsigned long long)h->gen_counter, "waiters",
-        (unsigned int)atomic_load(&h->waiters));
+        (unsigned int)atomic_load(&h->waiters), "cold_bytes", (unsigned long long)cold,
+        "floor_bytes", (unsigned long long)h->initial, "rewarmed_bytes",
+        (unsigned long long)atomic_load(&h->rewarmed));
     if (unlock_or_raise(self) != 0) {
         Py_XDECREF(d);
         return NULL;
@@ -480,6 +530,10 @@ static PyObject *Arena_get_heap_end(ArenaObject *self, void *Py_UNUSED(c)) {
     if (!self->base) return PyLong_FromLong(0);
     return PyLong_FromUnsignedLongLong(atomic_load(&HDR(self)->heap_end));
 }
+static PyObject *Arena_get_rewarmed(ArenaObject *self, void *Py_UNUSED(c)) {
+    if (!self->base) return PyLong_FromLong(0);
+    return PyLong_FromUnsignedLongLong(atomic_load(&HDR(self)->rewarmed));
+}
 
 static PyGetSetDef Arena_getset[] = {
     {"fd", (getter)Arena_get_fd, NULL, "The memfd (-1 once closed).", NULL},
@@ -488,6 +542,8 @@ static PyGetSetDef Arena_getset[] = {
     {"address", (getter)Arena_get_address, NULL, "Address of the mapping in this process.", NULL},
     {"capacity", (getter)Arena_get_capacity, NULL, "Size of the mapping in bytes.", NULL},
     {"heap_end", (getter)Arena_get_heap_end, NULL, "Current end of the heap.", NULL},
+    {"rewarmed", (getter)Arena_get_rewarmed, NULL,
+     "Bytes populated past the floor since the last trim.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -498,7 +554,10 @@ static PyMethodDef Arena_methods[] = {
      "attach(fd, slot): map an existing arena; takes ownership of the fd."},
     {"close", (PyCFunction)Arena_close, METH_NOARGS, "Close the fd; unmap when garbage."},
     {"alloc", (PyCFunction)Arena_alloc, METH_VARARGS,
-     "alloc(nbytes, timeout=0) -> (block, gen, room)."},
+     "alloc(nbytes, timeout=0, max_growth=any) -> (block, gen, room): the heap grows by at "
+     "most max_growth bytes."},
+    {"trim", (PyCFunction)Arena_trim, METH_VARARGS,
+     "trim(keep) -> bytes: give free blocks' pages past offset keep back to the system."},
     {"release", (PyCFunction)Arena_release, METH_VARARGS,
      "release(block, gen[, slot]) -> freed: drop one reference of a slot."},
     {"share", (PyCFunction)Arena_share, METH_VARARGS, "share(block, gen, slot): add a reference for a slot (the caller must hold one)."},

@@ -37,7 +37,9 @@ typedef struct {
     uint64_t next_free;        /* derived: free-list links, valid while MP_FREE */
     uint64_t prev_free;
     uint32_t writer;           /* slot that allocated it, until the parent adopts it */
-    uint32_t pad;
+    uint32_t cold;             /* 1 when some of its pages may be missing (grown into or trimmed,
+                                  not written since): the allocator populates them first.
+                                  Merges OR it, so it errs towards populating. */
     uint64_t pad2[1];
     _Atomic uint16_t holds[MP_MAX_SLOTS]; /* references held by each slot (messages in flight
                                              to a slot count for that slot) */
@@ -59,7 +61,7 @@ typedef struct {
     uint64_t capacity;          /* size of the memfd and of every mapping */
     uint64_t heap_start;
     _Atomic uint64_t heap_end;  /* committed end of the heap (grows up to capacity) */
-    uint64_t initial;           /* prefaulted bytes at creation */
+    uint64_t initial;           /* prefaulted bytes at creation: never trimmed (the floor) */
     uint64_t grow_step;
     uint64_t gen_counter;
     uint64_t used_bytes;        /* derived: sum of sizes of MP_USED blocks */
@@ -67,6 +69,7 @@ typedef struct {
     uint64_t peak_used;
     uint64_t repairs;
     uint64_t reclaimed;
+    _Atomic uint64_t rewarmed;  /* bytes of cold blocks populated since the last trim */
     uint64_t class_mask;        /* derived: bit c set when free_heads[c] != 0 */
     uint64_t free_heads[MP_NCLASSES];
     _Atomic uint32_t free_seq;  /* futex word: bumped on every free */
@@ -126,11 +129,17 @@ int mp_lock(char *base);
 int mp_unlock(char *base);
 /* Make the arena's mutex robust and process-shared; returns 0 or an errno value. */
 int mp_lock_init(char *base);
-uint64_t mp_alloc_locked(char *base, uint64_t nbytes, int slot);
+/* Allocate a block; the heap grows by at most max_growth bytes. A block grown into (or whose
+ * pages were given back) is marked cold: the caller populates it outside the lock. */
+uint64_t mp_alloc_locked(char *base, uint64_t nbytes, int slot, uint64_t max_growth);
 int mp_free_locked(char *base, uint64_t off, uint64_t gen);
 uint64_t mp_reclaim_locked(char *base, int slot);
 int mp_check_locked(char *base, char *why, size_t whylen);
 int mp_repair(char *base);
 void mp_prefault(char *base, uint64_t from, uint64_t to);
+/* Fault pages [from, to) in for writing; 0, or an errno value when the system has no memory. */
+int mp_populate(char *base, uint64_t from, uint64_t to);
+/* Give the pages of free blocks past offset keep back to the system; the bytes given back. */
+uint64_t mp_trim_locked(char *base, uint64_t keep);
 
 #endif

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import pickle
 import threading
 import uuid
 
@@ -36,6 +37,66 @@ def test_bytes_are_counted_exactly_for_buffers_and_arrays() -> None:
 def test_invalid_capacity() -> None:
     with pytest.raises(PipeError, match="positive integer"):
         Pipe(max_size=0)
+    for bad in (0, -1, 1.5, "64MiB", True):
+        with pytest.raises(PipeError, match=f"pipe max_bytes must be .* got {bad!r}"):
+            Pipe(max_bytes=bad)  # type: ignore[arg-type]
+
+
+def test_a_pipe_is_bounded_in_bytes_as_well_as_items() -> None:
+    pipe = Pipe("p", max_size=100, max_bytes=1000)
+    assert pipe.get_metrics()["max_bytes"] == 1000
+    pipe.put(b"a" * 600)
+    assert not pipe.is_full()
+    pipe.put(b"b" * 600)  # the bound is reached: the next put waits (or times out)
+    assert pipe.is_full() and pipe.size() == 2
+    with pytest.raises(PipeError, match="still full"):
+        pipe.put(b"c", timeout=0.01)
+    metrics = pipe.get_metrics()
+    assert metrics["bytes"] == 1200 and metrics["peak_bytes"] == 1200
+    assert metrics["byte_utilization"] == 1.2 and metrics["utilization"] == 0.02
+    assert pipe.get() == b"a" * 600
+    assert not pipe.is_full() and pipe.get_metrics()["bytes"] == 600
+    pipe.get()
+    pipe.put(b"x" * 5000)  # larger than max_bytes: it still passes, alone
+    assert pipe.is_full() and pipe.get_metrics()["peak_bytes"] == 5000
+    pipe.get()
+    assert pipe.get_metrics()["bytes"] == 0
+
+
+def test_byte_bound_makes_an_async_producer_wait() -> None:
+    async def main() -> list[int]:
+        pipe = Pipe("p", max_size=1000, max_bytes=3 * 800)
+        seen: list[int] = []
+
+        async def produce() -> None:
+            for i in range(10):
+                await pipe.aput(np.full(100, i, dtype=np.float64))  # 800 bytes each
+                seen.append(pipe.size())
+            pipe.close()
+
+        task = asyncio.create_task(produce())
+        got = []
+        while True:
+            try:
+                got.append(int((await pipe.aget())[0]))
+            except PipeError:
+                break
+        await task
+        assert got == list(range(10))
+        return seen
+
+    assert max(asyncio.run(main())) <= 3
+
+
+def test_no_bound_in_bytes_when_max_bytes_is_none() -> None:
+    pipe = Pipe("p", max_size=3, max_bytes=None)
+    pipe.put(b"x" * (1 << 20))
+    pipe.put(b"y" * (1 << 20))
+    assert not pipe.is_full()
+    assert pipe.get_metrics()["max_bytes"] is None
+    assert pipe.get_metrics()["byte_utilization"] == 0.0
+    assert pickle.loads(pickle.dumps(pipe)).max_bytes is None
+    assert pickle.loads(pickle.dumps(Pipe("q", max_bytes=77))).max_bytes == 77
 
 
 def test_closed_and_drained_pipe_raises() -> None:

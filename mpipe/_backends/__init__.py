@@ -13,8 +13,13 @@ from ._thread import ThreadBackend
 __all__ = ["END", "Backend", "FiringSlot", "Stream", "make_backend"]
 
 
-def make_backend(name: str, max_workers: int, options: dict[str, Any]) -> Backend:
+def make_backend(
+    name: str, max_workers: int, options: dict[str, Any], explicit: bool = True
+) -> Backend:
     """A new, not yet started backend for the placement ``name``.
+
+    ``explicit``: whether the caller chose ``max_workers``. A default (the usable cores) is
+    capped at what the backend supports; a choice past it is a ``ConfigurationError``.
 
     Raises:
         ConfigurationError: Unknown placement, or one this installation cannot run.
@@ -25,9 +30,10 @@ def make_backend(name: str, max_workers: int, options: dict[str, Any]) -> Backen
     if name == "thread":
         return ThreadBackend(max_workers)
     if name == "process":
-        from ._process._backend import ProcessBackend
+        from ._process._backend import MAX_WORKERS, ProcessBackend
 
-        return ProcessBackend(max_workers, **options)
+        workers = max_workers if explicit else min(max_workers, MAX_WORKERS)
+        return ProcessBackend(workers, **options)
     if name == "dask":
         from ._dask import DaskBackend
 

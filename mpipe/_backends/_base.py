@@ -141,6 +141,11 @@ class Backend(ABC):
         let go of what the backend holds for it. Local generators need nothing."""
         del stream
 
+    def idle(self) -> None:
+        """A run that used the backend ended and the backend stays started (the executor
+        outlives the run): it may give back what it kept for speed. Nothing by default."""
+        return
+
     def check_callable(self, fn: Callable[[Any], Any], processor_id: str) -> None:
         """Raise a clear error now if ``fn`` cannot run on this backend (before a run starts)."""
         if not callable(fn):

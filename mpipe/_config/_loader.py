@@ -22,7 +22,7 @@ from .._engine._executor import GraphExecutor
 from .._errors import ConfigurationError
 from .._model._graph import ProcessingGraph
 from .._model._interfaces import ProcessorInterface
-from .._model._pipe import Pipe, PipeType
+from .._model._pipe import DEFAULT_MAX_BYTES, Pipe, PipeType
 from .._model._placement import check_placement
 from .._model._processors import BaseProcessor
 from .._observe._checkpoints import CheckpointManager
@@ -237,6 +237,7 @@ class ConfigLoader:
                 c["to_processor"],
                 c["to_input"],
                 int(c.get("max_size", 1000)),
+                c.get("max_bytes", DEFAULT_MAX_BYTES),
             )
             for c in data.get("connections", [])
         ]
@@ -425,7 +426,14 @@ class ConfigLoader:
         if problems:
             raise config_error(problems, cfg.source)
         for c in cfg.connections:
-            graph.connect(c.from_processor, c.from_output, c.to_processor, c.to_input, c.max_size)
+            graph.connect(
+                c.from_processor,
+                c.from_output,
+                c.to_processor,
+                c.to_input,
+                c.max_size,
+                c.max_bytes,
+            )
         problems = [Problem("connections", msg) for msg in graph.validate()]
         if problems:
             raise config_error(problems, cfg.source)

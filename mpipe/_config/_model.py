@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._errors import ConfigurationError
+from .._model._pipe import DEFAULT_MAX_BYTES
 
 __all__ = [
     "ConnectionConfig",
@@ -82,6 +83,7 @@ class ConnectionConfig:
         to_processor: The consuming processor's id.
         to_input: Its input pipe.
         max_size: Capacity of the connection's pipe, in items.
+        max_bytes: Capacity of the connection's pipe, in bytes (None: in items only).
     """
 
     from_processor: str
@@ -89,6 +91,7 @@ class ConnectionConfig:
     to_processor: str
     to_input: str
     max_size: int = 1000
+    max_bytes: int | None = DEFAULT_MAX_BYTES
 
     def to_dict(self) -> dict[str, Any]:
         """The connection as a config mapping."""
@@ -100,6 +103,8 @@ class ConnectionConfig:
         }
         if self.max_size != 1000:
             out["max_size"] = self.max_size
+        if self.max_bytes != DEFAULT_MAX_BYTES:
+            out["max_bytes"] = self.max_bytes
         return out
 
 

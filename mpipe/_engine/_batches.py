@@ -102,6 +102,9 @@ def fire_batch(sched: Steps, node: Node) -> bool:
     if room is None and node.out_lanes:
         sched.stop_early(node)
         return False
+    if room is not None and any(p.held >= p.max_bytes for p in node.out_lanes if not p.closed):
+        sched.has_room(node)  # full in bytes: account the wait
+        return False
     available = min(len(p.items) for p in node.inputs)
     # Spread what is waiting over the free slots, so that a short backlog still keeps every
     # worker busy; never more than the output lanes can take.

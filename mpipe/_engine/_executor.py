@@ -42,15 +42,17 @@ class GraphExecutor(BreakpointAPI):
         monitor: An observer of every run (a :class:`RunHooks`, such as the monitor).
         backend: Default placement of firings: ``"inline"``, ``"thread"``, ``"process"`` or
             ``"dask"``; a processor's ``execution`` config overrides it.
-        max_workers: Workers per pool backend (default: the usable cores).
+        max_workers: Workers per pool backend (default: the usable cores; for the process
+            backend at most 63, the most one pool holds).
         hooks: More observers.
         checkpoint_manager: Save every processor's outputs per run (see ``resume=``); its
             breakpoints are shared with this executor.
         progress: Show live progress (True, or a :class:`~mpipe.ProgressDisplay`).
         on_break: ``on_break(hit)`` decides paused firings without an awaiting caller: return
             None or ``"resume"``, ``"skip"``, ``"abort"`` (or call the hit's methods).
-        arena_size: Bytes of shared memory the process backend maps up front (default 64 MiB;
-            it grows to 4x when full). Raise it for payloads larger than that.
+        arena_size: Bytes of shared memory the process backend faults in up front and keeps
+            (default 64 MiB). The arena grows beyond it to whatever payloads need, as far as
+            the machine's memory allows, and gives the growth back when idle.
         start_method: How the process backend starts workers: ``"spawn"`` or ``"forkserver"``.
         dask_address: For Dask placement: the address of a running scheduler.
         dask_client: For Dask placement: a running ``distributed.Client``. With neither, a
@@ -95,6 +97,7 @@ class GraphExecutor(BreakpointAPI):
                 f"max_workers must be a positive integer, got {max_workers!r}", "max_workers"
             )
         self.max_workers = max_workers or usable_cores()
+        self._workers_chosen = max_workers is not None
         self.monitor = monitor
         self._backend_options: dict[str, dict[str, Any]] = {
             "process": {"start_method": start_method}
@@ -164,7 +167,10 @@ class GraphExecutor(BreakpointAPI):
         backend = self._backends.get(placement)
         if backend is None:
             backend = self._backends[placement] = make_backend(
-                placement, self.max_workers, self._backend_options.get(placement, {})
+                placement,
+                self.max_workers,
+                self._backend_options.get(placement, {}),
+                explicit=self._workers_chosen,
             )
         return backend
 
@@ -314,6 +320,9 @@ class GraphExecutor(BreakpointAPI):
             try:
                 if not self._entered:
                     await self.aclose()
+                else:
+                    for backend in run.plan.backends:
+                        backend.idle()
             finally:
                 self._busy = False
 
@@ -345,7 +354,8 @@ class GraphExecutor(BreakpointAPI):
             input_data, streaming=False, collect=True, resume=resume, extra=monitor
         )
         await self._drive(run)
-        return {k: v[0] if len(v) == 1 else v for k, v in run.scheduler.sink.results.items()}
+        results = run.take_results()
+        return {k: v[0] if len(v) == 1 else v for k, v in results.items()}
 
     async def stream(self, inputs: Any) -> AsyncIterator[tuple[str, Any]]:
         """Run the graph over streams of items; yield ``(key, item)`` as sink items arrive.
@@ -364,6 +374,7 @@ class GraphExecutor(BreakpointAPI):
         sched = run.scheduler
         sink = sched.sink
         task = asyncio.ensure_future(self._drive(run))
+        task.add_done_callback(lambda _: sink.wake())
         loop = asyncio.get_running_loop()
         try:
             while True:
@@ -378,8 +389,10 @@ class GraphExecutor(BreakpointAPI):
                         task.result()
                         return
                     continue
+                # Woken by each arrival and by the run's end: one future, so an item reaches
+                # this loop on the event loop's next turn.
                 sink.waiter = loop.create_future()
-                await asyncio.wait({sink.waiter, task}, return_when=asyncio.FIRST_COMPLETED)
+                await sink.waiter
                 sink.waiter = None
         finally:
             if not task.done():
@@ -397,7 +410,7 @@ class GraphExecutor(BreakpointAPI):
         """
         run = await self._prepare(inputs, streaming=True, collect=True)
         await self._drive(run)
-        return run.scheduler.sink.results
+        return run.take_results()
 
     def run(self, input_data: Any) -> dict[str, Any]:
         """Synchronous :meth:`execute`, for scripts.

@@ -6,13 +6,18 @@ that the run's plan made for that pipe: the lane holds the items, whether it is 
 on both sides and the traffic counters, so two executors running one graph at once never touch
 each other's items. The scheduler drives lanes from the event-loop thread only, with no lock.
 
+A lane is bounded twice: in items (``max_size``) and in bytes (``max_bytes``); it is full when
+either bound is reached, and its producer then waits. ``held`` is the sum of the sizes of the
+items in it (``payload_nbytes``, taken when each item enters and kept beside it in ``sizes``).
+
 When a run ends, each lane adds its traffic to its pipe's counters (:meth:`Lane.fold`), so a
 pipe's ``get_metrics()`` still sums every run that went through it; the lane keeps that run's
 figures for observers until the next run starts.
 
 Invariant: the scheduler lets a lane exceed ``max_size`` by at most a processor's concurrency (a
-firing already running when the lane filled still delivers its output), so memory stays bounded
-by capacity whatever the stream's length.
+firing already running when the lane filled still delivers its output), and ``max_bytes`` by
+those outputs and one item (an item larger than ``max_bytes`` enters an empty lane alone), so
+memory stays bounded by capacity whatever the stream's length.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._model._observer_errors import ObserverErrors
-from .._model._pipe import SIZERS, Pipe, payload_nbytes, sizer_of
+from .._model._pipe import SIZERS, Pipe, byte_metrics, payload_nbytes, sizer_of
 
 __all__ = ["Lane"]
 
@@ -45,15 +50,19 @@ class Lane:
         "closed",
         "consumer",
         "full_events",
+        "held",
         "items",
         "items_in",
         "items_out",
+        "max_bytes",
         "max_size",
         "peak",
+        "peak_bytes",
         "pipe",
         "pipe_id",
         "producer",
         "run_taps",
+        "sizes",
         "tap_errors",
         "tapped",
         "watched",
@@ -63,8 +72,12 @@ class Lane:
         self.pipe = pipe
         self.pipe_id = pipe.pipe_id
         self.max_size = pipe.max_size
+        # No byte bound is a bound no lane reaches: one comparison either way.
+        self.max_bytes = sys.maxsize if pipe.max_bytes is None else pipe.max_bytes
         self.watched = (pipe, *(p for p in watched if p is not pipe))
         self.items: deque[Any] = deque()
+        self.sizes: deque[int] = deque()
+        self.held = 0
         self.closed = False
         # The nodes on both sides (the result sink as the consumer of a sink's lane); a take
         # wakes the producer, an offer the consumer.
@@ -86,6 +99,7 @@ class Lane:
         self.blocked_time = 0.0
         self.blocked_since: float | None = None
         self.full_events = 0
+        self.peak_bytes = 0
 
     def retap(self) -> None:
         """Look at the watched pipes' taps again (they changed since the lane last looked)."""
@@ -94,7 +108,7 @@ class Lane:
     def reopen(self) -> None:
         """Empty and reopen for a new run (``Plan.reset`` does this inline for every lane)."""
         if self.items:
-            self.items.clear()
+            self.clear()
         self.closed = False
 
     # -- the scheduler's side ----------------------------------------------------------------------
@@ -104,29 +118,45 @@ class Lane:
         items.append(item)
         self.items_in += 1
         sizer = SIZERS.get(type(item))
-        self.bytes_in += (sizer or sizer_of(type(item)))(item)
+        size = (sizer or sizer_of(type(item)))(item)
+        self.bytes_in += size
+        self.sizes.append(size)
+        held = self.held = self.held + size
+        if held > self.peak_bytes:
+            self.peak_bytes = held
         n = len(items)
         if n > self.peak:
             self.peak = n
         if self.tapped:
             self._run_taps(item)
 
-    def offer_many(self, items: list[Any]) -> None:
-        """``offer`` for a run of items at once (a batch's outputs, a feeder's chunk)."""
+    def offer_many(self, items: list[Any], sizes: list[int] | None = None) -> int:
+        """``offer`` for a run of items at once (a batch's outputs, a feeder's chunk); the
+        bytes they added. ``sizes``: the items' sizes, when the caller has them already."""
         if self.tapped:
+            before = self.bytes_in
             for item in items:
                 self.offer(item)
-            return
+            return self.bytes_in - before
         queue = self.items
         queue.extend(items)
         self.items_in += len(items)
-        if items and sizer_of(type(items[0])) is sys.getsizeof:
-            # Plain objects: one C-level pass (getsizeof sizes anything, so a mixed run is fine).
-            self.bytes_in += sum(map(sys.getsizeof, items))
-        else:
-            self.bytes_in += sum(map(payload_nbytes, items))
+        if sizes is None:
+            if items and sizer_of(type(items[0])) is sys.getsizeof:
+                # Plain objects: one C-level pass (getsizeof sizes anything, so a mixed run is
+                # fine).
+                sizes = list(map(sys.getsizeof, items))
+            else:
+                sizes = list(map(payload_nbytes, items))
+        self.sizes.extend(sizes)
+        added = sum(sizes)
+        self.bytes_in += added
+        held = self.held = self.held + added
+        if held > self.peak_bytes:
+            self.peak_bytes = held
         if len(queue) > self.peak:
             self.peak = len(queue)
+        return added
 
     def fill(self, item: Any) -> None:
         """Put an item into an entry lane before the run starts (a batch's input)."""
@@ -141,13 +171,27 @@ class Lane:
 
     def take(self) -> Any:
         self.items_out += 1
+        self.held -= self.sizes.popleft()
         return self.items.popleft()
 
     def take_many(self, n: int) -> list[Any]:
         """``take`` for ``n`` items at once (the oldest first)."""
         popleft = self.items.popleft
         self.items_out += n
+        sizes = self.sizes
+        if n == len(sizes):
+            self.held = 0
+            sizes.clear()
+        else:
+            drop = sizes.popleft
+            self.held -= sum([drop() for _ in range(n)])
         return [popleft() for _ in range(n)]
+
+    def clear(self) -> None:
+        """Drop every item (nobody will take them)."""
+        self.items.clear()
+        self.sizes.clear()
+        self.held = 0
 
     def note_blocked(self, blocked: bool) -> None:
         """Account the time the producer spends waiting on this lane."""
@@ -200,6 +244,7 @@ class Lane:
             "peak_utilization": self.peak / self.max_size,
             "blocked_time": blocked,
             "full_events": self.full_events,
+            **byte_metrics(self.held, self.peak_bytes, self.pipe.max_bytes),
         }
 
     def get_status(self) -> dict[str, Any]:
@@ -232,6 +277,8 @@ class Lane:
             pipe._peak = self.peak
         pipe._blocked_time += self.blocked_time
         pipe._full_events += self.full_events
+        if self.peak_bytes > pipe._peak_bytes:
+            pipe._peak_bytes = self.peak_bytes
         if self.items_in or self.items_out:
             pipe._last_activity = time.time()
 

@@ -54,11 +54,13 @@ class Items:
 class StreamState:
     """A generator being drained: the firing it belongs to and how far it got."""
 
-    __slots__ = ("base", "emitted", "firing", "gen", "pulling", "skip")
+    __slots__ = ("base", "chunk", "emitted", "firing", "gen", "pulling", "skip")
 
     def __init__(self, gen: Any, firing: Firing, skip: int) -> None:
         self.gen = gen
         self.firing = firing
+        # A feeder's items per pull from the caller's iterator (see Scheduler._pull_chunk).
+        self.chunk = 1
         # A retried generator re-yields what its failed tries already emitted: the first
         # ``base`` items are dropped (``skip`` counts down), then ``emitted`` counts new ones.
         self.base = skip

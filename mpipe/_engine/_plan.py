@@ -124,7 +124,7 @@ class Plan:
             self.used = []
         for lane in self.lanes:  # Lane.reopen, inline: a wide graph has thousands of lanes
             if lane.items:
-                lane.items.clear()
+                lane.clear()
             lane.closed = False
         for node in self.nodes:
             node.reset()

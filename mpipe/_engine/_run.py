@@ -120,6 +120,14 @@ class Run:
             if isinstance(r, BaseException):
                 raise ExecutionError(f"cleanup failed: {r!r}", cause=r)
 
+    def take_results(self) -> dict[str, list[Any]]:
+        """The sink's collected items, handed over: the run (which the executor keeps for its
+        status) holds them no longer, so a big result lives only as long as the caller keeps
+        it."""
+        sink = self.scheduler.sink
+        results, sink.results = sink.results, {}
+        return results
+
 
 async def prepare_run(
     plan: Plan,

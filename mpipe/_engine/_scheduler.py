@@ -17,7 +17,11 @@ Transitions (all on the event-loop thread, none of them awaits):
   inline fast path: no task, no future); an awaitable completes it from a done-callback.
 - *complete*: a firing's outcome is emitted when its index is the next to emit: a value is
   routed to the output lanes, a generator becomes the node's ``stream`` and is drained one item
-  at a time while the outputs have room (backpressure reaches into generators).
+  at a time while the outputs have room (backpressure reaches into generators). After each
+  item the generator gives way: to the nodes that are ready (its consumers fire on the item
+  before the next is made), and, once the driver has run for ``SLICE`` seconds without the
+  event loop getting a turn, to the loop (so workers' answers and timers are not kept
+  waiting by a sync generator). Feeders pull the caller's iterables the same way, in chunks.
 - *fail*: the processor's error strategy decides (in a small task, since strategies are async):
   RETRY runs the same firing again with the same input, SKIP completes it with no output, HALT
   records the failure, which ends the run.
@@ -26,8 +30,9 @@ Transitions (all on the event-loop thread, none of them awaits):
   inputs, so an endless source stops when its consumers are done.
 
 Putting into or taking from a lane puts the node on the other side into ``ready``; the driver
-task drains ``ready`` and otherwise sleeps on one future that every callback resolves. The
-scheduler never polls. It knows backends only through ``submit``/``advance``.
+task drains ``ready`` and otherwise sleeps on one future that every callback resolves (or,
+when a node gave way to the loop, yields one loop turn). The scheduler never polls. It knows
+backends only through ``submit``/``advance``.
 
 Why one module of this length: every transition of a run's state is here, so a reader follows an
 item from its firing to its emit without leaving the file. The one part kept apart by concept is
@@ -39,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import itertools
+import sys
 import time
 import types
 from collections import deque
@@ -54,6 +60,7 @@ from .._errors import (
     WorkerCrashedError,
     describe_error,
 )
+from .._model._pipe import SIZERS, sizer_of
 from .._model._strategies import CircuitOpenError, ErrorAction, record_success, resolve_action
 from .._observe._hooks import RunHooks, Timeline
 from ._batches import fire_batch
@@ -63,12 +70,15 @@ from ._nodes import SKIPPED, Firing, Items, Node, Outputs, ResultSink, StreamSta
 __all__ = ["Node", "ResultSink", "Scheduler", "feeder"]
 
 _STREAM_TYPES = (types.GeneratorType, types.AsyncGeneratorType, Stream)
-# Iterators a feeder may pull from in chunks (plain sync iterators over the caller's input).
+# Iterators a feeder may pull from in chunks (plain sync iterators over the caller's input):
+# over data that exists already, and lazy ones, whose every item may take time to make.
 _SAMPLES: tuple[Any, ...] = ([], (), range(1), {}, set(), "", b"")
-_ITERATORS: frozenset[type] = frozenset(
-    [type(iter(sample)) for sample in _SAMPLES]
-    + [types.GeneratorType, itertools.count, itertools.islice, map, zip, filter]
+_MATERIALIZED: frozenset[type] = frozenset(type(iter(sample)) for sample in _SAMPLES)
+_ITERATORS: frozenset[type] = _MATERIALIZED | frozenset(
+    [types.GeneratorType, itertools.count, itertools.islice, map, zip, filter]
 )
+#: Seconds the driver runs generators before it lets the event loop have a turn.
+SLICE = 0.001
 # Results of these types are plain values: no awaitable or generator check needed.
 _PLAIN = frozenset({int, float, str, bytes, bool, type(None), dict, list, tuple, set, complex})
 
@@ -95,6 +105,7 @@ class Scheduler:
         "finish_hooks",
         "first_hooks",
         "hooks",
+        "later",
         "nodes",
         "observed",
         "outstanding",
@@ -103,6 +114,7 @@ class Scheduler:
         "replying",
         "run_id",
         "sink",
+        "slice_end",
         "start_hooks",
         "stopped",
         "timeline",
@@ -142,6 +154,9 @@ class Scheduler:
         self.per_firing = bool(self.start_hooks or self.end_hooks)
         self.run_id = run_id
         self.ready: deque[Node] = deque()
+        # Nodes that gave way to the event loop: ready again after its next turn.
+        self.later: deque[Node] = deque()
+        self.slice_end = 0.0
         self.unfinished = len(nodes) + len(feeders)
         self.failure: tuple[str, BaseException] | None = None
         # The failed firing's item index and where it ran, when a firing's failure ended the run.
@@ -171,12 +186,22 @@ class Scheduler:
                 self.schedule(node)
             for node in self.nodes:
                 self.schedule(node)
+            self.slice_end = time.perf_counter() + SLICE
             while True:
                 self._drain()
                 if self.failure is not None or self.stopped:
                     raise self._error()
                 if not self.unfinished:
                     break
+                if self.later:
+                    self.ready.extend(self.later)
+                    self.later.clear()
+                    # Two turns of the loop: what is due runs (workers' answers, timers, the
+                    # stream's consumer), then what that made due.
+                    await asyncio.sleep(0)
+                    await asyncio.sleep(0)
+                    self.slice_end = time.perf_counter() + SLICE
+                    continue
                 if (
                     not self.outstanding
                     and not self.replying
@@ -192,6 +217,7 @@ class Scheduler:
                 self._wake = loop.create_future()
                 await self._wake
                 self._wake = None
+                self.slice_end = time.perf_counter() + SLICE
         finally:
             self.done = True
             self._cancel_outstanding()
@@ -414,7 +440,7 @@ class Scheduler:
             if lane.closed:
                 continue
             listening = True
-            if len(lane.items) >= lane.max_size:
+            if len(lane.items) >= lane.max_size or lane.held >= lane.max_bytes:
                 if lane.blocked_since is None:
                     lane.note_blocked(True)
                     for hook in self.hooks:
@@ -440,12 +466,13 @@ class Scheduler:
 
     def _close_input(self, lane: Lane) -> None:
         if lane.items:
-            lane.items.clear()
+            lane.clear()
             lane.consumer.filled -= 1
         lane.closed = True
         self.schedule(lane.producer)
 
     def take(self, lane: Lane) -> Any:
+        was_full = len(lane.items) >= lane.max_size or lane.held >= lane.max_bytes
         item = lane.take()
         left = len(lane.items)
         if not left:
@@ -456,14 +483,14 @@ class Scheduler:
                     consumer.drained = True
         if lane.blocked_since is not None:
             lane.note_blocked(False)
-        if left + 1 >= lane.max_size:
-            # The lane was full: its producer may be waiting for this room.
+        if was_full:  # its producer may be waiting for this room
             self.schedule(lane.producer)
         return item
 
     def take_many(self, lane: Lane, n: int) -> list[Any]:
         """``_take`` for ``n`` items (``n`` at most what the lane holds)."""
         was = len(lane.items)
+        was_full = was >= lane.max_size or lane.held >= lane.max_bytes
         items = lane.take_many(n)
         if was == n:
             consumer = lane.consumer
@@ -473,7 +500,7 @@ class Scheduler:
                     consumer.drained = True
         if lane.blocked_since is not None:
             lane.note_blocked(False)
-        if was >= lane.max_size:
+        if was_full:
             self.schedule(lane.producer)
         return items
 
@@ -586,11 +613,14 @@ class Scheduler:
         lane = node.inputs[0]
         items = lane.items
         room = len(items)
+        byte_room = sys.maxsize
         for out in node.out_lanes:
             if not out.closed:
                 free = out.max_size - len(out.items)
                 if free < room:
                     room = free
+                if out.max_bytes - out.held < byte_room:
+                    byte_room = out.max_bytes - out.held
         if room < 2:
             return False
         fn = node.fn
@@ -604,8 +634,13 @@ class Scheduler:
         if not first and self.observed:
             self.first_firing(node, start)
         popleft = items.popleft
+        pop_size = lane.sizes.popleft
+        taken_bytes = 0
+        was_full = len(items) >= lane.max_size or lane.held >= lane.max_bytes
         results: list[Any] = []
         append = results.append
+        sizes: list[int] = []  # the results' sizes: the run ends at the outputs' byte bound
+        size_of = SIZERS.get
         plain = _PLAIN
         longest = 0.0
         t0 = start
@@ -613,6 +648,7 @@ class Scheduler:
         failure: tuple[Any, Exception] | None = None
         for index in range(first, first + room):
             arg = popleft()
+            taken_bytes += pop_size()
             try:
                 result = fn(arg)
             except Exception as exc:
@@ -624,16 +660,23 @@ class Scheduler:
                 odd = (arg, result)
                 break
             append(result)
+            cls = type(result)
+            size = (size_of(cls) or sizer_of(cls))(result)
+            sizes.append(size)
+            byte_room -= size
             t1 = perf_counter()
             if t1 - t0 > longest:
                 longest = t1 - t0
             if spans is not None and spans.add(node_id, index, t0, t1, "main"):
                 timeline.full()  # type: ignore[union-attr]
             t0 = t1
+            if byte_room <= 0:  # the outputs are full in bytes: the rest waits for room
+                break
         done = len(results)
         taken = done + (odd is not None or failure is not None)
         # The take, for all of them (``take_many``'s bookkeeping).
         lane.items_out += taken
+        lane.held -= taken_bytes
         left = len(items)
         if not left:
             node.filled -= 1
@@ -641,7 +684,7 @@ class Scheduler:
                 node.drained = True
         if lane.blocked_since is not None:
             lane.note_blocked(False)
-        if left + taken >= lane.max_size:
+        if was_full:  # its producer may be waiting for this room
             self.schedule(lane.producer)
         node.index = first + taken
         if done:
@@ -649,7 +692,7 @@ class Scheduler:
             if node.strategy is not None:
                 record_success(node.strategy, node_id)
             assert node.single_out is not None
-            self._send_many(node.single_out, results)
+            self._send_many(node.single_out, results, sizes)
             node.processor._items_out += done
             node.next_emit += done
         if failure is not None:
@@ -893,13 +936,18 @@ class Scheduler:
         if node.processor is not None:
             node.processor._items_out += 1
 
-    def _send_many(self, lanes: list[Lane], values: list[Any]) -> None:
-        """``_send`` for a run of values in order (one pass over the lanes, not one per value)."""
+    def _send_many(
+        self, lanes: list[Lane], values: list[Any], sizes: list[int] | None = None
+    ) -> int:
+        """``_send`` for a run of values in order (one pass over the lanes, not one per value);
+        the values' bytes. ``sizes``: theirs, when the caller measured them already."""
+        added = 0
         for lane in lanes:
             if not lane.closed:
                 was_empty = not lane.items
-                lane.offer_many(values)
+                added = lane.offer_many(values, sizes)
                 self._arrived(lane, was_empty, len(values))
+        return added
 
     def _send(self, lanes: list[Lane], value: Any) -> None:
         for lane in lanes:
@@ -925,7 +973,8 @@ class Scheduler:
     # -- generators ------------------------------------------------------------------------------
 
     def _pull(self, node: Node) -> bool:
-        """Move one item of the node's stream on; False when it must wait (room or a result)."""
+        """Move one item of the node's stream on; False when it must wait (room or a result)
+        or gave way to other nodes."""
         stream = node.stream
         assert stream is not None
         if stream.pulling or not self.has_room(node):
@@ -947,23 +996,75 @@ class Scheduler:
             self.track(fut, partial(self._on_pulled, node, stream))
             return False
         self._stream_item(node, stream, item)
+        if node.stream is stream and (self.ready or time.perf_counter() >= self.slice_end):
+            # The item is handed on: whoever it woke runs before the next item is made.
+            self._give_way(node)
+            return False
         return True
 
+    def _give_way(self, node: Node) -> None:
+        """Let the nodes that are ready run before ``node`` goes on; after them the event loop
+        too, once the driver's slice of time is spent."""
+        if node.queued:  # its own firing scheduled it again while it ran: to the back it goes
+            try:
+                self.ready.remove(node)
+            except ValueError:  # waiting for the loop's turn already
+                return
+        node.queued = True
+        if time.perf_counter() >= self.slice_end:
+            self.later.append(node)
+        else:
+            self.ready.append(node)
+
     def _pull_chunk(self, node: Node, stream: StreamState) -> bool:
-        """A feeder of a plain iterator fills its lanes' free room in one go."""
-        assert node.single_out is not None
-        room = min(p.max_size - len(p.items) for p in node.single_out if not p.closed)
-        try:
-            chunk = list(itertools.islice(stream.gen, room))
-        except Exception as exc:
-            self._stream_failed(node, stream, exc)
-            return True
-        if chunk:
-            self._send_many(node.single_out, chunk)
-        if len(chunk) < room:
-            node.stream = None
-            self._finish(node)
-        return True
+        """A feeder of a plain iterator fills its lanes' free room (in items and in bytes) in
+        chunks. The first chunk is one item; then, over items that exist already (a list), as
+        many as the bytes left allow judging by the last chunk, until the room is full; from a
+        lazy iterator (a generator), chunks that grow fourfold while items come fast, each
+        handed to the consumers before the next is pulled, so that a slow source's first item
+        reaches its consumer at once."""
+        lanes = node.single_out
+        assert lanes is not None
+        open_lanes = [p for p in lanes if not p.closed]
+        room = min(p.max_size - len(p.items) for p in open_lanes)
+        byte_room = min(p.max_bytes - p.held for p in open_lanes)
+        gen = stream.gen
+        lazy = type(gen) not in _MATERIALIZED
+        while True:
+            take = min(room, stream.chunk)
+            started = time.perf_counter()
+            try:
+                chunk = list(itertools.islice(gen, take))
+            except Exception as exc:
+                self._stream_failed(node, stream, exc)
+                return True
+            n = len(chunk)
+            if n:
+                added = self._send_many(lanes, chunk)
+                room -= n
+                byte_room -= added
+                # As many items as the bytes left allow, judged by these items' sizes.
+                fit = max(1, byte_room // max(1, added // n))
+                if lazy:
+                    took = time.perf_counter() - started
+                    if took < SLICE / 4:
+                        stream.chunk *= 4
+                    elif took > SLICE:
+                        stream.chunk = 1
+                    stream.chunk = min(stream.chunk, fit)
+                else:
+                    stream.chunk = fit
+            if n < take:
+                node.stream = None
+                self._finish(node)
+                return True
+            if room <= 0 or byte_room <= 0:
+                return True  # full: the next pull waits for the consumer to make room
+            # A lazy source's items go to their consumers as they come; items that exist
+            # already fill the room first (in one go, unless the driver's slice is spent).
+            if (lazy and self.ready) or time.perf_counter() >= self.slice_end:
+                self._give_way(node)
+                return False
 
     def _on_pulled(self, node: Node, stream: StreamState, fut: asyncio.Future[Any]) -> None:
         self.outstanding.discard(fut)

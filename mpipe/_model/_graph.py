@@ -12,7 +12,7 @@ from typing import Any
 
 from .._errors import GraphError, ValidationError
 from ._interfaces import GraphInterface, ProcessorInterface
-from ._pipe import Pipe
+from ._pipe import DEFAULT_MAX_BYTES, Pipe
 from ._processors import BaseProcessor
 
 __all__ = ["Connection", "GraphNode", "ProcessingGraph"]
@@ -129,6 +129,7 @@ class ProcessingGraph(GraphInterface):
         to_id: str,
         to_input: str,
         max_size: int = 1000,
+        max_bytes: int | None = DEFAULT_MAX_BYTES,
     ) -> Pipe:
         """Connect an output pipe of one processor to an input pipe of another.
 
@@ -141,12 +142,14 @@ class ProcessingGraph(GraphInterface):
             to_id: The consuming processor.
             to_input: Its input pipe's name.
             max_size: Capacity of the connection's pipe, in items.
+            max_bytes: Capacity of the connection's pipe, in bytes (None: items only).
 
         Returns:
             The connection's pipe (also in ``pipes`` under ``"a:out->b:in"``).
 
         Raises:
             GraphError: An unknown processor, or the same connection made twice.
+            PipeError: A bad ``max_size`` or ``max_bytes``.
         """
         missing = [p for p in (from_id, to_id) if p not in self.nodes]
         if missing:
@@ -158,7 +161,7 @@ class ProcessingGraph(GraphInterface):
         cid = connection_id(conn)
         if cid in self.pipes:
             raise GraphError(f"graph {self.graph_id!r}: connection {cid} already exists")
-        pipe = Pipe(cid, max_size=max_size)
+        pipe = Pipe(cid, max_size=max_size, max_bytes=max_bytes)
         self.connections.append(conn)
         self.pipes[cid] = pipe
         self.nodes[from_id].dependents.add(to_id)

@@ -6,7 +6,12 @@ and its taps. A run never puts its items into the pipe itself: it keeps them in 
 own (``mpipe/_engine/_lanes.py``) and adds its traffic to the pipe's counters when it ends;
 while it runs, the pipe's status reads that traffic from the run's lanes (see ``_LIVE``).
 
-Invariant: ``len(self._items) <= max_size`` for every public ``put``.
+A pipe is bounded in items (``max_size``) and in bytes (``max_bytes``, the sum of its items'
+sizes as :func:`payload_nbytes` measures them): a put waits while either bound is reached. One
+item larger than ``max_bytes`` still passes, alone.
+
+Invariant: ``len(self._items) <= max_size`` for every public ``put``, and the held bytes exceed
+``max_bytes`` by less than the last item put.
 """
 
 from __future__ import annotations
@@ -26,12 +31,15 @@ from .._errors import PipeError, PipeTimeoutError
 from ._observer_errors import ObserverErrors
 
 __all__ = [
+    "DEFAULT_MAX_BYTES",
     "SIZERS",
     "Pipe",
     "PipeFactory",
     "PipeState",
     "PipeType",
     "add_live_traffic",
+    "byte_metrics",
+    "check_max_bytes",
     "payload_nbytes",
     "remove_live_traffic",
     "sizer_of",
@@ -40,6 +48,9 @@ __all__ = [
 
 _cond_lock = threading.Lock()
 _ids = itertools.count(1)
+#: A pipe's bound in bytes unless it says otherwise: eight 8 MiB arrays, or a thousand items
+#: of 64 KiB, so a stream of big items waits for its consumer long before memory runs short.
+DEFAULT_MAX_BYTES = 64 << 20
 
 
 class PipeType(Enum):
@@ -119,6 +130,33 @@ def payload_nbytes(item: Any) -> int:
     return sizer_of(type(item))(item)
 
 
+def byte_metrics(held: int, peak: int, max_bytes: int | None) -> dict[str, Any]:
+    """The byte side of a pipe's metrics: bytes held now and at most, the bound, and both as a
+    fraction of it (0.0 when the pipe has no bound in bytes)."""
+    return {
+        "bytes": held,
+        "peak_bytes": peak,
+        "max_bytes": max_bytes,
+        "byte_utilization": held / max_bytes if max_bytes else 0.0,
+        "peak_byte_utilization": peak / max_bytes if max_bytes else 0.0,
+    }
+
+
+def check_max_bytes(max_bytes: Any) -> int | None:
+    """``max_bytes`` itself when valid: a positive integer, or None for no bound in bytes.
+
+    Raises:
+        PipeError: It is neither.
+    """
+    if max_bytes is not None and (
+        not isinstance(max_bytes, int) or isinstance(max_bytes, bool) or max_bytes < 1
+    ):
+        raise PipeError(
+            f"pipe max_bytes must be a positive integer (bytes) or None, got {max_bytes!r}"
+        )
+    return max_bytes
+
+
 class Pipe:
     """A bounded FIFO queue of items.
 
@@ -129,9 +167,13 @@ class Pipe:
         pipe_id: A name for the pipe; generated when omitted.
         max_size: Capacity in items (at least 1).
         pipe_type: Which way the pipe faces, for processors' own pipes.
+        max_bytes: Capacity in bytes (default 64 MiB; None: bounded in items only). Items are
+            sized by ``nbytes`` (numpy arrays, Arrow data), ``len`` (bytes, str) or
+            ``sys.getsizeof`` (other objects, shallowly).
 
     Raises:
-        PipeError: ``max_size`` is not a positive integer.
+        PipeError: ``max_size`` is not a positive integer, or ``max_bytes`` is neither a
+            positive integer nor None.
     """
 
     def __init__(
@@ -139,13 +181,17 @@ class Pipe:
         pipe_id: str | None = None,
         max_size: int = 1000,
         pipe_type: PipeType = PipeType.BIDIRECTIONAL,
+        max_bytes: int | None = DEFAULT_MAX_BYTES,
     ) -> None:
         if not isinstance(max_size, int) or isinstance(max_size, bool) or max_size < 1:
             raise PipeError(f"pipe max_size must be a positive integer, got {max_size!r}")
         self.pipe_id = pipe_id or f"pipe_{next(_ids)}"
         self.max_size = max_size
+        self.max_bytes = check_max_bytes(max_bytes)
         self.pipe_type = pipe_type
         self._items: deque[Any] = deque()
+        self._sizes: deque[int] = deque()
+        self._held = 0
         self._closed = False
         self._lock = threading.Lock()
         # Waiting machinery is made on first use: graphs hold thousands of pipes that the
@@ -173,6 +219,7 @@ class Pipe:
         self._items_out = 0
         self._bytes_in = 0
         self._peak = 0
+        self._peak_bytes = 0
         self._blocked_time = 0.0
         self._full_events = 0
         self._last_activity: float | None = None
@@ -197,8 +244,10 @@ class Pipe:
         return not self._items
 
     def is_full(self) -> bool:
-        """Whether the pipe holds ``max_size`` items or more."""
-        return len(self._items) >= self.max_size
+        """Whether the pipe holds ``max_size`` items or ``max_bytes`` bytes (or more)."""
+        return len(self._items) >= self.max_size or (
+            self.max_bytes is not None and self._held >= self.max_bytes
+        )
 
     def size(self) -> int:
         """How many items are waiting."""
@@ -228,6 +277,8 @@ class Pipe:
         """Empty and reopen the pipe and zero its counters; taps stay."""
         with self._lock:
             self._items.clear()
+            self._sizes.clear()
+            self._held = 0
             self._closed = False
             self._reset_counters()
 
@@ -260,7 +311,12 @@ class Pipe:
         items.append(item)
         self._last_activity = time.time()
         self._items_in += 1
-        self._bytes_in += sizer_of(type(item))(item)
+        size = sizer_of(type(item))(item)
+        self._bytes_in += size
+        self._sizes.append(size)
+        self._held += size
+        if self._held > self._peak_bytes:
+            self._peak_bytes = self._held
         n = len(items)
         if n > self._peak:
             self._peak = n
@@ -271,6 +327,7 @@ class Pipe:
 
     def _take(self) -> Any:
         item = self._items.popleft()
+        self._held -= self._sizes.popleft()
         self._last_activity = time.time()
         self._items_out += 1
         if self._putters:
@@ -296,7 +353,7 @@ class Pipe:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             start = None
-            while not self._closed and len(self._items) >= self.max_size:
+            while not self._closed and self.is_full():
                 if start is None:
                     start = time.perf_counter()
                     self._full_events += 1
@@ -322,7 +379,7 @@ class Pipe:
             with self._lock:
                 if self._closed:
                     raise PipeError(f"put into closed pipe {self.pipe_id!r}", self.pipe_id, "put")
-                if len(self._items) < self.max_size:
+                if not self.is_full():
                     if start is not None:
                         self._blocked_time += time.perf_counter() - start
                     self._offer_locked(item)
@@ -438,6 +495,7 @@ class Pipe:
         items_in, items_out, nbytes = self._items_in, self._items_out, self._bytes_in
         size, peak = len(self._items), self._peak
         blocked, full_events = self._blocked_time, self._full_events
+        held, peak_bytes = self._held, self._peak_bytes
         for lane in self._live_lanes() if _LIVE else ():
             m = lane.get_metrics()
             items_in += m["items_in"]
@@ -447,6 +505,8 @@ class Pipe:
             peak = max(peak, m["peak_size"])
             blocked += m["blocked_time"]
             full_events += m["full_events"]
+            held += m["bytes"]
+            peak_bytes = max(peak_bytes, m["peak_bytes"])
         return {
             "items_in": items_in,
             "items_out": items_out,
@@ -456,6 +516,7 @@ class Pipe:
             "max_size": self.max_size,
             "utilization": size / self.max_size,
             "peak_utilization": peak / self.max_size,
+            **byte_metrics(held, peak_bytes, self.max_bytes),
             "blocked_time": blocked,
             "full_events": full_events,
         }
@@ -492,7 +553,7 @@ class Pipe:
     def __reduce__(self) -> tuple[Any, ...]:
         # A pipe travels (inside a processor sent to a worker) as its declaration only: its
         # items, waiters and locks belong to this process.
-        return (Pipe, (self.pipe_id, self.max_size, self.pipe_type))
+        return (Pipe, (self.pipe_id, self.max_size, self.pipe_type, self.max_bytes))
 
     def __repr__(self) -> str:
         return (
@@ -525,9 +586,15 @@ class PipeFactory:
         pipe_type: PipeType = PipeType.BIDIRECTIONAL,
         max_size: int = 1000,
         pipe_id: str | None = None,
+        max_bytes: int | None = DEFAULT_MAX_BYTES,
     ) -> Pipe:
-        """A pipe of the given type and capacity."""
-        return Pipe(pipe_id or str(uuid.uuid4()), max_size=max_size, pipe_type=pipe_type)
+        """A pipe of the given type and capacity (in items and in bytes)."""
+        return Pipe(
+            pipe_id or str(uuid.uuid4()),
+            max_size=max_size,
+            pipe_type=pipe_type,
+            max_bytes=max_bytes,
+        )
 
     @staticmethod
     def create_buffered_pipe(buffer_size: int = 10000, pipe_id: str | None = None) -> Pipe:

@@ -16,15 +16,21 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from ._errors import TransportError
+from ._errors import ArenaFullError, PayloadTooLargeError, TransportError
 from ._fds import FdHandle
 from ._load import native
+from ._memory import format_size, headroom, memory_facts, reserve_size
 
 __all__ = ["Arena", "ArenaHandle", "Block", "open_arena"]
 
 BLOCK_HEADER: int = native.BLOCK_HEADER
 MAX_SLOTS: int = native.MAX_SLOTS
 _MiB = 1 << 20
+#: Growth that an allocation may make without first asking the system for free memory: below
+#: this, asking (a few file reads) would cost more than the bytes are worth.
+UNCHECKED_GROWTH = 64 * _MiB
+#: Where the heap starts: the arena's header page.
+_HEAP_START = 4096
 
 
 @dataclass(frozen=True)
@@ -163,22 +169,90 @@ class Arena:
     def alloc(self, nbytes: int, wait: float | None = None) -> Block:
         """Allocate a block with room for ``nbytes``; this process holds its one reference.
 
+        The arena grows to what the data needs: an allocation that needs more than
+        ``UNCHECKED_GROWTH`` new bytes first checks that the system has that much memory free.
+
         Args:
             nbytes: Bytes of payload.
-            wait: Seconds to wait for other processes to free space when full (default: the
-                arena's ``wait``).
+            wait: Seconds to wait for other processes to free space when the memory is short
+                (default: the arena's ``wait``).
 
         Raises:
-            PayloadTooLargeError: ``nbytes`` exceeds what the arena can ever hold.
-            ArenaFullError: Still no room after growing to ``max_size`` and waiting.
+            PayloadTooLargeError: ``nbytes`` cannot fit in the memory the system has, even with
+                every other payload released (the message says how much is available).
+            ArenaFullError: It could fit, but the memory is taken by payloads in flight and
+                none was released in time.
         """
         if nbytes < 0:
             raise ValueError(f"cannot allocate a negative number of bytes ({nbytes})")
-        offset, gen, size = self._native.alloc(nbytes, self.wait if wait is None else wait)
+        try:
+            offset, gen, size = self._native.alloc(nbytes, 0.0, UNCHECKED_GROWTH)
+        except (ArenaFullError, PayloadTooLargeError):
+            offset, gen, size = self._alloc_checked(nbytes, self.wait if wait is None else wait)
         block = Block(self, offset, gen, offset + BLOCK_HEADER, size)
         with self._lock:
             self._live[(offset, gen)] = weakref.ref(block)
         return block
+
+    def _alloc_checked(self, nbytes: int, wait: float) -> tuple[int, int, int]:
+        """The slow path: grow by as much as the system's free memory allows, else wait."""
+        size = f"a payload of {format_size(nbytes)} ({nbytes} bytes)"
+        facts = memory_facts()
+        spare = max(0, facts.available - headroom(facts.total))
+        stats = self.stats()
+        held = f"the shared-memory arena holds {format_size(stats['heap_bytes'])}"
+        # Were every other payload released, the arena could hold what it has faulted in
+        # now plus what the system can still give.
+        if nbytes + BLOCK_HEADER > stats["resident_bytes"] + spare:
+            raise PayloadTooLargeError(
+                f"{size} does not fit in memory: {facts.describe()}, and {held} "
+                f"({format_size(stats['used_bytes'])} of it in use by other payloads)"
+            )
+        if nbytes + BLOCK_HEADER > self.capacity - _HEAP_START:
+            raise PayloadTooLargeError(
+                f"{size} can never fit in this arena: it reserves "
+                f"{format_size(self.capacity)} of address space (open_arena's max_size)"
+            )
+        try:
+            return tuple(self._native.alloc(nbytes, wait, spare))  # type: ignore[return-value]
+        except ArenaFullError as exc:
+            stats = self.stats()
+            limit = (
+                f"it reached its max_size of {format_size(self.capacity)}"
+                if stats["heap_bytes"] + _HEAP_START + nbytes > self.capacity
+                else f"the system has {memory_facts().describe()}"
+            )
+            reason = f" ({exc})" if "no memory left" in str(exc) else ""
+            raise ArenaFullError(
+                f"no room for {size} after waiting {wait:g} s: {held}, "
+                f"{format_size(stats['used_bytes'])} of it in use by payloads in flight, and "
+                f"{limit}{reason}. Fewer payloads in flight at once (a smaller max_bytes on the "
+                "pipes, fewer max_workers) need less memory"
+            ) from None
+
+    def trim(self, keep: int | None = None) -> int:
+        """Give the pages of free blocks back to the system (in every process at once).
+
+        Args:
+            keep: Offset below which pages stay (default: the ``size`` the arena was opened
+                with, which stays faulted in for small payloads).
+
+        Returns:
+            Bytes punched out of the shared memory (holes already there count too).
+        """
+        floor = self.floor if keep is None else keep
+        return int(self._native.trim(floor))
+
+    @property
+    def floor(self) -> int:
+        """Bytes at the start of the arena that stay faulted in (its ``size``)."""
+        return int(self._native.stats()["floor_bytes"])
+
+    @property
+    def rewarmed(self) -> int:
+        """Bytes faulted in past the floor since the last :meth:`trim` (0: nothing to give
+        back)."""
+        return int(self._native.rewarmed)
 
     def lease(self, offset: int, gen: int) -> Block:
         """Take over the reference that a received message carried for this process.
@@ -240,8 +314,12 @@ class Arena:
         self._native.check()
 
     def stats(self) -> dict[str, int]:
-        """Allocator statistics: capacity, heap, used and free bytes and blocks, repairs."""
-        return dict(self._native.stats())
+        """Allocator statistics: capacity, heap, used and free bytes and blocks, repairs, and
+        ``cold_bytes`` (free blocks given back to the system, or never touched) and
+        ``resident_bytes`` (the heap less those)."""
+        stats = dict(self._native.stats())
+        stats["resident_bytes"] = stats["heap_bytes"] - stats["cold_bytes"]
+        return stats
 
     def close(self) -> None:
         """Close the arena's descriptor. The mapping stays while decoded views still use it."""
@@ -275,12 +353,13 @@ def open_arena(
     """Create an arena (in the parent); use it as a context manager.
 
     Args:
-        size: Bytes mapped and faulted in up front.
-        max_size: The arena grows (by ``grow_step``) up to this many bytes when full; default
-            ``4 * size``.
-        grow_step: Bytes added per growth; default ``size // 4`` (at least 1 MiB).
-        wait: Seconds a full arena makes an allocation wait for frees (backpressure) before
-            :class:`ArenaFullError`.
+        size: Bytes mapped and faulted in up front; they stay faulted in (the floor).
+        max_size: Address space reserved for the arena: it grows up to this many bytes as
+            payloads need it. Default: the machine's memory and swap (at least ``4 * size``),
+            so that only the memory itself limits a payload. Reserving costs no memory.
+        grow_step: Bytes added per growth at least; default ``size // 4`` (at least 1 MiB).
+        wait: Seconds an allocation waits for other payloads to be released when the system's
+            memory is short (backpressure) before :class:`ArenaFullError`.
 
     Returns:
         The arena, holding slot 0.
@@ -290,7 +369,8 @@ def open_arena(
     """
     if size <= 0:
         raise ValueError(f"arena size must be positive, got {size}")
-    max_size = 4 * size if max_size is None else max_size
+    default_range = max_size is None
+    max_size = reserve_size(size) if max_size is None else max_size
     if max_size < size:
         raise ValueError(f"max_size ({max_size}) must be at least size ({size})")
     grow_step = max(size // 4, _MiB) if grow_step is None else grow_step
@@ -298,4 +378,11 @@ def open_arena(
         raise ValueError(f"grow_step must be positive, got {grow_step}")
     if wait < 0:
         raise ValueError(f"wait must be >= 0 seconds, got {wait}")
-    return Arena(native.Arena.create(max_size, size, grow_step), wait)
+    while True:
+        try:
+            return Arena(native.Arena.create(max_size, size, grow_step), wait)
+        except OSError:
+            # A limit on address space (ulimit -v) refuses a large reservation: take less.
+            if not default_range or max_size // 2 < 4 * size:
+                raise
+            max_size //= 2

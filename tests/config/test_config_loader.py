@@ -100,7 +100,7 @@ def test_every_section_is_carried_into_the_config(
         },
         data["processors"][1],
     ]
-    data["connections"] = [{**data["connections"][0], "max_size": 7}]
+    data["connections"] = [{**data["connections"][0], "max_size": 7, "max_bytes": 4096}]
     loader = ConfigLoader()
     cfg = loader.load_from_dict(data)
     assert cfg.executor == {"backend": "thread", "max_workers": 2}
@@ -109,6 +109,8 @@ def test_every_section_is_carried_into_the_config(
     first = cfg.processors[0]
     assert (first.execution, first.timeout, first.max_concurrent) == ("thread", 2.0, 3)
     assert cfg.connections[0].max_size == 7
+    assert cfg.connections[0].max_bytes == 4096
+    assert cfg.connections[0].to_dict()["max_bytes"] == 4096
 
     graph = loader.create_graph_from_config(cfg)
     assert isinstance(graph.error_strategy, SkipStrategy) and graph.error_strategy.max_skips == 3
@@ -116,6 +118,7 @@ def test_every_section_is_carried_into_the_config(
     strip = graph.get_processor("strip")
     assert (strip.execution, strip.timeout, strip.max_concurrent) == ("thread", 2.0, 3)  # type: ignore[attr-defined]
     assert graph.pipes["strip:output->upper:input"].max_size == 7
+    assert graph.pipes["strip:output->upper:input"].max_bytes == 4096
 
     executor = loader.create_executor_from_config(cfg, graph)
     assert (executor.backend, executor.max_workers) == ("thread", 2)
@@ -193,6 +196,8 @@ BAD_CONFIGS = [
     (_with(connections__0__from_output="out"), "connections[0].from_output", "no output pipe"),
     (_with(connections__0__to_input="in"), "connections[0].to_input", "no input pipe"),
     (_with(connections__0__max_size=0), "connections[0].max_size", ">= 1"),
+    (_with(connections__0__max_bytes=0), "connections[0].max_bytes", ">= 1"),
+    (_with(connections__0__max_bytes="64MiB"), "connections[0].max_bytes", "integer"),
     (_with(connections__0__to_input=_DELETE), "connections[0].to_input", "required"),
     (_with(processors=[]), "processors", "at least 1"),
     (_with(processors=_DELETE), "processors", "required"),

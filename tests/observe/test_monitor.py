@@ -108,6 +108,9 @@ def test_pipe_full_and_tapped_data_flow(run: Any) -> None:
         monitor.untap_pipe(tap_id)
     pipes = monitor.get_metrics_summary()["pipes"]
     assert pipes[narrow.pipe_id]["items_in"] == 50
+    assert pipes[narrow.pipe_id]["bytes_in"] == sum(sys.getsizeof(i + 1) for i in range(50))
+    assert 0 < pipes[narrow.pipe_id]["peak_bytes"] <= 3 * sys.getsizeof(50)
+    assert pipes[narrow.pipe_id]["peak_byte_utilization"] < 1e-3  # 64 MiB: far from full
     assert pipes[narrow.pipe_id]["full_events"] >= 1
     assert monitor.get_pipe_status(narrow.pipe_id)["max_size"] == 2
 

@@ -61,7 +61,7 @@ def test_grows_up_to_max_size_then_fails_clearly() -> None:
     with open_arena(2 * MiB, max_size=8 * MiB, grow_step=MiB, wait=0.0) as arena:
         held = [arena.alloc(MiB) for _ in range(6)]
         assert arena.stats()["heap_bytes"] > 2 * MiB
-        with pytest.raises(ArenaFullError, match="raise the arena's max_size"):
+        with pytest.raises(ArenaFullError, match="reached its max_size of 8.0 MiB"):
             for _ in range(10):
                 held.append(arena.alloc(MiB))
         held.clear()
@@ -74,6 +74,83 @@ def test_payload_larger_than_the_arena_can_ever_hold() -> None:
         pytest.raises(PayloadTooLargeError, match="can never fit"),
     ):
         arena.alloc(3 * MiB)
+
+
+def _rss_shmem() -> int:
+    """Bytes of shared memory mapped and resident in this process."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("RssShmem:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no RssShmem in /proc/self/status")
+
+
+def test_grows_to_what_a_payload_needs_and_gives_it_back() -> None:
+    with open_arena(4 * MiB, grow_step=MiB) as arena:
+        assert arena.capacity >= 4 * MiB * 1024  # the machine's memory is reserved, not taken
+        first = arena.alloc(MiB)
+        first.writable()[:] = b"k" * first.size
+        shm_before = _rss_shmem()
+        big = arena.alloc(48 * MiB)  # twelve times the arena's size
+        big.writable()[:] = b"x" * big.size
+        assert arena.stats()["resident_bytes"] >= 48 * MiB
+        assert _rss_shmem() - shm_before >= 40 * MiB
+        big.release()
+        arena.check()
+        assert arena.trim() >= 44 * MiB
+        arena.check()
+        stats = arena.stats()
+        assert stats["resident_bytes"] <= 4 * MiB + 64 * 1024  # back to its floor
+        assert stats["cold_bytes"] >= 44 * MiB and arena.rewarmed == 0
+        assert _rss_shmem() - shm_before < 4 * MiB  # the pages are gone, not just unmapped
+        assert bytes(first.writable()) == b"k" * first.size  # live blocks are never trimmed
+        again = arena.alloc(40 * MiB)  # trimmed pages come back, zeroed, on reuse
+        assert arena.rewarmed >= 40 * MiB
+        view = again.writable()
+        assert view[-1] == 0  # past the floor: a fresh page
+        view[:] = b"y" * again.size
+        assert bytes(view[-3:]) == b"yyy"
+        del view
+        again.release()
+        first.release()
+        arena.check()
+        assert arena.stats()["used_blocks"] == 0
+
+
+def test_payload_that_cannot_fit_in_memory_names_its_size_and_what_is_free(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mpipe._transport import _arena
+    from mpipe._transport._memory import MemoryFacts
+
+    monkeypatch.setattr(_arena, "UNCHECKED_GROWTH", 0)
+    monkeypatch.setattr(_arena, "memory_facts", lambda: MemoryFacts(100 * MiB, 1 << 30, "cgroup"))
+    with open_arena(4 * MiB, wait=0.0) as arena:
+        # 100 MiB available, 64 MiB of them left to the system: 36 MiB to grow by.
+        with pytest.raises(
+            PayloadTooLargeError,
+            match=r"a payload of 50\.0 MiB \(52428800 bytes\) does not fit in memory: "
+            r"100 MiB of 1\.0 GiB available \(the cgroup's memory limit\)",
+        ):
+            arena.alloc(50 * MiB)
+        held = arena.alloc(30 * MiB)  # fits: the arena grows by what the system can give
+        # 40 MiB more would fit if `held` were released: that is a wait, then an error.
+        with pytest.raises(
+            ArenaFullError,
+            match=r"30\.0 MiB of it in use by payloads in flight.*"
+            r"a smaller max_bytes on the pipes, fewer max_workers",
+        ):
+            arena.alloc(40 * MiB)
+        got: list[object] = []
+        waiter = threading.Thread(target=lambda: got.append(arena.alloc(40 * MiB, wait=30.0)))
+        waiter.start()
+        while arena.stats()["waiters"] == 0:  # wait until it blocks, then release
+            time.sleep(0.001)
+        held.release()
+        waiter.join()
+        assert len(got) == 1
+        got.clear()
+        arena.check()
 
 
 def test_full_arena_waits_for_a_free_then_succeeds() -> None:
@@ -220,6 +297,17 @@ def test_block_header_size_matches_native() -> None:
     assert BLOCK_HEADER == 192
 
 
+def _mark_intact(block: Any) -> bool:
+    """Whether a block's first and last byte still say which block it is."""
+    if not block.size:
+        return True
+    view = block.writable()
+    try:
+        return bool(view[0] == view[-1] == block.gen % 251)
+    finally:
+        view.release()
+
+
 @pytest.mark.slow
 def test_any_sequence_of_allocations_and_frees_keeps_the_invariants() -> None:
     from hypothesis import given, settings
@@ -230,6 +318,7 @@ def test_any_sequence_of_allocations_and_frees_keeps_the_invariants() -> None:
             st.tuples(st.just("alloc"), st.integers(0, 300_000)),
             st.tuples(st.just("free"), st.integers(0, 1000)),
             st.tuples(st.just("share"), st.integers(0, 1000)),
+            st.tuples(st.just("trim"), st.integers(0, 2 * MiB)),
         ),
         max_size=40,
     )
@@ -243,7 +332,13 @@ def test_any_sequence_of_allocations_and_frees_keeps_the_invariants() -> None:
             for op, n in steps:
                 if op == "alloc":
                     with contextlib.suppress(ArenaFullError):
-                        held.append(arena.alloc(n))
+                        block = arena.alloc(n)
+                        if block.size:  # its first and last byte say which block it is
+                            block.writable()[0] = block.writable()[-1] = block.gen % 251
+                        held.append(block)
+                        del block
+                elif op == "trim":
+                    arena.trim(n)  # frees only free blocks' pages: what is held stays
                 elif held and op == "free":
                     held.pop(n % len(held))
                 elif held:
@@ -252,6 +347,7 @@ def test_any_sequence_of_allocations_and_frees_keeps_the_invariants() -> None:
                     shared.add((block.offset, block.gen))
                     del block  # no local reference may outlive the loop
                 arena.check()
+            assert all(_mark_intact(b) for b in held)
             held.clear()
             assert arena.stats()["used_blocks"] == len(shared)  # slot 7 still holds these
             arena.reclaim(7)  # a slot that held references dies

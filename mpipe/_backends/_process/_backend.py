@@ -79,6 +79,13 @@ START_TIMEOUT = 60.0
 #: becoming ready in between) break the pool: its workers cannot start.
 START_FAILURES = 3
 START_WINDOW = 60.0
+#: Workers one pool can hold: the arena counts references per process in 64 slots, and the
+#: parent holds slot 0.
+MAX_WORKERS = 63
+#: Seconds after the last run ends (with none started since) before the arena gives the
+#: memory that payloads grew it by back to the system. Back-to-back runs keep it: faulting
+#: shared memory in again costs more than copying into it.
+TRIM_DELAY = 1.0
 
 
 def describe_exit(exitcode: int | None) -> str:
@@ -167,8 +174,9 @@ class ProcessBackend(Backend):
     """A pool of ``max_workers`` worker processes sharing one arena.
 
     Args:
-        max_workers: Worker processes.
-        arena_size: Bytes of shared memory mapped up front (the arena grows to 4x when full).
+        max_workers: Worker processes (at most ``MAX_WORKERS``).
+        arena_size: Bytes of shared memory mapped and faulted in up front, and kept (the
+            arena grows beyond them as payloads need, and gives the growth back when idle).
         start_method: ``"spawn"``: every worker is a fresh interpreter (the one method, safe
             when the parent has threads); kept as an option for forward compatibility.
         message_size: Largest ring message in bytes; larger payloads go through the arena.
@@ -187,6 +195,12 @@ class ProcessBackend(Backend):
         message_size: int = 1016,
     ) -> None:
         super().__init__(max_workers)
+        if max_workers > MAX_WORKERS:
+            raise ConfigurationError(
+                f"max_workers={max_workers} is more than a process pool holds ({MAX_WORKERS} "
+                "worker processes share one arena)",
+                "max_workers",
+            )
         if start_method != "spawn":
             raise ConfigurationError(
                 f"start_method must be 'spawn', got {start_method!r}",
@@ -209,6 +223,7 @@ class ProcessBackend(Backend):
         # Times (monotonic) at which workers died before they were ready, within START_WINDOW.
         self._start_failures: deque[float] = deque()
         self._rr = 0
+        self._trim: asyncio.TimerHandle | None = None
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -222,6 +237,7 @@ class ProcessBackend(Backend):
         self._loop = asyncio.get_running_loop()
         self.broken = None
         self._start_failures.clear()
+        _check_arena_size(self.arena_size)
         self._arena = open_arena(self.arena_size)
         self._codec = Codec(self._arena, (self.message_size - PREFIX.size) // 2)
         self.started = True
@@ -278,7 +294,13 @@ class ProcessBackend(Backend):
                 await asyncio.wait([w.exited for w in workers], timeout=EXIT_GRACE * 5)
         self._workers.clear()
         self._pins.clear()
+        if self._trim is not None:
+            self._trim.cancel()
+            self._trim = None
         if self._arena is not None:
+            # Results the caller still holds keep the shared memory mapped: give back every
+            # page that is not theirs.
+            self._arena.trim(0)
             self._arena.close()
             self._arena = None
         self._codec = None
@@ -337,6 +359,9 @@ class ProcessBackend(Backend):
         """Send a call to a worker: the request is the op, the callable's message (its key
         once the worker has it) and the argument's."""
         assert self._loop is not None
+        if self._trim is not None:  # busy again: keep the memory it grew by
+            self._trim.cancel()
+            self._trim = None
         fn = call.fn
         worker = self._choose(fn)
         codec = self._codec
@@ -369,6 +394,25 @@ class ProcessBackend(Backend):
 
     def submit(self, fn: Callable[[Any], Any], arg: Any, slot: FiringSlot) -> Any:
         return self._submit(CALL, fn, arg, slot)
+
+    def idle(self) -> None:
+        """A run ended: unless another starts within ``TRIM_DELAY`` seconds, give the memory
+        the arena grew by back to the system (only when it grew: small runs pay nothing)."""
+        arena = self._arena
+        if arena is None or not arena.rewarmed or self._loop is None:
+            return
+        if self._trim is not None:
+            self._trim.cancel()
+        if TRIM_DELAY <= 0:
+            self._trim = None
+            arena.trim()
+        else:
+            self._trim = self._loop.call_later(TRIM_DELAY, self._trim_now)
+
+    def _trim_now(self) -> None:
+        self._trim = None
+        if self._arena is not None:
+            self._arena.trim()
 
     def submit_batch(self, fn: Callable[[Any], Any], args: list[Any], slot: FiringSlot) -> Any:
         # The worker names a firing that fails by its index in the stream: slot.index + place.
@@ -677,7 +721,8 @@ class ProcessBackend(Backend):
         if self._arena is not None:
             stats = self._arena.stats()
             out["arena"] = stats
-            out["shm_bytes"] = stats["heap_bytes"]  # mapped shared memory, as the monitor reports
+            # shared memory in use, as the monitor reports: what was given back is not
+            out["shm_bytes"] = stats["resident_bytes"]
         return out
 
     def worker_pids(self) -> list[int]:
@@ -714,6 +759,20 @@ def _fail(call: _Call, error: BaseException) -> None:
     elif not stream.done and stream.error is None:
         stream.error = error
         ProcessBackend._wake(stream)
+
+
+def _check_arena_size(size: int) -> None:
+    """Refuse an ``arena_size`` the machine cannot fault in (before trying to)."""
+    from ..._transport._memory import format_size, memory_facts
+
+    facts = memory_facts()
+    if size > facts.available:
+        raise ConfigurationError(
+            f"arena_size={size} ({format_size(size)}) is more memory than the system can give "
+            f"({facts.describe()}); the arena grows beyond arena_size by itself as payloads "
+            "need, so a smaller one loses nothing",
+            "arena_size",
+        )
 
 
 def _answer(call: _Call, value: Any = None, error: BaseException | None = None) -> None:

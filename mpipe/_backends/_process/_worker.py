@@ -16,7 +16,7 @@ import sys
 import time
 from typing import Any
 
-from ..._transport._errors import SerializationError
+from ..._transport._errors import SerializationError, TransportError
 from ._protocol import (
     BATCH,
     BATCH_ERROR,
@@ -97,13 +97,15 @@ class Worker:
         extra: int = 0,
         times: tuple[float, float, float, float] = _NO_TIMES,
         first: int = 0,
-    ) -> None:
-        """Send one response; a value that cannot be serialized becomes that firing's error
-        (for a batch, ``first`` is the index of its first firing, which such errors name).
+    ) -> bool:
+        """Send one response; a value that cannot be serialized, or that finds no room in the
+        arena (the system's memory is short), becomes that firing's error (then False). For a
+        batch, ``first`` is the index of its first firing, which such errors name.
 
         The answers that end a firing carry ``times`` (see ``_protocol.TIMES``).
         """
         body = b""
+        sent = op
         if op not in (STREAM, END):
             try:
                 body = self.codec.encode(value, 0)
@@ -112,10 +114,28 @@ class Worker:
                     value = self._mark_unserializable(value, first)
                     body = self.codec.encode(value, 0)
                 else:
-                    op, body = ERROR, self.codec.encode(error_payload(exc), 0)
+                    op, body = ERROR, self._error_body(exc)
+            except TransportError as exc:  # no memory for it: the firing fails, not the worker
+                op, body = ERROR, self._error_body(exc)
         if op in TIMED:
             body = TIMES.pack(*times) + body
         self.channel.send(frame(op, fid, extra, body))
+        return op == sent
+
+    def _error_body(self, exc: BaseException) -> bytes:
+        """An error's message. It fits inline in the ring message when the arena has no room:
+        the traceback is cut to its end, then dropped, but never the error itself."""
+        payload = error_payload(exc)
+        try:
+            return self.codec.encode(payload, 0)
+        except TransportError:
+            pass
+        for keep in (2000, 200):
+            try:
+                return self.codec.encode((payload[0], payload[1][-keep:]), 0)
+            except TransportError:
+                continue
+        return self.codec.encode((TransportError(str(exc)[:200]), ""), 0)
 
     @staticmethod
     def _mark_unserializable(batch: tuple[list[Any], list[int] | None, float], first: int) -> Any:
@@ -174,22 +194,22 @@ class Worker:
                         fn = decode(fn_message)
                         if is_ref(fn_message):
                             callables[fn_message] = fn
-                    arg = decode(message[PREFIX.size + extra :])
+                    held = [decode(message[PREFIX.size + extra :])]
                 except Exception as exc:
                     self.send(ERROR, fid, error_payload(exc), times=(picked, picked, picked, 0.0))
                     continue
+                # The firing takes the argument over and drops it before it answers: an input's
+                # arena block is free by the time the parent reads the answer.
                 if op == CALL:
-                    self._call(fid, fn, arg, picked)
+                    self._call(fid, fn, held, picked)
                 elif op == TIMED_CALL:
                     # The pool's timer for this firing starts from this moment, not from
                     # when the call was queued.
                     channel.send(frame(STARTED, fid) + CLOCK.pack(time.monotonic()))
-                    self._call(fid, fn, arg, picked)
+                    self._call(fid, fn, held, picked)
                 else:
-                    first, args = arg  # a batch's argument: (index of its first firing, args)
-                    self._batch(fid, fn, first, args, picked)
-                    del args
-                del fn, arg
+                    self._batch(fid, fn, held, picked)
+                del fn
             elif op == NEXT:
                 stream = self.generators.get(fid)
                 if stream is not None:
@@ -200,7 +220,8 @@ class Worker:
                 if stream is not None:
                     _close(stream.gen)
 
-    def _call(self, fid: int, fn: Any, arg: Any, picked: float) -> None:
+    def _call(self, fid: int, fn: Any, held: list[Any], picked: float) -> None:
+        arg = held.pop()
         start = time.perf_counter()
         try:
             result = fn(arg)
@@ -209,9 +230,11 @@ class Worker:
                 result = self._settle(result)
         except Exception as exc:
             end = time.perf_counter()
+            del arg
             self.send(ERROR, fid, error_payload(exc), times=(picked, start, end, end - start))
             return
         end = time.perf_counter()
+        del arg
         if not plain and (inspect.isgenerator(result) or inspect.isasyncgen(result)):
             stream = self.generators[fid] = _Generator(result, picked, start, end - start)
             self.send(STREAM, fid)
@@ -219,12 +242,15 @@ class Worker:
         else:
             self.send(RESULT, fid, result, times=(picked, start, end, end - start))
 
-    def _batch(self, fid: int, fn: Any, first: int, args: list[Any], picked: float) -> None:
-        # The answer is (values, kinds, seconds); kinds stays None while every firing gave a
-        # plain value (the common case: one flat list to pickle), else one kind per firing.
+    def _batch(self, fid: int, fn: Any, held: list[Any], picked: float) -> None:
+        # The argument is (index of the first firing, the firings' arguments). The answer is
+        # (values, kinds, seconds); kinds stays None while every firing gave a plain value (the
+        # common case: one flat list to pickle), else one kind per firing.
+        first, args = held.pop()
         values: list[Any] = []
         kinds: list[int] | None = None
         start = time.perf_counter()
+        arg: Any = None
         for arg in args:
             kind = BATCH_VALUE
             try:
@@ -241,6 +267,7 @@ class Worker:
             if kinds is not None:
                 kinds.append(kind)
             values.append(result)
+        del args, arg
         end = time.perf_counter()
         self.send(
             BATCH_RESULT,
@@ -289,7 +316,10 @@ class Worker:
                 self.send(END, fid, times=(stream.picked, stream.start, end, stream.busy))
                 return
             stream.credit -= 1
-            self.send(ITEM, fid, item)
+            if not self.send(ITEM, fid, item):  # the item failed to travel: so did the stream
+                del self.generators[fid]
+                _close(stream.gen)
+                return
 
 
 def _close(gen: Any) -> None:

@@ -574,10 +574,11 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
         Keys: ``total_events``, ``events_by_type``, ``active_processors``, ``total_firings``,
         ``total_errors``, ``error_rate``, ``processors`` (per processor ``count``, ``mean_time``,
         ``p50_time``, ``p95_time``, ``items_per_second``, ``mean_queue_time``,
-        ``mean_transfer_time``, ...), ``pipes`` (utilization and backpressure time), ``process``
-        (the latest psutil sample), ``runs``, ``uptime``. Run times are measured where firings
-        ran (a worker process, a thread); waiting for a worker and moving data to it and back
-        are the ``*_queue_time`` and ``*_transfer_time`` entries, apart.
+        ``mean_transfer_time``, ...), ``pipes`` (utilization in items and in bytes, and
+        backpressure time), ``process`` (the latest psutil sample), ``runs``, ``uptime``. Run
+        times are measured where firings ran (a worker process, a thread); waiting for a worker
+        and moving data to it and back are the ``*_queue_time`` and ``*_transfer_time``
+        entries, apart.
         """
         self._fold()
         self._settle()
@@ -594,8 +595,12 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
             m = pipe.get_metrics()
             pipes[pid] = {
                 "items_in": m["items_in"],
+                "bytes_in": m["bytes_in"],
                 "utilization": m["utilization"],
                 "peak_utilization": m["peak_utilization"],
+                "peak_bytes": m["peak_bytes"],
+                "byte_utilization": m["byte_utilization"],
+                "peak_byte_utilization": m["peak_byte_utilization"],
                 "blocked_time": m["blocked_time"],
                 "full_events": m["full_events"],
             }

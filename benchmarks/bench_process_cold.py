@@ -1,0 +1,248 @@
+"""A script's first run: a new executor (worker start included) against warm pools, and where
+the first run's time goes.
+
+Run: ``python -m pytest benchmarks/bench_process_cold.py --benchmark-only -q -s -p no:randomly``
+(sizes: ``MPIPE_BENCH_COLD_ITEMS`` arrays of ``MPIPE_BENCH_ITEM_MIB`` MiB, default 64 of 8 MiB,
+and a ``MPIPE_BENCH_BIG_MIB`` round trip, default 256 MiB).
+
+A script that runs one graph once pays for starting the pool, shipping its functions, growing
+the shared memory and faulting it in; the other benchmarks time warm pools only. Here, with
+the executor's defaults:
+
+- *cold*: a new executor (or pool) per round: start it, run the work, stop it; timed whole.
+  The work is a stream of arrays through two process stages (``scale``: ``2 a``, then
+  ``total``: its sum), and one big array through an identity stage and back. Anchors:
+  ``ProcessPoolExecutor`` and joblib (its reusable loky executor shut down before each round),
+  each started cold in the same run, chaining the two stages through the parent.
+- *warm*: the same work on pools started before timing.
+- *where the first run goes* (mpipe only, printed): on fresh executors, the pool's start
+  (``await executor.start()``: interpreters up and ready), a first one-item run through the two
+  stages (the functions shipped to the workers, the first calls), the first full stream (the
+  arena grows and its new pages are faulted in), a second full stream (warm), and the stop. The
+  goal: a first run costs no more than the pool's start plus 1.5 times a warm run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import statistics
+import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+import numpy as np
+import pytest
+from _anchors import WarmExecutor, cores, identity, line_graph, print_now, scale, total
+from joblib import Parallel, delayed
+from joblib.externals.loky import get_reusable_executor
+
+from mpipe import GraphExecutor
+
+pytestmark = pytest.mark.timeout(3600)
+
+MiB = 1 << 20
+N_CORES = cores()
+ITEMS = int(os.environ.get("MPIPE_BENCH_COLD_ITEMS", "64"))
+ITEM = int(os.environ.get("MPIPE_BENCH_ITEM_MIB", "8")) * MiB
+BIG = int(os.environ.get("MPIPE_BENCH_BIG_MIB", "256")) * MiB
+ROUNDS = 3
+STREAM = f"{ITEMS} x {ITEM // MiB} MiB arrays through two process stages"
+ROUND_TRIP = f"a {BIG // MiB} MiB array through an identity process stage and back"
+COLD_STREAM = f"cold (start, run, stop): {STREAM}"
+WARM_STREAM = f"warm: {STREAM}"
+COLD_BIG = f"cold (start, run, stop): {ROUND_TRIP}"
+WARM_BIG = f"warm: {ROUND_TRIP}"
+_fresh = itertools.count(1)
+PHASES: dict[str, list[float]] = {}
+
+
+def arrays(seed: int) -> Iterator[np.ndarray]:
+    """The stream: fresh arrays, made one at a time as they are pulled."""
+    for i in range(ITEMS):
+        yield np.full(ITEM // 8, float(seed + i))
+
+
+def expected(seed: int) -> float:
+    return sum(2.0 * (seed + i) * (ITEM // 8) for i in range(ITEMS))
+
+
+def big_array() -> np.ndarray:
+    return np.full(BIG // 8, float(next(_fresh)))
+
+
+def two_stage_graph() -> Any:
+    return line_graph([scale, total], execution="process")
+
+
+async def _stream(ex: GraphExecutor, seed: int) -> float:
+    out = await ex.execute_stream({"s0": arrays(seed)})
+    return float(sum(out["s1:output"]))
+
+
+# -- cold ----------------------------------------------------------------------------------------
+
+
+def test_cold_stream_mpipe(record: Any) -> None:
+    def body(seed: int) -> None:
+        async def main() -> float:
+            async with GraphExecutor(two_stage_graph(), max_workers=N_CORES) as ex:
+                return await _stream(ex, seed)
+
+        assert asyncio.run(main()) == expected(seed)
+
+    record(COLD_STREAM, "mpipe", body, lambda: next(_fresh), 1, ROUNDS)
+
+
+def test_cold_stream_process_pool_executor(record: Any) -> None:
+    def body(seed: int) -> None:
+        with ProcessPoolExecutor(N_CORES) as pool:
+            scaled = pool.map(scale, arrays(seed))
+            assert sum(pool.map(total, scaled)) == expected(seed)
+
+    record(COLD_STREAM, "ProcessPoolExecutor", body, lambda: next(_fresh), 1, ROUNDS)
+
+
+def test_cold_stream_joblib(record: Any) -> None:
+    def setup() -> int:
+        get_reusable_executor().shutdown(wait=True)  # the next Parallel starts its workers
+        return next(_fresh)
+
+    def body(seed: int) -> None:
+        with Parallel(n_jobs=N_CORES) as parallel:
+            scaled = parallel(delayed(scale)(a) for a in arrays(seed))
+            assert sum(parallel(delayed(total)(a) for a in scaled)) == expected(seed)
+
+    record(COLD_STREAM, "joblib Parallel", body, setup, 1, ROUNDS)
+
+
+def test_cold_round_trip_mpipe(record: Any) -> None:
+    def body(x: np.ndarray) -> None:
+        graph = line_graph([identity], execution="process")
+        out = GraphExecutor(graph, max_workers=N_CORES).run({"s0": x})["s0:output"]
+        assert out.nbytes == BIG and out[-1] == x[-1]
+
+    record(COLD_BIG, "mpipe", body, big_array, 1, ROUNDS)
+
+
+def test_cold_round_trip_process_pool_executor(record: Any) -> None:
+    def body(x: np.ndarray) -> None:
+        with ProcessPoolExecutor(N_CORES) as pool:
+            assert pool.submit(identity, x).result()[-1] == x[-1]
+
+    record(COLD_BIG, "ProcessPoolExecutor", body, big_array, 1, ROUNDS)
+
+
+def test_cold_round_trip_joblib(record: Any) -> None:
+    def setup() -> np.ndarray:
+        get_reusable_executor().shutdown(wait=True)
+        return big_array()
+
+    def body(x: np.ndarray) -> None:
+        assert Parallel(n_jobs=N_CORES)([delayed(identity)(x)])[0][-1] == x[-1]
+
+    record(COLD_BIG, "joblib Parallel", body, setup, 1, ROUNDS)
+
+
+# -- warm ----------------------------------------------------------------------------------------
+
+
+def test_warm_stream_mpipe(record: Any) -> None:
+    with WarmExecutor(two_stage_graph(), max_workers=N_CORES) as warm:
+        warm.run(_stream(warm.ex, 0))
+
+        def body(seed: int) -> None:
+            assert warm.run(_stream(warm.ex, seed)) == expected(seed)
+
+        record(WARM_STREAM, "mpipe", body, lambda: next(_fresh), 1, ROUNDS)
+
+
+def test_warm_stream_process_pool_executor(record: Any) -> None:
+    with ProcessPoolExecutor(N_CORES) as pool:
+        list(pool.map(total, [np.zeros(1)] * N_CORES))
+
+        def body(seed: int) -> None:
+            assert sum(pool.map(total, pool.map(scale, arrays(seed)))) == expected(seed)
+
+        record(WARM_STREAM, "ProcessPoolExecutor", body, lambda: next(_fresh), 1, ROUNDS)
+
+
+def test_warm_round_trip_mpipe(record: Any) -> None:
+    with WarmExecutor(line_graph([identity], execution="process"), max_workers=N_CORES) as warm:
+        warm.run(warm.ex.execute({"s0": big_array()}))
+
+        def body(x: np.ndarray) -> None:
+            assert warm.run(warm.ex.execute({"s0": x}))["s0:output"][-1] == x[-1]
+
+        record(WARM_BIG, "mpipe", body, big_array, 1, ROUNDS)
+
+
+# -- where a first run's time goes ------------------------------------------------------------
+
+
+def _phase(name: str, seconds: float) -> None:
+    PHASES.setdefault(name, []).append(seconds)
+
+
+def test_first_run_phases(benchmark: Any) -> None:
+    """On fresh executors, each step timed apart (not a pytest-benchmark entry: printed at the
+    end). One executor: its start, a first full stream, a second (warm) one, its stop. Another:
+    its start, a one-item run first (the functions shipped, the workers' first calls), then the
+    full stream, which then pays only for the arena's growth and page faults."""
+
+    async def streams(seed: int) -> None:
+        async with GraphExecutor(two_stage_graph(), max_workers=N_CORES) as ex:
+            t0 = time.perf_counter()
+            await ex.start()
+            t1 = time.perf_counter()
+            assert await _stream(ex, seed) == expected(seed)
+            t2 = time.perf_counter()
+            heap = ex._backends["process"]._arena.stats()["heap_bytes"]  # type: ignore[attr-defined]
+            assert await _stream(ex, seed + 1) == expected(seed + 1)
+            t3 = time.perf_counter()
+        t4 = time.perf_counter()
+        _phase("pool start (workers up and ready)", t1 - t0)
+        _phase("first full stream", t2 - t1)
+        _phase("second full stream (warm)", t3 - t2)
+        _phase("stop", t4 - t3)
+        _phase("arena heap after the first stream, MiB", heap / MiB)
+
+    async def shipped_first(seed: int) -> None:
+        async with GraphExecutor(two_stage_graph(), max_workers=N_CORES) as ex:
+            t0 = time.perf_counter()
+            await ex.start()
+            t1 = time.perf_counter()
+            assert await ex.execute_stream({"s0": [np.ones(1)]}) == {"s1:output": [2.0]}
+            t2 = time.perf_counter()
+            assert await _stream(ex, seed) == expected(seed)
+            t3 = time.perf_counter()
+        _phase("pool start (workers up and ready)", t1 - t0)
+        _phase("one-item first run (functions shipped, first calls)", t2 - t1)
+        _phase("full stream after it (arena growth, page faults)", t3 - t2)
+
+    def body() -> None:
+        asyncio.run(streams(next(_fresh)))
+        asyncio.run(shipped_first(next(_fresh)))
+
+    benchmark.pedantic(body, rounds=ROUNDS, iterations=1, warmup_rounds=0)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if not PHASES:
+        return
+    median = {name: statistics.median(values) for name, values in PHASES.items()}
+    lines = [f"\nfirst runs on {N_CORES} cores (load average {os.getloadavg()[0]:.2f}):"]
+    for name, value in median.items():
+        unit = "" if name.endswith("MiB") else " s"
+        lines.append(f"  {name:55s} median {value:8.3f}{unit}")
+    first, warm = median["first full stream"], median["second full stream (warm)"]
+    verdict = "met" if first <= 1.5 * warm else "NOT met"
+    lines.append(
+        f"  {verdict:8s} first run <= pool start + 1.5 x a warm run: the first stream took "
+        f"{first:.3f} s past the pool's start, {first / warm:.2f}x the warm one ({warm:.3f} s)"
+    )
+    print_now(request, "\n".join(lines))
