@@ -1,7 +1,7 @@
 """The scheduler's transitions, driven by a fake backend whose firings the test completes by hand.
 
 No threads, no processes: the backend hands back futures, the test resolves them in any order
-and checks what the scheduler does (STYLE: dask ``local.py``-style tests of the state machine).
+and checks what the scheduler does: tests of the state machine alone, with no real backend.
 """
 
 from __future__ import annotations
