@@ -20,6 +20,11 @@ Workers the pool kills itself never count against its restart budget: only worke
 before they are ready, ``START_FAILURES`` of them within ``START_WINDOW`` seconds, break the pool,
 and a broken pool fails every call (a failure no error strategy can skip) until it is started
 again.
+
+Why one module of this length: the pool is one state machine (workers starting, ready, busy,
+timed out, retiring, dead; calls queued, running, answered, resent) with one owner, and every
+transition of it is here; what it says to a worker is in ``_protocol.py``, how a worker starts
+in ``_launch.py``, and what a worker does in ``_worker.py``.
 """
 
 from __future__ import annotations

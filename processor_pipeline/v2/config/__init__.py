@@ -1,19 +1,4 @@
-"""Configuration (names only; served by mpipe)."""
+"""Configuration: the config loader and example configs (the names of ``loader``; served by mpipe)."""
 
-from .loader import (
-    ConfigLoader,
-    ConnectionConfig,
-    GraphConfig,
-    ProcessorConfig,
-    create_example_config,
-    load_graph_from_file,
-)
-
-__all__ = [
-    "ConfigLoader",
-    "ConnectionConfig",
-    "GraphConfig",
-    "ProcessorConfig",
-    "create_example_config",
-    "load_graph_from_file",
-]
+from .loader import *  # noqa: F403
+from .loader import __all__ as __all__

@@ -1,23 +1,4 @@
-"""Execution: error strategies (names only; served by mpipe)."""
+"""Execution: error strategies (the names of ``strategies``; served by mpipe)."""
 
-from .strategies import (
-    AdaptiveStrategy,
-    CircuitBreakerStrategy,
-    CompositeStrategy,
-    ErrorStrategy,
-    HaltStrategy,
-    RetryStrategy,
-    SkipStrategy,
-    create_default_error_strategy,
-)
-
-__all__ = [
-    "AdaptiveStrategy",
-    "CircuitBreakerStrategy",
-    "CompositeStrategy",
-    "ErrorStrategy",
-    "HaltStrategy",
-    "RetryStrategy",
-    "SkipStrategy",
-    "create_default_error_strategy",
-]
+from .strategies import *  # noqa: F403
+from .strategies import __all__ as __all__

@@ -1,23 +1,4 @@
-"""Helpers (names only; served by mpipe)."""
+"""Utilities: shortcut builders and diagnostics (the names of ``helpers``; served by mpipe)."""
 
-from .helpers import (
-    create_diamond_pipeline,
-    create_parallel_pipeline,
-    create_simple_pipeline,
-    debug_processor_execution,
-    profile_graph_execution,
-    run_simple_pipeline,
-    validate_and_fix_graph,
-    visualize_graph,
-)
-
-__all__ = [
-    "create_diamond_pipeline",
-    "create_parallel_pipeline",
-    "create_simple_pipeline",
-    "debug_processor_execution",
-    "profile_graph_execution",
-    "run_simple_pipeline",
-    "validate_and_fix_graph",
-    "visualize_graph",
-]
+from .helpers import *  # noqa: F403
+from .helpers import __all__ as __all__
