@@ -592,3 +592,28 @@ def test_a_stream_stage_that_fails_mid_run_keeps_order_and_the_rest() -> None:
         want += [x * 10, x * 10] if x % 11 == 5 else [x * 10]
     assert out == {"c:output": want}
     assert g.get_processor("b").get_metrics()["firings"] == 100  # type: ignore[attr-defined]
+
+
+def test_observers_hear_every_firing_of_a_stream_stage() -> None:
+    from mpipe import RunHooks
+
+    class Count(RunHooks):
+        def __init__(self) -> None:
+            self.started: list[tuple[str, int]] = []
+            self.ended: list[tuple[str, int]] = []
+
+        def firing_start(self, processor_id: str, index: int, start: float) -> None:
+            self.started.append((processor_id, index))
+
+        def firing_end(
+            self, processor_id: str, index: int, start: float, end: float, worker: str, error: Any
+        ) -> None:
+            assert end >= start
+            self.ended.append((processor_id, index))
+
+    hooks = Count()
+    g = chain(("a", lambda x: x + 1), ("b", lambda x: x * 2))
+    out = asyncio.run(GraphExecutor(g, hooks=[hooks]).execute_stream({"a": range(300)}))
+    assert out == {"b:output": [(x + 1) * 2 for x in range(300)]}
+    want = [(p, i) for p in ("a", "b") for i in range(300)]
+    assert sorted(hooks.started) == want and sorted(hooks.ended) == want

@@ -109,7 +109,6 @@ class Scheduler:
         "nodes",
         "observed",
         "outstanding",
-        "per_firing",
         "ready",
         "replying",
         "run_id",
@@ -150,8 +149,6 @@ class Scheduler:
             self.first_hooks = _overriding(hooks, "processor_start")
             self.finish_hooks = _overriding(hooks, "processor_end")
         self.observed = bool(self.first_hooks)
-        # Observers told of each firing as it starts or ends: inline firings then run one by one.
-        self.per_firing = bool(self.start_hooks or self.end_hooks)
         self.run_id = run_id
         self.ready: deque[Node] = deque()
         # Nodes that gave way to the event loop: ready again after its next turn.
@@ -238,7 +235,6 @@ class Scheduler:
                 self.finish_hooks = [h for h in self.finish_hooks if h is not hook]
                 break
         self.observed = bool(self.first_hooks) or self.timeline is not None
-        self.per_firing = bool(self.start_hooks or self.end_hooks)
 
     def record_spans(
         self,
@@ -412,12 +408,7 @@ class Scheduler:
                         and not node.processor.has_callbacks
                         and (node.gated is None or node.gated.allow(node.node_id))
                     ):
-                        if (
-                            node.run_ok
-                            and node.gated is None
-                            and not self.per_firing
-                            and self._fire_run(node)
-                        ):
+                        if node.run_ok and node.gated is None and self._fire_run(node):
                             continue
                         self._fire_inline(node)
                     else:
@@ -646,9 +637,12 @@ class Scheduler:
         t0 = start
         odd: tuple[Any, Any] | None = None  # the argument and the result that end the run
         failure: tuple[Any, Exception] | None = None
+        start_hooks, end_hooks = self.start_hooks, self.end_hooks
         for index in range(first, first + room):
             arg = popleft()
             taken_bytes += pop_size()
+            for hook in start_hooks:
+                hook.firing_start(node_id, index, t0)
             try:
                 result = fn(arg)
             except Exception as exc:
@@ -659,17 +653,19 @@ class Scheduler:
             ):
                 odd = (arg, result)
                 break
+            t1 = perf_counter()
             append(result)
             cls = type(result)
             size = (size_of(cls) or sizer_of(cls))(result)
             sizes.append(size)
             byte_room -= size
-            t1 = perf_counter()
             if t1 - t0 > longest:
                 longest = t1 - t0
             if spans is not None and spans.add(node_id, index, t0, t1, "main"):
                 timeline.full()  # type: ignore[union-attr]
-            t0 = t1
+            for hook in end_hooks:
+                hook.firing_end(node_id, index, t0, t1, "main", None)
+            t0 = perf_counter() if end_hooks else t1
             if byte_room <= 0:  # the outputs are full in bytes: the rest waits for room
                 break
         done = len(results)
