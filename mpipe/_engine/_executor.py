@@ -287,14 +287,11 @@ class GraphExecutor(BreakpointAPI):
             streaming=streaming,
             collect=collect,
             hooks=hooks,
-            inline=await self._backend("inline") if streaming or resume else self._inline(),
+            inline=await self._backend("inline") if streaming or resume else None,
             manager=self.checkpoint_manager,
             resume=resume,
             backends=list(self._backends.values()),
         )
-
-    def _inline(self) -> Backend:
-        return self._backend_for("inline")
 
     def _strategy_for(self, pid: str, proc: ProcessorInterface) -> Any:
         graph = self.graph

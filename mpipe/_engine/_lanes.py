@@ -10,9 +10,9 @@ A lane is bounded twice: in items (``max_size``) and in bytes (``max_bytes``); i
 either bound is reached, and its producer then waits. ``held`` is the sum of the sizes of the
 items in it (``payload_nbytes``, taken when each item enters and kept beside it in ``sizes``).
 
-When a run ends, each lane adds its traffic to its pipe's counters (:meth:`Lane.fold`), so a
-pipe's ``get_metrics()`` still sums every run that went through it; the lane keeps that run's
-figures for observers until the next run starts.
+When a run ends, each lane moves its traffic into its pipe's counters (:meth:`Lane.fold`), so a
+pipe's ``get_metrics()`` sums every run that went through it; while a run is live, a pipe's
+metrics add its lanes' traffic so far.
 
 Invariant: the scheduler lets a lane exceed ``max_size`` by at most a processor's concurrency (a
 firing already running when the lane filled still delivers its output), and ``max_bytes`` by
@@ -91,7 +91,7 @@ class Lane:
         self.zero()
 
     def zero(self) -> None:
-        """Zero the traffic counters (the last run's were added to the pipe already)."""
+        """Zero the traffic counters (a run's are moved into the pipe's when it ends)."""
         self.items_in = 0
         self.items_out = 0
         self.bytes_in = 0
@@ -258,15 +258,16 @@ class Lane:
             **self.get_metrics(),
         }
 
-    def fold(self) -> None:
-        """Add this run's traffic to the pipe's own counters, and report how often its taps
-        failed (at the run's end). Written without the pipe's lock: while a run uses a pipe,
-        nothing else puts into it."""
-        if self.tap_errors.counts:
-            self.tap_errors.report()
-        for pipe in self.watched:
-            if pipe._tap_errors.counts:
-                pipe._tap_errors.report()
+    def fold(self, now: float) -> None:
+        """Move this run's traffic into the pipe's own counters (at the run's end, ``now`` by
+        the wall clock) and zero the lane's; report how often its taps failed. Written without
+        the pipe's lock: while a run uses a pipe, nothing else puts into it."""
+        if self.tapped:
+            if self.tap_errors.counts:
+                self.tap_errors.report()
+            for watched in self.watched:
+                if watched._tap_errors.counts:
+                    watched._tap_errors.report()
         if self.blocked_since is not None:
             self.note_blocked(False)
         pipe = self.pipe
@@ -279,8 +280,8 @@ class Lane:
         pipe._full_events += self.full_events
         if self.peak_bytes > pipe._peak_bytes:
             pipe._peak_bytes = self.peak_bytes
-        if self.items_in or self.items_out:
-            pipe._last_activity = time.time()
+        pipe._last_activity = now
+        self.zero()
 
     def __repr__(self) -> str:
         return f"Lane({self.pipe_id!r}, size={len(self.items)}/{self.max_size})"

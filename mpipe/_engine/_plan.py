@@ -10,6 +10,7 @@ a plan of their own and run independently.
 from __future__ import annotations
 
 import gc
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -83,8 +84,10 @@ class Plan:
         #: The processor ids, one list shared by every run of the plan (observers may tell two
         #: runs of one plan apart from runs of another by its identity).
         self.processor_ids = list(placements)
-        #: Every lane by pipe id, for observers (made once per plan, shared by its runs).
+        #: Every lane by pipe id, and every pipe of the plan by id, for observers (made once per
+        #: plan, shared by its runs): a pipe's metrics count its live lanes' traffic.
         self.lane_map = {lane.pipe_id: lane for lane in lanes}
+        self.pipe_map = {lane.pipe_id: lane.pipe for lane in lanes}
         #: The lanes of each pipe, by the pipe's identity (see :meth:`lanes_of`).
         self._by_pipe: dict[int, list[Lane]] = {}
         for lane in lanes:
@@ -107,8 +110,7 @@ class Plan:
         #: Set when a run put replay feeders in some nodes' place (resume): the next run links
         #: the nodes to their lanes again.
         self.relink = False
-        #: The lanes whose counters the last run moved, and the taps the lanes last saw.
-        self.used: list[Lane] = []
+        #: How many tap changes the lanes last saw (see ``tap_changes``).
         self.taps_seen = tap_changes()
 
     def reset(self) -> None:
@@ -118,10 +120,6 @@ class Plan:
             self.taps_seen = changes
             for lane in self.lanes:
                 lane.retap()
-        if self.used:
-            for lane in self.used:
-                lane.zero()
-            self.used = []
         for lane in self.lanes:  # Lane.reopen, inline: a wide graph has thousands of lanes
             if lane.items:
                 lane.clear()
@@ -140,11 +138,10 @@ class Plan:
 
     def fold(self) -> None:
         """Add the run's traffic to the graph's pipes (at the end of every run)."""
-        used = self.used
+        now = time.time()
         for lane in self.lanes:
             if lane.items_in or lane.full_events:
-                lane.fold()
-                used.append(lane)
+                lane.fold(now)
 
 
 def compile_plan(

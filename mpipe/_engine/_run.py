@@ -95,8 +95,6 @@ class Run:
                 if lifecycle
                 else []
             )
-            remove_live_traffic(self.plan)
-            self.plan.fold()
             failed = sched.failure[0] if sched.failure is not None else None
             for p in self.procs:
                 p.state = (
@@ -113,8 +111,12 @@ class Run:
                 self.status["failed_processor"] = sched.failure[0]
                 self.status["error"] = repr(sched.failure[1])
                 sched.failure = None
-            for hook in hooks:
-                hook.run_end(info, error)
+            try:
+                for hook in hooks:  # they still see the run's lanes with its traffic
+                    hook.run_end(info, error)
+            finally:
+                remove_live_traffic(self.plan)
+                self.plan.fold()
             error = None  # this frame is in the raised error's traceback: no cycle through it
         for r in results:
             if isinstance(r, BaseException):
@@ -137,7 +139,7 @@ async def prepare_run(
     streaming: bool,
     collect: bool,
     hooks: list[RunHooks],
-    inline: Backend,
+    inline: Backend | None,
     manager: CheckpointManager | None = None,
     resume: str | None = None,
     backends: list[Backend] | None = None,
@@ -152,7 +154,7 @@ async def prepare_run(
         collect: Gather sink items in lists (batch, ``execute_stream``) rather than queueing
             them for a consumer (``stream``).
         hooks: The run's observers (a checkpointer is added when ``manager`` is set).
-        inline: The inline backend, for feeders.
+        inline: The inline backend, for feeders (a stream's input, a resumed run's replays).
         manager: Save every processor's outputs here.
         resume: Replay what the processors completed in that run instead of running them.
         backends: Every backend of the executor, for observers.
@@ -192,6 +194,7 @@ async def prepare_run(
         lane.consumer = sink
     feeders: list[Node] = []
     if streaming:
+        assert inline is not None, "a stream's feeders run on the inline backend"
         for f in feeds:
             outputs = {
                 name: [entry_lanes[(e.processor_id, e.pipe_name)] for e in targets]
@@ -224,7 +227,8 @@ async def prepare_run(
         mode="stream" if streaming else "batch",
     )
     if hooks:  # what observers may inspect (built only when someone observes)
-        info.extra["pipes"] = plan.lane_map
+        info.extra["pipes"] = plan.pipe_map
+        info.extra["lanes"] = plan.lane_map
         info.extra["backends"] = backends or []
         info.extra["resumed"] = sorted(done)
         info.extra["graph"] = graph
@@ -262,7 +266,7 @@ def _replay(
     graph: ProcessingGraph,
     done: dict[str, dict[str, list[Any]]],
     feeders: list[Node],
-    inline: Backend,
+    inline: Backend | None,
 ) -> list[Node]:
     """Nobody runs a replayed processor: the lanes into it are closed (what arrives is dropped)
     and a feeder replays its saved outputs into its output lanes. The nodes that still run."""
@@ -274,6 +278,7 @@ def _replay(
         if conn[2] in done:
             lane_of[graph.pipes[connection_id(conn)].pipe_id].closed = True
     plan.relink = True
+    assert inline is not None, "replays run on the inline backend"
     for n in plan.nodes:
         if n.node_id in done:
             items = replay_items(done[n.node_id], list(n.outputs))

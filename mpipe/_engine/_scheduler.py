@@ -408,7 +408,12 @@ class Scheduler:
                         and not node.processor.has_callbacks
                         and (node.gated is None or node.gated.allow(node.node_id))
                     ):
-                        if node.run_ok and node.gated is None and self._fire_run(node):
+                        if (
+                            node.run_ok
+                            and node.gated is None
+                            and len(node.inputs[0].items) > 1
+                            and self._fire_run(node)
+                        ):
                             continue
                         self._fire_inline(node)
                     else:

@@ -64,7 +64,7 @@ class RunSeries:
         self.totals: dict[str, int] = dict(extra.get("totals", {}))
         self.processor_ids: list[str] = list(run.processor_ids)
         self._index = {pid: n for n, pid in enumerate(self.processor_ids)}
-        lanes = extra.get("pipes", {})
+        lanes = extra.get("lanes", {})  # the run's own queues, sampled while it is live
         self.pipe_ids: list[str] = list(lanes)
         self.lanes: list[Any] = list(lanes.values())
         self.backends: list[Any] = list(extra.get("backends", []))
