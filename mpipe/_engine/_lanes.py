@@ -83,12 +83,15 @@ class Lane:
         # wakes the producer, an offer the consumer.
         self.consumer: Any = None
         self.producer: Any = None
-        #: Taps of this run only (checkpoints of a processor's outputs), by id.
-        self.run_taps: dict[str, Callable[[Any], Any]] = {}
-        self.tap_errors = ObserverErrors()
-        self.tapped = False
-        self.retap()
-        self.zero()
+        #: Taps of this run only (checkpoints of a processor's outputs), by id, and how often
+        #: taps failed: made when first needed (a wide graph has thousands of lanes).
+        self.run_taps: dict[str, Callable[[Any], Any]] | None = None
+        self.tap_errors: ObserverErrors | None = None
+        self.tapped = any(p._taps for p in self.watched)
+        self.items_in = self.items_out = self.bytes_in = self.peak = 0
+        self.full_events = self.peak_bytes = 0
+        self.blocked_time = 0.0
+        self.blocked_since: float | None = None
 
     def zero(self) -> None:
         """Zero the traffic counters (a run's are moved into the pipe's when it ends)."""
@@ -97,7 +100,7 @@ class Lane:
         self.bytes_in = 0
         self.peak = 0
         self.blocked_time = 0.0
-        self.blocked_since: float | None = None
+        self.blocked_since = None
         self.full_events = 0
         self.peak_bytes = 0
 
@@ -208,21 +211,26 @@ class Lane:
 
     def add_tap(self, tap_id: str, fn: Callable[[Any], Any]) -> None:
         """Call ``fn(item)`` for every item that enters the lane, for this run only."""
+        if self.run_taps is None:
+            self.run_taps = {}
         self.run_taps[tap_id] = fn
         self.tapped = True
 
     def remove_tap(self, tap_id: str) -> None:
-        self.run_taps.pop(tap_id, None)
+        if self.run_taps is not None:
+            self.run_taps.pop(tap_id, None)
         self.retap()
 
     def _run_taps(self, item: Any) -> None:
         for pipe in self.watched:
             if pipe._taps:
                 pipe._run_taps(item)
-        for tap_id, fn in list(self.run_taps.items()):
+        for tap_id, fn in list((self.run_taps or {}).items()):
             try:
                 fn(item)
             except Exception:
+                if self.tap_errors is None:
+                    self.tap_errors = ObserverErrors()
                 self.tap_errors.failed(f"tap {tap_id!r} on pipe {self.pipe_id!r}")
 
     # -- what observers see --------------------------------------------------------------------------
@@ -254,7 +262,7 @@ class Lane:
             "pipe_id": self.pipe_id,
             "pipe_type": pipe.pipe_type.value,
             "state": "closed" if self.closed else "open",
-            "taps": sorted({*pipe._taps, *self.run_taps}),
+            "taps": sorted({*pipe._taps, *(self.run_taps or {})}),
             **self.get_metrics(),
         }
 
@@ -263,7 +271,7 @@ class Lane:
         the wall clock) and zero the lane's; report how often its taps failed. Written without
         the pipe's lock: while a run uses a pipe, nothing else puts into it."""
         if self.tapped:
-            if self.tap_errors.counts:
+            if self.tap_errors is not None and self.tap_errors.counts:
                 self.tap_errors.report()
             for watched in self.watched:
                 if watched._tap_errors.counts:

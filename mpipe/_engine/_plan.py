@@ -280,6 +280,8 @@ def _mark_fetching(graph: ProcessingGraph, nodes: list[Node]) -> None:
     ``fetcher``; a processor placed on another backend that takes from one fetches the values
     before each firing. Decided here, at compile time, so that nodes fed only by local nodes keep
     their fast path."""
+    if all(b.fetcher() is None for b in {id(n.backend): n.backend for n in nodes}.values()):
+        return  # the common case: every value is local
     by_id = {n.node_id: n for n in nodes}
     for node in nodes:
         for pid in graph.nodes[node.node_id].dependencies:
