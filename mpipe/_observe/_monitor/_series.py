@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ..._model._pipe import byte_metrics
 from .._hooks import Timeline
 
 __all__ = ["MAX_MARKS", "MAX_POINTS", "RunSeries"]
@@ -80,8 +81,9 @@ class RunSeries:
         self.started_wall: float = run.started_at
         self.ended: float | None = None
         self.error: str | None = None
-        #: Each lane's traffic at the run's end (a later run of the same plan resets lanes).
-        self.lane_metrics: list[dict[str, Any]] | None = None
+        # Each lane's counters at the run's end, as plain numbers (the lanes are zeroed when the
+        # run ends; the metrics dicts are built only if a report asks, see ``lane_metrics``).
+        self._lane_counts: list[list[Any]] | None = None
         self.stride = 1
         self._ticks = 0
         self._final: tuple[float, tuple[int, ...], tuple[float, ...], int, int] | None = None
@@ -178,11 +180,64 @@ class RunSeries:
         """The run ended: its last point is taken now (lanes, arena) and completed with the
         firing counts when first read, so that ending a run costs no pass over its spans."""
         self._final = self._lanes_now()
-        self.lane_metrics = [lane.get_metrics() for lane in self.lanes]
+        # Column by column: a list of numbers per counter, no object per lane (a wide graph
+        # has thousands of lanes, and one tuple each would keep the garbage collector busy).
+        lanes = self.lanes
+        self._lane_counts = [
+            [ln.items_in for ln in lanes],
+            [ln.items_out for ln in lanes],
+            [ln.bytes_in for ln in lanes],
+            [len(ln.items) for ln in lanes],
+            [ln.peak for ln in lanes],
+            [ln.max_size for ln in lanes],
+            [ln.blocked_time for ln in lanes],
+            [ln.full_events for ln in lanes],
+            [ln.held for ln in lanes],
+            [ln.peak_bytes for ln in lanes],
+            [ln.pipe.max_bytes for ln in lanes],
+        ]
         self.error = None if error is None else f"{type(error).__name__}: {error}"
         self.ended = time.perf_counter()
 
     # -- readers (any thread) ----------------------------------------------------------------------
+
+    @property
+    def lane_metrics(self) -> list[dict[str, Any]] | None:
+        """Each lane's traffic at the run's end, in the shape of ``Pipe.get_metrics`` (None while
+        the run is live)."""
+        counts = self._lane_counts
+        if counts is None:
+            return None
+        out = []
+        for (
+            items_in,
+            items_out,
+            nbytes,
+            size,
+            peak,
+            max_size,
+            blocked,
+            full,
+            held,
+            peak_b,
+            mb,
+        ) in zip(*counts, strict=True):
+            out.append(
+                {
+                    "items_in": items_in,
+                    "items_out": items_out,
+                    "bytes_in": nbytes,
+                    "size": size,
+                    "peak_size": peak,
+                    "max_size": max_size,
+                    "utilization": size / max_size,
+                    "peak_utilization": peak / max_size,
+                    "blocked_time": blocked,
+                    "full_events": full,
+                    **byte_metrics(held, peak_b, mb),
+                }
+            )
+        return out
 
     def snapshot(self) -> list[Point]:
         """The points so far (the last one included once the run ended)."""
