@@ -108,12 +108,6 @@ class Lane:
         """Look at the watched pipes' taps again (they changed since the lane last looked)."""
         self.tapped = bool(self.run_taps) or any(p._taps for p in self.watched)
 
-    def reopen(self) -> None:
-        """Empty and reopen for a new run (``Plan.reset`` does this inline for every lane)."""
-        if self.items:
-            self.clear()
-        self.closed = False
-
     # -- the scheduler's side ----------------------------------------------------------------------
 
     def offer(self, item: Any) -> None:

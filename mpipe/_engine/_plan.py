@@ -120,7 +120,7 @@ class Plan:
             self.taps_seen = changes
             for lane in self.lanes:
                 lane.retap()
-        for lane in self.lanes:  # Lane.reopen, inline: a wide graph has thousands of lanes
+        for lane in self.lanes:  # empty and open again
             if lane.items:
                 lane.clear()
             lane.closed = False

@@ -468,6 +468,7 @@ class Scheduler:
         self.schedule(lane.producer)
 
     def take(self, lane: Lane) -> Any:
+        # ``_took`` inlined: this is the per-item path.
         was_full = len(lane.items) >= lane.max_size or lane.held >= lane.max_bytes
         item = lane.take()
         left = len(lane.items)
@@ -485,10 +486,15 @@ class Scheduler:
 
     def take_many(self, lane: Lane, n: int) -> list[Any]:
         """``_take`` for ``n`` items (``n`` at most what the lane holds)."""
-        was = len(lane.items)
-        was_full = was >= lane.max_size or lane.held >= lane.max_bytes
+        was_full = len(lane.items) >= lane.max_size or lane.held >= lane.max_bytes
         items = lane.take_many(n)
-        if was == n:
+        self._took(lane, was_full)
+        return items
+
+    def _took(self, lane: Lane, was_full: bool) -> None:
+        """Items left ``lane``: its consumer may have none left (and, the lane closed, be
+        drained), and its producer, when the lane ``was_full``, may go on."""
+        if not lane.items:
             consumer = lane.consumer
             if type(consumer) is Node:
                 consumer.filled -= 1
@@ -496,9 +502,8 @@ class Scheduler:
                     consumer.drained = True
         if lane.blocked_since is not None:
             lane.note_blocked(False)
-        if was_full:
+        if was_full:  # its producer may be waiting for this room
             self.schedule(lane.producer)
-        return items
 
     def fire(self, node: Node, holds_batch: bool = False) -> None:
         """Take a node's next input and start its firing; ``holds_batch``: the firing counts
@@ -675,18 +680,10 @@ class Scheduler:
                 break
         done = len(results)
         taken = done + (odd is not None or failure is not None)
-        # The take, for all of them (``take_many``'s bookkeeping).
+        # The take, for all of them.
         lane.items_out += taken
         lane.held -= taken_bytes
-        left = len(items)
-        if not left:
-            node.filled -= 1
-            if lane.closed:
-                node.drained = True
-        if lane.blocked_since is not None:
-            lane.note_blocked(False)
-        if was_full:  # its producer may be waiting for this room
-            self.schedule(lane.producer)
+        self._took(lane, was_full)
         node.index = first + taken
         if done:
             node.processor._record_many(done, t0 - start, longest)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -113,7 +114,7 @@ def _watch(
 _S = TypeVar("_S", bound="_Side")
 
 
-class _Side:
+class _Side(ABC):
     """What both ends of a channel share: watching one ring's doorbell from an event loop, and
     closing as a context manager."""
 
@@ -142,8 +143,9 @@ class _Side:
                 self._first.cancel()
                 self._first = None
 
+    @abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Release this end's doorbells and ring references."""
 
     def __enter__(self: _S) -> _S:
         return self
