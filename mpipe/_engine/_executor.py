@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -20,7 +21,7 @@ from .._model._placement import check_placement
 from .._observe._breakpoints import BreakpointAPI, BreakpointHit, BreakpointManager
 from .._observe._checkpoints import CheckpointManager
 from .._observe._hooks import RunHooks
-from ._plan import Plan, compile_plan
+from ._plan import Plan, compile_plan, give_back, take_spare
 from ._run import Run, prepare_run
 
 __all__ = ["GraphExecutor"]
@@ -110,6 +111,7 @@ class GraphExecutor(BreakpointAPI):
             self.add_hooks(h)
         self._backends: dict[str, Backend] = {}
         self._compiled: Plan | None = None
+        self._plan_keeper: weakref.finalize[Any, Any] | None = None
         self._entered = False
         self._busy = False
         self._stop_requested = False
@@ -230,9 +232,16 @@ class GraphExecutor(BreakpointAPI):
         fingerprint = self._fingerprint()
         plan = self._compiled
         if plan is None or plan.fingerprint != fingerprint:
-            plan = self._compiled = compile_plan(
-                self.graph, fingerprint, self.backend, self._backend_for, self._strategy_for
+            graph = self.graph
+            plan = take_spare(graph, fingerprint, self._backend_for) or compile_plan(
+                graph, fingerprint, self.backend, self._backend_for, self._strategy_for
             )
+            self._compiled = plan
+            # When this executor is dropped, the next executor of the graph may take the plan.
+            if self._plan_keeper is not None:
+                self._plan_keeper.detach()
+            self._plan_keeper = weakref.finalize(self, give_back, weakref.ref(graph), plan)
+            self._plan_keeper.atexit = False
         return plan
 
     async def start(self) -> None:

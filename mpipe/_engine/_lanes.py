@@ -10,9 +10,13 @@ A lane is bounded twice: in items (``max_size``) and in bytes (``max_bytes``); i
 either bound is reached, and its producer then waits. ``held`` is the sum of the sizes of the
 items in it (``payload_nbytes``, taken when each item enters and kept beside it in ``sizes``).
 
-When a run ends, each lane moves its traffic into its pipe's counters (:meth:`Lane.fold`), so a
-pipe's ``get_metrics()`` sums every run that went through it; while a run is live, a pipe's
-metrics add its lanes' traffic so far.
+A lane counts its traffic over every run of its plan (``items_in``, ``items_out``, ``bytes_in``,
+``blocked_time``, ``full_events``: nothing is added up or zeroed per run, which a wide graph of
+thousands of lanes would pay on every run); ``peak`` and ``peak_bytes`` are the current run's,
+and ``top``/``top_bytes`` the highest of the runs before. A pipe's ``get_metrics()`` adds the
+lanes of every plan alive to its own counters; when a plan is dropped, its lanes' traffic moves
+into their pipes (:meth:`Lane.retire`). A run's own traffic is the difference between the
+counters at its end and at its start (what the monitor keeps).
 
 Invariant: the scheduler lets a lane exceed ``max_size`` by at most a processor's concurrency (a
 firing already running when the lane filled still delivers its output), and ``max_bytes`` by
@@ -31,7 +35,29 @@ from typing import Any
 from .._model._observer_errors import ObserverErrors
 from .._model._pipe import SIZERS, Pipe, byte_metrics, payload_nbytes, sizer_of
 
-__all__ = ["Lane"]
+__all__ = ["Lane", "LaneBook"]
+
+
+class LaneBook:
+    """The few lanes of a plan that need a look when a run ends: those whose producer was
+    waiting for room (their waiting time is closed) and those whose taps failed (reported
+    once). Kept as they happen, so that ending a run costs no pass over every lane."""
+
+    __slots__ = ("failed_taps", "stalled")
+
+    def __init__(self) -> None:
+        self.stalled: set[Lane] = set()
+        self.failed_taps: set[Lane] = set()
+
+    def settle(self) -> None:
+        """A run ended: stop counting waits, report tap failures."""
+        for lane in self.stalled:
+            if lane.blocked_since is not None:
+                lane.note_blocked(False)
+        self.stalled.clear()
+        for lane in self.failed_taps:
+            lane.report_tap_errors()
+        self.failed_taps.clear()
 
 
 class Lane:
@@ -46,6 +72,7 @@ class Lane:
     __slots__ = (
         "blocked_since",
         "blocked_time",
+        "book",
         "bytes_in",
         "closed",
         "consumer",
@@ -65,6 +92,8 @@ class Lane:
         "sizes",
         "tap_errors",
         "tapped",
+        "top",
+        "top_bytes",
         "watched",
     )
 
@@ -74,7 +103,7 @@ class Lane:
         self.max_size = pipe.max_size
         # No byte bound is a bound no lane reaches: one comparison either way.
         self.max_bytes = sys.maxsize if pipe.max_bytes is None else pipe.max_bytes
-        self.watched = (pipe, *(p for p in watched if p is not pipe))
+        self.watched = (pipe, *[p for p in watched if p is not pipe]) if watched else (pipe,)
         self.items: deque[Any] = deque()
         self.sizes: deque[int] = deque()
         self.held = 0
@@ -87,22 +116,32 @@ class Lane:
         #: taps failed: made when first needed (a wide graph has thousands of lanes).
         self.run_taps: dict[str, Callable[[Any], Any]] | None = None
         self.tap_errors: ObserverErrors | None = None
-        self.tapped = any(p._taps for p in self.watched)
-        self.items_in = self.items_out = self.bytes_in = self.peak = 0
-        self.full_events = self.peak_bytes = 0
+        self.tapped = bool(pipe._taps) or any(p._taps for p in watched)
+        self.items_in = self.items_out = self.bytes_in = self.peak = self.top = 0
+        self.full_events = self.peak_bytes = self.top_bytes = 0
         self.blocked_time = 0.0
         self.blocked_since: float | None = None
+        #: The plan's record of lanes that need a look when a run ends (set by the plan).
+        self.book: LaneBook | None = None
 
     def zero(self) -> None:
-        """Zero the traffic counters (a run's are moved into the pipe's when it ends)."""
+        """Zero the traffic counters (the pipe was reset, or took them over)."""
         self.items_in = 0
         self.items_out = 0
         self.bytes_in = 0
-        self.peak = 0
+        self.peak = self.top = 0
         self.blocked_time = 0.0
         self.blocked_since = None
         self.full_events = 0
-        self.peak_bytes = 0
+        self.peak_bytes = self.top_bytes = 0
+
+    def new_run(self) -> None:
+        """Keep the last run's peaks as the lane's highest so far; the next run's start at 0."""
+        if self.peak > self.top:
+            self.top = self.peak
+        if self.peak_bytes > self.top_bytes:
+            self.top_bytes = self.peak_bytes
+        self.peak = self.peak_bytes = 0
 
     def retap(self) -> None:
         """Look at the watched pipes' taps again (they changed since the lane last looked)."""
@@ -184,6 +223,11 @@ class Lane:
             self.held -= sum([drop() for _ in range(n)])
         return [popleft() for _ in range(n)]
 
+    @property
+    def size(self) -> int:
+        """How many items the lane holds."""
+        return len(self.items)
+
     def clear(self) -> None:
         """Drop every item (nobody will take them)."""
         self.items.clear()
@@ -197,6 +241,8 @@ class Lane:
             if self.blocked_since is None:
                 self.blocked_since = now
                 self.full_events += 1
+                if self.book is not None:
+                    self.book.stalled.add(self)
         elif self.blocked_since is not None:
             self.blocked_time += now - self.blocked_since
             self.blocked_since = None
@@ -216,9 +262,12 @@ class Lane:
         self.retap()
 
     def _run_taps(self, item: Any) -> None:
+        failed = False
         for pipe in self.watched:
             if pipe._taps:
                 pipe._run_taps(item)
+                if pipe._tap_errors.counts:
+                    failed = True
         for tap_id, fn in list((self.run_taps or {}).items()):
             try:
                 fn(item)
@@ -226,27 +275,40 @@ class Lane:
                 if self.tap_errors is None:
                     self.tap_errors = ObserverErrors()
                 self.tap_errors.failed(f"tap {tap_id!r} on pipe {self.pipe_id!r}")
+                failed = True
+        if failed and self.book is not None:
+            self.book.failed_taps.add(self)
+
+    def report_tap_errors(self) -> None:
+        """Log how often this lane's taps failed since the last report (at a run's end)."""
+        if self.tap_errors is not None and self.tap_errors.counts:
+            self.tap_errors.report()
+        for watched in self.watched:
+            if watched._tap_errors.counts:
+                watched._tap_errors.report()
 
     # -- what observers see --------------------------------------------------------------------------
 
     def get_metrics(self) -> dict[str, Any]:
-        """This run's traffic, in the shape of :meth:`Pipe.get_metrics` (JSON-compatible)."""
+        """The lane's traffic over its plan's runs and what it holds now, in the shape of
+        :meth:`Pipe.get_metrics` (JSON-compatible); the peaks are the highest of any run."""
         blocked = self.blocked_time
         if self.blocked_since is not None:
             blocked += time.perf_counter() - self.blocked_since
         size = len(self.items)
+        peak = max(self.peak, self.top)
         return {
             "items_in": self.items_in,
             "items_out": self.items_out,
             "bytes_in": self.bytes_in,
             "size": size,
-            "peak_size": self.peak,
+            "peak_size": peak,
             "max_size": self.max_size,
             "utilization": size / self.max_size,
-            "peak_utilization": self.peak / self.max_size,
+            "peak_utilization": peak / self.max_size,
             "blocked_time": blocked,
             "full_events": self.full_events,
-            **byte_metrics(self.held, self.peak_bytes, self.pipe.max_bytes),
+            **byte_metrics(self.held, max(self.peak_bytes, self.top_bytes), self.pipe.max_bytes),
         }
 
     def get_status(self) -> dict[str, Any]:
@@ -260,29 +322,24 @@ class Lane:
             **self.get_metrics(),
         }
 
-    def fold(self, now: float) -> None:
-        """Move this run's traffic into the pipe's own counters (at the run's end, ``now`` by
-        the wall clock) and zero the lane's; report how often its taps failed. Written without
-        the pipe's lock: while a run uses a pipe, nothing else puts into it."""
-        if self.tapped:
-            if self.tap_errors is not None and self.tap_errors.counts:
-                self.tap_errors.report()
-            for watched in self.watched:
-                if watched._tap_errors.counts:
-                    watched._tap_errors.report()
+    def retire(self, ended_at: float | None) -> None:
+        """Move the lane's traffic into its pipe's own counters (its plan is dropped; the run
+        that used it last ended at ``ended_at`` by the wall clock) and zero the lane's. Written
+        without the pipe's lock: nothing else puts into a pipe that a plan's lanes carry."""
+        if not (self.items_in or self.full_events):
+            return
         if self.blocked_since is not None:
             self.note_blocked(False)
         pipe = self.pipe
         pipe._items_in += self.items_in
         pipe._items_out += self.items_out
         pipe._bytes_in += self.bytes_in
-        if self.peak > pipe._peak:
-            pipe._peak = self.peak
+        pipe._peak = max(pipe._peak, self.peak, self.top)
         pipe._blocked_time += self.blocked_time
         pipe._full_events += self.full_events
-        if self.peak_bytes > pipe._peak_bytes:
-            pipe._peak_bytes = self.peak_bytes
-        pipe._last_activity = now
+        pipe._peak_bytes = max(pipe._peak_bytes, self.peak_bytes, self.top_bytes)
+        if ended_at is not None and (pipe._last_activity or 0.0) < ended_at:
+            pipe._last_activity = ended_at
         self.zero()
 
     def __repr__(self) -> str:

@@ -10,7 +10,9 @@ a plan of their own and run independently.
 from __future__ import annotations
 
 import gc
+import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -18,14 +20,49 @@ from .._backends import Backend
 from .._errors import ValidationError
 from .._model._graph import ProcessingGraph, connection_id
 from .._model._interfaces import ProcessorInterface
-from .._model._pipe import Pipe, PipeType, tap_changes
+from .._model._pipe import Pipe, PipeType, add_traffic_source, tap_changes
 from .._model._placement import check_placement
 from .._model._processors import BaseProcessor
 from ._inputs import Entry, EntryIndex
-from ._lanes import Lane
+from ._lanes import Lane, LaneBook
 from ._nodes import DISCARD, Node
 
-__all__ = ["Plan", "compile_plan", "lifecycle_of"]
+__all__ = ["Plan", "compile_plan", "give_back", "lifecycle_of", "take_spare"]
+
+#: Idle plans kept per graph for the next executor of the same graph and settings: a script
+#: or a server that makes a new executor per call compiles the graph once, not per call.
+SPARES_PER_GRAPH = 2
+
+_spares: weakref.WeakKeyDictionary[ProcessingGraph, list[Plan]] = weakref.WeakKeyDictionary()
+_spares_lock = threading.Lock()
+
+
+def take_spare(
+    graph: ProcessingGraph, fingerprint: tuple[int, ...], backend_for: Callable[[str], Backend]
+) -> Plan | None:
+    """An idle plan of ``graph`` compiled with ``fingerprint`` (another executor used it and
+    was dropped), moved onto this executor's backends; None when there is none."""
+    with _spares_lock:
+        plans = _spares.get(graph)
+        while plans:
+            plan = plans.pop()
+            if plan.fingerprint == fingerprint:
+                break
+        else:
+            return None
+    plan.adopt(backend_for)
+    return plan
+
+
+def give_back(graph: weakref.ref[ProcessingGraph], plan: Plan) -> None:
+    """Keep ``plan`` for the next executor of its graph (its executor is dropped)."""
+    owner = graph()
+    if owner is None or not plan.portable or plan.running:
+        return
+    with _spares_lock:
+        plans = _spares.setdefault(owner, [])
+        if len(plans) < SPARES_PER_GRAPH:
+            plans.append(plan)
 
 
 class Foreign:
@@ -97,6 +134,12 @@ class Plan:
         self.procs, self.lifecycle = lifecycle_of(nodes)
         self.strategies = list({id(n.strategy): n.strategy for n in nodes if n.strategy}.values())
         self.backends = list({id(n.backend): n.backend for n in nodes}.values())
+        #: Whether another executor with the same settings may run the plan: its nodes hold
+        #: nothing of a backend but the backend itself (no wrapped calls, no fetchers).
+        self.portable = all(
+            type(b).wrap is Backend.wrap and type(b).fetcher is Backend.fetcher
+            for b in self.backends
+        )
         #: Source id -> its entry lane, when every source has one (the common batch input).
         self.single_entries: dict[str, Lane] | None = (
             None
@@ -112,6 +155,14 @@ class Plan:
         self.relink = False
         #: How many tap changes the lanes last saw (see ``tap_changes``).
         self.taps_seen = tap_changes()
+        #: Whether a run of the plan is live, and when the last one ended (wall clock).
+        self.running = False
+        self.ended_at: float | None = None
+        #: Lanes to look at when a run ends (see ``LaneBook``).
+        self.book = LaneBook()
+        for lane in lanes:
+            lane.book = self.book
+        add_traffic_source(self)
 
     def reset(self) -> None:
         """Forget the last run: empty every lane, reset every node, relink if a run changed links."""
@@ -124,6 +175,8 @@ class Plan:
             if lane.items:
                 lane.clear()
             lane.closed = False
+            if lane.peak:
+                lane.new_run()
         for node in self.nodes:
             node.reset()
         if self.relink:
@@ -132,16 +185,34 @@ class Plan:
             self.relink = False
 
     def lanes_of(self, pipe: Pipe) -> list[Lane]:
-        """The lanes that carry ``pipe``'s items (a pipe's status counts them while a run of
-        this plan is live)."""
+        """The lanes that carry ``pipe``'s items (a pipe's metrics add their traffic)."""
         return self._by_pipe.get(id(pipe), [])
 
-    def fold(self) -> None:
-        """Add the run's traffic to the graph's pipes (at the end of every run)."""
-        now = time.time()
-        for lane in self.lanes:
-            if lane.items_in or lane.full_events:
-                lane.fold(now)
+    def adopt(self, backend_for: Callable[[str], Backend]) -> None:
+        """Run on another executor's backends from now on (same kinds, same settings: only a
+        ``portable`` plan, whose backends keep nothing of their own in the nodes)."""
+        for node in self.nodes:
+            node.backend = backend_for(node.placement)
+        self.backends = list({id(n.backend): n.backend for n in self.nodes}.values())
+
+    def started(self) -> None:
+        """A run of the plan starts."""
+        self.running = True
+
+    def ended(self) -> None:
+        """A run of the plan ended: close the lanes' waits, report tap failures."""
+        self.running = False
+        self.ended_at = time.time()
+        self.book.settle()
+
+    def __del__(self) -> None:
+        # The plan is dropped: its lanes' traffic moves into the pipes, which count it from
+        # then on by themselves (see ``Lane.retire``).
+        try:
+            for lane in self.lanes:
+                lane.retire(self.ended_at)
+        except Exception:  # at interpreter exit the modules may be half gone; nothing to keep
+            pass
 
 
 def compile_plan(

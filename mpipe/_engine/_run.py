@@ -20,7 +20,6 @@ from .._backends import Backend
 from .._errors import ConfigurationError, ExecutionError
 from .._model._graph import ProcessingGraph, connection_id
 from .._model._interfaces import ProcessorState
-from .._model._pipe import add_live_traffic, remove_live_traffic
 from .._model._processors import BaseProcessor
 from .._observe._breakpoints import BreakpointManager
 from .._observe._checkpoints import CheckpointManager
@@ -73,7 +72,7 @@ class Run:
         hooks = sched.hooks
         error: BaseException | None = None
         lifecycle = self.lifecycle
-        add_live_traffic(self.plan)
+        self.plan.started()
         try:
             for hook in hooks:
                 hook.run_start(info)
@@ -115,8 +114,7 @@ class Run:
                 for hook in hooks:  # they still see the run's lanes with its traffic
                     hook.run_end(info, error)
             finally:
-                remove_live_traffic(self.plan)
-                self.plan.fold()
+                self.plan.ended()
             error = None  # this frame is in the raised error's traceback: no cycle through it
         for r in results:
             if isinstance(r, BaseException):

@@ -3,8 +3,8 @@
 A pipe is usable on its own, from coroutines (``aput``/``aget``) and from threads (``put``/``get``);
 the public methods take a lock. In a graph a pipe describes a connection: its id, its capacity
 and its taps. A run never puts its items into the pipe itself: it keeps them in a lane of its
-own (``mpipe/_engine/_lanes.py``) and adds its traffic to the pipe's counters when it ends;
-while it runs, the pipe's status reads that traffic from the run's lanes (see ``_LIVE``).
+own (``mpipe/_engine/_lanes.py``) that counts the traffic of every run of its plan; the pipe's
+metrics add those lanes' counters to its own (see ``_SOURCES``).
 
 A pipe is bounded in items (``max_size``) and in bytes (``max_bytes``, the sum of its items'
 sizes as :func:`payload_nbytes` measures them): a put waits while either bound is reached. One
@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 import uuid
+import weakref
 from collections import deque
 from collections.abc import Callable
 from enum import Enum
@@ -37,11 +38,10 @@ __all__ = [
     "PipeFactory",
     "PipeState",
     "PipeType",
-    "add_live_traffic",
+    "add_traffic_source",
     "byte_metrics",
     "check_max_bytes",
     "payload_nbytes",
-    "remove_live_traffic",
     "sizer_of",
     "tap_changes",
 ]
@@ -71,21 +71,17 @@ class PipeState(Enum):
     ERROR = "error"
 
 
-# Where a run keeps a pipe's items while it is live: objects whose ``lanes_of(pipe)`` gives the
-# queues carrying that pipe's items (each with the counters of ``Pipe.get_metrics``). The engine
-# adds a run's plan when the run starts and removes it when the run ends, after which the run's
-# traffic is in the pipe's own counters. Only readers of a pipe's status look here.
-_LIVE: set[Any] = set()
+# Where runs keep a pipe's items and count its traffic: objects (the engine's plans) whose
+# ``lanes_of(pipe)`` gives the queues carrying that pipe's items, each with the counters of
+# ``Pipe.get_metrics`` over the plan's runs, and whose ``running`` tells whether a run is live.
+# Weak: a plan that is dropped moves its lanes' traffic into the pipes' own counters first.
+_SOURCES: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
-def add_live_traffic(source: Any) -> None:
-    """Count the lanes of ``source`` (``lanes_of(pipe)``) in their pipes' status while it runs."""
-    _LIVE.add(source)
-
-
-def remove_live_traffic(source: Any) -> None:
-    """Stop counting ``source``'s lanes (its traffic was folded into the pipes, or is dropped)."""
-    _LIVE.discard(source)
+def add_traffic_source(source: Any) -> None:
+    """Count the lanes of ``source`` (``lanes_of(pipe)``) in their pipes' metrics while it
+    lives."""
+    _SOURCES.add(source)
 
 
 def _nbytes_or_size(item: Any) -> int:
@@ -281,6 +277,8 @@ class Pipe:
             self._held = 0
             self._closed = False
             self._reset_counters()
+        for lane, _ in self._lanes():  # the runs' traffic counted so far goes too
+            lane.zero()
 
     # -- taps ----------------------------------------------------------------------------------
 
@@ -483,30 +481,36 @@ class Pipe:
 
     # -- status --------------------------------------------------------------------------------
 
-    def _live_lanes(self) -> list[Any]:
-        return [lane for source in list(_LIVE) for lane in source.lanes_of(self)]
+    def _lanes(self) -> list[tuple[Any, bool]]:
+        """Every lane of a live plan that carries this pipe's items, and whether a run of its
+        plan is live."""
+        return [
+            (lane, source.running) for source in list(_SOURCES) for lane in source.lanes_of(self)
+        ]
 
     def get_metrics(self) -> dict[str, Any]:
         """Counters of the pipe's traffic since it was created or last reset (JSON-compatible).
 
-        They include the traffic of the runs live now that carry this pipe's items (the
-        connection pipes of a graph, the declared pipes of its sources and sinks).
+        They include the traffic of the runs that carried this pipe's items (the connection
+        pipes of a graph, the declared pipes of its sources and sinks), and while a run is live
+        what it holds.
         """
         items_in, items_out, nbytes = self._items_in, self._items_out, self._bytes_in
         size, peak = len(self._items), self._peak
         blocked, full_events = self._blocked_time, self._full_events
         held, peak_bytes = self._held, self._peak_bytes
-        for lane in self._live_lanes() if _LIVE else ():
+        for lane, running in self._lanes() if _SOURCES else ():
             m = lane.get_metrics()
             items_in += m["items_in"]
             items_out += m["items_out"]
             nbytes += m["bytes_in"]
-            size += m["size"]
             peak = max(peak, m["peak_size"])
             blocked += m["blocked_time"]
             full_events += m["full_events"]
-            held += m["bytes"]
             peak_bytes = max(peak_bytes, m["peak_bytes"])
+            if running:  # what a finished run left behind is no longer in the pipe
+                size += m["size"]
+                held += m["bytes"]
         return {
             "items_in": items_in,
             "items_out": items_out,
@@ -531,7 +535,14 @@ class Pipe:
         ``total_bytes_processed`` (= ``bytes_in``).
         """
         metrics = self.get_metrics()
-        live = metrics["items_in"] != self._items_in or metrics["items_out"] != self._items_out
+        last = self._last_activity
+        live = False
+        for source in list(_SOURCES) if _SOURCES else ():
+            if source.lanes_of(self):
+                live = live or source.running
+                ended = source.ended_at
+                if ended is not None and (last is None or ended > last):
+                    last = ended
         size = metrics["size"]
         closed = self._closed
         state = "closed" if closed else ("full" if size >= self.max_size else "open")
@@ -544,7 +555,7 @@ class Pipe:
             "is_empty": size == 0,
             "is_full": size >= self.max_size,
             "created_at": self.created_at,
-            "last_activity": time.time() if live else self._last_activity,
+            "last_activity": time.time() if live else last,
             "total_items_processed": metrics["items_in"],
             "total_bytes_processed": metrics["bytes_in"],
             **metrics,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,18 @@ MAX_MARKS = 5000
 Point = tuple[
     float, tuple[int, ...], tuple[float, ...], tuple[int, ...], tuple[float, ...], int, int
 ]
+
+#: The lane counters that add up over the runs of a plan (a run's own: end minus start), and
+#: every counter a run's end keeps, those first.
+_ADDED = ("items_in", "items_out", "bytes_in", "blocked_time", "full_events")
+_ENDED = (*_ADDED, "size", "peak", "max_size", "held", "peak_bytes", "pipe.max_bytes")
+
+
+def _columns(lanes: list[Any], names: tuple[str, ...]) -> list[list[Any]]:
+    """Each named counter of every lane, one list per counter (no object per lane: a wide
+    graph has thousands of lanes, and a tuple each would keep the garbage collector busy)."""
+    return [list(map(attrgetter(name), lanes)) for name in names]
+
 
 #: New span rows read one by one below this many (numpy's fixed cost is not worth it).
 SMALL = 256
@@ -81,8 +94,11 @@ class RunSeries:
         self.started_wall: float = run.started_at
         self.ended: float | None = None
         self.error: str | None = None
-        # Each lane's counters at the run's end, as plain numbers (the lanes are zeroed when the
-        # run ends; the metrics dicts are built only if a report asks, see ``lane_metrics``).
+        # Lanes count their traffic over all the runs of their plan: a run's own is the
+        # difference between the counters at its end and at its start. Both kept as plain
+        # numbers, column by column (the metrics dicts are built only if a report asks, see
+        # ``lane_metrics``).
+        self._lane_start = _columns(self.lanes, _ADDED)
         self._lane_counts: list[list[Any]] | None = None
         self.stride = 1
         self._ticks = 0
@@ -182,20 +198,7 @@ class RunSeries:
         self._final = self._lanes_now()
         # Column by column: a list of numbers per counter, no object per lane (a wide graph
         # has thousands of lanes, and one tuple each would keep the garbage collector busy).
-        lanes = self.lanes
-        self._lane_counts = [
-            [ln.items_in for ln in lanes],
-            [ln.items_out for ln in lanes],
-            [ln.bytes_in for ln in lanes],
-            [len(ln.items) for ln in lanes],
-            [ln.peak for ln in lanes],
-            [ln.max_size for ln in lanes],
-            [ln.blocked_time for ln in lanes],
-            [ln.full_events for ln in lanes],
-            [ln.held for ln in lanes],
-            [ln.peak_bytes for ln in lanes],
-            [ln.pipe.max_bytes for ln in lanes],
-        ]
+        self._lane_counts = _columns(self.lanes, _ENDED)
         self.error = None if error is None else f"{type(error).__name__}: {error}"
         self.ended = time.perf_counter()
 
@@ -208,16 +211,20 @@ class RunSeries:
         counts = self._lane_counts
         if counts is None:
             return None
+        counts = [
+            [a - b for a, b in zip(now, then, strict=True)]
+            for now, then in zip(counts, self._lane_start, strict=False)
+        ] + counts[len(_ADDED) :]
         out = []
         for (
             items_in,
             items_out,
             nbytes,
+            blocked,
+            full,
             size,
             peak,
             max_size,
-            blocked,
-            full,
             held,
             peak_b,
             mb,
