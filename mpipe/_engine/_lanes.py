@@ -12,8 +12,8 @@ items in it (``payload_nbytes``, taken when each item enters and kept beside it 
 
 A lane counts its traffic over every run of its plan (``items_in``, ``items_out``, ``bytes_in``,
 ``blocked_time``, ``full_events``: nothing is added up or zeroed per run, which a wide graph of
-thousands of lanes would pay on every run); ``peak`` and ``peak_bytes`` are the current run's,
-and ``top``/``top_bytes`` the highest of the runs before. A pipe's ``get_metrics()`` adds the
+thousands of lanes would pay on every run), and ``peak``/``peak_bytes`` are the most it held in
+any of them. A pipe's ``get_metrics()`` adds the
 lanes of every plan alive to its own counters; when a plan is dropped, its lanes' traffic moves
 into their pipes (:meth:`Lane.retire`). A run's own traffic is the difference between the
 counters at its end and at its start (what the monitor keeps).
@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._model._observer_errors import ObserverErrors
-from .._model._pipe import SIZERS, Pipe, byte_metrics, payload_nbytes, sizer_of
+from .._model._pipe import SIZERS, Pipe, byte_metrics, payload_nbytes
 
 __all__ = ["Lane", "LaneBook"]
 
@@ -92,8 +92,6 @@ class Lane:
         "sizes",
         "tap_errors",
         "tapped",
-        "top",
-        "top_bytes",
         "watched",
     )
 
@@ -117,8 +115,8 @@ class Lane:
         self.run_taps: dict[str, Callable[[Any], Any]] | None = None
         self.tap_errors: ObserverErrors | None = None
         self.tapped = bool(pipe._taps) or any(p._taps for p in watched)
-        self.items_in = self.items_out = self.bytes_in = self.peak = self.top = 0
-        self.full_events = self.peak_bytes = self.top_bytes = 0
+        self.items_in = self.items_out = self.bytes_in = self.peak = 0
+        self.full_events = self.peak_bytes = 0
         self.blocked_time = 0.0
         self.blocked_since: float | None = None
         #: The plan's record of lanes that need a look when a run ends (set by the plan).
@@ -129,19 +127,11 @@ class Lane:
         self.items_in = 0
         self.items_out = 0
         self.bytes_in = 0
-        self.peak = self.top = 0
+        self.peak = 0
         self.blocked_time = 0.0
         self.blocked_since = None
         self.full_events = 0
-        self.peak_bytes = self.top_bytes = 0
-
-    def new_run(self) -> None:
-        """Keep the last run's peaks as the lane's highest so far; the next run's start at 0."""
-        if self.peak > self.top:
-            self.top = self.peak
-        if self.peak_bytes > self.top_bytes:
-            self.top_bytes = self.peak_bytes
-        self.peak = self.peak_bytes = 0
+        self.peak_bytes = 0
 
     def retap(self) -> None:
         """Look at the watched pipes' taps again (they changed since the lane last looked)."""
@@ -152,17 +142,15 @@ class Lane:
     def offer(self, item: Any) -> None:
         items = self.items
         items.append(item)
-        self.items_in += 1
-        sizer = SIZERS.get(type(item))
-        size = (sizer or sizer_of(type(item)))(item)
-        self.bytes_in += size
+        size = SIZERS[type(item)](item)
         self.sizes.append(size)
+        self.items_in += 1
+        self.bytes_in += size
         held = self.held = self.held + size
         if held > self.peak_bytes:
             self.peak_bytes = held
-        n = len(items)
-        if n > self.peak:
-            self.peak = n
+        if len(items) > self.peak:
+            self.peak = len(items)
         if self.tapped:
             self._run_taps(item)
 
@@ -178,7 +166,7 @@ class Lane:
         queue.extend(items)
         self.items_in += len(items)
         if sizes is None:
-            if items and sizer_of(type(items[0])) is sys.getsizeof:
+            if items and SIZERS[type(items[0])] is sys.getsizeof:
                 # Plain objects: one C-level pass (getsizeof sizes anything, so a mixed run is
                 # fine).
                 sizes = list(map(sys.getsizeof, items))
@@ -291,12 +279,12 @@ class Lane:
 
     def get_metrics(self) -> dict[str, Any]:
         """The lane's traffic over its plan's runs and what it holds now, in the shape of
-        :meth:`Pipe.get_metrics` (JSON-compatible); the peaks are the highest of any run."""
+        :meth:`Pipe.get_metrics` (JSON-compatible)."""
         blocked = self.blocked_time
         if self.blocked_since is not None:
             blocked += time.perf_counter() - self.blocked_since
         size = len(self.items)
-        peak = max(self.peak, self.top)
+        peak = self.peak
         return {
             "items_in": self.items_in,
             "items_out": self.items_out,
@@ -308,7 +296,7 @@ class Lane:
             "peak_utilization": peak / self.max_size,
             "blocked_time": blocked,
             "full_events": self.full_events,
-            **byte_metrics(self.held, max(self.peak_bytes, self.top_bytes), self.pipe.max_bytes),
+            **byte_metrics(self.held, self.peak_bytes, self.pipe.max_bytes),
         }
 
     def get_status(self) -> dict[str, Any]:
@@ -334,10 +322,10 @@ class Lane:
         pipe._items_in += self.items_in
         pipe._items_out += self.items_out
         pipe._bytes_in += self.bytes_in
-        pipe._peak = max(pipe._peak, self.peak, self.top)
+        pipe._peak = max(pipe._peak, self.peak)
         pipe._blocked_time += self.blocked_time
         pipe._full_events += self.full_events
-        pipe._peak_bytes = max(pipe._peak_bytes, self.peak_bytes, self.top_bytes)
+        pipe._peak_bytes = max(pipe._peak_bytes, self.peak_bytes)
         if ended_at is not None and (pipe._last_activity or 0.0) < ended_at:
             pipe._last_activity = ended_at
         self.zero()

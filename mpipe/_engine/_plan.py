@@ -175,8 +175,6 @@ class Plan:
             if lane.items:
                 lane.clear()
             lane.closed = False
-            if lane.peak:
-                lane.new_run()
         for node in self.nodes:
             node.reset()
         if self.relink:

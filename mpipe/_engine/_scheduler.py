@@ -218,7 +218,7 @@ class Scheduler:
         finally:
             self.done = True
             self._cancel_outstanding()
-            for node in self.nodes:
+            for node in self.nodes if self.unfinished else ():
                 if node.stream is not None:  # a generator left half drained
                     node.backend.release(node.stream.gen)
             self.sink.wake()
@@ -410,8 +410,8 @@ class Scheduler:
                     ):
                         if (
                             node.run_ok
-                            and node.gated is None
                             and len(node.inputs[0].items) > 1
+                            and node.gated is None
                             and self._fire_run(node)
                         ):
                             continue
@@ -469,10 +469,13 @@ class Scheduler:
 
     def take(self, lane: Lane) -> Any:
         # ``_took`` inlined: this is the per-item path.
-        was_full = len(lane.items) >= lane.max_size or lane.held >= lane.max_bytes
-        item = lane.take()
-        left = len(lane.items)
-        if not left:
+        items = lane.items
+        was_full = len(items) >= lane.max_size or lane.held >= lane.max_bytes
+        # ``lane.take()`` inlined.
+        lane.items_out += 1
+        lane.held -= lane.sizes.popleft()
+        item = items.popleft()
+        if not items:
             consumer = lane.consumer
             if type(consumer) is Node:
                 consumer.filled -= 1
@@ -952,7 +955,16 @@ class Scheduler:
             if not lane.closed:
                 was_empty = not lane.items
                 lane.offer(value)
-                self._arrived(lane, was_empty, 1)
+                # ``_arrived(lane, was_empty, 1)`` inlined: this is the per-item path.
+                consumer = lane.consumer
+                if type(consumer) is Node:
+                    if was_empty:
+                        consumer.filled += 1
+                    if not consumer.queued and consumer.filled == len(consumer.inputs):
+                        consumer.queued = True
+                        self.ready.append(consumer)
+                elif consumer is not None:
+                    consumer.on_item(lane, 1)
 
     def _arrived(self, lane: Lane, was_empty: bool, n: int) -> None:
         """``n`` items entered ``lane``: its consumer may fire (or the result sink takes them)."""

@@ -91,15 +91,21 @@ def _nbytes_or_size(item: Any) -> int:
 
 # Per type, how to size its instances: ``len`` for buffers and text, ``nbytes`` where the type
 # has one (numpy arrays, Arrow data: exact), else the shallow ``sys.getsizeof``.
-SIZERS: dict[type, Callable[[Any], int]] = {bytes: len, bytearray: len, str: len}
+class _Sizers(dict[type, Callable[[Any], int]]):
+    """How to size the instances of each type, found on first use: ``SIZERS[type(item)](item)``
+    is one lookup on the per-item path."""
+
+    def __missing__(self, cls: type) -> Callable[[Any], int]:
+        sizer = self[cls] = _nbytes_or_size if hasattr(cls, "nbytes") else sys.getsizeof
+        return sizer
+
+
+SIZERS: dict[type, Callable[[Any], int]] = _Sizers({bytes: len, bytearray: len, str: len})
 
 
 def sizer_of(cls: type) -> Callable[[Any], int]:
     """How to size the instances of ``cls`` (see :func:`payload_nbytes`)."""
-    sizer = SIZERS.get(cls)
-    if sizer is None:
-        sizer = SIZERS[cls] = _nbytes_or_size if hasattr(cls, "nbytes") else sys.getsizeof
-    return sizer
+    return SIZERS[cls]
 
 
 class _TapChanges:

@@ -206,8 +206,9 @@ class RunSeries:
 
     @property
     def lane_metrics(self) -> list[dict[str, Any]] | None:
-        """Each lane's traffic at the run's end, in the shape of ``Pipe.get_metrics`` (None while
-        the run is live)."""
+        """Each lane's traffic in this run, in the shape of ``Pipe.get_metrics`` (None while
+        the run is live). ``peak_size`` and ``peak_bytes`` are the most the lane held in any run
+        of its executor up to this one (a lane keeps its highest mark, not one per run)."""
         counts = self._lane_counts
         if counts is None:
             return None
