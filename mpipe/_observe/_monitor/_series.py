@@ -40,9 +40,24 @@ Point = tuple[
 ]
 
 #: The lane counters that add up over the runs of a plan (a run's own: end minus start), and
-#: every counter a run's end keeps, those first.
+#: the others a run's end keeps (after those and each lane's size).
 _ADDED = ("items_in", "items_out", "bytes_in", "blocked_time", "full_events")
-_ENDED = (*_ADDED, "size", "peak", "max_size", "held", "peak_bytes", "pipe.max_bytes")
+_KEPT = ("peak", "max_size", "held", "peak_bytes", "pipe.max_bytes")
+_ITEMS = attrgetter("items")
+
+# The index of each processor id, per list of ids: a plan's runs share one list, so a monitor
+# watching many runs of one executor builds it once (the last list seen is kept).
+_last_index: tuple[list[str], dict[str, int]] | None = None
+
+
+def _index_of(ids: list[str]) -> dict[str, int]:
+    global _last_index
+    last = _last_index
+    if last is not None and last[0] is ids:
+        return last[1]
+    index = {pid: n for n, pid in enumerate(ids)}
+    _last_index = (ids, index)
+    return index
 
 
 def _columns(lanes: list[Any], names: tuple[str, ...]) -> list[list[Any]]:
@@ -77,7 +92,7 @@ class RunSeries:
         self.placements: dict[str, str] = dict(run.placements)
         self.totals: dict[str, int] = dict(extra.get("totals", {}))
         self.processor_ids: list[str] = list(run.processor_ids)
-        self._index = {pid: n for n, pid in enumerate(self.processor_ids)}
+        self._index = _index_of(run.processor_ids)
         lanes = extra.get("lanes", {})  # the run's own queues, sampled while it is live
         self.pipe_ids: list[str] = list(lanes)
         self.lanes: list[Any] = list(lanes.values())
@@ -140,14 +155,17 @@ class RunSeries:
 
     def _lanes_now(self) -> tuple[float, tuple[int, ...], tuple[float, ...], int, int]:
         now = time.perf_counter() - self.started
-        items: list[int] = []
-        nbytes: list[float] = []
-        for lane in self.lanes:
-            n = len(lane.items)
-            items.append(n)
-            nbytes.append(n * lane.bytes_in / lane.items_in if lane.items_in else 0.0)
+        lanes = self.lanes
+        items = tuple(map(len, map(_ITEMS, lanes)))  # C-level passes: thousands of lanes
+        if any(items):
+            nbytes = tuple(
+                n * lane.bytes_in / lane.items_in if n else 0.0
+                for n, lane in zip(items, lanes, strict=True)
+            )
+        else:  # the usual end of a run: every lane empty
+            nbytes = (0.0,) * len(items)
         used, mapped = self.arena()
-        return now, tuple(items), tuple(nbytes), used, mapped
+        return now, items, nbytes, used, mapped
 
     def sample(self) -> None:
         """Add a point, unless thinning skips this tick."""
@@ -195,10 +213,10 @@ class RunSeries:
     def end(self, error: BaseException | None) -> None:
         """The run ended: its last point is taken now (lanes, arena) and completed with the
         firing counts when first read, so that ending a run costs no pass over its spans."""
-        self._final = self._lanes_now()
-        # Column by column: a list of numbers per counter, no object per lane (a wide graph
-        # has thousands of lanes, and one tuple each would keep the garbage collector busy).
-        self._lane_counts = _columns(self.lanes, _ENDED)
+        final = self._final = self._lanes_now()
+        counts = self._lane_counts = _columns(self.lanes, _ADDED)
+        counts.append(list(final[1]))  # each lane's size
+        counts += _columns(self.lanes, _KEPT)
         self.error = None if error is None else f"{type(error).__name__}: {error}"
         self.ended = time.perf_counter()
 
