@@ -5,7 +5,10 @@ Run: ``python -m pytest benchmarks/bench_engine.py --benchmark-only -q``
 - 10,000 tiny firings as 100 chains of 100 and as a 10,000-leaf fan-in, through mpipe's inline
   scheduler (with a hook observer in place, as a monitor would be) against Dask's synchronous and
   threaded schedulers on the same graph. ``mpipe warm`` reuses its executor (the plan is compiled
-  once, as when a graph runs repeatedly); ``mpipe cold`` builds a new executor every round.
+  once, as when a graph runs repeatedly); ``mpipe cold`` builds a new executor every round on
+  the same graph (it takes the plan the dropped executor left); ``mpipe first run`` builds a new
+  graph every round, untimed, as Dask's rows build their task dict, and times a new executor's
+  first run of it: compiling included, what a script that runs a graph once pays.
 - 100,000 tiny items through 4 inline stream stages against a hand-written asyncio.Queue pipeline.
 """
 
@@ -93,6 +96,28 @@ def test_mpipe_cold(record: Any, shape: str) -> None:
         "mpipe cold (new executor)",
         run,
         lambda: _shift(inputs),
+        units,
+        rounds=3,
+    )
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_mpipe_first_run(record: Any, shape: str) -> None:
+    make, _, units = SHAPES[shape]
+
+    def setup() -> tuple[Any, dict[str, int]]:
+        graph, inputs = make()
+        return graph, _shift(inputs)
+
+    def run(graph_inputs: tuple[Any, dict[str, int]]) -> Any:
+        graph, inputs = graph_inputs
+        return asyncio.run(GraphExecutor(graph, hooks=[CountingHooks()]).execute(inputs))
+
+    record(
+        f"overhead: {shape}",
+        "mpipe first run (new graph)",
+        run,
+        setup,
         units,
         rounds=3,
     )
