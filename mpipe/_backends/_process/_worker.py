@@ -7,14 +7,13 @@ kinds and frames). A dead parent is noticed by the ring (``PeerDiedError``) and 
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import inspect
 import os
 import signal
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..._transport._errors import SerializationError, TransportError
 from ._protocol import (
@@ -42,6 +41,9 @@ from ._protocol import (
     frame,
     read_frame,
 )
+
+if TYPE_CHECKING:
+    import asyncio
 
 # Results of these types need no awaitable or generator check.
 _PLAIN = frozenset({int, float, str, bytes, bool, type(None), dict, list, tuple, set, complex})
@@ -162,6 +164,8 @@ class Worker:
 
     def _await(self, awaitable: Any) -> Any:
         if self._loop is None:
+            import asyncio  # loaded by the first processor that awaits, not by every worker
+
             self._loop = asyncio.new_event_loop()
         return self._loop.run_until_complete(awaitable)
 
