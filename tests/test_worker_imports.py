@@ -1,5 +1,6 @@
 """A worker process imports what it serves with (the transport, the protocol, the codec) and
-loads numpy, pyarrow and dill only when a payload or a callable needs them."""
+loads numpy, pyarrow and dill only when a payload or a callable needs them; a closing pool's
+workers exit without tearing their interpreter down, yet flush their output and run ``atexit``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from conftest import own_children
-from worker_probe import loaded_modules
+from worker_probe import leave_marks, loaded_modules, start_thread
 
 from mpipe._backends import FiringSlot
 from mpipe._backends._process._backend import ProcessBackend
@@ -83,3 +84,18 @@ def test_a_lambda_still_travels_by_value_and_loads_dill_then() -> None:
     assert "dill" not in before
     assert value == 6
     assert "dill" in after
+
+
+def test_an_exiting_worker_flushes_its_output_and_runs_atexit(
+    tmp_path: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    mark = tmp_path / "mark"
+    (pid,) = ask((leave_marks, str(mark)))
+    assert mark.read_text() == "atexit ran"
+    assert "printed by the worker" in capfd.readouterr().out
+    assert isinstance(pid, int)
+
+
+def test_a_worker_with_threads_of_its_own_exits_the_ordinary_way() -> None:
+    (threads,) = ask((start_thread, 0.2))
+    assert threads >= 2  # the pool's close waited for the thread: nothing is left (ask checks)
