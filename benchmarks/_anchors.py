@@ -1,8 +1,9 @@
 """Plumbing shared by the process-backend benchmarks: a warm mpipe pool on its own event loop,
 the anchor pools, an ``os.pipe`` echo child, a memory sampler, and the picklable work functions.
 
-Work functions live here, in an importable module, so that every anchor can ship them by
-reference (``ProcessPoolExecutor`` cannot send a lambda; Dask's spawned workers import them).
+The work functions live in ``_work.py`` (re-exported here): an importable module, so that
+every anchor can ship them by reference (``ProcessPoolExecutor`` cannot send a lambda; Dask's
+spawned workers import them), and a small one, since each worker that receives one imports it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,14 @@ from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import psutil
+from _work import add_column as add_column
+from _work import burn
+from _work import identity as identity
+from _work import inc as inc
+from _work import scale as scale
+from _work import scale_column as scale_column
+from _work import summarize as summarize
+from _work import total as total
 
 from mpipe import GraphExecutor, Pipe, ProcessingGraph, SimpleProcessor
 
@@ -34,35 +43,6 @@ def print_now(request: Any, text: str) -> None:
 def cores() -> int:
     """Cores this process may run on (what every pool is sized to)."""
     return len(os.sched_getaffinity(0))
-
-
-def inc(x: int) -> int:
-    """The tiny firing."""
-    return x + 1
-
-
-def identity(x: Any) -> Any:
-    """The firing of the big-payload benchmark: the same object back."""
-    return x
-
-
-def scale(a: Any) -> Any:
-    """Stage 1 of the array stream: new bytes, twice the values."""
-    return a * 2
-
-
-def total(a: Any) -> float:
-    """Stage 2 of the array stream: a small result."""
-    return float(a.sum())
-
-
-def burn(spec: tuple[int, int]) -> int:
-    """CPU-bound pure-Python work: ``n`` steps of an LCG seeded with ``seed``."""
-    seed, n = spec
-    x = seed
-    for _ in range(n):
-        x = (x * 1103515245 + 12345) & 0x7FFFFFFF
-    return x
 
 
 def calibrate_burn(seconds: float) -> int:
@@ -244,25 +224,3 @@ class MemorySampler:
     def __exit__(self, *exc_info: object) -> None:
         self._stop.set()
         self._thread.join()
-
-
-def add_column(batch: Any) -> Any:
-    """Stage 1 of the record-batch stream: a new column ``c = a + b`` (new bytes)."""
-    import pyarrow.compute as pc
-
-    return batch.append_column("c", pc.add(batch.column("a"), batch.column("b")))
-
-
-def scale_column(batch: Any) -> Any:
-    """Stage 2: replace ``c`` by ``2 c`` (new bytes again)."""
-    import pyarrow.compute as pc
-
-    index = batch.schema.get_field_index("c")
-    return batch.set_column(index, "c", pc.multiply(batch.column("c"), 2))
-
-
-def summarize(batch: Any) -> tuple[int, int]:
-    """Stage 3: the batch's rows and the sum of ``c`` (a small result)."""
-    import pyarrow.compute as pc
-
-    return batch.num_rows, pc.sum(batch.column("c")).as_py()

@@ -7,8 +7,6 @@ from typing import Any
 from .._errors import ConfigurationError
 from .._model._placement import check_placement
 from ._base import END, Backend, FiringSlot, Stream
-from ._inline import InlineBackend
-from ._thread import ThreadBackend
 
 __all__ = ["END", "Backend", "FiringSlot", "Stream", "make_backend"]
 
@@ -25,9 +23,15 @@ def make_backend(
         ConfigurationError: Unknown placement, or one this installation cannot run.
     """
     check_placement(name, "executor")
+    # Each backend's module loads when a backend of its kind is made: a worker process, which
+    # imports this package for its process-backend modules, loads none of them.
     if name == "inline":
+        from ._inline import InlineBackend
+
         return InlineBackend(max_workers)
     if name == "thread":
+        from ._thread import ThreadBackend
+
         return ThreadBackend(max_workers)
     if name == "process":
         from ._process._backend import MAX_WORKERS, ProcessBackend

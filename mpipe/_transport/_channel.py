@@ -8,18 +8,20 @@ started, blocks on its request doorbell with the GIL released and answers on the
 
 from __future__ import annotations
 
-import asyncio
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._arena import Arena, ArenaHandle, Block
 from ._errors import TransportError
 from ._fds import FdHandle
 from ._load import native
+
+if TYPE_CHECKING:
+    import asyncio  # the parent's side watches its doorbells on a loop; a worker has none
 
 __all__ = ["Channel", "Endpoint", "WorkerChannel", "open_channel"]
 

@@ -12,8 +12,9 @@ ARROW          Arrow IPC stream in the block; ``meta[0]`` says table, batch, arr
 NUMPY          the array's bytes (C order) in the block; ``meta``: dtype and shape
 PICKLE         pickle 5 stream and its out-of-band buffers in the block (index first);
                a buffer already in another block is referenced there, not copied
-CALLABLE       dill bytes of a function or processor, inline or in the block, cached
-               by the receiver under a key
+CALLABLE       a pickle of a function or processor (by reference when it is importable,
+               else dill bytes: by value), inline or in the block, cached by the receiver
+               under a key
 CALLABLE_REF   only the key: the receiver has it cached
 PICKLE_REFS    like PICKLE, but index and pickle travel inline and every out-of-band
                buffer is a reference into blocks that exist already: nothing is copied
@@ -23,20 +24,25 @@ A message that names a block carries one reference to it for the receiving slot:
 gives the receiver that reference before returning, the decoder takes it over
 (:meth:`Arena.lease`). An object that is itself a decoded view of a block (or a numpy view
 inside one) is sent on by reference to the same block: no copy.
+
+numpy, pyarrow and dill load only when a payload needs them: an object cannot be an ndarray or
+an Arrow table unless numpy or pyarrow is imported already (the encoder looks in
+``sys.modules``), decoding an array or table payload imports them, and dill serves only what
+plain pickle cannot send (lambdas, closures, functions and classes of ``__main__``). A worker
+process that serves plain values therefore imports none of them.
 """
 
 from __future__ import annotations
 
+import io
 import pickle
 import struct
+import sys
 import threading
+import types
 import weakref
 from collections.abc import Sequence
-from typing import Any
-
-import dill
-import numpy as np
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from ._arena import Arena, Block
 from ._errors import CorruptMessageError, SerializationError
@@ -57,6 +63,11 @@ _SCALARS = frozenset({int, float, bool, type(None), str, bytes, complex})
 _PICKLE_INDEX = struct.Struct("<QQQ")  # buffer count, pickle start, pickle length
 _PICKLE_ENTRY = struct.Struct("<QQQQ")  # other block (0: this one), its gen, start, length
 _ALIGN = 64
+#: How a CALLABLE payload was pickled (the byte after its key).
+_BY_REFERENCE, _BY_VALUE = 0, 1
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 #: The header of an inline value, by pickle length: an inline message is that header and the
@@ -83,7 +94,88 @@ def _align(n: int) -> int:
 
 def _address(view: memoryview) -> int:
     """Address of a contiguous buffer's first byte."""
+    if not view.readonly and "numpy" not in sys.modules:
+        import ctypes  # a writable buffer needs no numpy to show its address
+
+        return ctypes.addressof(ctypes.c_char.from_buffer(view))
+    import numpy as np
+
     return int(np.frombuffer(view, dtype=np.uint8).__array_interface__["data"][0])
+
+
+#: The Arrow types the codec writes as IPC, and numpy's ndarray: found once their package is
+#: imported (by anyone); until then no object can be one of them.
+_ARROW: tuple[type, ...] = ()
+_NDARRAY: Any = None  # numpy.ndarray once numpy is loaded
+
+
+def _arrow_types() -> tuple[type, ...]:
+    """The Arrow types the codec writes as IPC; none while pyarrow was never imported."""
+    global _ARROW
+    pa = sys.modules.get("pyarrow")
+    if pa is not None and not _ARROW:
+        _ARROW = (pa.Table, pa.RecordBatch, pa.Array, pa.ChunkedArray)
+    return _ARROW
+
+
+def _ndarray_type() -> Any:
+    """``numpy.ndarray``, or None while numpy was never imported."""
+    global _NDARRAY
+    np = sys.modules.get("numpy")
+    if np is not None and _NDARRAY is None:
+        _NDARRAY = np.ndarray
+    return _NDARRAY
+
+
+class _Hold:
+    """The base of a numpy view of a block's bytes: it keeps the block (and so the arena's
+    mapping) alive for as long as the view, or any view made from it, lives. The view is
+    read-only: a received block may be shared with other processes."""
+
+    def __init__(self, block: Block, start: int, nbytes: int) -> None:
+        self.block = block
+        self.__array_interface__ = {
+            "version": 3,
+            "shape": (nbytes,),
+            "typestr": "|u1",
+            "data": (block.address + start, True),
+        }
+
+
+def _hold(block: Block, start: int, nbytes: int) -> Any:
+    """A read-only ``uint8`` numpy array over ``nbytes`` of ``block`` from ``start`` that keeps
+    the block alive (numpy, not pyarrow: a worker that receives arrays needs no pyarrow)."""
+    import numpy as np
+
+    return np.asarray(_Hold(block, start, nbytes))
+
+
+class _NotImportable(Exception):
+    """A function or class that the receiver could not import by name."""
+
+
+class _ReferencePickler(pickle.Pickler):
+    """A pickler that refuses functions and classes a worker cannot import by name: those of
+    ``__main__`` (the worker's ``__main__`` is not the parent's), lambdas and local ones."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, (types.FunctionType, type)) and (
+            getattr(obj, "__module__", None) in ("__main__", None)
+            or "<" in getattr(obj, "__qualname__", "<")
+        ):
+            raise _NotImportable(obj)
+        return NotImplemented
+
+
+def _pickle_by_reference(fn: Any) -> bytes | None:
+    """``fn`` pickled by reference (its functions and classes by name), or None when some part
+    of it must travel by value (dill)."""
+    out = io.BytesIO()
+    try:
+        _ReferencePickler(out, protocol=5).dump(fn)
+    except Exception:
+        return None
+    return out.getvalue()
 
 
 def _dumps_error(obj: Any) -> BaseException | None:
@@ -93,6 +185,8 @@ def _dumps_error(obj: Any) -> BaseException | None:
         return None
     except Exception:
         pass
+    import dill
+
     try:
         dill.dumps(obj, protocol=5, buffer_callback=lambda b: None, recurse=True)
         return None
@@ -161,9 +255,11 @@ class Codec:
         again = self._resend(obj, peer)
         if again is not None:
             return again
-        if isinstance(obj, (pa.Table, pa.RecordBatch, pa.Array, pa.ChunkedArray)):
+        arrow = _ARROW or _arrow_types()
+        if arrow and isinstance(obj, arrow):
             return self._encode_arrow(obj, peer)
-        if isinstance(obj, np.ndarray) and not obj.dtype.hasobject:
+        ndarray = _NDARRAY or _ndarray_type()
+        if ndarray is not None and isinstance(obj, ndarray) and not obj.dtype.hasobject:
             return self._encode_numpy(obj, peer)
         return self._encode_pickle(obj, peer)
 
@@ -200,7 +296,10 @@ class Codec:
             _, block, message = origin
             block.share(peer)
             return message
-        if isinstance(obj, np.ndarray) and not obj.dtype.hasobject and obj.flags.c_contiguous:
+        ndarray = _NDARRAY or _ndarray_type()
+        if ndarray is None or not isinstance(obj, ndarray):
+            return None
+        if not obj.dtype.hasobject and obj.flags.c_contiguous:
             address = obj.__array_interface__["data"][0]
             home = self.arena.find(address, obj.nbytes)
             if home is not None:
@@ -211,6 +310,8 @@ class Codec:
         return None
 
     def _encode_arrow(self, obj: Any, peer: int) -> bytes:
+        import pyarrow as pa
+
         if isinstance(obj, pa.Table):
             sub, table = _TABLE, obj
         elif isinstance(obj, pa.RecordBatch):
@@ -235,6 +336,8 @@ class Codec:
 
     @staticmethod
     def _write_ipc(sink: Any, table: Any) -> None:
+        import pyarrow as pa
+
         with pa.ipc.new_stream(sink, table.schema) as writer:
             writer.write(table)
 
@@ -246,6 +349,8 @@ class Codec:
         return struct.pack(f"<B{len(dt)}sB{arr.ndim}Q", len(dt), dt, arr.ndim, *arr.shape)
 
     def _encode_numpy(self, arr: np.ndarray, peer: int) -> bytes:
+        import numpy as np
+
         meta = self._numpy_meta(arr)
         if meta is None or HEADER_BYTES + len(meta) > self.max_message:
             return self._encode_pickle(arr, peer)
@@ -265,6 +370,8 @@ class Codec:
             # Instances of local classes, lambdas inside values: dill pickles them by value,
             # and its output loads with plain pickle wherever dill is installed.
             buffers.clear()
+            import dill
+
             try:
                 data = dill.dumps(obj, protocol=5, buffer_callback=buffers.append, recurse=True)
             except Exception as exc:
@@ -314,8 +421,10 @@ class Codec:
         return self._message(PICKLE, b"", block, 0, pos, peer)
 
     def encode_callable(self, fn: Any, peer: int, key: str | None = None) -> bytes:
-        """The message that gives ``peer`` the callable ``fn``: dill bytes the first time,
-        afterwards only its key (the peer caches it).
+        """The message that gives ``peer`` the callable ``fn``: its pickle the first time,
+        afterwards only its key (the peer caches it). An importable function (or an object of
+        importable classes) is pickled by reference, which the peer loads without dill; what
+        is not (a lambda, a closure, anything of ``__main__``) is pickled by value with dill.
 
         Raises:
             SerializationError: ``fn`` cannot be serialized with dill.
@@ -323,8 +432,6 @@ class Codec:
         ref = self._refs.get((id(fn), peer))
         if ref is not None:  # sent before: the peer has it (the message is the same bytes)
             return ref
-        import dill
-
         with self._lock:
             known = self._keys.get(id(fn))
             if known is None:
@@ -336,14 +443,18 @@ class Codec:
                 ref = self._message(CALLABLE_REF, key.encode(), None, 0, 0, peer)
                 self._refs[(id(fn), peer)] = ref
                 return ref
-        try:
-            data = dill.dumps(fn, protocol=5, recurse=True)
-        except Exception as exc:
-            raise SerializationError(
-                f"cannot serialize callable {fn!r} with dill: {exc}", key=key
-            ) from exc
+        how, data = _BY_REFERENCE, _pickle_by_reference(fn)
+        if data is None:
+            import dill
+
+            try:
+                how, data = _BY_VALUE, dill.dumps(fn, protocol=5, recurse=True)
+            except Exception as exc:
+                raise SerializationError(
+                    f"cannot serialize callable {fn!r} with dill: {exc}", key=key
+                ) from exc
         keyb = key.encode()
-        meta = struct.pack("<H", len(keyb)) + keyb
+        meta = struct.pack("<H", len(keyb)) + keyb + bytes([how])
         if HEADER_BYTES + len(meta) + len(data) <= self.max_message:
             message = self._message(CALLABLE, meta + data, None, 0, 0, peer)
         else:
@@ -410,7 +521,7 @@ class Codec:
         blocks = [] if block is None else [block]
         index: Any = None
         if kind == PICKLE and block is not None:
-            index = memoryview(block.buffer(start, nbytes))
+            index = block.writable(start, start + nbytes).toreadonly()
         elif kind == PICKLE_REFS:
             index = memoryview(meta)
         if index is not None:
@@ -452,7 +563,7 @@ class Codec:
             obj = self._decode(kind, meta, block, start, nbytes)
         except (CorruptMessageError, SerializationError):
             raise
-        except (pa.ArrowInvalid, struct.error, ValueError, IndexError) as exc:
+        except (struct.error, ValueError, IndexError) as exc:  # pyarrow.ArrowInvalid included
             raise CorruptMessageError(f"corrupt {_KIND_NAMES[kind]} payload: {exc}") from exc
         if block is not None and kind in (ARROW, NUMPY):
             self._remember(obj, block, message)
@@ -469,12 +580,14 @@ class Codec:
         if kind == CALLABLE:
             return self._decode_callable(meta, block, start, nbytes)
         if kind == PICKLE_REFS:
-            return self._decode_pickle(memoryview(meta), None, len(meta))
+            return self._decode_pickle(memoryview(meta), None, 0, len(meta))
         if block is None:
             raise CorruptMessageError(f"a {_KIND_NAMES[kind]} message names no block")
         if kind == ARROW:
             if len(meta) != 1 or meta[0] > _CHUNKED:
                 raise CorruptMessageError("corrupt arrow message: bad subtype")
+            import pyarrow as pa
+
             reader = pa.ipc.open_stream(block.buffer(start, nbytes))
             if meta[0] == _BATCH or meta[0] == _ARRAY:
                 batch = reader.read_next_batch()
@@ -482,6 +595,8 @@ class Codec:
             table = reader.read_all()
             return table if meta[0] == _TABLE else table.column(0)
         if kind == NUMPY:
+            import numpy as np
+
             n = meta[0]
             dtype = np.dtype(meta[1 : 1 + n].decode())
             ndim = meta[1 + n]
@@ -491,12 +606,16 @@ class Codec:
                 raise CorruptMessageError(
                     f"corrupt numpy message: shape {shape} of {dtype} is not {nbytes} bytes"
                 )
-            buf = block.buffer(start, nbytes)
+            buf = _hold(block, start, nbytes)
             return np.frombuffer(buf, dtype=dtype, count=count).reshape(shape)
-        whole = block.buffer(start, nbytes)
-        return self._decode_pickle(memoryview(whole), whole, nbytes)
+        # The index and the pickle are read while ``block`` is held here; only out-of-band
+        # buffers outlive this call, each holding its block.
+        view = block.writable(start, start + nbytes).toreadonly()
+        return self._decode_pickle(view, block, start, nbytes)
 
-    def _decode_pickle(self, view: memoryview, whole: Any, nbytes: int) -> Any:
+    def _decode_pickle(self, view: memoryview, block: Block | None, base: int, nbytes: int) -> Any:
+        """Unpickle a PICKLE payload (``view``: its bytes, from ``base`` in ``block``) or a
+        PICKLE_REFS one (``block`` None: every buffer lives in another block)."""
         count, at, length = _PICKLE_INDEX.unpack_from(view, 0)
         if count > nbytes // _PICKLE_ENTRY.size or at + length > nbytes:
             raise CorruptMessageError("corrupt pickle payload index")
@@ -509,11 +628,11 @@ class Codec:
                 home = self.arena.lease(other, gen)
                 if b_start + b_len > home.size:
                     raise CorruptMessageError("corrupt pickle payload: buffer out of range")
-                buffers.append(home.buffer(b_start, b_len))
+                buffers.append(_hold(home, b_start, b_len))
                 continue
-            if whole is None or b_start + b_len > nbytes:
+            if block is None or b_start + b_len > nbytes:
                 raise CorruptMessageError("corrupt pickle payload: buffer out of range")
-            buffers.append(whole.slice(b_start, b_len))
+            buffers.append(_hold(block, base + b_start, b_len))
         data = view[at : at + length]
         try:
             return self._unpickle(data, buffers)
@@ -529,16 +648,22 @@ class Codec:
             raise _unpicklable(exc) from exc
 
     def _decode_callable(self, meta: bytes, block: Block | None, start: int, nbytes: int) -> Any:
-        import dill
-
         (klen,) = struct.unpack_from("<H", meta)
+        if len(meta) < 3 + klen or meta[2 + klen] not in (_BY_REFERENCE, _BY_VALUE):
+            raise CorruptMessageError("corrupt callable message: bad key or format")
         key = meta[2 : 2 + klen].decode()
+        how = meta[2 + klen]
         if block is not None:
             data: Any = block.writable(start, start + nbytes)
         else:
-            data = meta[2 + klen :]
+            data = meta[3 + klen :]
         try:
-            fn = dill.loads(bytes(data))
+            if how == _BY_VALUE:
+                import dill
+
+                fn = dill.loads(bytes(data))
+            else:
+                fn = pickle.loads(bytes(data))
         except Exception as exc:
             raise SerializationError(f"cannot load callable {key!r}: {exc!r}") from exc
         self._received[key] = fn

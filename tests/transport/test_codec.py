@@ -277,6 +277,98 @@ def test_callables_are_sent_once_per_peer(codec: Codec) -> None:
     receiver.arena.close()
 
 
+def triple(x: int) -> int:
+    """An importable function: it travels by reference."""
+    return 3 * x
+
+
+class Scaler:
+    """An importable class: its instances travel by reference to it, with their state."""
+
+    def __init__(self, factor: int) -> None:
+        self.factor = factor
+
+    def __call__(self, x: int) -> int:
+        return self.factor * x
+
+
+def _how(message: bytes) -> str:
+    """How a CALLABLE message's pickle was made: by reference (plain pickle) or by value."""
+    from mpipe._transport._codec import _BY_VALUE
+
+    (klen,) = struct.unpack_from("<H", message, HEADER_BYTES)
+    return "value" if message[HEADER_BYTES + 2 + klen] == _BY_VALUE else "reference"
+
+
+def test_callables_travel_by_reference_when_importable_else_by_value(codec: Codec) -> None:
+    factor = 2
+
+    def local(x: int) -> int:
+        return x * factor
+
+    # A function and a class that live in __main__: a worker's __main__ is not the parent's.
+    renamed = type(triple)(triple.__code__, {"__name__": "__main__"}, "triple")
+    renamed.__module__ = "__main__"
+    main_class = type("Scaler", (Scaler,), {"__module__": "__main__"})
+    cases: list[tuple[object, str, int]] = [
+        (triple, "reference", 6),
+        (Scaler(5), "reference", 10),
+        (Scaler(5).__call__, "reference", 10),
+        (lambda x: x + 1, "value", 3),
+        (local, "value", 4),
+        (renamed, "value", 6),
+        (main_class(4), "value", 8),
+        (Scaler(threading.Lock()), "value", -1),  # a lock: plain pickle fails, dill takes it
+    ]
+    receiver = Codec(Arena.attach(codec.arena.handle(1)))
+    for peer, (fn, how, expected) in enumerate(cases, start=1):
+        message = codec.encode_callable(fn, peer=1, key=f"k{peer}")
+        assert _how(message) == how, fn
+        got = receiver.decode(message)
+        if expected >= 0:
+            assert got(2) == expected, fn  # type: ignore[operator]
+    receiver.arena.close()
+
+
+def test_a_callable_message_with_a_bad_format_is_corrupt(codec: Codec) -> None:
+    message = bytearray(codec.encode_callable(triple, peer=1, key="k"))
+    message[HEADER_BYTES + 3] = 7  # the byte after the one-byte key: neither format
+    with pytest.raises(CorruptMessageError, match="bad key or format"):
+        codec.decode(bytes(message))
+
+
+def test_numpy_and_pickle_payloads_decode_without_pyarrow() -> None:
+    import os
+    import subprocess
+    import sys
+
+    import mpipe
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(mpipe.__file__)))
+    code = """
+import sys
+import numpy as np
+from mpipe._transport import open_arena
+from mpipe._transport._codec import Codec
+arena = open_arena(4 << 20, wait=0.0)
+codec = Codec(arena)
+arr = codec.decode(codec.encode(np.arange(10_000), 0))
+nested = codec.decode(codec.encode({"a": np.arange(10_000), "b": "x" * 5000}, 0))
+big = codec.decode(codec.encode("y" * 5000, 0))
+assert int(arr.sum()) == int(nested["a"].sum()) == 49995000 and not arr.flags.writeable
+assert nested["b"] == "x" * 5000 and big == "y" * 5000
+assert codec.arena.stats()["used_blocks"] == 2  # arr and nested["a"] hold theirs
+del arr, nested
+assert codec.arena.stats()["used_blocks"] == 0
+print("pyarrow" in sys.modules, "dill" in sys.modules)
+arena.close()
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == ["False", "False"]
+
+
 def test_forward_passes_a_message_on_without_decoding_or_copying(codec: Codec) -> None:
     receivers = [Codec(Arena.attach(codec.arena.handle(slot))) for slot in (1, 2)]
     arr = np.arange(50_000)

@@ -69,6 +69,7 @@ from ._protocol import (
     RemoteTraceback,
     call_frame,
     frame,
+    noop,
     read_frame,
 )
 
@@ -277,7 +278,7 @@ class ProcessBackend(Backend):
 
     def _ping(self, worker: _Worker) -> None:
         codec = self._codec
-        fn = codec.encode_callable(_noop, worker.slot)
+        fn = codec.encode_callable(noop, worker.slot)
         message = call_frame(BATCH, 0, fn, codec.encode((0, []), worker.slot))
         self._send(worker, message)
 
@@ -750,10 +751,6 @@ class ProcessBackend(Backend):
         # Two submissions per worker keep each busy while the next one is on its way; a
         # stateful processor lives in one worker, whose FIFO ring keeps its firings in order.
         return 2 if stateful else 2 * self.max_workers
-
-
-def _noop(arg: Any) -> None:
-    return None
 
 
 def _fail(call: _Call, error: BaseException) -> None:

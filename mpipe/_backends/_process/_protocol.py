@@ -62,6 +62,7 @@ __all__ = [
     "call_frame",
     "error_payload",
     "frame",
+    "noop",
     "read_frame",
 ]
 
@@ -82,6 +83,12 @@ TIMED = frozenset({RESULT, ERROR, END, BATCH_RESULT})
 BATCH_ERROR, BATCH_VALUE, BATCH_ITEMS = 0, 1, 2
 #: Items a generator may run ahead of the pool's consumption.
 STREAM_WINDOW = 16
+
+
+def noop(arg: object) -> None:
+    """The callable of the readiness ping. It lives here, in a module every worker imports
+    anyway, because callables travel by reference: the worker imports the callable's module."""
+    return None
 
 
 def frame(kind: int, fid: int, extra: int = 0, body: bytes = b"") -> bytes:

@@ -7,14 +7,14 @@ kinds and frames). A dead parent is noticed by the ring (``PeerDiedError``) and 
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import ctypes
 import inspect
 import os
 import signal
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..._transport._errors import SerializationError, TransportError
 from ._protocol import (
@@ -42,6 +42,9 @@ from ._protocol import (
     frame,
     read_frame,
 )
+
+if TYPE_CHECKING:
+    import asyncio
 
 # Results of these types need no awaitable or generator check.
 _PLAIN = frozenset({int, float, str, bytes, bool, type(None), dict, list, tuple, set, complex})
@@ -162,6 +165,8 @@ class Worker:
 
     def _await(self, awaitable: Any) -> Any:
         if self._loop is None:
+            import asyncio  # loaded by the first processor that awaits, not by every worker
+
             self._loop = asyncio.new_event_loop()
         return self._loop.run_until_complete(awaitable)
 
@@ -365,3 +370,26 @@ def boot() -> None:
     if os.getppid() != data["parent_pid"]:
         os._exit(0)  # the parent died while this worker was starting
     main(endpoint)
+    _leave()
+
+
+def _leave() -> None:
+    """End the worker once its rings are closed and its shared memory released.
+
+    Tearing the interpreter down (every module's globals, numpy's among them) costs tens of
+    milliseconds per worker, which a closing pool waits for. What an ordinary exit does that
+    anyone could see is kept: the standard streams are flushed and the ``atexit`` functions
+    run; the rest is skipped with ``os._exit``. A worker whose processors left threads of their
+    own running exits the ordinary way, which waits for them.
+    """
+    import threading
+
+    if threading.active_count() > 1:
+        return
+    import atexit
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # closed or replaced
+            stream.flush()
+    os._exit(0)

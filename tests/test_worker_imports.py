@@ -1,0 +1,101 @@
+"""A worker process imports what it serves with (the transport, the protocol, the codec) and
+loads numpy, pyarrow and dill only when a payload or a callable needs them; a closing pool's
+workers exit without tearing their interpreter down, yet flush their output and run ``atexit``."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from conftest import own_children
+from worker_probe import leave_marks, loaded_modules, start_thread
+
+from mpipe._backends import FiringSlot
+from mpipe._backends._process._backend import ProcessBackend
+
+pytestmark = pytest.mark.slow
+
+#: What a worker never needs before a payload asks for it.
+NOT_AT_START = (
+    "numpy",
+    "pyarrow",
+    "dill",
+    "asyncio",
+    "jsonschema",
+    "mpipe._engine",
+    "mpipe._observe",
+    "mpipe._config",
+    "mpipe._model._graph",
+    "mpipe._model._processors",
+    "mpipe._cli",
+    "mpipe._backends._thread",
+    "mpipe._backends._process._backend",
+)
+
+
+def heavy(modules: list[str]) -> list[str]:
+    return [m for m in NOT_AT_START if m in modules]
+
+
+def ask(*calls: tuple[Any, Any]) -> list[Any]:
+    """Run ``(fn, arg)`` calls one after another in one worker; their answers."""
+
+    async def main() -> list[Any]:
+        backend = ProcessBackend(1)
+        await backend.start()
+        try:
+            return [
+                await backend.submit(fn, arg, FiringSlot("p", i))
+                for i, (fn, arg) in enumerate(calls)
+            ]
+        finally:
+            await backend.close()
+
+    answers = asyncio.run(main())
+    assert not own_children()
+    return answers
+
+
+def test_a_started_worker_has_imported_no_layer_it_does_not_serve_with() -> None:
+    (modules,) = ask((loaded_modules, None))
+    assert "mpipe._transport._codec" in modules and "mpipe._backends._process._worker" in modules
+    assert heavy(modules) == []
+
+
+def test_payloads_load_numpy_and_pyarrow_on_demand() -> None:
+    plain, array, table = ask(
+        (loaded_modules, {"a": [1, 2]}),
+        (loaded_modules, np.arange(100_000)),  # in an arena block: decoding needs numpy
+        (loaded_modules, pa.table({"x": list(range(1000))})),
+    )
+    assert heavy(plain) == []
+    assert "numpy" in array and "pyarrow" not in array
+    assert "pyarrow" in table
+
+
+def test_a_lambda_still_travels_by_value_and_loads_dill_then() -> None:
+    offset = 5
+    before, value, after = ask(
+        (loaded_modules, None), (lambda x: x + offset, 1), (loaded_modules, None)
+    )
+    assert "dill" not in before
+    assert value == 6
+    assert "dill" in after
+
+
+def test_an_exiting_worker_flushes_its_output_and_runs_atexit(
+    tmp_path: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    mark = tmp_path / "mark"
+    (pid,) = ask((leave_marks, str(mark)))
+    assert mark.read_text() == "atexit ran"
+    assert "printed by the worker" in capfd.readouterr().out
+    assert isinstance(pid, int)
+
+
+def test_a_worker_with_threads_of_its_own_exits_the_ordinary_way() -> None:
+    (threads,) = ask((start_thread, 0.2))
+    assert threads >= 2  # the pool's close waited for the thread: nothing is left (ask checks)
