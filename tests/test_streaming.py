@@ -295,3 +295,33 @@ def test_process_stages_keep_a_stream_of_big_arrays_within_the_pipes_bounds() ->
         metrics = pipe.get_metrics()
         assert metrics["peak_bytes"] <= 8 * MiB + 4 * MiB + 4 * 4 * MiB, (pipe.pipe_id, metrics)
         assert metrics["bytes_in"] == 64 * 4 * MiB
+
+
+def _slow_first(a: np.ndarray) -> np.ndarray:
+    if a[0] == 0:  # the first item is held up: later ones finish and wait to go in order
+        time.sleep(0.5)
+    return a * 2
+
+
+@pytest.mark.slow
+def test_outputs_waiting_for_an_earlier_firing_count_against_the_byte_bound() -> None:
+    # The first firing of a process stage takes long while the other worker finishes the next
+    # ones: their outputs wait (in order) and would all land at once when it is done. The
+    # stage stops firing once what is in flight fills the byte bound of its output.
+    g = ProcessingGraph()
+    scale = SimpleProcessor(_slow_first, "scale", execution="process")
+    scale.create_default_pipes()
+    total = SimpleProcessor(lambda a: float(a.sum()), "total", execution="process")
+    total.create_default_pipes()
+    g.add_processor(scale)
+    g.add_processor(total)
+    g.connect("scale", "output", "total", "input", max_bytes=8 * MiB)
+
+    def arrays() -> Iterator[np.ndarray]:
+        for i in range(32):
+            yield np.full(512 * 1024, i, dtype=np.float64)
+
+    out = asyncio.run(GraphExecutor(g, max_workers=2).execute_stream({"scale": arrays()}))
+    assert out == {"total:output": [2.0 * i * 512 * 1024 for i in range(32)]}
+    metrics = next(iter(g.pipes.values())).get_metrics()
+    assert metrics["peak_bytes"] <= 8 * MiB + 4 * MiB + 4 * 4 * MiB, metrics

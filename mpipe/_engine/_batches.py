@@ -14,6 +14,7 @@ uses only its public transitions (:class:`Steps`), so this module does not impor
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -91,6 +92,8 @@ def fire_batch(sched: Steps, node: Node) -> bool:
     if node.batches >= node.concurrency or node.inflight >= node.concurrency * MAX_BATCH:
         return False
     inputs = node.inputs
+    if node.inflight and not _bytes_for(node, 1):
+        return False  # what is in flight fills the byte bound; its answers wake the node
     if len(inputs[0].items) == 1 or min(len(p.items) for p in inputs) == 1:
         # One item waiting (a one-item run, a stream that keeps up): a plain call, no
         # batch to wrap and unwrap on either side.
@@ -123,6 +126,8 @@ def fire_batch(sched: Steps, node: Node) -> bool:
             sched.has_room(node)  # account the wait
             return False
         k = min(k, room)
+        if k > 1:
+            k = max(1, min(k, _bytes_for(node, k)))
     if node.item_arg:
         args = sched.take_many(node.inputs[0], k)
     else:
@@ -146,6 +151,28 @@ def fire_batch(sched: Steps, node: Node) -> bool:
         return True
     sched.track(fut, partial(_on_batch_done, sched, node, first, args, start, slot))
     return True
+
+
+def _bytes_for(node: Node, k: int) -> int:
+    """How many of ``k`` more firings the output lanes' byte bounds have room for, counting the
+    firings in flight (a batching node may have many: their outputs all land, and finished ones
+    wait there for an earlier one to emit in order). Each output is guessed at the mean size of
+    the items that entered the lane so far, or before any did, at the size of the next input
+    (a stage that transforms arrays or tables); 0 when there is no room left for one."""
+    guess = -1
+    for lane in node.out_lanes:
+        if lane.closed or lane.max_bytes == sys.maxsize:
+            continue
+        if lane.items_in:
+            per = lane.bytes_in // lane.items_in
+        else:
+            if guess < 0:
+                waiting = node.inputs[0].items
+                guess = payload_nbytes(waiting[0]) if waiting else 0
+            per = guess
+        if per:
+            k = min(k, (lane.max_bytes - lane.held) // per - node.inflight)
+    return max(k, 0)
 
 
 def _on_batch_done(
