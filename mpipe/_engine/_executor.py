@@ -477,14 +477,27 @@ class GraphExecutor(BreakpointAPI):
                         "fused_with": [p for p in n.fused.ids if p != pid],
                     }
             status["processors"] = processors
-            status["fused"] = [list(group) for group in run.plan.fused]
             if sched.failure is not None:
                 status["failed_processor"] = sched.failure[0]
                 status["error"] = repr(sched.failure[1])
+        plan = run.plan if run is not None else self._compiled
+        if plan is not None:  # compiled by start() or a run
+            # The processor ids of each group that runs fused, in the order they run.
+            status["fused"] = [list(group) for group in plan.fused]
         started = status.get("started_at")
         if started is not None:
             status["elapsed"] = status.get("ended_at", time.time()) - started
         return status
+
+
+def planned_fusion(executor: GraphExecutor) -> list[list[str]]:
+    """The groups the executor's next run fuses (its plan is compiled, nothing is started).
+
+    Raises:
+        ValidationError: The graph is invalid.
+        ConfigurationError: A processor cannot run where it is placed.
+    """
+    return [list(group) for group in executor._current_plan().fused]
 
 
 _DASK_OPTIONS = ("connect_timeout", "no_workers_timeout", "cluster", "tasks_per_processor")
