@@ -405,3 +405,29 @@ def test_viz_marks_the_fused_group() -> None:
     assert "fused" not in visualize_graph(g)
     with pytest.raises(ConfigurationError, match="'zz'"):
         visualize_graph(g, fused=[["a", "zz"]])
+
+
+CONFIG = """
+graph_id: fused_config
+executor: {backend: process, max_workers: 2%s}
+processors:
+  - {processor_id: a, processor_type: simple, parameters: {function: "test_fusion:inc"}}
+  - {processor_id: b, processor_type: simple, parameters: {function: "test_fusion:double"}}
+connections:
+  - {from_processor: a, from_output: output, to_processor: b, to_input: input}
+"""
+
+
+@pytest.mark.parametrize(("option", "marked"), [("", True), (", fuse: false", False)])
+def test_the_viz_command_marks_what_the_configs_executor_fuses(
+    tmp_path: Path, option: str, marked: bool
+) -> None:
+    import io
+
+    from mpipe._cli._main import main
+
+    cfg = tmp_path / "fused.yaml"
+    cfg.write_text(CONFIG % option)
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["viz", str(cfg)], out, err) == 0, err.getvalue()
+    assert ("1: a -> b" in out.getvalue()) is marked
