@@ -431,3 +431,18 @@ def test_the_viz_command_marks_what_the_configs_executor_fuses(
     out, err = io.StringIO(), io.StringIO()
     assert main(["viz", str(cfg)], out, err) == 0, err.getvalue()
     assert ("1: a -> b" in out.getvalue()) is marked
+
+
+def test_the_report_counts_a_fused_groups_outputs_as_its_last_processors() -> None:
+    from mpipe._observe._report import report_data
+
+    monitor = Monitor()
+    _, status = run(chain(), list(range(N)), monitor=monitor)
+    assert status["fused"] == [["a", "b", "c"]]
+    assert monitor.series is not None
+    data = report_data(monitor.series, monitor.trace.max_spans)
+    summary = data["summary"]
+    assert (summary["inputs"], summary["outputs"], summary["firings"]) == (N, N, 3 * N)
+    rows = {r["processor"]: r for r in data["table"]}
+    assert [rows[pid]["firings"] for pid in "abc"] == [N, N, N]
+    assert rows["c"]["bytes_out"] > 0 and rows["a"]["bytes_out"] == 0
