@@ -33,7 +33,13 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 #: The files of the report's run, in this order.
-FILES = ["bench_engine.py", "bench_process.py", "bench_process_interleaved.py", "bench_dask.py"]
+FILES = [
+    "bench_engine.py",
+    "bench_process.py",
+    "bench_process_interleaved.py",
+    "bench_fusion.py",
+    "bench_dask.py",
+]
 #: The README's table lies between these lines; ``--readme`` replaces what is between them.
 BEGIN = "<!-- benchmark table: made by python benchmarks/report.py --readme -->"
 END = "<!-- end of the benchmark table -->"

@@ -287,7 +287,10 @@ def test_process_stages_keep_a_stream_of_big_arrays_within_the_pipes_bounds() ->
         for i in range(64):
             yield np.full(512 * 1024, i, dtype=np.float64)
 
-    out = asyncio.run(GraphExecutor(g, max_workers=2).execute_stream({"scale": arrays()}))
+    # Unfused: the bound under test is the one of the pipe between the two stages, which fused
+    # stages would pass inside a worker call (no item would wait in it).
+    ex = GraphExecutor(g, max_workers=2, fuse=False)
+    out = asyncio.run(ex.execute_stream({"scale": arrays()}))
     assert out == {"total:output": [2.0 * i * 512 * 1024 for i in range(64)]}
     # A pipe holds its bound plus one item, and the outputs of the firings that were already
     # running when it filled: two per worker here.

@@ -21,6 +21,7 @@ from typing import Any, NoReturn, TextIO
 
 from .._config import ConfigLoader, GraphConfig
 from .._config._observe import wanted
+from .._engine._executor import GraphExecutor, planned_fusion
 from .._errors import (
     ConfigurationError,
     ExecutionError,
@@ -452,13 +453,24 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def _fused_groups(cfg: GraphConfig, graph: ProcessingGraph) -> list[list[str]]:
+    """The processors the config's executor would run fused (none when it keeps checkpoints,
+    or when the graph is invalid: the picture then says why)."""
+    if wanted(cfg.checkpoints):
+        return []
+    try:
+        return planned_fusion(GraphExecutor(graph, **cfg.executor))
+    except PipelineError:
+        return []
+
+
 def _cmd_viz(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    _, _, graph = _load(args.config)
+    _, cfg, graph = _load(args.config)
     target = check_file_path(args.output, "--output") if args.output else None
     binary = args.format == "png"
     if binary and target is None and _is_terminal(out):
         raise UsageError("--format png writes binary data: give --output FILE or redirect stdout")
-    picture = visualize_graph(graph, args.format)
+    picture = visualize_graph(graph, args.format, fused=_fused_groups(cfg, graph))
     if target is not None:
         try:
             if isinstance(picture, bytes):

@@ -61,11 +61,16 @@ class GraphExecutor(BreakpointAPI):
         dask_options: More Dask settings: ``connect_timeout`` and ``no_workers_timeout``
             (seconds), ``cluster`` (keyword arguments of the ``LocalCluster``),
             ``tasks_per_processor`` (tasks of one processor in flight at once).
+        fuse: Run consecutive process-placed processors whose items go only to each other
+            (chains, and diamonds that rejoin) as one worker call per item, each processor
+            keeping its own metrics, spans and error strategy (default True; see
+            ``docs/process.md``). False: every processor's firing is a call of its own.
 
     Raises:
         ConfigurationError: An unknown backend, a bad ``max_workers``, a monitor that is not
             an observer, a ``checkpoint_manager`` that is not a CheckpointManager, an
-            ``on_break`` that is not callable, or a bad Dask setting.
+            ``on_break`` that is not callable, a ``fuse`` that is not a bool, or a bad Dask
+            setting.
     """
 
     def __init__(
@@ -84,6 +89,7 @@ class GraphExecutor(BreakpointAPI):
         dask_address: str | None = None,
         dask_client: Any = None,
         dask_options: dict[str, Any] | None = None,
+        fuse: bool = True,
     ) -> None:
         if not isinstance(graph, ProcessingGraph):
             raise ConfigurationError(
@@ -91,6 +97,9 @@ class GraphExecutor(BreakpointAPI):
             )
         self.graph = graph
         self.backend = check_placement(backend, "GraphExecutor backend")
+        if not isinstance(fuse, bool):
+            raise ConfigurationError(f"fuse must be True or False, got {fuse!r}", "fuse")
+        self.fuse = fuse
         if max_workers is not None and (
             not isinstance(max_workers, int) or isinstance(max_workers, bool) or max_workers < 1
         ):
@@ -226,15 +235,31 @@ class GraphExecutor(BreakpointAPI):
             id(graph.error_strategy),
             hash(self.backend),
             self.max_workers,
+            self._fuse_on(),
         )
+
+    def _fuse_on(self) -> bool:
+        # Checkpoints save each processor's outputs as they pass through the parent.
+        return self.fuse and self.checkpoint_manager is None
 
     def _current_plan(self) -> Plan:
         fingerprint = self._fingerprint()
         plan = self._compiled
-        if plan is None or plan.fingerprint != fingerprint:
+        blocked = self.breakpoints.processor_ids() if self.breakpoints else set()
+        if (
+            plan is None
+            or plan.fingerprint != fingerprint
+            or (plan.watch is not None and plan.watch.changed(blocked))
+        ):
             graph = self.graph
-            plan = take_spare(graph, fingerprint, self._backend_for) or compile_plan(
-                graph, fingerprint, self.backend, self._backend_for, self._strategy_for
+            plan = take_spare(graph, fingerprint, self._backend_for, blocked) or compile_plan(
+                graph,
+                fingerprint,
+                self.backend,
+                self._backend_for,
+                self._strategy_for,
+                fuse_on=self._fuse_on(),
+                blocked=frozenset(blocked),
             )
             self._compiled = plan
             # When this executor is dropped, the next executor of the graph may take the plan.
@@ -444,22 +469,47 @@ class GraphExecutor(BreakpointAPI):
         run = self._current
         if run is not None:
             sched = run.scheduler
-            status["processors"] = {
-                n.node_id: {
-                    "firings_started": n.index,
-                    "in_flight": n.inflight,
-                    "finished": n.finished,
-                    "state": getattr(n.processor, "state", ProcessorState.IDLE).value,
-                }
-                for n in sched.nodes
-            }
+            processors: dict[str, Any] = {}
+            for n in sched.nodes:
+                if n.fused is None:
+                    processors[n.node_id] = {
+                        "firings_started": n.index,
+                        "in_flight": n.inflight,
+                        "finished": n.finished,
+                        "state": getattr(n.processor, "state", ProcessorState.IDLE).value,
+                    }
+                    continue
+                # A fused group's processors share its calls: each item runs them all.
+                for pid, proc in zip(n.fused.ids, n.fused.processors, strict=True):
+                    processors[pid] = {
+                        "firings_started": n.index,
+                        "in_flight": n.inflight,
+                        "finished": n.finished,
+                        "state": proc.state.value,
+                        "fused_with": [p for p in n.fused.ids if p != pid],
+                    }
+            status["processors"] = processors
             if sched.failure is not None:
                 status["failed_processor"] = sched.failure[0]
                 status["error"] = repr(sched.failure[1])
+        plan = run.plan if run is not None else self._compiled
+        if plan is not None:  # compiled by start() or a run
+            # The processor ids of each group that runs fused, in the order they run.
+            status["fused"] = [list(group) for group in plan.fused]
         started = status.get("started_at")
         if started is not None:
             status["elapsed"] = status.get("ended_at", time.time()) - started
         return status
+
+
+def planned_fusion(executor: GraphExecutor) -> list[list[str]]:
+    """The groups the executor's next run fuses (its plan is compiled, nothing is started).
+
+    Raises:
+        ValidationError: The graph is invalid.
+        ConfigurationError: A processor cannot run where it is placed.
+    """
+    return [list(group) for group in executor._current_plan().fused]
 
 
 _DASK_OPTIONS = ("connect_timeout", "no_workers_timeout", "cluster", "tasks_per_processor")

@@ -10,11 +10,14 @@ import asyncio
 import inspect
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._backends import Backend, FiringSlot
 from .._model._strategies import ErrorStrategy
 from ._lanes import Lane
+
+if TYPE_CHECKING:
+    from ._fused import FusedGroup
 
 __all__ = [
     "DISCARD",
@@ -127,6 +130,7 @@ class Node:
         "filled",
         "finished",
         "fn",
+        "fused",
         "gate",
         "gated",
         "index",
@@ -211,6 +215,9 @@ class Node:
         # held elsewhere (Dask): ``await fetch(arg)`` gives the values. Such a node never takes
         # the inline fast path or batches (the executor clears ``fast`` and ``batch_size``).
         self.fetch: Callable[[Any], Any] | None = None
+        #: Set on the node of a fused group (``mpipe/_engine/_fused.py``): the processors whose
+        #: firings its one call per item runs. None for every other node.
+        self.fused: FusedGroup | None = None
         self.reset()
         self.relink()
 

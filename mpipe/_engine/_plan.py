@@ -13,7 +13,7 @@ import gc
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .._backends import Backend
@@ -23,6 +23,8 @@ from .._model._interfaces import ProcessorInterface
 from .._model._pipe import Pipe, PipeType, add_traffic_source, tap_changes
 from .._model._placement import check_placement
 from .._model._processors import BaseProcessor
+from ._fused import FusedBook
+from ._fusion import FusionWatch, fuse
 from ._inputs import Entry, EntryIndex
 from ._lanes import Lane, LaneBook
 from ._nodes import DISCARD, Node
@@ -38,15 +40,21 @@ _spares_lock = threading.Lock()
 
 
 def take_spare(
-    graph: ProcessingGraph, fingerprint: tuple[int, ...], backend_for: Callable[[str], Backend]
+    graph: ProcessingGraph,
+    fingerprint: tuple[int, ...],
+    backend_for: Callable[[str], Backend],
+    blocked: Iterable[str] = (),
 ) -> Plan | None:
     """An idle plan of ``graph`` compiled with ``fingerprint`` (another executor used it and
-    was dropped), moved onto this executor's backends; None when there is none."""
+    was dropped) whose fusion still holds (``blocked``: the processors with breakpoints now),
+    moved onto this executor's backends; None when there is none."""
     with _spares_lock:
         plans = _spares.get(graph)
         while plans:
             plan = plans.pop()
-            if plan.fingerprint == fingerprint:
+            if plan.fingerprint == fingerprint and (
+                plan.watch is None or not plan.watch.changed(blocked)
+            ):
                 break
         else:
             return None
@@ -132,7 +140,12 @@ class Plan:
         #: What each run needs of the nodes, worked out once: the processors, those whose
         #: initialize/cleanup must be called, and the distinct error strategies.
         self.procs, self.lifecycle = lifecycle_of(nodes)
-        self.strategies = list({id(n.strategy): n.strategy for n in nodes if n.strategy}.values())
+        every = [s for n in nodes for s in (n.fused.strategies if n.fused else [n.strategy])]
+        self.strategies = list({id(s): s for s in every if s}.values())
+        #: The processor ids of each fused group, in the order they run (``_fusion.py``).
+        self.fused: list[list[str]] = [list(n.fused.ids) for n in nodes if n.fused is not None]
+        #: What fusion depended on beyond the graph (None: nothing could fuse).
+        self.watch: FusionWatch | None = None
         self.backends = list({id(n.backend): n.backend for n in nodes}.values())
         #: Whether another executor with the same settings may run the plan: its nodes hold
         #: nothing of a backend but the backend itself (no wrapped calls, no fetchers).
@@ -219,6 +232,8 @@ def compile_plan(
     default_placement: str,
     backend_for: Callable[[str], Backend],
     strategy_for: Callable[[str, ProcessorInterface], Any],
+    fuse_on: bool = False,
+    blocked: frozenset[str] = frozenset(),
 ) -> Plan:
     """Validate ``graph`` and build its plan.
 
@@ -228,6 +243,8 @@ def compile_plan(
         default_placement: Where a processor runs when it does not say.
         backend_for: The executor's backend for a placement (made, not started).
         strategy_for: The error strategy of a processor.
+        fuse_on: Fuse what qualifies (see ``mpipe/_engine/_fusion.py``).
+        blocked: Processors that must not fuse (they have breakpoints).
 
     Raises:
         ValidationError: The graph is invalid.
@@ -239,7 +256,9 @@ def compile_plan(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _compile(graph, fingerprint, default_placement, backend_for, strategy_for)
+        return _compile(
+            graph, fingerprint, default_placement, backend_for, strategy_for, fuse_on, blocked
+        )
     finally:
         if collecting:
             gc.enable()
@@ -251,6 +270,8 @@ def _compile(
     default_placement: str,
     backend_for: Callable[[str], Backend],
     strategy_for: Callable[[str, ProcessorInterface], Any],
+    fuse_on: bool,
+    blocked: frozenset[str],
 ) -> Plan:
     problems = graph.validate()
     if problems:
@@ -335,13 +356,16 @@ def _compile(
             )
         )
     _mark_fetching(graph, nodes)
+    nodes, watch = fuse(nodes, fuse_on, blocked)
     lanes = [
         *(lane for group in outputs_of.values() for lane in group),
         *entry_lanes.values(),
         *(lane for _, lane in sinks),
         *drops,
     ]
-    return Plan(fingerprint, nodes, EntryIndex(entries), entry_lanes, sinks, lanes, placements)
+    plan = Plan(fingerprint, nodes, EntryIndex(entries), entry_lanes, sinks, lanes, placements)
+    plan.watch = watch
+    return plan
 
 
 def _mark_fetching(graph: ProcessingGraph, nodes: list[Node]) -> None:
@@ -366,7 +390,12 @@ def _mark_fetching(graph: ProcessingGraph, nodes: list[Node]) -> None:
 def lifecycle_of(nodes: list[Node]) -> tuple[list[BaseProcessor], list[Any]]:
     """The nodes' processors, and those whose ``initialize``/``cleanup`` must be called (only
     processors that override them cost a task per run)."""
-    procs = [n.processor for n in nodes if isinstance(n.processor, BaseProcessor)]
+    procs: list[BaseProcessor] = []
+    for n in nodes:
+        if isinstance(n.processor, BaseProcessor):
+            procs.append(n.processor)
+        elif isinstance(n.processor, FusedBook):
+            procs.extend(n.processor.group.processors)
     foreign = [n.processor.processor for n in nodes if isinstance(n.processor, Foreign)]
     return procs, [p for p in procs if _overrides_lifecycle(p)] + foreign
 

@@ -64,6 +64,7 @@ from .._model._pipe import SIZERS, sizer_of
 from .._model._strategies import CircuitOpenError, ErrorAction, record_success, resolve_action
 from .._observe._hooks import RunHooks, Timeline
 from ._batches import fire_batch
+from ._fused import on_reply as fused_reply
 from ._lanes import Lane
 from ._nodes import SKIPPED, Firing, Items, Node, Outputs, ResultSink, StreamState, feeder
 
@@ -710,10 +711,11 @@ class Scheduler:
 
     def first_firing(self, node: Node, start: float) -> None:
         timeline = self.timeline
-        if timeline is not None:
-            timeline.firsts.add(node.node_id, 0, start, 0.0, None)
-        for hook in self.first_hooks:
-            hook.processor_start(node.node_id)
+        for pid in (node.node_id,) if node.fused is None else node.fused.ids:
+            if timeline is not None:
+                timeline.firsts.add(pid, 0, start, 0.0, None)
+            for hook in self.first_hooks:
+                hook.processor_start(pid)
 
     def take_all(self, node: Node) -> dict[str, Any]:
         return {
@@ -844,7 +846,9 @@ class Scheduler:
             return
         node = firing.node
         try:
-            if error is not None:
+            if node.fused is not None:  # a fused group's call: each stage booked on its own
+                fused_reply(self, firing, value, error)
+            elif error is not None:
                 self.failed(firing, error, firing.skip)
             elif isinstance(value, _STREAM_TYPES):
                 self.complete(node, firing.index, StreamState(value, firing, firing.skip))
@@ -1197,10 +1201,11 @@ class Scheduler:
             self.sink.wake()
         if node.processor is not None:
             timeline = self.timeline
-            if timeline is not None:
-                timeline.ends.add(node.node_id, node.index, time.perf_counter(), 0.0, None)
-            for hook in self.finish_hooks:
-                hook.processor_end(node.node_id, node.index)
+            for pid in (node.node_id,) if node.fused is None else node.fused.ids:
+                if timeline is not None:
+                    timeline.ends.add(pid, node.index, time.perf_counter(), 0.0, None)
+                for hook in self.finish_hooks:
+                    hook.processor_end(pid, node.index)
 
 
 async def _within(awaitable: Any, timeout: float, processor_id: str, index: int) -> Any:

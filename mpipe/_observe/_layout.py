@@ -21,6 +21,7 @@ import html
 import itertools
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .._errors import ConfigurationError
@@ -75,10 +76,20 @@ class Layout:
     height: float
 
 
-def _subtitle(graph: ProcessingGraph, pid: str) -> str:
+def _subtitle(graph: ProcessingGraph, pid: str, fused: dict[str, int] | None = None) -> str:
     proc = graph.nodes[pid].processor
     placement = getattr(proc, "execution", None)
-    return type(proc).__name__ + (f", {placement}" if placement else "")
+    group = (fused or {}).get(pid)
+    return (
+        type(proc).__name__
+        + (f", {placement}" if placement else "")
+        + (f", fused {group}" if group is not None else "")
+    )
+
+
+def fused_numbers(fused: Sequence[Sequence[str]] | None) -> dict[str, int]:
+    """Processor id -> the number (from 1) of the fused group it runs in."""
+    return {pid: n for n, group in enumerate(fused or (), 1) for pid in group}
 
 
 def _layers(graph: ProcessingGraph) -> dict[str, int]:
@@ -103,12 +114,14 @@ def _layers(graph: ProcessingGraph) -> dict[str, int]:
     return layer
 
 
-def graph_layout(graph: ProcessingGraph) -> Layout:
+def graph_layout(graph: ProcessingGraph, fused: Sequence[Sequence[str]] | None = None) -> Layout:
     """Lay a graph out left to right (see the module's docstring for how).
 
     Args:
         graph: The graph (valid or not: cycles are drawn too).
+        fused: Groups of processors that run fused: their boxes say "fused N".
     """
+    numbers = fused_numbers(fused)
     layer_of = _layers(graph)
     n_layers = max(layer_of.values(), default=-1) + 1
     # Rows: real processors and the virtual points of long edges, per layer.
@@ -150,7 +163,7 @@ def graph_layout(graph: ProcessingGraph) -> Layout:
                 pos[key] = float(i)
     # Coordinates.
     boxes = {
-        pid: Box(pid, pid, _subtitle(graph, pid))
+        pid: Box(pid, pid, _subtitle(graph, pid, numbers))
         for pid in graph.nodes  # dict order: graph order
     }
     for box in boxes.values():
@@ -309,13 +322,19 @@ def _run_dot(dot: str, source: str, fmt: str) -> bytes | None:
     return done.stdout if done.returncode == 0 and done.stdout else None
 
 
-def render_svg(graph: ProcessingGraph, *, use_dot: bool | None = None) -> str:
+def render_svg(
+    graph: ProcessingGraph,
+    *,
+    use_dot: bool | None = None,
+    fused: Sequence[Sequence[str]] | None = None,
+) -> str:
     """The graph as an SVG document.
 
     Args:
         graph: The graph.
         use_dot: Draw with Graphviz's ``dot`` (True), with the built-in layout (False), or
             with ``dot`` when it is on the ``PATH`` and the built-in layout otherwise (None).
+        fused: Groups of processors that run fused, marked in the picture.
 
     Raises:
         ConfigurationError: ``use_dot=True`` and ``dot`` is not on the ``PATH``.
@@ -326,19 +345,26 @@ def render_svg(graph: ProcessingGraph, *, use_dot: bool | None = None) -> str:
     if dot is not None:
         from ._visualize import visualize_graph
 
-        drawn = _run_dot(dot, visualize_graph(graph, "dot"), "svg")
+        drawn = _run_dot(dot, visualize_graph(graph, "dot", fused=fused), "svg")
         if drawn is not None:
             return drawn.decode()
-    return svg_of_layout(graph_layout(graph), graph.graph_id)
+    return svg_of_layout(graph_layout(graph, fused), graph.graph_id)
 
 
-def render_png(graph: ProcessingGraph, *, use_dot: bool | None = None, scale: float = 2.0) -> bytes:
+def render_png(
+    graph: ProcessingGraph,
+    *,
+    use_dot: bool | None = None,
+    scale: float = 2.0,
+    fused: Sequence[Sequence[str]] | None = None,
+) -> bytes:
     """The graph as a PNG image: by ``dot`` when on the ``PATH``, else by Pillow.
 
     Args:
         graph: The graph.
         use_dot: As for :func:`render_svg`.
         scale: Pixels per layout unit when Pillow draws (2: sharp on high-density screens).
+        fused: As for :func:`render_svg`.
 
     Raises:
         ConfigurationError: Neither ``dot`` nor Pillow is there (the message says what to
@@ -350,7 +376,7 @@ def render_png(graph: ProcessingGraph, *, use_dot: bool | None = None, scale: fl
     if dot is not None:
         from ._visualize import visualize_graph
 
-        drawn = _run_dot(dot, visualize_graph(graph, "dot"), "png")
+        drawn = _run_dot(dot, visualize_graph(graph, "dot", fused=fused), "png")
         if drawn is not None:
             return drawn
     try:
@@ -362,7 +388,7 @@ def render_png(graph: ProcessingGraph, *, use_dot: bool | None = None, scale: fl
         ) from None
     import io
 
-    layout = graph_layout(graph)
+    layout = graph_layout(graph, fused)
     # Room above the boxes for the arcs of back edges (cycles).
     top = 70.0 if any(e.points[-1][0] <= e.points[0][0] for e in layout.edges) else 0.0
     size = (int((layout.width) * scale) + 1, int((layout.height + top) * scale) + 1)

@@ -77,10 +77,18 @@ def _fmt_bytes(n: float) -> str:
     return f"{n:,.1f} GiB"  # pragma: no cover
 
 
+def _producer_id(node: Any) -> str | None:
+    """The processor whose outputs enter a lane: the node's, or a fused group's last one."""
+    fused = getattr(node, "fused", None)
+    if fused is not None:
+        return str(fused.ids[-1])
+    return getattr(node, "node_id", None)
+
+
 def _lane_label(lane: Any, cid: str | None) -> str:
     if cid is not None:
         return cid
-    producer = getattr(lane.producer, "node_id", None)
+    producer = _producer_id(lane.producer)
     consumer = getattr(lane.consumer, "node_id", None)
     if consumer is not None:  # an entry lane: the run's input into a source
         return f"input->{consumer}:{_pipe_name(lane, consumer)}"
@@ -92,7 +100,10 @@ def _lane_label(lane: Any, cid: str | None) -> str:
 def _pipe_name(lane: Any, pid: str) -> str:
     for node in (lane.consumer, lane.producer):
         proc = getattr(node, "processor", None)
-        if proc is None or getattr(node, "node_id", None) != pid:
+        fused = getattr(node, "fused", None)
+        if fused is not None and pid in fused.ids:  # a fused group's node: its processor's
+            proc = fused.processors[fused.ids.index(pid)]
+        elif proc is None or getattr(node, "node_id", None) != pid:
             continue
         for pipes in (proc.input_pipes, proc.output_pipes):
             for name, pipe in pipes.items():
@@ -312,7 +323,7 @@ def report_data(series: RunSeries, max_spans: int, tail: int | None = None) -> d
     bytes_out = dict.fromkeys(proc_names, 0)
     for lane, m in zip(series.lanes, lane_metrics, strict=True):
         consumer = getattr(lane.consumer, "node_id", None)
-        producer = getattr(lane.producer, "node_id", None)
+        producer = _producer_id(lane.producer)
         if consumer in bytes_in:
             bytes_in[consumer] += m["bytes_in"]
         if producer in bytes_out:
@@ -406,8 +417,7 @@ def report_data(series: RunSeries, max_spans: int, tail: int | None = None) -> d
     outputs = sum(
         m["items_in"]
         for lane, m in zip(series.lanes, lane_metrics, strict=True)
-        if getattr(lane.producer, "node_id", None) in sinks
-        and getattr(lane.consumer, "node_id", None) is None
+        if _producer_id(lane.producer) in sinks and getattr(lane.consumer, "node_id", None) is None
     )
     summed = sum(run_of.values())
     kinds = [k for _, k, _, _ in marks]
