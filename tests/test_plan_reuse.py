@@ -42,9 +42,9 @@ def compiles(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     seen: list[str] = []
     real = executor_module.compile_plan
 
-    def counting(graph: ProcessingGraph, *args: Any) -> Any:
+    def counting(graph: ProcessingGraph, *args: Any, **kwargs: Any) -> Any:
         seen.append(graph.graph_id)
-        return real(graph, *args)
+        return real(graph, *args, **kwargs)
 
     monkeypatch.setattr(executor_module, "compile_plan", counting)
     return seen
@@ -57,6 +57,27 @@ def test_a_new_executor_of_the_same_graph_takes_the_dropped_executors_plan(
     for x in range(5):
         assert GraphExecutor(g).run(x) == {"b:output": 2 * (x + 1)}
     assert compiles == ["reuse"]
+
+
+def test_a_fused_plan_is_taken_while_its_fusion_holds(compiles: list[str]) -> None:
+    g = chain()
+    for pid in ("a", "b"):
+        g.get_processor(pid).execution = "process"  # type: ignore[attr-defined]
+
+    async def run(x: int) -> Any:
+        async with GraphExecutor(g, max_workers=1) as ex:
+            out = await ex.execute(x)
+            return out, ex.get_execution_status().get("fused")
+
+    first, fused = asyncio.run(run(1))
+    assert first == {"b:output": 4} and fused
+    assert asyncio.run(run(2))[0] == {"b:output": 6}
+    assert compiles == ["reuse"]
+    # A tap on the pipe between them: fusion steps aside, so the kept plan is not taken.
+    seen: list[int] = []
+    next(iter(g.pipes.values())).add_tap("t", seen.append)
+    assert asyncio.run(run(3)) == ({"b:output": 8}, [])
+    assert seen == [4] and compiles == ["reuse", "reuse"]
 
 
 def test_executors_alive_at_once_each_compile_their_own(compiles: list[str]) -> None:
@@ -89,6 +110,7 @@ def test_a_changed_graph_or_other_settings_compile_afresh(compiles: list[str]) -
 
 
 def test_a_taken_plan_runs_on_the_new_executors_pool() -> None:
+    # (b alone on the pool: nothing to fuse; a fused plan is taken the same way.)
     g = chain()
     g.get_processor("b").execution = "process"  # type: ignore[attr-defined]
 
