@@ -119,11 +119,12 @@ def test_run_time_and_wait_for_a_worker_are_shown_apart(run: Any) -> None:
 
 
 def spin(seconds: float) -> float:
-    """Busy for ``seconds`` of this process's CPU time (not wall time: waiting is not work)."""
+    """Busy for ``seconds`` of this thread's CPU time (not wall time: waiting is not work; not the
+    process's, which other threads, such as a math library's, may add to meanwhile)."""
     import time
 
-    end = time.process_time() + seconds
-    while time.process_time() < end:
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
         pass
     return seconds
 
