@@ -162,6 +162,9 @@ class GraphExecutor(BreakpointAPI):
     async def aclose(self) -> None:
         """Stop every backend this executor started (worker pools included)."""
         backends = [b for b in self._backends.values() if b.started]
+        if len(backends) == 1:  # the common case, closed with no task and no turn of the loop
+            await backends[0].close()
+            return
         errors = await asyncio.gather(*(b.close() for b in backends), return_exceptions=True)
         for err in errors:
             if isinstance(err, BaseException):

@@ -104,8 +104,8 @@ def _candidate(node: Node) -> bool:
     taps aside: those are checked apart, since they change without a new graph version)."""
     proc = node.processor
     return (
-        isinstance(proc, BaseProcessor)
-        and node.backend.name == "process"
+        node.backend.name == "process"
+        and isinstance(proc, BaseProcessor)
         and not proc.stateful
         and node.timeout is None
         and node.gated is None

@@ -101,7 +101,17 @@ class Lane:
         self.max_size = pipe.max_size
         # No byte bound is a bound no lane reaches: one comparison either way.
         self.max_bytes = sys.maxsize if pipe.max_bytes is None else pipe.max_bytes
-        self.watched = (pipe, *[p for p in watched if p is not pipe]) if watched else (pipe,)
+        tapped = bool(pipe._taps)
+        if watched:  # plain loops: thousands of lanes are made per compile
+            others = []
+            for p in watched:
+                if p is not pipe:
+                    others.append(p)
+                    if p._taps:
+                        tapped = True
+            self.watched = (pipe, *others)
+        else:
+            self.watched = (pipe,)
         self.items: deque[Any] = deque()
         self.sizes: deque[int] = deque()
         self.held = 0
@@ -114,7 +124,7 @@ class Lane:
         #: taps failed: made when first needed (a wide graph has thousands of lanes).
         self.run_taps: dict[str, Callable[[Any], Any]] | None = None
         self.tap_errors: ObserverErrors | None = None
-        self.tapped = bool(pipe._taps) or any(p._taps for p in watched)
+        self.tapped = tapped
         self.items_in = self.items_out = self.bytes_in = self.peak = 0
         self.full_events = self.peak_bytes = 0
         self.blocked_time = 0.0

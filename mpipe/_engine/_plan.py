@@ -14,7 +14,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeGuard
 
 from .._backends import Backend
 from .._errors import ValidationError
@@ -168,6 +168,8 @@ class Plan:
         self.relink = False
         #: How many tap changes the lanes last saw (see ``tap_changes``).
         self.taps_seen = tap_changes()
+        #: Whether no run used the plan yet (its first run needs no reset).
+        self.fresh = True
         #: Whether a run of the plan is live, and when the last one ended (wall clock).
         self.running = False
         self.ended_at: float | None = None
@@ -179,6 +181,10 @@ class Plan:
 
     def reset(self) -> None:
         """Forget the last run: empty every lane, reset every node, relink if a run changed links."""
+        if self.fresh:  # nothing ran yet: the nodes and lanes are as compiled
+            self.fresh = False
+            if self.taps_seen == tap_changes():
+                return
         changes = tap_changes()
         if changes != self.taps_seen:
             self.taps_seen = changes
@@ -329,7 +335,7 @@ def _compile(
                 drops.append(drop)
                 targets.append(drop)
             outputs[name] = targets
-        if isinstance(proc, BaseProcessor):
+        if _is_base(proc):
             fn, item_arg = proc._firing_call()
             book: Any = proc
             concurrency = proc.max_concurrent or backend.concurrency(proc.stateful)
@@ -338,7 +344,7 @@ def _compile(
             fn, item_arg, book = proc.process, False, Foreign(proc)
             concurrency, timeout = backend.concurrency(True), None
         call = backend.wrap(fn, tuple(outputs), sink=not gnode.dependents)
-        if isinstance(proc, BaseProcessor) or call is not fn:
+        if _is_base(proc) or call is not fn:
             backend.check_callable(call, pid)
         nodes.append(
             Node(
@@ -392,12 +398,18 @@ def lifecycle_of(nodes: list[Node]) -> tuple[list[BaseProcessor], list[Any]]:
     processors that override them cost a task per run)."""
     procs: list[BaseProcessor] = []
     for n in nodes:
-        if isinstance(n.processor, BaseProcessor):
+        if _is_base(n.processor):
             procs.append(n.processor)
         elif isinstance(n.processor, FusedBook):
             procs.extend(n.processor.group.processors)
     foreign = [n.processor.processor for n in nodes if isinstance(n.processor, Foreign)]
     return procs, [p for p in procs if _overrides_lifecycle(p)] + foreign
+
+
+def _is_base(processor: Any) -> TypeGuard[BaseProcessor]:
+    """``isinstance(processor, BaseProcessor)`` without the ABC machinery's Python-level check
+    (thousands of processors are compiled at a time; nothing registers virtual subclasses)."""
+    return BaseProcessor in type(processor).__mro__
 
 
 def _overrides_lifecycle(processor: BaseProcessor) -> bool:

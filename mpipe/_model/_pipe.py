@@ -42,6 +42,7 @@ __all__ = [
     "byte_metrics",
     "check_max_bytes",
     "payload_nbytes",
+    "pipe_resets",
     "sizer_of",
     "tap_changes",
 ]
@@ -125,6 +126,19 @@ _tap_changes = _TapChanges
 def tap_changes() -> int:
     """How many times a tap was added to or removed from any pipe (see ``Lane``)."""
     return _tap_changes.count
+
+
+class _Resets:
+    """Counts ``Pipe.reset()`` calls on any pipe (they zero the counters of the pipe's lanes
+    too), so that an observer that keeps lane counters from one run to the next knows whether
+    they still hold."""
+
+    count = 0
+
+
+def pipe_resets() -> int:
+    """How many times any pipe was reset."""
+    return _Resets.count
 
 
 def payload_nbytes(item: Any) -> int:
@@ -285,6 +299,7 @@ class Pipe:
             self._reset_counters()
         for lane, _ in self._lanes():  # the runs' traffic counted so far goes too
             lane.zero()
+        _Resets.count += 1
 
     # -- taps ----------------------------------------------------------------------------------
 

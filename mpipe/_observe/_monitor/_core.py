@@ -377,7 +377,7 @@ class Monitor(EventLog, RunHooks, MonitorInterface):
         # The last run's spans are counted later (when read), not on this run's clock.
         timeline = self._book.begin()
         self.trace.begin(run.run_id, run.graph_id, time.perf_counter())
-        self.series = RunSeries(run, timeline)
+        self.series = RunSeries(run, timeline, previous=self.series)
         self.run = run
         self.runs += 1
         self.live = True

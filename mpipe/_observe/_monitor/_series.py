@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..._model._pipe import byte_metrics
+from ..._model._pipe import byte_metrics, pipe_resets
 from .._hooks import Timeline
 
 __all__ = ["MAX_MARKS", "MAX_POINTS", "RunSeries"]
@@ -42,7 +42,7 @@ Point = tuple[
 #: The lane counters that add up over the runs of a plan (a run's own: end minus start), and
 #: the others a run's end keeps (after those and each lane's size).
 _ADDED = ("items_in", "items_out", "bytes_in", "blocked_time", "full_events")
-_KEPT = ("peak", "max_size", "held", "peak_bytes", "pipe.max_bytes")
+_KEPT = ("peak", "held", "peak_bytes")
 _ITEMS = attrgetter("items")
 
 # The index of each processor id, per list of ids: a plan's runs share one list, so a monitor
@@ -83,7 +83,13 @@ class RunSeries:
         max_points: Points kept before thinning.
     """
 
-    def __init__(self, run: Any, timeline: Timeline, max_points: int = MAX_POINTS) -> None:
+    def __init__(
+        self,
+        run: Any,
+        timeline: Timeline,
+        max_points: int = MAX_POINTS,
+        previous: RunSeries | None = None,
+    ) -> None:
         self.max_points = max_points
         self.run_id: str = run.run_id
         self.graph_id: str = run.graph_id
@@ -94,6 +100,7 @@ class RunSeries:
         self.processor_ids: list[str] = list(run.processor_ids)
         self._index = _index_of(run.processor_ids)
         lanes = extra.get("lanes", {})  # the run's own queues, sampled while it is live
+        self._lane_dict = lanes
         self.pipe_ids: list[str] = list(lanes)
         self.lanes: list[Any] = list(lanes.values())
         self.backends: list[Any] = list(extra.get("backends", []))
@@ -113,7 +120,18 @@ class RunSeries:
         # difference between the counters at its end and at its start. Both kept as plain
         # numbers, column by column (the metrics dicts are built only if a report asks, see
         # ``lane_metrics``).
-        self._lane_start = _columns(self.lanes, _ADDED)
+        self._resets = pipe_resets()
+        if (
+            previous is not None
+            and previous._lane_dict is lanes
+            and previous._lane_counts is not None
+            and previous._resets == self._resets
+        ):
+            # The last run of the same plan ended where this one starts (nothing changes a
+            # lane's counters between runs but a pipe's reset): no pass over the lanes.
+            self._lane_start = previous._lane_counts[: len(_ADDED)]
+        else:
+            self._lane_start = _columns(self.lanes, _ADDED)
         self._lane_counts: list[list[Any]] | None = None
         self.stride = 1
         self._ticks = 0
@@ -234,6 +252,9 @@ class RunSeries:
             [a - b for a, b in zip(now, then, strict=True)]
             for now, then in zip(counts, self._lane_start, strict=False)
         ] + counts[len(_ADDED) :]
+        # The bounds are the plan's: the same in every run of it, read from the lanes now.
+        counts.append([lane.max_size for lane in self.lanes])
+        counts.append([lane.pipe.max_bytes for lane in self.lanes])
         out = []
         for (
             items_in,
@@ -243,9 +264,9 @@ class RunSeries:
             full,
             size,
             peak,
-            max_size,
             held,
             peak_b,
+            max_size,
             mb,
         ) in zip(*counts, strict=True):
             out.append(
