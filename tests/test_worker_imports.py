@@ -99,3 +99,13 @@ def test_an_exiting_worker_flushes_its_output_and_runs_atexit(
 def test_a_worker_with_threads_of_its_own_exits_the_ordinary_way() -> None:
     (threads,) = ask((start_thread, 0.2))
     assert threads >= 2  # the pool's close waited for the thread: nothing is left (ask checks)
+
+
+def test_a_fused_call_brings_in_only_its_own_small_module() -> None:
+    from mpipe._engine._fused_call import FusedCall
+
+    call = FusedCall(["a", "b"], [str, loaded_modules], [True, True], [(), (("input", 0),)])
+    ((modules, _times),) = ask((call, 1))
+    engine = [m for m in modules if m.startswith("mpipe._engine")]
+    assert engine == ["mpipe._engine", "mpipe._engine._fused_call"]
+    assert [m for m in heavy(modules) if not m.startswith("mpipe._engine")] == []
