@@ -87,7 +87,9 @@ class Worker:
         from ..._transport import Codec
 
         self.channel = channel
-        self.codec = Codec(channel.arena, channel.responses.max_message - PREFIX.size)
+        # Room for the frame's prefix and the worker's timing (on the answers that end a
+        # firing): whatever the codec keeps inline must fit in one ring message with both.
+        self.codec = Codec(channel.arena, channel.responses.max_message - PREFIX.size - TIMES.size)
         self.generators: dict[int, _Generator] = {}
         self._callables: dict[bytes, Any] = {}  # callable-reference message -> the callable
         self._loop: asyncio.AbstractEventLoop | None = None
