@@ -165,3 +165,16 @@ def test_a_monitor_sees_each_runs_own_traffic() -> None:
         seen.append(sorted(m["items_in"] for m in series.lane_metrics))
     assert seen[0][-1] == 10 and seen[1][-1] == 4
     assert all(n in (0, 10) for n in seen[0]) and all(n in (0, 4) for n in seen[1])
+
+
+def test_a_monitor_counts_a_batch_runs_input_in_its_first_run_and_the_next() -> None:
+    g = chain()
+    monitor = Monitor()
+    ex = GraphExecutor(g, monitor=monitor)
+    for x in (1, 2):
+        assert asyncio.run(ex.execute(x)) == {"b:output": 2 * (x + 1)}
+        series = monitor.series
+        assert series is not None and series.lane_metrics is not None
+        # The entry lane, the lane between a and b, b's result lane: one item each.
+        assert [m["items_in"] for m in series.lane_metrics] == [1, 1, 1]
+        assert [m["items_out"] for m in series.lane_metrics] == [1, 1, 1]

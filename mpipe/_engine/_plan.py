@@ -168,6 +168,7 @@ class Plan:
         self.relink = False
         #: How many tap changes the lanes last saw (see ``tap_changes``).
         self.taps_seen = tap_changes()
+        self._batch_totals: dict[str, int] | None = None
         #: Whether no run used the plan yet (its first run needs no reset).
         self.fresh = True
         #: Whether a run of the plan is live, and when the last one ended (wall clock).
@@ -204,6 +205,13 @@ class Plan:
     def lanes_of(self, pipe: Pipe) -> list[Lane]:
         """The lanes that carry ``pipe``'s items (a pipe's metrics add their traffic)."""
         return self._by_pipe.get(id(pipe), [])
+
+    def batch_totals(self) -> dict[str, int]:
+        """Items each source gets in a batch run (one): made once per plan, shared (read only)."""
+        totals = self._batch_totals
+        if totals is None:
+            totals = self._batch_totals = {pid: 1 for pid, _ in self.entry_lanes}
+        return totals
 
     def adopt(self, backend_for: Callable[[str], Backend]) -> None:
         """Run on another executor's backends from now on (same kinds, same settings: only a

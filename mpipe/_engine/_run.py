@@ -246,7 +246,7 @@ def _input_totals(plan: Plan, feeds: list[Feed], streaming: bool) -> dict[str, i
     """Items each fed processor gets, where that is known up front: one per source in a
     batch; in a stream, the ``len()`` of each input that has one."""
     if not streaming:
-        return {pid: 1 for pid, _ in plan.entry_lanes}
+        return plan.batch_totals()
     totals: dict[str, int] = {}
     for f in feeds:
         try:

@@ -39,10 +39,13 @@ Point = tuple[
     float, tuple[int, ...], tuple[float, ...], tuple[int, ...], tuple[float, ...], int, int
 ]
 
-#: The lane counters that add up over the runs of a plan (a run's own: end minus start), and
-#: the others a run's end keeps (after those and each lane's size).
-_ADDED = ("items_in", "items_out", "bytes_in", "blocked_time", "full_events")
-_KEPT = ("peak", "held", "peak_bytes")
+#: The lane counters that add up over the runs of a plan (a run's own: end minus start): those
+#: every run moves, and those only a run in which a producer waited moves (the plan's
+#: ``LaneBook`` notes those lanes); and the peaks a run's end keeps, after each lane's size.
+_MOVED = ("items_in", "items_out", "bytes_in")
+_STALLS = ("blocked_time", "full_events")
+_ADDED = (*_MOVED, *_STALLS)
+_KEPT = ("peak", "peak_bytes")
 _ITEMS = attrgetter("items")
 
 # The index of each processor id, per list of ids: a plan's runs share one list, so a monitor
@@ -131,7 +134,17 @@ class RunSeries:
             # lane's counters between runs but a pipe's reset): no pass over the lanes.
             self._lane_start = previous._lane_counts[: len(_ADDED)]
         else:
-            self._lane_start = _columns(self.lanes, _ADDED)
+            # The first run of a plan seen: the lanes were emptied when the run was prepared,
+            # so what they hold now (a batch's input) entered in this run.
+            start = _columns(self.lanes, _ADDED)
+            sizes = list(map(len, map(_ITEMS, self.lanes)))
+            if any(sizes):
+                start[0] = [n - k for n, k in zip(start[0], sizes, strict=True)]
+                start[2] = [
+                    b - lane.held if k else b
+                    for b, k, lane in zip(start[2], sizes, self.lanes, strict=True)
+                ]
+            self._lane_start = start
         self._lane_counts: list[list[Any]] | None = None
         self.stride = 1
         self._ticks = 0
@@ -231,10 +244,23 @@ class RunSeries:
     def end(self, error: BaseException | None) -> None:
         """The run ended: its last point is taken now (lanes, arena) and completed with the
         firing counts when first read, so that ending a run costs no pass over its spans."""
+        lanes = self.lanes
         final = self._final = self._lanes_now()
-        counts = self._lane_counts = _columns(self.lanes, _ADDED)
-        counts.append(list(final[1]))  # each lane's size
-        counts += _columns(self.lanes, _KEPT)
+        counts = self._lane_counts = _columns(lanes, _MOVED)
+        book = getattr(lanes[0], "book", None) if lanes else None
+        if book is None or book.stalled:
+            counts += _columns(lanes, _STALLS)
+        else:  # no producer waited in this run: those counters are where they started
+            counts += self._lane_start[len(_MOVED) :]
+        sizes = final[1]
+        counts.append(list(sizes))
+        counts += _columns(lanes, _KEPT)
+        # What a lane holds at the end (a failed or stopped run), only where it holds items.
+        counts.append(
+            [lane.held if n else 0 for n, lane in zip(sizes, lanes, strict=True)]
+            if any(sizes)
+            else [0] * len(sizes)
+        )
         self.error = None if error is None else f"{type(error).__name__}: {error}"
         self.ended = time.perf_counter()
 
@@ -264,8 +290,8 @@ class RunSeries:
             full,
             size,
             peak,
-            held,
             peak_b,
+            held,
             max_size,
             mb,
         ) in zip(*counts, strict=True):
