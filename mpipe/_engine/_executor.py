@@ -238,16 +238,15 @@ class GraphExecutor(BreakpointAPI):
             id(graph.error_strategy),
             hash(self.backend),
             self.max_workers,
-            self._fuse_on(),
+            # Checkpoints save each processor's outputs as they pass through the parent.
+            self.fuse and self.checkpoint_manager is None,
         )
-
-    def _fuse_on(self) -> bool:
-        # Checkpoints save each processor's outputs as they pass through the parent.
-        return self.fuse and self.checkpoint_manager is None
 
     def _current_plan(self) -> Plan:
         fingerprint = self._fingerprint()
         plan = self._compiled
+        if plan is not None and plan.fingerprint == fingerprint and plan.watch is None:
+            return plan  # the common case: nothing fused, nothing changed
         blocked = self.breakpoints.processor_ids() if self.breakpoints else set()
         if (
             plan is None
@@ -261,7 +260,7 @@ class GraphExecutor(BreakpointAPI):
                 self.backend,
                 self._backend_for,
                 self._strategy_for,
-                fuse_on=self._fuse_on(),
+                fuse_on=bool(fingerprint[-1]),
                 blocked=frozenset(blocked),
             )
             self._compiled = plan

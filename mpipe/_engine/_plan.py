@@ -228,7 +228,9 @@ class Plan:
         """A run of the plan ended: close the lanes' waits, report tap failures."""
         self.running = False
         self.ended_at = time.time()
-        self.book.settle()
+        book = self.book
+        if book.stalled or book.failed_taps:
+            book.settle()
 
     def __del__(self) -> None:
         # The plan is dropped: its lanes' traffic moves into the pipes, which count it from
