@@ -316,7 +316,7 @@ class GraphExecutor(BreakpointAPI):
             if not backend.started or backend.broken is not None:
                 await self._start_backends(plan)
                 break
-        return await prepare_run(
+        return prepare_run(
             plan,
             graph,
             data,

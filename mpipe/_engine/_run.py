@@ -129,7 +129,7 @@ class Run:
         return results
 
 
-async def prepare_run(
+def prepare_run(
     plan: Plan,
     graph: ProcessingGraph,
     data: Any,
