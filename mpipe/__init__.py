@@ -10,7 +10,7 @@ the process backend, pays before doing any work. Type checkers and IDEs see ever
 the imports under ``TYPE_CHECKING``.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ._errors import (
     ConfigurationError,
@@ -24,6 +24,7 @@ from ._errors import (
     ValidationError,
     WorkerCrashedError,
 )
+from ._lazy import lazy_names
 from ._transport._errors import (
     ArenaFullError,
     PayloadTooLargeError,
@@ -209,21 +210,6 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mpipe' has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
-
-
 __version__ = "0.1.0"
 
 __all__ = [
@@ -311,3 +297,5 @@ __all__ = [
     "validate_and_fix_graph",
     "visualize_graph",
 ]
+
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())

@@ -221,11 +221,6 @@ class Lane:
             self.held -= sum([drop() for _ in range(n)])
         return [popleft() for _ in range(n)]
 
-    @property
-    def size(self) -> int:
-        """How many items the lane holds."""
-        return len(self.items)
-
     def clear(self) -> None:
         """Drop every item (nobody will take them)."""
         self.items.clear()

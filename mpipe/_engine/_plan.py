@@ -49,12 +49,12 @@ def take_spare(
     was dropped) whose fusion still holds (``blocked``: the processors with breakpoints now),
     moved onto this executor's backends; None when there is none."""
     with _spares_lock:
-        plans = _spares.get(graph)
-        while plans:
-            plan = plans.pop()
+        plans = _spares.get(graph, [])
+        for n, plan in enumerate(plans):
             if plan.fingerprint == fingerprint and (
                 plan.watch is None or not plan.watch.changed(blocked)
             ):
+                del plans[n]  # another executor's settings keep theirs
                 break
         else:
             return None
@@ -69,8 +69,8 @@ def give_back(graph: weakref.ref[ProcessingGraph], plan: Plan) -> None:
         return
     with _spares_lock:
         plans = _spares.setdefault(owner, [])
-        if len(plans) < SPARES_PER_GRAPH:
-            plans.append(plan)
+        plans.append(plan)
+        del plans[:-SPARES_PER_GRAPH]  # the newest are kept: older settings give way
 
 
 class Foreign:
@@ -219,10 +219,6 @@ class Plan:
         for node in self.nodes:
             node.backend = backend_for(node.placement)
         self.backends = list({id(n.backend): n.backend for n in self.nodes}.values())
-
-    def started(self) -> None:
-        """A run of the plan starts."""
-        self.running = True
 
     def ended(self) -> None:
         """A run of the plan ended: close the lanes' waits, report tap failures."""

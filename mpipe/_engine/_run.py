@@ -72,7 +72,7 @@ class Run:
         hooks = sched.hooks
         error: BaseException | None = None
         lifecycle = self.lifecycle
-        self.plan.running = True  # (Plan.started, inlined: once per run)
+        self.plan.running = True
         try:
             for hook in hooks:
                 hook.run_start(info)

@@ -60,7 +60,7 @@ from .._errors import (
     WorkerCrashedError,
     describe_error,
 )
-from .._model._pipe import SIZERS, sizer_of
+from .._model._pipe import SIZERS
 from .._model._strategies import CircuitOpenError, ErrorAction, record_success, resolve_action
 from .._observe._hooks import RunHooks, Timeline
 from ._batches import fire_batch
@@ -645,7 +645,7 @@ class Scheduler:
         results: list[Any] = []
         append = results.append
         sizes: list[int] = []  # the results' sizes: the run ends at the outputs' byte bound
-        size_of = SIZERS.get
+        sizers = SIZERS
         plain = _PLAIN
         longest = 0.0
         t0 = start
@@ -670,7 +670,7 @@ class Scheduler:
             t1 = perf_counter()
             append(result)
             cls = type(result)
-            size = (size_of(cls) or sizer_of(cls))(result)
+            size = sizers[cls](result)
             sizes.append(size)
             byte_room -= size
             if t1 - t0 > longest:

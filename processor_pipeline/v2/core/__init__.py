@@ -4,7 +4,9 @@ Each name loads its submodule on first use, so that importing one submodule
 (``processor_pipeline.v2.core.graph``, say) does not import the others' layers of mpipe.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from mpipe._lazy import lazy_names
 
 if TYPE_CHECKING:
     from .checkpoint import (
@@ -119,21 +121,6 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
-
-
 __all__ = [
     "AlertManager",
     "AsyncProcessor",
@@ -181,3 +168,5 @@ __all__ = [
     "global_factory",
     "global_registry",
 ]
+
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())
