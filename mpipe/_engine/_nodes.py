@@ -261,6 +261,8 @@ class ResultSink:
     consumer's ``take`` makes room, which is the backpressure a slow consumer exerts.
     """
 
+    __slots__ = ("arrivals", "keys", "results", "streaming", "waiter")
+
     def __init__(self, streaming: bool, keys: dict[int, str] | None = None) -> None:
         self.streaming = streaming
         self.results: dict[str, list[Any]] = {}

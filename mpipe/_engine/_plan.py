@@ -109,6 +109,37 @@ class Plan:
         placements: Processor id -> where its firings run.
     """
 
+    __slots__ = (
+        "__weakref__",
+        "_batch_totals",
+        "_by_pipe",
+        "backends",
+        "book",
+        "ended_at",
+        "entry_lanes",
+        "fingerprint",
+        "fresh",
+        "fused",
+        "index",
+        "lane_map",
+        "lanes",
+        "lifecycle",
+        "nodes",
+        "pipe_map",
+        "placements",
+        "portable",
+        "processor_ids",
+        "procs",
+        "relink",
+        "running",
+        "single_entries",
+        "sink_keys",
+        "sinks",
+        "strategy_resets",
+        "taps_seen",
+        "watch",
+    )
+
     def __init__(
         self,
         fingerprint: tuple[int, ...],
@@ -138,10 +169,10 @@ class Plan:
         for lane in lanes:
             self._by_pipe.setdefault(id(lane.pipe), []).append(lane)
         #: What each run needs of the nodes, worked out once: the processors, those whose
-        #: initialize/cleanup must be called, and the distinct error strategies.
+        #: initialize/cleanup must be called, and the ``reset`` of each distinct error
+        #: strategy that has one (called as a run starts).
         self.procs, self.lifecycle = lifecycle_of(nodes)
-        every = [s for n in nodes for s in (n.fused.strategies if n.fused else [n.strategy])]
-        self.strategies = list({id(s): s for s in every if s}.values())
+        self.strategy_resets = strategy_resets(nodes)
         #: The processor ids of each fused group, in the order they run (``_fusion.py``).
         self.fused: list[list[str]] = [list(n.fused.ids) for n in nodes if n.fused is not None]
         #: What fusion depended on beyond the graph (None: nothing could fuse).
@@ -410,6 +441,13 @@ def lifecycle_of(nodes: list[Node]) -> tuple[list[BaseProcessor], list[Any]]:
             procs.extend(n.processor.group.processors)
     foreign = [n.processor.processor for n in nodes if isinstance(n.processor, Foreign)]
     return procs, [p for p in procs if _overrides_lifecycle(p)] + foreign
+
+
+def strategy_resets(nodes: list[Node]) -> list[Callable[[], None]]:
+    """The ``reset`` of each distinct error strategy of ``nodes`` that has one."""
+    every = [s for n in nodes for s in (n.fused.strategies if n.fused else [n.strategy])]
+    distinct = {id(s): s for s in every if s}.values()
+    return [reset for s in distinct if (reset := getattr(s, "reset", None)) is not None]
 
 
 def _is_base(processor: Any) -> TypeGuard[BaseProcessor]:

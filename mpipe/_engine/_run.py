@@ -14,6 +14,7 @@ import inspect
 import itertools
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .._backends import Backend
@@ -27,10 +28,19 @@ from .._observe._hooks import RunHooks, RunInfo
 from .._observe._run_checkpoints import RunCheckpointer, completed_outputs, replay_items
 from ._inputs import Entry, Feed, resolve_feeds
 from ._nodes import Node, ResultSink, feeder
-from ._plan import Plan, lifecycle_of
+from ._plan import Plan, lifecycle_of, strategy_resets
 from ._scheduler import Scheduler
 
 __all__ = ["Run", "new_run_id", "prepare_run"]
+
+
+# An enum member read from its class takes the interpreter's slow path; a global does not.
+_RUNNING, _ERROR, _COMPLETED, _IDLE = (
+    ProcessorState.RUNNING,
+    ProcessorState.ERROR,
+    ProcessorState.COMPLETED,
+    ProcessorState.IDLE,
+)
 
 
 class Run:
@@ -60,8 +70,13 @@ class Run:
         self.lifecycle = lifecycle
         self.status: dict[str, Any] = {}
 
-    async def drive(self, breakpoints: BreakpointManager) -> None:
-        """Run the processors' lifecycle around the scheduler; fill ``status`` at the end.
+    async def drive(
+        self,
+        breakpoints: BreakpointManager,
+        ended: Callable[[Run], Awaitable[None] | None],
+    ) -> None:
+        """Run the processors' lifecycle around the scheduler; fill ``status`` at the end and
+        call ``ended`` (the executor's own end of a run; what it returns is awaited).
 
         Raises:
             ExecutionError: A firing failed and its strategy halted, the run was stopped, or
@@ -77,7 +92,7 @@ class Run:
             for hook in hooks:
                 hook.run_start(info)
             for p in self.procs:
-                p.state = ProcessorState.RUNNING
+                p.state = _RUNNING
             if lifecycle:
                 await asyncio.gather(*(_maybe_await(p.initialize()) for p in lifecycle))
             breakpoints.attach(sched.nodes, sched.notice)
@@ -97,9 +112,7 @@ class Run:
             failed = sched.failure[0] if sched.failure is not None else None
             for p in self.procs:
                 p.state = (
-                    ProcessorState.ERROR
-                    if p.processor_id == failed
-                    else (ProcessorState.COMPLETED if error is None else ProcessorState.IDLE)
+                    _ERROR if p.processor_id == failed else (_COMPLETED if error is None else _IDLE)
                 )
             state = "completed" if error is None else ("stopped" if sched.stopped else "failed")
             self.status = {"state": state, "ended_at": time.time()}
@@ -115,6 +128,9 @@ class Run:
                     hook.run_end(info, error)
             finally:
                 self.plan.ended()
+                closing = ended(self)
+                if closing is not None:
+                    await closing
             error = None  # this frame is in the raised error's traceback: no cycle through it
         for r in results:
             if isinstance(r, BaseException):
@@ -133,14 +149,13 @@ def prepare_run(
     plan: Plan,
     graph: ProcessingGraph,
     data: Any,
-    *,
     streaming: bool,
     collect: bool,
     hooks: list[RunHooks],
     inline: Backend | None,
-    manager: CheckpointManager | None = None,
-    resume: str | None = None,
-    backends: list[Backend] | None = None,
+    manager: CheckpointManager | None,
+    resume: str | None,
+    backends: list[Backend] | None,
 ) -> Run:
     """Reset ``plan`` and put ``data`` in: a run ready to drive.
 
@@ -206,15 +221,8 @@ def prepare_run(
     nodes = plan.nodes
     if done:
         nodes = _replay(plan, graph, done, feeders, inline)
-    strategies = (
-        plan.strategies
-        if nodes is plan.nodes
-        else {id(n.strategy): n.strategy for n in nodes if n.strategy}.values()
-    )
-    for strategy in strategies:
-        reset = getattr(strategy, "reset", None)
-        if reset is not None:
-            reset()
+    for reset in plan.strategy_resets if nodes is plan.nodes else strategy_resets(nodes):
+        reset()
     procs, lifecycle = (plan.procs, plan.lifecycle) if nodes is plan.nodes else lifecycle_of(nodes)
     info = RunInfo(
         run_id=resume if resume is not None else new_run_id(),

@@ -218,7 +218,8 @@ class Scheduler:
                 self.slice_end = time.perf_counter() + SLICE
         finally:
             self.done = True
-            self._cancel_outstanding()
+            if self.outstanding or self.replying:
+                self._cancel_outstanding()
             for node in self.nodes if self.unfinished else ():
                 if node.stream is not None:  # a generator left half drained
                     node.backend.release(node.stream.gen)
@@ -1199,7 +1200,7 @@ class Scheduler:
                     self.schedule(consumer)
         if self.sink.streaming:
             self.sink.wake()
-        if node.processor is not None:
+        if node.processor is not None and (self.finish_hooks or self.timeline is not None):
             timeline = self.timeline
             for pid in (node.node_id,) if node.fused is None else node.fused.ids:
                 if timeline is not None:

@@ -371,7 +371,10 @@ def _graphs_of(processor: Any) -> Any:
     changes after an executor compiled the graph need a new executor."""
     if not isinstance(processor, BaseProcessor):
         return weakref.WeakSet()
-    graphs = processor.__dict__.get("_graphs")
+    # getattr, not ``processor.__dict__``: reading an instance's ``__dict__`` turns its
+    # attributes into a plain dict for good, and every later attribute access of the processor
+    # (its state and metrics, set on each firing and run) takes the interpreter's slow path.
+    graphs = getattr(processor, "_graphs", None)
     if graphs is None:
         graphs = processor._graphs = weakref.WeakSet()
     return graphs

@@ -334,7 +334,8 @@ class BreakpointManager:
         """A run starts: gate its nodes as the breakpoints say."""
         self._nodes = nodes if isinstance(nodes, list) else list(nodes)
         self._notify = notify
-        self._refresh()
+        if self._bps or self._stepping:
+            self._refresh()
 
     def detach(self) -> None:
         """The run ended: ungate, and fail anyone still waiting for a hit."""
@@ -344,8 +345,10 @@ class BreakpointManager:
                 node.gate = None
             self._gated = False
         self._nodes = []
-        self._pending.clear()
-        self.paused.clear()  # their gates were cancelled with the run
+        if self._pending:
+            self._pending.clear()
+        if self.paused:
+            self.paused.clear()  # their gates were cancelled with the run
         while self._waiters:
             fut = self._waiters.popleft()
             if not fut.done():
