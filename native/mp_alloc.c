@@ -22,6 +22,7 @@
 
 #ifdef MP_TEST_HOOKS
 int mp_crash_at = -1;
+int mp_no_pidfd = 0;
 
 void mp_crash_point(int n) {
     if (mp_crash_at == n) {

@@ -487,6 +487,13 @@ static PyObject *Arena_crash_at(PyObject *Py_UNUSED(cls), PyObject *arg) {
     Py_RETURN_NONE;
 }
 
+static PyObject *Arena_no_pidfd(PyObject *Py_UNUSED(cls), PyObject *arg) {
+    int flag = PyObject_IsTrue(arg);
+    if (flag < 0) return NULL;
+    mp_no_pidfd = flag;
+    Py_RETURN_NONE;
+}
+
 static PyObject *Arena_corrupt_for_tests(ArenaObject *self, PyObject *args) {
     unsigned long long off, value;
     if (!PyArg_ParseTuple(args, "KK", &off, &value)) return NULL;
@@ -571,6 +578,8 @@ static PyMethodDef Arena_methods[] = {
 #ifdef MP_TEST_HOOKS
     {"_crash_at", (PyCFunction)Arena_crash_at, METH_O | METH_CLASS,
      "Tests only: SIGKILL this process at crash point n (-1: never)."},
+    {"_no_pidfd", (PyCFunction)Arena_no_pidfd, METH_O | METH_CLASS,
+     "Tests only: rings opened from now on watch their peer as without pidfds."},
     {"_poke", (PyCFunction)Arena_corrupt_for_tests, METH_VARARGS,
      "Tests only: write 8 bytes at an offset."},
 #endif

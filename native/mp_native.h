@@ -107,6 +107,7 @@ extern PyObject *mp_RingFullError;
  * MPIPE_NATIVE_TEST_HOOKS=1); in a release build a crash point is no code at all. */
 #ifdef MP_TEST_HOOKS
 extern int mp_crash_at;
+extern int mp_no_pidfd; /* rings behave as on a kernel without pidfds */
 void mp_crash_point(int n);
 #else
 static inline void mp_crash_point(int n) { (void)n; }

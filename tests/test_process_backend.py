@@ -154,6 +154,19 @@ def test_crash_details() -> None:
     assert "worker-" in str(crash) and "while running processor 'p', item 0" in str(crash)
 
 
+def test_without_pidfds_a_pipe_sees_workers_exit(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Where pidfd_open is refused (old kernels, some container sandboxes), a worker's exit is
+    # seen as the end of file of a pipe only it holds the write end of.
+    from mpipe._backends._process import _launch
+
+    monkeypatch.setattr(_launch, "USE_PIDFD", False)
+    assert run_stream(process_graph(lambda x: x + 1), [1, 2]) == {"p:output": [2, 3]}
+    with pytest.raises(ExecutionError) as info:
+        run_stream(process_graph(exits), [2])
+    crash = info.value.cause
+    assert isinstance(crash, WorkerCrashedError) and crash.exitcode == 7
+
+
 def test_retry_reruns_a_crashed_firing_on_a_fresh_worker() -> None:
     marker = f"/tmp/mpipe-test-crash-{os.getpid()}"
 

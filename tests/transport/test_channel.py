@@ -100,6 +100,55 @@ def test_receiver_sees_its_dead_peer_instead_of_hanging() -> None:
             worker.close()
 
 
+@pytest.fixture
+def no_pidfds(native_hooks: ModuleType) -> Iterator[None]:
+    """Rings opened in the test watch their peer as on a kernel without pidfds."""
+    native_hooks.Arena._no_pidfd(True)
+    try:
+        yield
+    finally:
+        native_hooks.Arena._no_pidfd(False)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("no_pidfds")
+def test_without_pidfds_a_receiver_sees_its_dead_peer() -> None:
+    with open_arena(MiB) as arena, open_channel(arena, 1) as ch:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - child
+            signal.pause()
+            os._exit(0)
+        endpoint = dataclasses.replace(ch.endpoint(), parent_pid=pid)
+        worker = endpoint.connect()
+        try:
+            assert worker.responses.peer_alive()
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            with pytest.raises(PeerDiedError, match=f"pid {pid}"):
+                worker.recv()
+        finally:
+            worker.close()
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("no_pidfds")
+def test_without_pidfds_a_parent_sees_its_exited_child_before_reaping_it() -> None:
+    # A child that exited stays a zombie until its parent reaps it: it must count as dead.
+    with open_arena(MiB) as arena, open_channel(arena, 1) as ch:
+        endpoint = ch.endpoint()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - child
+            endpoint.connect().send(b"last words")
+            os._exit(0)
+        ch.bind(pid)
+        try:
+            assert ch.recv(timeout=5.0) == b"last words"
+            with pytest.raises(PeerDiedError):
+                ch.recv(timeout=5.0)
+        finally:
+            os.waitpid(pid, 0)
+
+
 class Worker:
     """A spawned worker running ``serve`` and the parent's end of its channel."""
 

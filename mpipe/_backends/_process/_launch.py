@@ -28,13 +28,34 @@ def package_root() -> str:
     return os.path.dirname(os.path.dirname(os.path.abspath(mpipe.__file__)))
 
 
-class WorkerProcess:
-    """A worker process and its sentinel (a pidfd that becomes readable when it exits)."""
+def _pidfd_works() -> bool:
+    """Whether this kernel (and sandbox) lets a process open a pidfd: Linux before 5.3, some
+    container seccomp profiles and tools such as valgrind refuse ``pidfd_open``."""
+    try:
+        fd = os.pidfd_open(os.getpid())
+    except (OSError, AttributeError):
+        return False
+    os.close(fd)
+    return True
 
-    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+
+#: How a worker's exit is seen: its pidfd, or where there is none the read end of a pipe whose
+#: only write end the worker holds (the end of file comes when the worker is gone).
+USE_PIDFD = _pidfd_works()
+
+
+class WorkerProcess:
+    """A worker process and its sentinel (a descriptor that becomes readable when it exits).
+
+    Args:
+        popen: The started worker.
+        exit_pipe: The read end of the exit pipe, where pidfds are not available.
+    """
+
+    def __init__(self, popen: subprocess.Popen[bytes], exit_pipe: int = -1) -> None:
         self.popen = popen
         self.pid = popen.pid
-        self.sentinel = os.pidfd_open(popen.pid)
+        self.sentinel = os.pidfd_open(popen.pid) if exit_pipe < 0 else exit_pipe
 
     def kill(self) -> None:
         """SIGKILL the worker (no-op once it has exited)."""
@@ -76,16 +97,27 @@ def launch(endpoint: Any) -> WorkerProcess:
         "parent_pid": endpoint.parent_pid,
         "spin": endpoint.spin,
     }
-    popen = subprocess.Popen(
-        [sys.executable, "-c", WORKER_CODE, package_root()],
-        stdin=subprocess.PIPE,
-        pass_fds=fds,
-        close_fds=True,
-    )
+    exit_read = exit_write = -1
+    if not USE_PIDFD:
+        exit_read, exit_write = os.pipe()  # both ends close on exec; the worker gets its copy
+    try:
+        popen = subprocess.Popen(
+            [sys.executable, "-c", WORKER_CODE, package_root()],
+            stdin=subprocess.PIPE,
+            pass_fds=fds if exit_write < 0 else [*fds, exit_write],
+            close_fds=True,
+        )
+    except BaseException:
+        for fd in (exit_read, exit_write):
+            if fd >= 0:
+                os.close(fd)
+        raise
+    if exit_write >= 0:
+        os.close(exit_write)  # the worker holds the only write end now
     assert popen.stdin is not None
     try:
         popen.stdin.write(pickle.dumps(boot))
         popen.stdin.close()
     except BrokenPipeError:
         pass  # it died already; its sentinel reports how
-    return WorkerProcess(popen)
+    return WorkerProcess(popen, exit_read)
