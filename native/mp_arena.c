@@ -100,9 +100,11 @@ static int map_fd(ArenaObject *self, int fd, uint64_t capacity) {
 }
 
 static PyObject *Arena_create(PyTypeObject *type, PyObject *args, PyObject *kw) {
-    static char *kwlist[] = {"capacity", "initial", "grow_step", NULL};
+    static char *kwlist[] = {"capacity", "initial", "grow_step", "populate", NULL};
     unsigned long long capacity, initial, grow_step;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "KKK", kwlist, &capacity, &initial, &grow_step))
+    int populate = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "KKK|p", kwlist, &capacity, &initial, &grow_step,
+                                     &populate))
         return NULL;
     capacity &= ~(unsigned long long)(MP_ALIGN - 1);
     if (capacity < MP_HDR_BYTES + 4 * MP_MIN_BLOCK)
@@ -133,9 +135,11 @@ static PyObject *Arena_create(PyTypeObject *type, PyObject *args, PyObject *kw) 
         return NULL;
     }
     mp_arena_hdr *h = HDR(self);
-    Py_BEGIN_ALLOW_THREADS
-    mp_prefault(self->base, 0, initial);
-    Py_END_ALLOW_THREADS
+    if (populate) {
+        Py_BEGIN_ALLOW_THREADS
+        mp_prefault(self->base, 0, initial);
+        Py_END_ALLOW_THREADS
+    }
     memset(h, 0, sizeof *h);
     h->version = MP_ARENA_VERSION;
     h->capacity = capacity;
@@ -317,6 +321,24 @@ static PyObject *Arena_trim(ArenaObject *self, PyObject *args) {
         return NULL;
     }
     return PyLong_FromUnsignedLongLong(punched);
+}
+
+/* Fault the floor in while other processes may already use the arena: only with
+ * MADV_POPULATE_WRITE, which never changes what the pages hold (touching each page, the
+ * fallback at creation, would race with their writes). Without it, nothing is populated and the
+ * pages fault in as they are first written. Raises OSError when memory is short. */
+static PyObject *Arena_populate_floor(ArenaObject *self, PyObject *Py_UNUSED(ignored)) {
+    if (mp_arena_check_alive(self) != 0) return NULL;
+    uint64_t initial = HDR(self)->initial;
+    int err;
+    Py_BEGIN_ALLOW_THREADS
+    err = mp_populate(self->base, 0, initial);
+    Py_END_ALLOW_THREADS
+    if (err != 0) {
+        errno = err;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    Py_RETURN_NONE;
 }
 
 /* Find and validate the block at `off` with generation `gen`. Raises CorruptMessageError. */
@@ -563,6 +585,8 @@ static PyMethodDef Arena_methods[] = {
     {"alloc", (PyCFunction)Arena_alloc, METH_VARARGS,
      "alloc(nbytes, timeout=0, max_growth=any) -> (block, gen, room): the heap grows by at "
      "most max_growth bytes."},
+    {"populate_floor", (PyCFunction)Arena_populate_floor, METH_NOARGS,
+     "Fault the floor in (only where that leaves the pages as they are)."},
     {"trim", (PyCFunction)Arena_trim, METH_VARARGS,
      "trim(keep) -> bytes: give free blocks' pages past offset keep back to the system."},
     {"release", (PyCFunction)Arena_release, METH_VARARGS,

@@ -230,6 +230,16 @@ class Arena:
                 "pipes, fewer max_workers) need less memory"
             ) from None
 
+    def populate_floor(self) -> None:
+        """Fault the floor in, while other processes may use the arena already (the pages'
+        contents stay as they are; on a kernel before 5.14 nothing happens and the pages fault
+        in as they are first written).
+
+        Raises:
+            OSError: The system's memory is short.
+        """
+        self._native.populate_floor()
+
     def trim(self, keep: int | None = None) -> int:
         """Give the pages of free blocks back to the system (in every process at once).
 
@@ -349,6 +359,7 @@ def open_arena(
     max_size: int | None = None,
     grow_step: int | None = None,
     wait: float = 5.0,
+    populate: bool = True,
 ) -> Arena:
     """Create an arena (in the parent); use it as a context manager.
 
@@ -360,6 +371,8 @@ def open_arena(
         grow_step: Bytes added per growth at least; default ``size // 4`` (at least 1 MiB).
         wait: Seconds an allocation waits for other payloads to be released when the system's
             memory is short (backpressure) before :class:`ArenaFullError`.
+        populate: Fault the floor in now. False: later, with :meth:`Arena.populate_floor`
+            (a pool does it while its workers start).
 
     Returns:
         The arena, holding slot 0.
@@ -380,7 +393,7 @@ def open_arena(
         raise ValueError(f"wait must be >= 0 seconds, got {wait}")
     while True:
         try:
-            return Arena(native.Arena.create(max_size, size, grow_step), wait)
+            return Arena(native.Arena.create(max_size, size, grow_step, populate), wait)
         except OSError:
             # A limit on address space (ulimit -v) refuses a large reservation: take less.
             if not default_range or max_size // 2 < 4 * size:

@@ -117,6 +117,21 @@ def test_grows_to_what_a_payload_needs_and_gives_it_back() -> None:
         assert arena.stats()["used_blocks"] == 0
 
 
+def test_the_floor_can_be_faulted_in_later_while_the_arena_is_in_use() -> None:
+    # A pool launches its workers first and faults the floor in while they start: what the
+    # arena's blocks hold by then must stay as it is.
+    before = _rss_shmem()
+    with open_arena(32 * MiB, populate=False) as arena:
+        assert _rss_shmem() - before < 4 * MiB  # only the header's pages
+        block = arena.alloc(MiB)
+        block.writable()[:] = b"z" * block.size
+        arena.populate_floor()
+        assert _rss_shmem() - before >= 28 * MiB
+        assert bytes(block.writable()) == b"z" * block.size
+        block.release()
+        arena.check()
+
+
 def test_payload_that_cannot_fit_in_memory_names_its_size_and_what_is_free(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -244,12 +244,15 @@ class ProcessBackend(Backend):
         self.broken = None
         self._start_failures.clear()
         _check_arena_size(self.arena_size)
-        self._arena = open_arena(self.arena_size)
+        # The floor is faulted in once the workers are launched: their interpreters start
+        # meanwhile (tens of milliseconds each that the parent used to wait for first).
+        self._arena = open_arena(self.arena_size, populate=False)
         self._codec = Codec(self._arena, (self.message_size - PREFIX.size) // 2)
         self.started = True
         try:
             for slot in range(1, self.max_workers + 1):
                 self._spawn(slot)
+            self._arena.populate_floor()
             waits = [w.ready for w in self._workers.values()]
             await asyncio.wait_for(asyncio.gather(*waits), START_TIMEOUT)
         except BaseException:
