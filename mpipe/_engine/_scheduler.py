@@ -876,12 +876,22 @@ class Scheduler:
         else:
             firing.ran = None
             picked, run_start, run_end, busy = ran
-            picked = min(max(picked, start), run_start)
+            # Clamped between the submission and the run's start (conditionals rather than
+            # min/max: this runs once per firing of every worker).
+            if picked < start:
+                picked = start
+            if picked > run_start:
+                picked = run_start
             # The hops to the worker and back; a generator's items wait in the parent for room
             # downstream, which is no transfer.
-            transfer = run_start - picked + (0.0 if streamed else max(end - run_end, 0.0))
+            transfer = run_start - picked
+            if not streamed and end > run_end:
+                transfer += end - run_end
             node.processor._record(busy, False)
-            self.record_wait(node, firing.index, 1, start, picked, firing.worker, transfer)
+            if self.timeline is None and not self.wait_hooks:
+                node.processor._waited(picked - start, transfer)
+            else:
+                self.record_wait(node, firing.index, 1, start, picked, firing.worker, transfer)
             if self.timeline is not None or self.end_hooks:
                 self.record_spans(
                     node,
