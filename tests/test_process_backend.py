@@ -167,6 +167,25 @@ def test_without_pidfds_a_pipe_sees_workers_exit(monkeypatch: pytest.MonkeyPatch
     assert isinstance(crash, WorkerCrashedError) and crash.exitcode == 7
 
 
+def _thread_limits(_: int) -> dict[str, str | None]:
+    return {name: os.environ.get(name) for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+
+
+def test_workers_get_their_share_of_the_cores_for_numeric_thread_pools(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # One thread pool per core in each of W workers would run W threads per core.
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")  # the parent's own setting wins
+    share = str(max(1, len(os.sched_getaffinity(0)) // 2))
+    g = ProcessingGraph()
+    p = SimpleProcessor(_thread_limits, "p", execution="process")
+    p.create_default_pipes()
+    g.add_processor(p)
+    out = run_stream(g, [0])  # two workers
+    assert out == {"p:output": [{"OMP_NUM_THREADS": share, "OPENBLAS_NUM_THREADS": "3"}]}
+
+
 def test_retry_reruns_a_crashed_firing_on_a_fresh_worker() -> None:
     marker = f"/tmp/mpipe-test-crash-{os.getpid()}"
 

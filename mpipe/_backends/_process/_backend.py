@@ -47,7 +47,7 @@ from ..._errors import (
 )
 from .._base import END as END_OF_STREAM
 from .._base import Backend, FiringSlot, Stream
-from ._launch import launch
+from ._launch import launch, worker_threads
 from ._protocol import (
     BATCH,
     BATCH_RESULT,
@@ -265,7 +265,7 @@ class ProcessBackend(Backend):
         assert self._loop is not None
         channel = open_channel(self._arena, slot, capacity=256, message_size=self.message_size)
         try:
-            process = launch(channel.endpoint())
+            process = launch(channel.endpoint(), worker_threads(self.max_workers))
         except BaseException:
             channel.close()
             raise

@@ -9,7 +9,15 @@ import subprocess
 import sys
 from typing import Any
 
-__all__ = ["WORKER_CODE", "WorkerProcess", "launch", "package_root"]
+__all__ = [
+    "THREAD_LIMITS",
+    "WORKER_CODE",
+    "WorkerProcess",
+    "launch",
+    "package_root",
+    "worker_env",
+    "worker_threads",
+]
 
 #: What a worker interpreter runs. ``python -c`` puts the current directory first on
 #: ``sys.path``; the worker drops it and puts the folder the parent imported mpipe from first
@@ -19,6 +27,36 @@ WORKER_CODE = (
     "import sys; sys.path[:] = [sys.argv[1], *(p for p in sys.path if p)]; "
     "from mpipe._backends._process._worker import boot; boot()"
 )
+
+
+#: The environment variables that size the thread pools of numeric libraries (OpenMP,
+#: OpenBLAS, MKL, Accelerate, numexpr). Each library sizes its pool to the machine in every
+#: process that loads it: a pool of W workers would run W threads per core. A worker gets its
+#: share of the cores instead (at least 1), unless the parent's environment sets the variable.
+THREAD_LIMITS = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+
+
+def worker_threads(workers: int) -> int:
+    """Each of ``workers`` workers' share of the cores this process may run on (at least 1)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, workers))
+
+
+def worker_env(threads: int) -> dict[str, str]:
+    """The parent's environment, with :data:`THREAD_LIMITS` it does not set at ``threads``."""
+    env = dict(os.environ)
+    for name in THREAD_LIMITS:
+        env.setdefault(name, str(threads))
+    return env
 
 
 def package_root() -> str:
@@ -76,8 +114,11 @@ class WorkerProcess:
         return code
 
 
-def launch(endpoint: Any) -> WorkerProcess:
+def launch(endpoint: Any, threads: int = 1) -> WorkerProcess:
     """Start a fresh interpreter running :func:`mpipe._backends._process._worker.boot` for ``endpoint``.
+
+    ``threads``: what the numeric libraries' thread pools may use in the worker, unless the
+    parent's environment says (:data:`THREAD_LIMITS`).
 
     A fresh interpreter (fork and exec, done by ``subprocess``) is safe however many threads the
     parent runs, re-runs none of the parent's ``__main__``, and leaves no helper process behind.
@@ -106,6 +147,7 @@ def launch(endpoint: Any) -> WorkerProcess:
             stdin=subprocess.PIPE,
             pass_fds=fds if exit_write < 0 else [*fds, exit_write],
             close_fds=True,
+            env=worker_env(threads),
         )
     except BaseException:
         for fd in (exit_read, exit_write):
