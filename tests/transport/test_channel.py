@@ -82,27 +82,14 @@ def test_bad_channel_arguments() -> None:
         assert arena.stats()["used_blocks"] == 0  # the rings were freed
 
 
-@pytest.mark.slow
-def test_receiver_sees_its_dead_peer_instead_of_hanging() -> None:
-    with open_arena(MiB) as arena, open_channel(arena, 1) as ch:
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - child
-            signal.pause()
-            os._exit(0)
-        endpoint = dataclasses.replace(ch.endpoint(), parent_pid=pid)
-        worker = endpoint.connect()
-        try:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            with pytest.raises(PeerDiedError, match=f"pid {pid}"):
-                worker.recv()
-        finally:
-            worker.close()
-
-
-@pytest.fixture
-def no_pidfds(native_hooks: ModuleType) -> Iterator[None]:
-    """Rings opened in the test watch their peer as on a kernel without pidfds."""
+@pytest.fixture(params=["pidfd", "no pidfd"])
+def peer_watch(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Rings watch their peer through a pidfd, or (a test build's hook) as on a kernel without
+    pidfds."""
+    if request.param == "pidfd":
+        yield
+        return
+    native_hooks = request.getfixturevalue("native_hooks")
     native_hooks.Arena._no_pidfd(True)
     try:
         yield
@@ -111,8 +98,8 @@ def no_pidfds(native_hooks: ModuleType) -> Iterator[None]:
 
 
 @pytest.mark.slow
-@pytest.mark.usefixtures("no_pidfds")
-def test_without_pidfds_a_receiver_sees_its_dead_peer() -> None:
+@pytest.mark.usefixtures("peer_watch")
+def test_receiver_sees_its_dead_peer_instead_of_hanging() -> None:
     with open_arena(MiB) as arena, open_channel(arena, 1) as ch:
         pid = os.fork()
         if pid == 0:  # pragma: no cover - child
@@ -131,8 +118,8 @@ def test_without_pidfds_a_receiver_sees_its_dead_peer() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.usefixtures("no_pidfds")
-def test_without_pidfds_a_parent_sees_its_exited_child_before_reaping_it() -> None:
+@pytest.mark.usefixtures("peer_watch")
+def test_a_parent_sees_its_exited_child_before_reaping_it() -> None:
     # A child that exited stays a zombie until its parent reaps it: it must count as dead.
     with open_arena(MiB) as arena, open_channel(arena, 1) as ch:
         endpoint = ch.endpoint()
