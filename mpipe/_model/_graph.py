@@ -281,8 +281,10 @@ class ProcessingGraph(GraphInterface):
                     f"processor {pid!r} has dependencies "
                     f"({', '.join(sorted(node.dependencies))}) but declares no input pipes"
                 )
-        problems.extend(f"cycle: {' -> '.join(cycle)}" for cycle in self._cycles())
-        self.execution_order = [] if problems else self._levels()
+        levels = self._levels()
+        if sum(map(len, levels)) < len(self.nodes):  # what a cycle holds up never gets a level
+            problems.extend(f"cycle: {' -> '.join(cycle)}" for cycle in self._cycles())
+        self.execution_order = [] if problems else levels
         for node in self.nodes.values():
             node.execution_level = -1
         for level, pids in enumerate(self.execution_order):
