@@ -282,6 +282,26 @@ class Lane:
 
     # -- what observers see --------------------------------------------------------------------------
 
+    def traffic(self) -> tuple[int, int, int, int, int, float, int, int, int]:
+        """What a pipe's metrics add up over its lanes (a tuple: a summary of thousands of
+        pipes reads thousands of lanes): items in, items out, bytes in, items held, the peak
+        in items, seconds its producer waited, how often it was full, bytes held, the peak in
+        bytes."""
+        blocked = self.blocked_time
+        if self.blocked_since is not None:
+            blocked += time.perf_counter() - self.blocked_since
+        return (
+            self.items_in,
+            self.items_out,
+            self.bytes_in,
+            len(self.items),
+            self.peak,
+            blocked,
+            self.full_events,
+            self.held,
+            self.peak_bytes,
+        )
+
     def get_metrics(self) -> dict[str, Any]:
         """The lane's traffic over its plan's runs and what it holds now, in the shape of
         :meth:`Pipe.get_metrics` (JSON-compatible)."""

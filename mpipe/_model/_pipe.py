@@ -76,13 +76,25 @@ class PipeState(Enum):
 # ``lanes_of(pipe)`` gives the queues carrying that pipe's items, each with the counters of
 # ``Pipe.get_metrics`` over the plan's runs, and whose ``running`` tells whether a run is live.
 # Weak: a plan that is dropped moves its lanes' traffic into the pipes' own counters first.
-_SOURCES: weakref.WeakSet[Any] = weakref.WeakSet()
+# Weak references by id rather than a WeakSet, whose iteration guard cost more than the rest of
+# a pipe's metrics (a summary reads thousands of pipes).
+_SOURCES: dict[int, weakref.ref[Any]] = {}
 
 
 def add_traffic_source(source: Any) -> None:
     """Count the lanes of ``source`` (``lanes_of(pipe)``) in their pipes' metrics while it
     lives."""
-    _SOURCES.add(source)
+    key = id(source)
+
+    def forget(_: weakref.ref[Any]) -> None:
+        _SOURCES.pop(key, None)
+
+    _SOURCES[key] = weakref.ref(source, forget)
+
+
+def _traffic_sources() -> list[Any]:
+    """The live sources (see ``_SOURCES``)."""
+    return [source for ref in list(_SOURCES.values()) if (source := ref()) is not None]
 
 
 def _nbytes_or_size(item: Any) -> int:
@@ -506,7 +518,9 @@ class Pipe:
         """Every lane of a live plan that carries this pipe's items, and whether a run of its
         plan is live."""
         return [
-            (lane, source.running) for source in list(_SOURCES) for lane in source.lanes_of(self)
+            (lane, source.running)
+            for source in _traffic_sources()
+            for lane in source.lanes_of(self)
         ]
 
     def get_metrics(self) -> dict[str, Any]:
@@ -521,17 +535,19 @@ class Pipe:
         blocked, full_events = self._blocked_time, self._full_events
         held, peak_bytes = self._held, self._peak_bytes
         for lane, running in self._lanes() if _SOURCES else ():
-            m = lane.get_metrics()
-            items_in += m["items_in"]
-            items_out += m["items_out"]
-            nbytes += m["bytes_in"]
-            peak = max(peak, m["peak_size"])
-            blocked += m["blocked_time"]
-            full_events += m["full_events"]
-            peak_bytes = max(peak_bytes, m["peak_bytes"])
+            i, o, b, n, p, w, f, h, pb = lane.traffic()
+            items_in += i
+            items_out += o
+            nbytes += b
+            if p > peak:
+                peak = p
+            blocked += w
+            full_events += f
+            if pb > peak_bytes:
+                peak_bytes = pb
             if running:  # what a finished run left behind is no longer in the pipe
-                size += m["size"]
-                held += m["bytes"]
+                size += n
+                held += h
         return {
             "items_in": items_in,
             "items_out": items_out,
@@ -558,7 +574,7 @@ class Pipe:
         metrics = self.get_metrics()
         last = self._last_activity
         live = False
-        for source in list(_SOURCES) if _SOURCES else ():
+        for source in _traffic_sources() if _SOURCES else ():
             if source.lanes_of(self):
                 live = live or source.running
                 ended = source.ended_at
