@@ -6,9 +6,9 @@ from typing import Any
 
 from .._errors import ConfigurationError
 from .._model._placement import check_placement
-from ._base import END, Backend, FiringSlot, Stream
+from ._base import END, Backend, FiringSlot, Stream, usable_cores
 
-__all__ = ["END", "Backend", "FiringSlot", "Stream", "make_backend"]
+__all__ = ["END", "Backend", "FiringSlot", "Stream", "make_backend", "usable_cores"]
 
 
 def make_backend(

@@ -10,11 +10,20 @@ remote engine needs to know of a processor it gets through ``wrap`` and ``fetche
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-__all__ = ["END", "Backend", "FiringSlot", "Stream"]
+__all__ = ["END", "Backend", "FiringSlot", "Stream", "usable_cores"]
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (respects CPU affinity)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
 
 
 class _End:

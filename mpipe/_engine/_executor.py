@@ -7,13 +7,12 @@ Batch is a stream of one: ``execute`` feeds one item per source through the same
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from .._backends import Backend, make_backend
+from .._backends import Backend, make_backend, usable_cores
 from .._errors import ConfigurationError, ExecutionError, GraphError, PipelineError, ValidationError
 from .._model._graph import ProcessingGraph
 from .._model._interfaces import ProcessorInterface, ProcessorState
@@ -25,14 +24,6 @@ from ._plan import Plan, compile_plan, give_back, take_spare
 from ._run import Run, prepare_run
 
 __all__ = ["GraphExecutor"]
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (respects CPU affinity)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
 
 
 class GraphExecutor(BreakpointAPI):

@@ -305,23 +305,19 @@ class Lane:
     def get_metrics(self) -> dict[str, Any]:
         """The lane's traffic over its plan's runs and what it holds now, in the shape of
         :meth:`Pipe.get_metrics` (JSON-compatible)."""
-        blocked = self.blocked_time
-        if self.blocked_since is not None:
-            blocked += time.perf_counter() - self.blocked_since
-        size = len(self.items)
-        peak = self.peak
+        items_in, items_out, bytes_in, size, peak, blocked, full, held, peak_bytes = self.traffic()
         return {
-            "items_in": self.items_in,
-            "items_out": self.items_out,
-            "bytes_in": self.bytes_in,
+            "items_in": items_in,
+            "items_out": items_out,
+            "bytes_in": bytes_in,
             "size": size,
             "peak_size": peak,
             "max_size": self.max_size,
             "utilization": size / self.max_size,
             "peak_utilization": peak / self.max_size,
             "blocked_time": blocked,
-            "full_events": self.full_events,
-            **byte_metrics(self.held, self.peak_bytes, self.pipe.max_bytes),
+            "full_events": full,
+            **byte_metrics(held, peak_bytes, self.pipe.max_bytes),
         }
 
     def get_status(self) -> dict[str, Any]:

@@ -888,10 +888,7 @@ class Scheduler:
             if not streamed and end > run_end:
                 transfer += end - run_end
             node.processor._record(busy, False)
-            if self.timeline is None and not self.wait_hooks:
-                node.processor._waited(picked - start, transfer)
-            else:
-                self.record_wait(node, firing.index, 1, start, picked, firing.worker, transfer)
+            self.record_wait(node, firing.index, 1, start, picked, firing.worker, transfer)
             if self.timeline is not None or self.end_hooks:
                 self.record_spans(
                     node,

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from typing import Any
 
+from .._base import usable_cores
+
 __all__ = [
     "THREAD_LIMITS",
     "WORKER_CODE",
@@ -44,11 +46,7 @@ THREAD_LIMITS = (
 
 def worker_threads(workers: int) -> int:
     """Each of ``workers`` workers' share of the cores this process may run on (at least 1)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cores = os.cpu_count() or 1
-    return max(1, cores // max(1, workers))
+    return max(1, usable_cores() // max(1, workers))
 
 
 def worker_env(threads: int) -> dict[str, str]:
