@@ -28,6 +28,8 @@ import asyncio
 import itertools
 import os
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -225,8 +227,44 @@ def test_first_run_phases(benchmark: Any) -> None:
     def body() -> None:
         asyncio.run(streams(next(_fresh)))
         asyncio.run(shipped_first(next(_fresh)))
+        _plain_process_passes()
 
     benchmark.pedantic(body, rounds=ROUNDS, iterations=1, warmup_rounds=0)
+
+
+# The same work in one fresh interpreter, no pool: what any tool's first run pays on this host
+# (numpy's import, and the first touch of the memory the arrays and the work's results take:
+# fresh pages, and on hosts whose transparent huge pages defragment on demand, the compaction
+# numpy's huge-page advice asks for). Serial: an upper bound of what falls on a pool's critical path.
+_PLAIN = """
+import sys, time
+t0 = time.perf_counter()
+import numpy as np
+t1 = time.perf_counter()
+from _work import scale, total
+items, size = int(sys.argv[1]), int(sys.argv[2])
+passes = []
+for seed in (1, 2):
+    t = time.perf_counter()
+    sum(total(scale(np.full(size // 8, float(seed + i)))) for i in range(items))
+    passes.append(time.perf_counter() - t)
+print(t1 - t0, *passes)
+"""
+
+
+def _plain_process_passes() -> None:
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = subprocess.run(
+        [sys.executable, "-c", _PLAIN, str(ITEMS), str(ITEM)],
+        cwd=here,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    imported, first, again = (float(x) for x in out.split())
+    _phase("plain process: import numpy", imported)
+    _phase("plain process: the stream's work serially, first pass", first)
+    _phase("plain process: the same, second pass", again)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -244,5 +282,14 @@ def report(request: pytest.FixtureRequest) -> Iterator[None]:
     lines.append(
         f"  {verdict:8s} first run <= pool start + 1.5 x a warm run: the first stream took "
         f"{first:.3f} s past the pool's start, {first / warm:.2f}x the warm one ({warm:.3f} s)"
+    )
+    plain = (
+        median["plain process: import numpy"]
+        + median["plain process: the stream's work serially, first pass"]
+        - median["plain process: the same, second pass"]
+    )
+    lines.append(
+        f"  the first stream's extra over a warm one: {first - warm:.3f} s; the same work's own "
+        f"first-run extra in one plain process (numpy's import, first touch): {plain:.3f} s"
     )
     print_now(request, "\n".join(lines))
