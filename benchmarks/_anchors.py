@@ -105,18 +105,25 @@ class WarmExecutor:
 
 @contextlib.contextmanager
 def dask_client(n_workers: int) -> Iterator[Any]:
-    """A Dask ``LocalCluster`` of ``n_workers`` processes with one thread each, and its client."""
+    """A Dask ``LocalCluster`` of ``n_workers`` processes with one thread each, and its client.
+
+    The environment the cluster's nannies write into this process for their workers
+    (``MALLOC_TRIM_THRESHOLD_``, one BLAS thread, ...) is taken back once they are up: every
+    pool started later in the run (mpipe's, ``ProcessPoolExecutor``'s) gets its own defaults,
+    as in a script that uses only that tool.
+    """
     from distributed import Client, LocalCluster
 
-    with (
-        LocalCluster(  # type: ignore[no-untyped-call]
+    from mpipe._backends._dask import environ_kept
+
+    with environ_kept():
+        cluster = LocalCluster(  # type: ignore[no-untyped-call]
             n_workers=n_workers,
             threads_per_worker=1,
             processes=True,
             dashboard_address=None,
-        ) as cluster,
-        Client(cluster) as client,  # type: ignore[no-untyped-call]
-    ):
+        )
+    with cluster, Client(cluster) as client:  # type: ignore[no-untyped-call]
         yield client
 
 

@@ -59,3 +59,13 @@ def summarize(batch: Any) -> tuple[int, int]:
     import pyarrow.compute as pc
 
     return batch.num_rows, pc.sum(batch.column("c")).as_py()
+
+
+def one_thread_per_library() -> None:
+    """A ``ProcessPoolExecutor`` initializer: one thread in each numeric library's pool
+    (OpenMP, OpenBLAS, MKL), as loky and Dask's nannies give their workers by default. It runs
+    before the worker's first task imports numpy, which reads these once."""
+    import os
+
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = "1"

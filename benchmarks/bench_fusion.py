@@ -9,7 +9,10 @@ Each round runs the same items through every entry in turn, all pools warm (inte
 
 - mpipe, fused (the default: one worker call per item);
 - mpipe with ``fuse=False`` (every stage a call of its own, through the parent);
-- the same work fused by hand into one function per item, run by ``ProcessPoolExecutor.map``;
+- the same work fused by hand into one function per item, run by ``ProcessPoolExecutor.map``,
+  with its defaults, and with one thread per numeric library in each worker (what mpipe, loky
+  and Dask's nannies set: with the defaults each worker's OpenBLAS threads busy-wait beside
+  the other workers after every BLAS call);
 - Dask's multiprocessing scheduler on the same task graph (a task per stage and item);
 - Dask distributed (a ``LocalCluster`` of one-thread worker processes) on that graph.
 
@@ -44,6 +47,7 @@ from _fusion_work import (
     work,
 )
 from _knobs import SCALE, rounds, scaled
+from _work import one_thread_per_library
 
 from mpipe import ProcessingGraph, SimpleProcessor
 
@@ -145,13 +149,17 @@ def test_fusion_interleaved(record: Any, shape: str) -> None:
             make_graph(reps), backend="process", max_workers=N_CORES, fuse=False
         ) as unfused,
         ProcessPoolExecutor(N_CORES, mp_context=spawn) as ppe,
+        ProcessPoolExecutor(
+            N_CORES, mp_context=spawn, initializer=one_thread_per_library
+        ) as ppe_one_thread,
         ProcessPoolExecutor(N_CORES, mp_context=spawn) as dask_pool,
         dask_client(N_CORES) as client,
     ):
         warm = [0] * N_CORES
         for ex in (fused, unfused):
             ex.run(ex.ex.execute_stream({source: warm}))
-        list(ppe.map(by_hand, [(0, 1, ARRAY_VALUES)] * N_CORES))
+        for pool in (ppe, ppe_one_thread):
+            list(pool.map(by_hand, [(0, 1, ARRAY_VALUES)] * N_CORES))
         dsk, keys = make_tasks(list(range(N_CORES)), 1)
         dask.multiprocessing.get(dsk, keys, num_workers=N_CORES, pool=dask_pool)
         client.get(dsk, keys)
@@ -172,6 +180,9 @@ def test_fusion_interleaved(record: Any, shape: str) -> None:
             "mpipe fuse=False": partial(run_mpipe, unfused),
             "ProcessPoolExecutor.map (fused by hand)": lambda seeds: list(
                 ppe.map(by_hand, [(s, reps, ARRAY_VALUES) for s in seeds])
+            ),
+            "ProcessPoolExecutor.map (fused by hand, one BLAS thread)": lambda seeds: list(
+                ppe_one_thread.map(by_hand, [(s, reps, ARRAY_VALUES) for s in seeds])
             ),
             "dask multiprocessing scheduler": run_dask_mp,
             "dask distributed LocalCluster": run_distributed,

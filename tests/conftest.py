@@ -119,7 +119,11 @@ def dask_cluster() -> Iterator[str]:
     had_tracker = tracker._pid is not None
     # One worker death fails its task at once (Dask would retry it elsewhere three times), so
     # that crash tests reach the error strategy quickly, as with the executor's own cluster.
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+    from mpipe._backends._dask import environ_kept
+
+    # The nannies' variables for their workers stay out of this process's environment, which
+    # every later test's pools inherit.
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), environ_kept():
         cluster = LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
         )

@@ -262,6 +262,28 @@ def test_without_an_address_the_executor_starts_and_stops_a_local_cluster(
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
 
 
+@pytest.mark.slow
+def test_a_local_cluster_leaves_the_callers_environment_alone(
+    dask_cluster: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Dask's nannies write their workers' variables into the process that starts them; a
+    # process pool started after (mpipe's too) would inherit them.
+    for name in ("MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MKL_NUM_THREADS", "3")
+    before = dict(os.environ)
+    g = create_simple_pipeline([("a", lambda x: os.environ.get("MALLOC_TRIM_THRESHOLD_"))])
+
+    async def main() -> Any:
+        async with GraphExecutor(g, backend="dask", max_workers=1) as ex:
+            value = (await ex.execute(0))["a:output"]
+            assert dict(os.environ) == before  # while the cluster runs too
+            return value
+
+    assert asyncio.run(main()) is not None  # the cluster's own worker keeps Dask's settings
+    assert dict(os.environ) == before
+
+
 # -- error strategies --------------------------------------------------------------------------
 
 

@@ -29,9 +29,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 from .._errors import ConfigurationError, PipelineError, WorkerCrashedError
@@ -158,6 +159,8 @@ class DaskBackend(Backend):
         self.tasks_per_processor = tasks_per_processor or max(32, 8 * max_workers)
         self._client: Any = None
         self._cluster: Any = None
+        #: What starting the cluster's workers wrote into ``os.environ`` (see ``environ_kept``).
+        self._environ: tuple[dict[str, str], dict[str, str]] | None = None
         self._owns_client = False
         self._where = ""
         self._keys = itertools.count()
@@ -196,9 +199,10 @@ class DaskBackend(Backend):
 
                     address = dask.config.get("scheduler-address", None)
                 if address is None:
-                    self._cluster = await _local_cluster(
-                        distributed, self.max_workers, self.cluster_options
-                    )
+                    with environ_kept() as self._environ:
+                        self._cluster = await _local_cluster(
+                            distributed, self.max_workers, self.cluster_options
+                        )
                     address = self._cluster.scheduler_address
                 self._where = f"the Dask scheduler at {address}"
                 self._client = await self._connect(distributed, address)
@@ -249,6 +253,9 @@ class DaskBackend(Backend):
         cluster, self._cluster = self._cluster, None
         if cluster is not None:
             await cluster.close()
+        if self._environ is not None:  # a worker Dask restarted wrote its variables again
+            undo_environ(*self._environ)
+            self._environ = None
         await super().close()
 
     # -- submitting ---------------------------------------------------------------------------------
@@ -522,6 +529,41 @@ class DaskCall:
 
     def __call__(self, arg: Any) -> Any:
         return self.fn(arg)
+
+
+@contextlib.contextmanager
+def environ_kept() -> Iterator[tuple[dict[str, str], dict[str, str]]]:
+    """Leave ``os.environ`` as it was on entry: undo what the body wrote into it.
+
+    Dask's nannies write their workers' variables (``MALLOC_TRIM_THRESHOLD_``,
+    ``OMP_NUM_THREADS`` and the like) into the process that starts the workers, and every
+    process started later inherits them: an mpipe process pool started after a local Dask
+    cluster would run numpy with glibc giving each large temporary's pages back (a page fault
+    per 4 KiB on the next one) and one BLAS thread, neither of which the caller asked for.
+    Yields ``(before, written)``: the environment on entry, and what the body set (filled in
+    on exit), for :func:`undo_environ` to undo again later.
+    """
+    before = dict(os.environ)
+    written: dict[str, str] = {}
+    try:
+        yield before, written
+    finally:
+        written.update((k, v) for k, v in os.environ.items() if before.get(k) != v)
+        for key in before.keys() - os.environ.keys():
+            written[key] = ""  # removed by the body: put back below
+        undo_environ(before, written)
+
+
+def undo_environ(before: Mapping[str, str], written: Mapping[str, str]) -> None:
+    """Put back the variables of ``written`` that still hold the values written there (a
+    later change by anyone else stays) as they were in ``before``."""
+    for key, value in written.items():
+        if os.environ.get(key, "") != value:
+            continue
+        if key in before:
+            os.environ[key] = before[key]
+        else:
+            os.environ.pop(key, None)
 
 
 async def _local_cluster(distributed: Any, workers: int, options: Mapping[str, Any]) -> Any:
