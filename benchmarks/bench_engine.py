@@ -124,6 +124,29 @@ def test_mpipe_first_run(record: Any, shape: str) -> None:
 
 
 @pytest.mark.parametrize("shape", list(SHAPES))
+def test_script_mpipe(record: Any, shape: str) -> None:
+    """What a script that builds a graph and runs it once pays: the building too."""
+    make, _, units = SHAPES[shape]
+
+    def script(_: None) -> Any:
+        graph, inputs = make()
+        return asyncio.run(GraphExecutor(graph, hooks=[CountingHooks()]).execute(inputs))
+
+    record(f"script: {shape} (build it, run it once)", "mpipe", script, lambda: None, units, 3)
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_script_dask(record: Any, shape: str) -> None:
+    _, make_dask, units = SHAPES[shape]
+
+    def script(_: None) -> Any:
+        dsk, keys = make_dask(next(_offsets))
+        return dask.get(dsk, keys)
+
+    record(f"script: {shape} (build it, run it once)", "dask sync", script, lambda: None, units, 3)
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
 @pytest.mark.parametrize("scheduler", ["sync", "threads"])
 def test_dask(record: Any, shape: str, scheduler: str) -> None:
     _, make_dask, units = SHAPES[shape]

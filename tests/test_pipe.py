@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import pickle
 import threading
+import tracemalloc
 import uuid
 
 import numpy as np
@@ -61,6 +62,46 @@ def test_a_pipe_is_bounded_in_bytes_as_well_as_items() -> None:
     assert pipe.is_full() and pipe.get_metrics()["peak_bytes"] == 5000
     pipe.get()
     assert pipe.get_metrics()["bytes"] == 0
+
+
+def test_clear_opens_a_pipe_full_in_bytes_and_later_puts_count_afresh() -> None:
+    pipe = Pipe("p", max_size=100, max_bytes=1000)
+    pipe.put(b"a" * 1000)
+    assert pipe.is_full()
+    pipe.clear()
+    assert not pipe.is_full() and pipe.get_metrics()["bytes"] == 0
+    pipe.put(b"b" * 10)
+    assert pipe.get() == b"b" * 10 and pipe.get_metrics()["bytes"] == 0
+
+
+def test_an_unused_pipe_holds_no_queues_until_its_first_put_or_wait() -> None:
+    # A graph has a few pipes per processor that its runs never fill (lanes carry the items).
+    pipe = Pipe("p")
+    assert pipe.is_empty() and pipe.size() == 0 and not pipe.is_full()
+    pipe.clear()
+    pipe.reset()
+    pipe.close()
+    pipe.reset()
+
+    async def waits() -> object:
+        getter = asyncio.ensure_future(pipe.aget())
+        await asyncio.sleep(0)
+        await pipe.aput("x")
+        return await getter
+
+    assert asyncio.run(waits()) == "x"
+    assert pipe.get_metrics()["items_in"] == 1 and pipe.is_empty()
+
+
+def test_pipes_take_little_memory_before_their_first_item() -> None:
+    Pipe("warm-up")  # the class's own first-use allocations are not the pipes'
+    tracemalloc.start()
+    try:
+        pipes = [Pipe(f"p{i}") for i in range(500)]
+        per_pipe = tracemalloc.get_traced_memory()[0] / len(pipes)
+    finally:
+        tracemalloc.stop()
+    assert per_pipe < 1024  # four empty deques alone took over 2 KiB
 
 
 def test_byte_bound_makes_an_async_producer_wait() -> None:

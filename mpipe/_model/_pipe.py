@@ -52,6 +52,10 @@ _ids = itertools.count(1)
 #: A pipe's bound in bytes unless it says otherwise: eight 8 MiB arrays, or a thousand items
 #: of 64 KiB, so a stream of big items waits for its consumer long before memory runs short.
 DEFAULT_MAX_BYTES = 64 << 20
+#: A pipe's queues until first used (empty, and without ``append``: a put that forgot to make
+#: its queue fails loudly). A graph holds three pipes per processor that its runs never fill
+#: (they carry items in lanes), and a deque takes half a KiB before its first item.
+_UNUSED: Any = ()
 
 
 class PipeType(Enum):
@@ -217,16 +221,17 @@ class Pipe:
         self.max_size = max_size
         self.max_bytes = check_max_bytes(max_bytes)
         self.pipe_type = pipe_type
-        self._items: deque[Any] = deque()
-        self._sizes: deque[int] = deque()
+        # The items, their sizes, and the waiting coroutines: made on first use (``_UNUSED``).
+        self._items: deque[Any] = _UNUSED
+        self._sizes: deque[int] = _UNUSED
         self._held = 0
         self._closed = False
         self._lock = threading.Lock()
         # Waiting machinery is made on first use: graphs hold thousands of pipes that the
         # scheduler drives without ever waiting on them.
         self._cond_: threading.Condition | None = None
-        self._getters: deque[asyncio.Future[None]] = deque()
-        self._putters: deque[asyncio.Future[None]] = deque()
+        self._getters: deque[asyncio.Future[None]] = _UNUSED
+        self._putters: deque[asyncio.Future[None]] = _UNUSED
         self._taps: dict[str, Callable[[Any], Any]] = {}
         self.created_at = time.time()
         self._tap_errors = ObserverErrors()
@@ -297,15 +302,19 @@ class Pipe:
     def clear(self) -> None:
         """Drop every waiting item (a full pipe is open again); counters and taps stay."""
         with self._lock:
-            self._items.clear()
+            if self._items:
+                self._items.clear()
+                self._sizes.clear()
+            self._held = 0
             self._notify()
         self._wake_all(self._putters)
 
     def reset(self) -> None:
         """Empty and reopen the pipe and zero its counters; taps stay."""
         with self._lock:
-            self._items.clear()
-            self._sizes.clear()
+            if self._items:
+                self._items.clear()
+                self._sizes.clear()
             self._held = 0
             self._closed = False
             self._reset_counters()
@@ -339,6 +348,9 @@ class Pipe:
 
     def _offer(self, item: Any) -> None:
         items = self._items
+        if items is _UNUSED:
+            items = self._items = deque()
+            self._sizes = deque()
         items.append(item)
         self._last_activity = time.time()
         self._items_in += 1
@@ -419,6 +431,8 @@ class Pipe:
                     start = time.perf_counter()
                     self._full_events += 1
                 fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                if self._putters is _UNUSED:
+                    self._putters = deque()
                 self._putters.append(fut)
             await self._wait(fut, timeout, "full")
 
@@ -463,6 +477,8 @@ class Pipe:
                         f"get from closed, drained pipe {self.pipe_id!r}", self.pipe_id, "get"
                     )
                 fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                if self._getters is _UNUSED:
+                    self._getters = deque()
                 self._getters.append(fut)
             await self._wait(fut, timeout, "empty")
 
