@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+import tracemalloc
+import weakref
+
 import pytest
 
 from mpipe import GraphError, ProcessingGraph, SimpleProcessor, ValidationError
@@ -62,6 +66,48 @@ def test_remove_processor_drops_its_connections() -> None:
     assert g.nodes["c"].dependencies == set()
     with pytest.raises(GraphError, match="no processor 'b'"):
         g.remove_processor("b")
+
+
+def test_a_processor_tells_the_graphs_that_hold_it_when_it_changes() -> None:
+    # What executors compile depends on the graph's version: a processor's placement is part
+    # of it, in every graph that holds the processor, and only while it holds it.
+    shared = proc("p")
+    first, second = ProcessingGraph("first"), ProcessingGraph("second")
+    first.add_processor(shared)
+    second.add_processor(shared)
+    v1, v2 = first._version, second._version
+    shared.execution = "thread"
+    assert (first._version, second._version) == (v1 + 1, v2 + 1)
+    first.remove_processor("p")
+    v1, v2 = first._version, second._version
+    shared.execution = "inline"
+    assert (first._version, second._version) == (v1, v2 + 1)
+    graph_ref = weakref.ref(second)
+    del second
+    gc.collect()
+    assert graph_ref() is None  # the processor does not keep its graphs alive
+    shared.execution = "thread"  # and a change after they are gone tells nobody
+
+
+def test_a_big_graph_takes_a_few_kib_per_processor() -> None:
+    def build(n: int) -> ProcessingGraph:
+        g = ProcessingGraph("line")
+        for i in range(n):
+            g.add_processor(proc(f"p{i}"))
+            if i:
+                g.connect(f"p{i - 1}", "output", f"p{i}", "input")
+        return g
+
+    build(3)  # first-use allocations of the classes are not the graph's
+    tracemalloc.start()
+    try:
+        graph = build(1000)
+        per_processor = tracemalloc.get_traced_memory()[0] / len(graph.nodes)
+    finally:
+        tracemalloc.stop()
+    # A processor, its two pipes and the pipe of its connection: about 3.5 KiB (13 KiB when
+    # every pipe made its queues up front and every processor a WeakSet of its graphs).
+    assert per_processor < 4 * 1024
 
 
 def test_single_processor_is_valid() -> None:

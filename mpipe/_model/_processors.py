@@ -87,9 +87,9 @@ class BaseProcessor(ProcessorInterface):
             of one it reads (``cpu_bund``, ``timout``): the message names the option meant.
     """
 
-    #: The graphs that hold this processor, told when something they compile changes (set by
-    #: ``ProcessingGraph.add_processor``; never sent to a worker).
-    _graphs: weakref.WeakSet[Any]
+    #: Weak references to the graphs that hold this processor, told when something they
+    #: compile changes (set by ``ProcessingGraph.add_processor``; never sent to a worker).
+    _graphs: tuple[weakref.ref[Any], ...] = ()
 
     #: Whether the processor keeps state between firings; stateful processors never run two
     #: firings at once unless ``max_concurrent`` says so, and stay in one worker process.
@@ -127,8 +127,10 @@ class BaseProcessor(ProcessorInterface):
 
     def _changed(self) -> None:
         """Something executors compile changed: the graphs holding this processor re-plan."""
-        for graph in list(getattr(self, "_graphs", ())):
-            graph._version += 1
+        for ref in self._graphs:
+            graph = ref()
+            if graph is not None:
+                graph._version += 1
 
     @property
     def execution(self) -> str | None:
