@@ -186,6 +186,27 @@ def test_workers_get_their_share_of_the_cores_for_numeric_thread_pools(
     assert out == {"p:output": [{"OMP_NUM_THREADS": share, "OPENBLAS_NUM_THREADS": "3"}]}
 
 
+def _malloc_settings(_: int) -> dict[str, str | None]:
+    return {n: os.environ.get(n) for n in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")}
+
+
+def test_workers_keep_their_heaps_free_memory_while_they_work(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # glibc's defaults map and unmap every block of 128 KiB and more: numpy's temporaries would
+    # fault their pages in afresh on every call.
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "1048576")  # the parent's own setting wins
+    g = ProcessingGraph()
+    p = SimpleProcessor(_malloc_settings, "p", execution="process")
+    p.create_default_pipes()
+    g.add_processor(p)
+    out = run_stream(g, [0])
+    assert out == {
+        "p:output": [{"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": "1048576"}]
+    }
+
+
 def test_retry_reruns_a_crashed_firing_on_a_fresh_worker() -> None:
     marker = f"/tmp/mpipe-test-crash-{os.getpid()}"
 

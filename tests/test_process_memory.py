@@ -116,6 +116,41 @@ def test_a_run_ending_gives_back_what_the_arena_grew_by(monkeypatch: pytest.Monk
     asyncio.run(main())
 
 
+def _resident_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _churn(_: int) -> tuple[int, int, int]:
+    """48 MiB in 1 MiB blocks, written and freed (what numpy temporaries do): the worker's pid,
+    its resident bytes with the blocks, and after freeing them."""
+    blocks = [bytearray(MiB) for _ in range(48)]
+    held = _resident_bytes()
+    del blocks
+    return os.getpid(), held, _resident_bytes()
+
+
+def test_workers_keep_freed_heap_memory_while_working_and_give_it_back_when_idle(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_backend, "TRIM_DELAY", 0.0)
+    for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"):
+        monkeypatch.delenv(name, raising=False)
+
+    async def main() -> None:
+        async with GraphExecutor(process_graph(_churn), backend="process", max_workers=1) as ex:
+            pid, held, kept = (await ex.execute({"p": 0}))["p:output"]
+            assert held - kept < 8 * MiB  # kept by the worker's heap for its next call
+            # The run ended: the pool asks its idle workers to give that memory back.
+            for _ in range(100):
+                if psutil.Process(pid).memory_info().rss < kept - 32 * MiB:
+                    break
+                await asyncio.sleep(0.05)
+            assert psutil.Process(pid).memory_info().rss < kept - 32 * MiB
+
+    asyncio.run(main())
+
+
 @pytest.mark.slow
 def test_arena_size_is_only_the_memory_kept_faulted_in(monkeypatch: pytest.MonkeyPatch) -> None:
     # A payload four times the arena: it grows as needed, no option to raise.

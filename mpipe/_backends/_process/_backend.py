@@ -66,6 +66,7 @@ from ._protocol import (
     TIMED,
     TIMED_CALL,
     TIMES,
+    TRIM,
     RemoteTraceback,
     call_frame,
     frame,
@@ -230,6 +231,8 @@ class ProcessBackend(Backend):
         self._start_failures: deque[float] = deque()
         self._rr = 0
         self._trim: asyncio.TimerHandle | None = None
+        #: Whether workers ran calls since they last gave their heaps' free memory back.
+        self._worked = False
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -371,6 +374,7 @@ class ProcessBackend(Backend):
         if self._trim is not None:  # busy again: keep the memory it grew by
             self._trim.cancel()
             self._trim = None
+        self._worked = True
         fn = call.fn
         worker = self._choose(fn)
         codec = self._codec
@@ -405,23 +409,28 @@ class ProcessBackend(Backend):
         return self._submit(CALL, fn, arg, slot)
 
     def idle(self) -> None:
-        """A run ended: unless another starts within ``TRIM_DELAY`` seconds, give the memory
-        the arena grew by back to the system (only when it grew: small runs pay nothing)."""
+        """A run ended: unless another starts within ``TRIM_DELAY`` seconds, give memory back
+        to the system: what the arena grew by (only when it grew), and the free memory the
+        workers' heaps keep while they work (``TRIM``; only when they ran calls)."""
         arena = self._arena
-        if arena is None or not arena.rewarmed or self._loop is None:
+        if arena is None or self._loop is None or not (arena.rewarmed or self._worked):
             return
         if self._trim is not None:
             self._trim.cancel()
         if TRIM_DELAY <= 0:
-            self._trim = None
-            arena.trim()
+            self._trim_now()
         else:
             self._trim = self._loop.call_later(TRIM_DELAY, self._trim_now)
 
     def _trim_now(self) -> None:
         self._trim = None
-        if self._arena is not None:
+        if self._arena is not None and self._arena.rewarmed:
             self._arena.trim()
+        if self._worked:
+            self._worked = False
+            for worker in self._workers.values():
+                if not worker.retiring and not worker.killed:
+                    self._send(worker, frame(TRIM, 0))
 
     def submit_batch(self, fn: Callable[[Any], Any], args: list[Any], slot: FiringSlot) -> Any:
         # The worker names a firing that fails by its index in the stream: slot.index + place.

@@ -21,6 +21,9 @@ Requests (pool -> worker):
   names its firing by index in the processor's stream).
 - ``NEXT``: ``extra`` more items of a generator may be sent.
 - ``DROP``: the pool no longer wants a generator's items: the worker closes it.
+- ``TRIM``: the pool went idle: the worker gives the free memory of its heap back to the
+  system (glibc's ``malloc_trim``; its malloc settings keep up to 64 MiB of it while it works).
+  No answer.
 
 The answers that end a firing (``RESULT``, ``ERROR``, ``END``, ``BATCH_RESULT``) carry the
 worker's own timing after the prefix, before the codec message: ``TIMES``, four doubles of the
@@ -58,6 +61,7 @@ __all__ = [
     "TIMED",
     "TIMED_CALL",
     "TIMES",
+    "TRIM",
     "RemoteTraceback",
     "call_frame",
     "error_payload",
@@ -71,7 +75,7 @@ PREFIX = struct.Struct("<BxxxIQ")
 TIMES = struct.Struct("<dddd")
 
 # Requests.
-CALL, BATCH, NEXT, DROP, TIMED_CALL = 1, 2, 3, 4, 5
+CALL, BATCH, NEXT, DROP, TIMED_CALL, TRIM = 1, 2, 3, 4, 5, 6
 # Responses.
 RESULT, ERROR, STREAM, ITEM, END, BATCH_RESULT, STARTED = 1, 2, 3, 4, 5, 6, 7
 #: The body of ``STARTED``: the worker's monotonic clock (system-wide on Linux, as the

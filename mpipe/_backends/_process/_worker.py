@@ -38,6 +38,7 @@ from ._protocol import (
     TIMED,
     TIMED_CALL,
     TIMES,
+    TRIM,
     error_payload,
     frame,
     read_frame,
@@ -226,6 +227,8 @@ class Worker:
                 stream = self.generators.pop(fid, None)
                 if stream is not None:
                     _close(stream.gen)
+            elif op == TRIM:
+                _trim_heap()
 
     def _call(self, fid: int, fn: Any, held: list[Any], picked: float) -> None:
         arg = held.pop()
@@ -327,6 +330,17 @@ class Worker:
                 del self.generators[fid]
                 _close(stream.gen)
                 return
+
+
+def _trim_heap() -> None:
+    """Give the free memory of this process's heap back to the system, where the C library
+    can (glibc's ``malloc_trim``; elsewhere nothing happens)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _close(gen: Any) -> None:
