@@ -167,8 +167,18 @@ def test_without_pidfds_a_pipe_sees_workers_exit(monkeypatch: pytest.MonkeyPatch
     assert isinstance(crash, WorkerCrashedError) and crash.exitcode == 7
 
 
-def _thread_limits(_: int) -> dict[str, str | None]:
-    return {name: os.environ.get(name) for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+def _environment(names: tuple[str, ...]) -> dict[str, str | None]:
+    return {name: os.environ.get(name) for name in names}
+
+
+def _worker_environment(*names: str) -> dict[str, str | None]:
+    """What a worker of a two-worker pool has in its environment for ``names``."""
+    g = ProcessingGraph()
+    p = SimpleProcessor(_environment, "p", execution="process")
+    p.create_default_pipes()
+    g.add_processor(p)
+    out: dict[str, str | None] = run_stream(g, [names])["p:output"][0]
+    return out
 
 
 def test_workers_get_their_share_of_the_cores_for_numeric_thread_pools(
@@ -178,16 +188,10 @@ def test_workers_get_their_share_of_the_cores_for_numeric_thread_pools(
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")  # the parent's own setting wins
     share = str(max(1, len(os.sched_getaffinity(0)) // 2))
-    g = ProcessingGraph()
-    p = SimpleProcessor(_thread_limits, "p", execution="process")
-    p.create_default_pipes()
-    g.add_processor(p)
-    out = run_stream(g, [0])  # two workers
-    assert out == {"p:output": [{"OMP_NUM_THREADS": share, "OPENBLAS_NUM_THREADS": "3"}]}
-
-
-def _malloc_settings(_: int) -> dict[str, str | None]:
-    return {n: os.environ.get(n) for n in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")}
+    assert _worker_environment("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS") == {
+        "OMP_NUM_THREADS": share,
+        "OPENBLAS_NUM_THREADS": "3",
+    }
 
 
 def test_workers_keep_their_heaps_free_memory_while_they_work(
@@ -197,13 +201,9 @@ def test_workers_keep_their_heaps_free_memory_while_they_work(
     # fault their pages in afresh on every call.
     monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "1048576")  # the parent's own setting wins
-    g = ProcessingGraph()
-    p = SimpleProcessor(_malloc_settings, "p", execution="process")
-    p.create_default_pipes()
-    g.add_processor(p)
-    out = run_stream(g, [0])
-    assert out == {
-        "p:output": [{"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": "1048576"}]
+    assert _worker_environment("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_") == {
+        "MALLOC_MMAP_THRESHOLD_": str(32 << 20),
+        "MALLOC_TRIM_THRESHOLD_": "1048576",
     }
 
 
