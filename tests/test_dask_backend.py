@@ -270,18 +270,23 @@ def test_a_local_cluster_leaves_the_callers_environment_alone(
     # process pool started after (mpipe's too) would inherit them.
     for name in ("MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("MKL_NUM_THREADS", "3")
+    monkeypatch.delenv("MPIPE_TEST_OWN", raising=False)
     before = dict(os.environ)
     g = create_simple_pipeline([("a", lambda x: os.environ.get("MALLOC_TRIM_THRESHOLD_"))])
 
     async def main() -> Any:
+        # A variable of the caller's own, set while the cluster starts, stays.
+        asyncio.get_running_loop().call_later(0.05, os.environ.__setitem__, "MPIPE_TEST_OWN", "1")
         async with GraphExecutor(g, backend="dask", max_workers=1) as ex:
             value = (await ex.execute(0))["a:output"]
-            assert dict(os.environ) == before  # while the cluster runs too
+            assert dict(os.environ) == {**before, "MPIPE_TEST_OWN": "1"}  # the cluster runs
             return value
 
-    assert asyncio.run(main()) is not None  # the cluster's own worker keeps Dask's settings
-    assert dict(os.environ) == before
+    try:
+        assert asyncio.run(main()) is not None  # the cluster's own worker keeps Dask's settings
+        assert dict(os.environ) == {**before, "MPIPE_TEST_OWN": "1"}
+    finally:
+        os.environ.pop("MPIPE_TEST_OWN", None)
 
 
 # -- error strategies --------------------------------------------------------------------------

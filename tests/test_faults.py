@@ -95,14 +95,18 @@ def exits_on_0(x: int) -> int:
     return x
 
 
+@pytest.mark.parametrize("trim_delay", [1.0, 0.0])
 def test_a_pool_that_cannot_replace_workers_fails_every_run_then_recovers(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, trim_delay: float
 ) -> None:
     """Item 0 kills its worker and no replacement can start: the run fails with the pool's
     error even though the strategy skips firings' failures (an empty result would hide it);
     so does the next run, which tries to start the pool afresh. Once workers can start
-    again, the next run works on a fresh pool."""
-    from mpipe._backends._process import _launch
+    again, the next run works on a fresh pool. With no delay, each run's end also asks the
+    workers to trim their heaps: never through the dead worker's closed ring."""
+    from mpipe._backends._process import _backend, _launch
+
+    monkeypatch.setattr(_backend, "TRIM_DELAY", trim_delay)
 
     g = one(exits_on_0, SkipStrategy(), execution="process")
     real_code = _launch.WORKER_CODE

@@ -105,9 +105,9 @@ def test_a_big_graph_takes_a_few_kib_per_processor() -> None:
         per_processor = tracemalloc.get_traced_memory()[0] / len(graph.nodes)
     finally:
         tracemalloc.stop()
-    # A processor, its two pipes and the pipe of its connection: about 3.5 KiB (13 KiB when
-    # every pipe made its queues up front and every processor a WeakSet of its graphs).
-    assert per_processor < 4 * 1024
+    # A processor, its two pipes and the pipe of its connection: about 3.5 KiB on 3.11 (13 KiB
+    # when every pipe made its queues up front and every processor a WeakSet of its graphs).
+    assert per_processor < 6 * 1024
 
 
 def test_single_processor_is_valid() -> None:

@@ -205,6 +205,13 @@ def test_workers_keep_their_heaps_free_memory_while_they_work(
         "MALLOC_MMAP_THRESHOLD_": str(32 << 20),
         "MALLOC_TRIM_THRESHOLD_": "1048576",
     }
+    # A parent that tunes glibc's malloc through its tunables keeps its choice whole.
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_")
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=1048576")
+    assert _worker_environment("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_") == {
+        "MALLOC_MMAP_THRESHOLD_": None,
+        "MALLOC_TRIM_THRESHOLD_": None,
+    }
 
 
 def test_retry_reruns_a_crashed_firing_on_a_fresh_worker() -> None:

@@ -159,8 +159,10 @@ class DaskBackend(Backend):
         self.tasks_per_processor = tasks_per_processor or max(32, 8 * max_workers)
         self._client: Any = None
         self._cluster: Any = None
-        #: What starting the cluster's workers wrote into ``os.environ`` (see ``environ_kept``).
-        self._environ: tuple[dict[str, str], dict[str, str]] | None = None
+        #: What starting the cluster's workers wrote into ``os.environ`` (see ``environ_kept``),
+        #: and the workers' process ids then (a worker Dask restarts writes it again).
+        self._environ: DaskEnviron | None = None
+        self._started_pids: list[int] = []
         self._owns_client = False
         self._where = ""
         self._keys = itertools.count()
@@ -203,6 +205,7 @@ class DaskBackend(Backend):
                         self._cluster = await _local_cluster(
                             distributed, self.max_workers, self.cluster_options
                         )
+                    self._started_pids = self.worker_pids()
                     address = self._cluster.scheduler_address
                 self._where = f"the Dask scheduler at {address}"
                 self._client = await self._connect(distributed, address)
@@ -250,12 +253,13 @@ class DaskBackend(Backend):
             with contextlib.suppress(Exception):
                 await client.close()
         self._owns_client = False
+        restarted = set(self.worker_pids()) != set(self._started_pids)
         cluster, self._cluster = self._cluster, None
         if cluster is not None:
             await cluster.close()
-        if self._environ is not None:  # a worker Dask restarted wrote its variables again
-            undo_environ(*self._environ)
-            self._environ = None
+        if self._environ is not None and restarted:  # a restarted worker wrote them again
+            self._environ.undo()
+        self._environ = None
         await super().close()
 
     # -- submitting ---------------------------------------------------------------------------------
@@ -532,38 +536,55 @@ class DaskCall:
 
 
 @contextlib.contextmanager
-def environ_kept() -> Iterator[tuple[dict[str, str], dict[str, str]]]:
-    """Leave ``os.environ`` as it was on entry: undo what the body wrote into it.
+def environ_kept() -> Iterator[DaskEnviron]:
+    """Take back, on exit, what Dask's nannies wrote into ``os.environ`` inside.
 
-    Dask's nannies write their workers' variables (``MALLOC_TRIM_THRESHOLD_``,
-    ``OMP_NUM_THREADS`` and the like) into the process that starts the workers, and every
-    process started later inherits them: an mpipe process pool started after a local Dask
-    cluster would run numpy with glibc giving each large temporary's pages back (a page fault
-    per 4 KiB on the next one) and one BLAS thread, neither of which the caller asked for.
-    Yields ``(before, written)``: the environment on entry, and what the body set (filled in
-    on exit), for :func:`undo_environ` to undo again later.
+    A nanny writes the variables it wants its worker to start with (``MALLOC_TRIM_THRESHOLD_``,
+    ``OMP_NUM_THREADS`` and the like: Dask's ``distributed.nanny`` settings) into the process
+    that starts the workers, and every process started later inherits them: an mpipe process
+    pool started after a local Dask cluster would run numpy with glibc giving each large
+    temporary's pages back (a page fault per 4 KiB on the next one) and one BLAS thread, neither
+    of which the caller asked for. Only those names are looked at: any other variable set
+    meanwhile stays. Yields the :class:`DaskEnviron`, for a later :meth:`DaskEnviron.undo`.
     """
-    before = dict(os.environ)
-    written: dict[str, str] = {}
+    kept = DaskEnviron()
     try:
-        yield before, written
+        yield kept
     finally:
-        written.update((k, v) for k, v in os.environ.items() if before.get(k) != v)
-        for key in before.keys() - os.environ.keys():
-            written[key] = ""  # removed by the body: put back below
-        undo_environ(before, written)
+        kept.note_written()
+        kept.undo()
 
 
-def undo_environ(before: Mapping[str, str], written: Mapping[str, str]) -> None:
-    """Put back the variables of ``written`` that still hold the values written there (a
-    later change by anyone else stays) as they were in ``before``."""
-    for key, value in written.items():
-        if os.environ.get(key, "") != value:
-            continue
-        if key in before:
-            os.environ[key] = before[key]
-        else:
-            os.environ.pop(key, None)
+class DaskEnviron:
+    """The variables Dask's nannies write into the starting process: their values before,
+    and the values written (see :func:`environ_kept`)."""
+
+    def __init__(self) -> None:
+        import dask
+
+        names = {"PYTHONHASHSEED", "__DASK_PARENT_PID"}
+        for key in ("distributed.nanny.pre-spawn-environ", "distributed.nanny.environ"):
+            names.update(str(name) for name in dask.config.get(key, None) or {})
+        self.before = {name: os.environ.get(name) for name in names}
+        self.written: dict[str, str | None] = {}
+
+    def note_written(self) -> None:
+        """Note the values that differ from the ones before: the nannies wrote them."""
+        for name, value in self.before.items():
+            now = os.environ.get(name)
+            if now != value:
+                self.written[name] = now
+
+    def undo(self) -> None:
+        """Put back the variables that still hold the values written (another change stays)."""
+        for name, value in self.written.items():
+            if os.environ.get(name) != value:
+                continue
+            old = self.before[name]
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old
 
 
 async def _local_cluster(distributed: Any, workers: int, options: Mapping[str, Any]) -> Any:

@@ -6,6 +6,7 @@ Pure model: no I/O, no processes. Validation and topological order live here.
 from __future__ import annotations
 
 import itertools
+import threading
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
@@ -374,13 +375,19 @@ def _hold(processor: Any, graph: ProcessingGraph) -> None:
     references, not a ``WeakSet`` (which took 0.7 KiB and a few microseconds per processor):
     a processor is in one graph or very few."""
     if isinstance(processor, BaseProcessor):
-        processor._graphs = (*_live(processor._graphs, None), weakref.ref(graph))
+        with _holding:
+            processor._graphs = (*_live(processor._graphs, None), weakref.ref(graph))
 
 
 def _release(processor: Any, graph: ProcessingGraph) -> None:
     """``graph`` no longer holds ``processor``."""
     if isinstance(processor, BaseProcessor):
-        processor._graphs = _live(processor._graphs, graph)
+        with _holding:
+            processor._graphs = _live(processor._graphs, graph)
+
+
+#: Serializes the read and write of a processor's graphs (graphs may be built in threads).
+_holding = threading.Lock()
 
 
 def _live(refs: tuple[weakref.ref[Any], ...], leaving: Any) -> tuple[weakref.ref[Any], ...]:

@@ -374,9 +374,9 @@ class ProcessBackend(Backend):
         if self._trim is not None:  # busy again: keep the memory it grew by
             self._trim.cancel()
             self._trim = None
-        self._worked = True
         fn = call.fn
         worker = self._choose(fn)
+        self._worked = True
         codec = self._codec
         fn_message: bytes = codec.encode_callable(fn, worker.slot)
         arg_message: bytes = codec.encode(call.arg, worker.slot)
@@ -426,10 +426,12 @@ class ProcessBackend(Backend):
         self._trim = None
         if self._arena is not None and self._arena.rewarmed:
             self._arena.trim()
-        if self._worked:
+        if self._worked and self.broken is None:
             self._worked = False
             for worker in self._workers.values():
-                if not worker.retiring and not worker.killed:
+                # Not to a worker on its way out, nor through a ring already closed (a worker
+                # that died before it was ready, in a pool that could not replace it).
+                if not (worker.retiring or worker.killed) and worker.channel.requests is not None:
                     self._send(worker, frame(TRIM, 0))
 
     def submit_batch(self, fn: Callable[[Any], Any], args: list[Any], slot: FiringSlot) -> Any:

@@ -65,12 +65,14 @@ MALLOC_SETTINGS = {
 
 def worker_env(threads: int) -> dict[str, str]:
     """The parent's environment, with :data:`THREAD_LIMITS` it does not set at ``threads`` and
-    the :data:`MALLOC_SETTINGS` it does not set."""
+    :data:`MALLOC_SETTINGS` unless it tunes glibc's malloc itself (those variables, or
+    ``glibc.malloc`` tunables in ``GLIBC_TUNABLES``)."""
     env = dict(os.environ)
     for name in THREAD_LIMITS:
         env.setdefault(name, str(threads))
-    for name, value in MALLOC_SETTINGS.items():
-        env.setdefault(name, value)
+    if "glibc.malloc." not in env.get("GLIBC_TUNABLES", ""):
+        for name, value in MALLOC_SETTINGS.items():
+            env.setdefault(name, value)
     return env
 
 

@@ -335,12 +335,21 @@ class Worker:
 def _trim_heap() -> None:
     """Give the free memory of this process's heap back to the system, where the C library
     can (glibc's ``malloc_trim``; elsewhere nothing happens)."""
-    try:
-        import ctypes
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            _malloc_trim = ctypes.CDLL(None).malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = _nothing
+    _malloc_trim(0)
 
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+
+def _nothing(_: int) -> None:
+    return None
+
+
+#: glibc's ``malloc_trim``, looked up on the first ``TRIM``.
+_malloc_trim: Any = None
 
 
 def _close(gen: Any) -> None:
