@@ -178,39 +178,3 @@ def test_a_monitor_counts_a_batch_runs_input_in_its_first_run_and_the_next() -> 
         # The entry lane, the lane between a and b, b's result lane: one item each.
         assert [m["items_in"] for m in series.lane_metrics] == [1, 1, 1]
         assert [m["items_out"] for m in series.lane_metrics] == [1, 1, 1]
-
-
-def line(n: int) -> ProcessingGraph:
-    g = ProcessingGraph(f"line_{n}")
-    for i in range(n):
-        p = SimpleProcessor(inc, f"p{i}")
-        p.create_default_pipes()
-        g.add_processor(p)
-        if i:
-            g.connect(f"p{i - 1}", "output", f"p{i}", "input")
-    return g
-
-
-def _in_generation(generation: int, obj: object) -> bool:
-    return any(o is obj for o in gc.get_objects(generation=generation))
-
-
-def test_a_big_plans_objects_skip_the_young_collections() -> None:
-    # Some twenty objects per processor, kept as long as the plan: the young generations'
-    # collections would walk each of them and free nothing.
-    ex = GraphExecutor(line(1000))
-    assert ex.run(0) == {"p999:output": 1000}
-    node = ex._compiled.nodes[0]  # type: ignore[union-attr]
-    assert _in_generation(2, node) and not _in_generation(0, node)
-
-
-def test_a_program_that_froze_its_objects_keeps_them_frozen() -> None:
-    mine = [object()]
-    gc.freeze()
-    try:
-        assert not any(o is mine for o in gc.get_objects())  # frozen: in no generation
-        ex = GraphExecutor(line(1000))
-        assert ex.run(0) == {"p999:output": 1000}
-        assert not any(o is mine for o in gc.get_objects())  # still frozen
-    finally:
-        gc.unfreeze()

@@ -299,26 +299,12 @@ def compile_plan(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        plan = _compile(
+        return _compile(
             graph, fingerprint, default_placement, backend_for, strategy_for, fuse_on, blocked
         )
     finally:
         if collecting:
             gc.enable()
-    if len(plan.nodes) >= PROMOTE_AT and collecting and not gc.get_freeze_count():
-        # The plan's objects (some twenty per processor) would each be walked by the next
-        # collection of the youngest generation and again by the next of the middle one,
-        # finding nothing to free: move every tracked object to the oldest generation now, as
-        # surviving both would. Not when the program froze objects itself (unfreezing would
-        # undo its freeze).
-        gc.freeze()
-        gc.unfreeze()
-    return plan
-
-
-#: Plans of this many processors or more have their objects moved to the garbage collector's
-#: oldest generation when compiled (see :func:`compile_plan`).
-PROMOTE_AT = 1000
 
 
 def _compile(
