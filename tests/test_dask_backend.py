@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -287,6 +288,31 @@ def test_a_local_cluster_leaves_the_callers_environment_alone(
         assert dict(os.environ) == {**before, "MPIPE_TEST_OWN": "1"}
     finally:
         os.environ.pop("MPIPE_TEST_OWN", None)
+
+
+@pytest.mark.slow
+def test_a_worker_dask_restarts_writes_its_variables_again_and_closing_takes_them_back(
+    dask_cluster: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    before = dict(os.environ)
+    g = create_simple_pipeline([("a", lambda x: x + 1)])
+
+    async def main() -> None:
+        async with GraphExecutor(g, backend="dask", max_workers=1) as ex:
+            assert (await ex.execute(0))["a:output"] == 1
+            backend = ex._backends["dask"]
+            (pid,) = backend.worker_pids()
+            os.kill(pid, signal.SIGKILL)  # its nanny starts another, writing the variables
+            for _ in range(200):
+                if backend.worker_pids() not in ([], [pid]):
+                    break
+                await asyncio.sleep(0.05)
+            assert backend.worker_pids() not in ([], [pid])
+            assert os.environ.get("MALLOC_TRIM_THRESHOLD_") is not None
+        assert dict(os.environ) == before
+
+    asyncio.run(main())
 
 
 # -- error strategies --------------------------------------------------------------------------
