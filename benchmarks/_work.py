@@ -62,10 +62,12 @@ def summarize(batch: Any) -> tuple[int, int]:
 
 
 def one_thread_per_library() -> None:
-    """A ``ProcessPoolExecutor`` initializer: one thread in each numeric library's pool
-    (OpenMP, OpenBLAS, MKL), as loky and Dask's nannies give their workers by default. It runs
-    before the worker's first task imports numpy, which reads these once."""
+    """A ``ProcessPoolExecutor`` initializer: one thread in each numeric library's pool (the
+    variables mpipe sizes for its own workers), as loky and Dask's nannies give theirs. It
+    runs before the worker's first task imports numpy, which reads these once."""
     import os
 
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    from mpipe._backends._process._launch import THREAD_LIMITS
+
+    for name in THREAD_LIMITS:
         os.environ[name] = "1"

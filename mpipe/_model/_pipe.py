@@ -302,20 +302,14 @@ class Pipe:
     def clear(self) -> None:
         """Drop every waiting item (a full pipe is open again); counters and taps stay."""
         with self._lock:
-            if self._items:
-                self._items.clear()
-                self._sizes.clear()
-            self._held = 0
+            self._drop_items()
             self._notify()
         self._wake_all(self._putters)
 
     def reset(self) -> None:
         """Empty and reopen the pipe and zero its counters; taps stay."""
         with self._lock:
-            if self._items:
-                self._items.clear()
-                self._sizes.clear()
-            self._held = 0
+            self._drop_items()
             self._closed = False
             self._reset_counters()
         for lane, _ in self._lanes():  # the runs' traffic counted so far goes too
@@ -345,6 +339,12 @@ class Pipe:
             _tap_changes.bump()
 
     # -- the queue itself (called with the lock held) ---------------------------------------
+
+    def _drop_items(self) -> None:
+        if self._items:
+            self._items.clear()
+            self._sizes.clear()
+        self._held = 0
 
     def _offer(self, item: Any) -> None:
         items = self._items

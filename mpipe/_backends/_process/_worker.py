@@ -334,22 +334,9 @@ class Worker:
 
 def _trim_heap() -> None:
     """Give the free memory of this process's heap back to the system, where the C library
-    can (glibc's ``malloc_trim``; elsewhere nothing happens)."""
-    global _malloc_trim
-    if _malloc_trim is None:
-        try:
-            _malloc_trim = ctypes.CDLL(None).malloc_trim
-        except (OSError, AttributeError):
-            _malloc_trim = _nothing
-    _malloc_trim(0)
-
-
-def _nothing(_: int) -> None:
-    return None
-
-
-#: glibc's ``malloc_trim``, looked up on the first ``TRIM``.
-_malloc_trim: Any = None
+    can (glibc's ``malloc_trim``; elsewhere nothing happens). Once per idle pool at most."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 def _close(gen: Any) -> None:
