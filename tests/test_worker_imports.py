@@ -109,3 +109,65 @@ def test_a_fused_call_brings_in_only_its_own_small_module() -> None:
     engine = [m for m in modules if m.startswith("mpipe._engine")]
     assert engine == ["mpipe._engine", "mpipe._engine._fused_call"]
     assert [m for m in heavy(modules) if not m.startswith("mpipe._engine")] == []
+
+
+# -- processors load as the pool starts --------------------------------------------------------
+
+
+def _double_graph() -> Any:
+    from import_marks import double
+
+    from mpipe import create_simple_pipeline
+
+    graph = create_simple_pipeline([("double", double)])
+    graph.get_processor("double").execution = "process"  # type: ignore[attr-defined]
+    return graph
+
+
+def test_workers_load_their_processors_before_the_first_run(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mpipe import GraphExecutor
+
+    graph = _double_graph()  # this process imports the module first
+    monkeypatch.setenv("MPIPE_TEST_IMPORT_MARKS", str(tmp_path))
+
+    async def main() -> tuple[set[int], set[int], int]:
+        async with GraphExecutor(graph, max_workers=2) as ex:
+            await ex.start()
+            workers = set(ex._backends["process"].worker_pids())
+            # No run yet: each worker imports the processor's module by itself.
+            for _ in range(400):
+                if len(list(tmp_path.iterdir())) >= len(workers):
+                    break
+                await asyncio.sleep(0.025)
+            marked = {int(p.name) for p in tmp_path.iterdir()}
+            return workers, marked, (await ex.execute(21))["double:output"]
+
+    workers, marked, answer = asyncio.run(main())
+    assert len(workers) == 2 and marked == workers
+    assert answer == 42
+    assert not own_children()
+
+
+def test_a_processor_a_worker_cannot_load_fails_each_run_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mpipe import ExecutionError, GraphExecutor
+
+    _double_graph()  # this process imports the module first
+    monkeypatch.setenv("MPIPE_TEST_IMPORT_FAILS", "1")
+
+    async def main() -> list[str]:
+        errors = []
+        async with GraphExecutor(_double_graph(), max_workers=1) as ex:
+            for i in range(2):  # the second call names the callable by its key only
+                with pytest.raises(ExecutionError) as info:
+                    await ex.execute(i)
+                errors.append(f"{info.value} / {info.value.cause!r}")
+        return errors
+
+    for error in asyncio.run(main()):
+        assert "cannot load callable" in error, error
+        assert "import_marks may not be imported in this process" in error, error
+    assert not own_children()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 __all__ = ["END", "Backend", "FiringSlot", "Stream", "usable_cores"]
@@ -149,6 +149,11 @@ class Backend(ABC):
         """The caller no longer wants the rest of ``stream`` (a generator a firing returned):
         let go of what the backend holds for it. Local generators need nothing."""
         del stream
+
+    def preload(self, fns: Sequence[Callable[[Any], Any]]) -> None:
+        """The backend just started and will run ``fns``: it may get them ready ahead of their
+        first calls (worker processes load them, imports included). Nothing by default."""
+        del fns
 
     def idle(self) -> None:
         """A run that used the backend ended and the backend stays started (the executor

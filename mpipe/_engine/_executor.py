@@ -301,7 +301,8 @@ class GraphExecutor(BreakpointAPI):
         """Validate the graph and start every backend it needs (worker pools included).
 
         Inside ``async with`` this makes the first run start warm; without it, the pools are
-        stopped again at the end of the next run.
+        stopped again at the end of the next run. Worker processes then load the processors
+        they will run (importing their modules) while the caller goes on.
 
         Raises:
             ValidationError: The graph is invalid.
@@ -313,6 +314,11 @@ class GraphExecutor(BreakpointAPI):
         for backend in plan.backends:
             if not backend.started or backend.broken is not None:
                 await backend.start()  # a broken pool starts afresh, or the run fails here
+                # Workers load their processors (and import what those need) while the
+                # parent goes on: the caller's own work before the first run hides it.
+                backend.preload(
+                    [n.fn for n in plan.nodes if n.backend is backend and n.fn is not None]
+                )
 
     def _strategy_for(self, pid: str, proc: ProcessorInterface) -> Any:
         graph = self.graph

@@ -237,6 +237,8 @@ class Codec:
         # (id(callable), peer) -> the reference message, once the peer has the callable
         self._refs: dict[tuple[int, int], bytes] = {}
         self._received: dict[str, Any] = {}
+        # key -> why the callable sent under it could not be loaded (its refs fail the same way)
+        self._unloadable: dict[str, SerializationError] = {}
 
     # -- encoding ---------------------------------------------------------------------------
 
@@ -574,6 +576,9 @@ class Codec:
             try:
                 return self._received[meta.decode()]
             except KeyError:
+                failed = self._unloadable.get(meta.decode())
+                if failed is not None:  # its pickle came and could not be loaded
+                    raise SerializationError(failed.message, **failed.details) from failed.__cause__
                 raise CorruptMessageError(
                     f"callable {meta.decode()!r} was never sent to this process"
                 ) from None
@@ -665,7 +670,9 @@ class Codec:
             else:
                 fn = pickle.loads(bytes(data))
         except Exception as exc:
-            raise SerializationError(f"cannot load callable {key!r}: {exc!r}") from exc
+            error = SerializationError(f"cannot load callable {key!r}: {exc!r}", key=key)
+            self._unloadable[key] = error
+            raise error from exc
         self._received[key] = fn
         return fn
 

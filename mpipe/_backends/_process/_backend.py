@@ -35,7 +35,7 @@ import logging
 import signal
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -45,6 +45,7 @@ from ..._errors import (
     WorkerCrashedError,
     mark_fatal,
 )
+from ..._transport._errors import SerializationError
 from .._base import END as END_OF_STREAM
 from .._base import Backend, FiringSlot, Stream
 from ._launch import launch, worker_threads
@@ -57,6 +58,7 @@ from ._protocol import (
     END,
     ERROR,
     ITEM,
+    LOAD,
     NEXT,
     PREFIX,
     RESULT,
@@ -437,6 +439,28 @@ class ProcessBackend(Backend):
     def submit_batch(self, fn: Callable[[Any], Any], args: list[Any], slot: FiringSlot) -> Any:
         # The worker names a firing that fails by its index in the stream: slot.index + place.
         return self._submit(BATCH, fn, (slot.index, args), slot)
+
+    def preload(self, fns: Sequence[Callable[[Any], Any]]) -> None:
+        """Send each worker the callables it will run (``LOAD``), to load while the parent goes
+        on: a stateful processor to the one worker it lives in, anything else to every worker.
+        A worker that has a callable is not sent it again; one that cannot be sent is left to
+        its first call, which reports why."""
+        codec = self._codec
+        if codec is None or self.broken is not None:
+            return
+        for fn in fns:
+            owner = getattr(fn, "__self__", None)
+            if owner is not None and getattr(owner, "stateful", False):
+                workers = [self._choose(fn)]
+            else:
+                workers = [w for w in self._workers.values() if not (w.retiring or w.killed)]
+            for worker in workers:
+                try:
+                    message = codec.encode_callable(fn, worker.slot)
+                except SerializationError:
+                    break
+                if not codec.is_callable_ref(message):
+                    self._send(worker, call_frame(LOAD, 0, message, b""))
 
     def _send(self, worker: _Worker, message: bytes) -> None:
         if worker.outbox or not worker.channel.try_send(message):

@@ -24,6 +24,9 @@ Requests (pool -> worker):
 - ``TRIM``: the pool went idle: the worker gives the free memory of its heap back to the
   system (glibc's ``malloc_trim``; its malloc settings keep up to 64 MiB of it while it works).
   No answer.
+- ``LOAD``: ``extra`` bytes of a callable's message and nothing after: the worker loads the
+  callable (importing what it needs) ahead of its first call, while the parent goes on. No
+  answer; a callable that fails to load fails its first call with the loading error.
 
 The answers that end a firing (``RESULT``, ``ERROR``, ``END``, ``BATCH_RESULT``) carry the
 worker's own timing after the prefix, before the codec message: ``TIMES``, four doubles of the
@@ -52,6 +55,7 @@ __all__ = [
     "END",
     "ERROR",
     "ITEM",
+    "LOAD",
     "NEXT",
     "PREFIX",
     "RESULT",
@@ -75,7 +79,7 @@ PREFIX = struct.Struct("<BxxxIQ")
 TIMES = struct.Struct("<dddd")
 
 # Requests.
-CALL, BATCH, NEXT, DROP, TIMED_CALL, TRIM = 1, 2, 3, 4, 5, 6
+CALL, BATCH, NEXT, DROP, TIMED_CALL, TRIM, LOAD = 1, 2, 3, 4, 5, 6, 7
 # Responses.
 RESULT, ERROR, STREAM, ITEM, END, BATCH_RESULT, STARTED = 1, 2, 3, 4, 5, 6, 7
 #: The body of ``STARTED``: the worker's monotonic clock (system-wide on Linux, as the

@@ -29,6 +29,7 @@ from ._protocol import (
     END,
     ERROR,
     ITEM,
+    LOAD,
     NEXT,
     PREFIX,
     RESULT,
@@ -229,6 +230,11 @@ class Worker:
                     _close(stream.gen)
             elif op == TRIM:
                 _trim_heap()
+            elif op == LOAD:
+                # The codec keeps a callable that fails to load as its error, which its first
+                # call then reports; a call already names the firing, a load does not.
+                with contextlib.suppress(Exception):
+                    decode(message[PREFIX.size : PREFIX.size + extra])
 
     def _call(self, fid: int, fn: Any, held: list[Any], picked: float) -> None:
         arg = held.pop()
