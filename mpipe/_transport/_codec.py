@@ -573,14 +573,15 @@ class Codec:
 
     def _decode(self, kind: int, meta: bytes, block: Block | None, start: int, nbytes: int) -> Any:
         if kind == CALLABLE_REF:
+            key = meta.decode()
             try:
-                return self._received[meta.decode()]
+                return self._received[key]
             except KeyError:
-                failed = self._unloadable.get(meta.decode())
+                failed = self._unloadable.get(key)
                 if failed is not None:  # its pickle came and could not be loaded
                     raise SerializationError(failed.message, **failed.details) from failed.__cause__
                 raise CorruptMessageError(
-                    f"callable {meta.decode()!r} was never sent to this process"
+                    f"callable {key!r} was never sent to this process"
                 ) from None
         if kind == CALLABLE:
             return self._decode_callable(meta, block, start, nbytes)

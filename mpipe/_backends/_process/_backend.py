@@ -326,8 +326,7 @@ class ProcessBackend(Backend):
             raise self._broken_error()
         if not self._workers:
             raise WorkerCrashedError("the process backend has no workers (it is closed)")
-        owner = getattr(fn, "__self__", None)
-        if owner is not None and getattr(owner, "stateful", False):
+        if _stateful(fn):
             # A stateful processor lives in one worker for the whole run.
             slot = self._pins.get(id(fn))
             worker = self._workers.get(slot) if slot is not None else None
@@ -430,11 +429,18 @@ class ProcessBackend(Backend):
             self._arena.trim()
         if self._worked and self.broken is None:
             self._worked = False
-            for worker in self._workers.values():
-                # Not to a worker on its way out, nor through a ring already closed (a worker
-                # that died before it was ready, in a pool that could not replace it).
-                if not (worker.retiring or worker.killed) and worker.channel.requests is not None:
-                    self._send(worker, frame(TRIM, 0))
+            for worker in self._serving():
+                self._send(worker, frame(TRIM, 0))
+
+    def _serving(self) -> list[_Worker]:
+        """The workers a request may go to: not one on its way out, nor one whose ring is
+        already closed (a worker that died before it was ready, in a pool that could not
+        replace it)."""
+        return [
+            w
+            for w in self._workers.values()
+            if not (w.retiring or w.killed) and w.channel.requests is not None
+        ]
 
     def submit_batch(self, fn: Callable[[Any], Any], args: list[Any], slot: FiringSlot) -> Any:
         # The worker names a firing that fails by its index in the stream: slot.index + place.
@@ -448,13 +454,9 @@ class ProcessBackend(Backend):
         codec = self._codec
         if codec is None or self.broken is not None:
             return
+        serving = self._serving()
         for fn in fns:
-            owner = getattr(fn, "__self__", None)
-            if owner is not None and getattr(owner, "stateful", False):
-                workers = [self._choose(fn)]
-            else:
-                workers = [w for w in self._workers.values() if not (w.retiring or w.killed)]
-            for worker in workers:
+            for worker in [self._choose(fn)] if _stateful(fn) else serving:
                 try:
                     message = codec.encode_callable(fn, worker.slot)
                 except SerializationError:
@@ -789,6 +791,12 @@ class ProcessBackend(Backend):
         # Two submissions per worker keep each busy while the next one is on its way; a
         # stateful processor lives in one worker, whose FIFO ring keeps its firings in order.
         return 2 if stateful else 2 * self.max_workers
+
+
+def _stateful(fn: Any) -> bool:
+    """Whether ``fn`` is a stateful processor's method (it lives in one worker)."""
+    owner = getattr(fn, "__self__", None)
+    return owner is not None and bool(getattr(owner, "stateful", False))
 
 
 def _fail(call: _Call, error: BaseException) -> None:
