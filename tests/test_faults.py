@@ -164,11 +164,13 @@ def test_a_thread_timeout_fails_at_the_deadline_and_abandons_the_thread(
 
 _CTRL_C_SCRIPT = textwrap.dedent(
     """
-    import sys, time
+    import signal, sys, threading, time
     from mpipe import GraphExecutor, create_simple_pipeline
 
     def slow(x):
         print("started", flush=True)
+        if sys.argv[1] == "pool thread":  # where the kernel may hand the process's signal
+            signal.pthread_kill(threading.get_ident(), signal.SIGINT)
         time.sleep(120)
         return x
 
@@ -177,9 +179,10 @@ _CTRL_C_SCRIPT = textwrap.dedent(
 )
 
 
-def test_ctrl_c_ends_a_thread_backend_run_without_waiting_for_the_firing() -> None:
+@pytest.mark.parametrize("lands_on", ["main thread", "pool thread"])
+def test_ctrl_c_ends_a_thread_backend_run_without_waiting_for_the_firing(lands_on: str) -> None:
     with subprocess.Popen(
-        [sys.executable, "-c", _CTRL_C_SCRIPT],
+        [sys.executable, "-c", _CTRL_C_SCRIPT, lands_on],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -187,7 +190,8 @@ def test_ctrl_c_ends_a_thread_backend_run_without_waiting_for_the_firing() -> No
         try:
             assert proc.stdout is not None
             assert proc.stdout.readline() == "started\n"
-            proc.send_signal(signal.SIGINT)
+            if lands_on == "main thread":
+                proc.send_signal(signal.SIGINT)
             # The firing sleeps for two minutes: only a run that does not wait for it ends here.
             _, err = proc.communicate(timeout=30)
         finally:

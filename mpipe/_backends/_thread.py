@@ -10,7 +10,13 @@ Python cannot stop a thread, so the pool is the backend's own rather than a
 - closing the pool waits at most ``EXIT_GRACE`` seconds: idle threads exit at once, a thread
   still busy with a firing whose run has ended is left to exit when that firing returns (and
   logged). Threads are daemons, so a stuck one does not keep the interpreter alive either:
-  Ctrl-C ends a script within about a second.
+  Ctrl-C ends a script within about a second;
+- the kernel may hand a signal sent to the process (Ctrl-C's ``SIGINT``) to a pool thread
+  rather than the main one; Python then runs its handler in the main thread only once that
+  wakes, and an event loop asleep in ``select`` would not wake before the firing returned.
+  While threads run firings the loop wakes every ``SIGNAL_CHECK`` seconds, which bounds that
+  wait. (Blocking the signals in the pool's threads would pass the block on to every process
+  a firing starts.)
 """
 
 from __future__ import annotations
@@ -35,6 +41,9 @@ _log = logging.getLogger("mpipe")
 
 #: Seconds a closing pool waits for its threads to exit before it leaves the busy ones.
 EXIT_GRACE = 1.0
+
+#: Seconds between the event loop's wake-ups while the pool's threads run firings.
+SIGNAL_CHECK = 0.25
 
 
 def _next(stream: Any) -> Any:
@@ -127,6 +136,7 @@ class ThreadBackend(Backend):
         self._names = itertools.count(1)
         self._closing: set[_Thread] = set()  # threads told to exit, not gone yet
         self._all_gone: asyncio.Future[None] | None = None
+        self._signal_check: asyncio.TimerHandle | None = None
 
     async def start(self) -> None:
         if self.started:
@@ -139,6 +149,9 @@ class ThreadBackend(Backend):
         if not self.started:
             return
         self.started = False
+        if self._signal_check is not None:
+            self._signal_check.cancel()
+            self._signal_check = None
         jobs, self._jobs = self._jobs, None
         assert jobs is not None
         # Calls that never started are dropped (their run has ended); every thread exits once
@@ -187,7 +200,20 @@ class ThreadBackend(Backend):
         job = _Job(fn, arg, slot, self._loop.create_future())
         if not jobs.put(job) and len(self._threads) < self.max_workers:
             self._spawn(jobs)
+        if self._signal_check is None:
+            self._signal_check = self._loop.call_later(SIGNAL_CHECK, self._check_signals)
         return job.future
+
+    def _check_signals(self) -> None:
+        """On the loop, woken only so that Python runs the handlers of signals that landed on
+        a pool thread; again while threads run firings (those not waiting for a call)."""
+        jobs = self._jobs
+        busy = jobs is not None and (jobs.idle < len(self._threads) or jobs.waiting())
+        if busy or self._abandoned:
+            assert self._loop is not None
+            self._signal_check = self._loop.call_later(SIGNAL_CHECK, self._check_signals)
+        else:
+            self._signal_check = None
 
     def _spawn(self, jobs: _Jobs) -> None:
         me = _Thread(f"mpipe-thread-{next(self._names)}")
