@@ -15,7 +15,8 @@ Each round starts from nothing (fresh interpreters, a fresh pool, a fresh execut
 - ``first call``: one call per worker at once, a function shipped by reference and run on a
   small value, against the same calls again (warm);
 - ``first array``: one ``--item-mib`` array per worker through an identity function and back
-  (each worker imports numpy, the arena blocks' pages are faulted in), against the same again;
+  (the arena blocks' pages are faulted in; numpy, which this script imports, each worker
+  imported at its start), against the same again;
 - ``pool stop``: ``close()`` until every worker has exited;
 - ``executor``: a new ``GraphExecutor``'s first one-item ``execute()`` on the process backend,
   its second, and closing it, which is what a script that runs a graph once pays.
@@ -91,14 +92,16 @@ def import_seconds(code: str, prefix: str = "mpipe") -> float:
 #: The worker's own start, instrumented: it appends to the file ``MPIPE_BREAKDOWN_MARKS``
 #: names the moments (``time.perf_counter()``, one clock for every process on Linux) its
 #: interpreter is up, its boot module is imported, its endpoint is read (the transport
-#: imported), its channel is connected (the arena mapped, its floor faulted in) and its
+#: imported), the payload libraries the parent has imported are imported (numpy: this script
+#: imports it), its channel is connected (the arena mapped, its floor faulted in) and its
 #: codec is made (about to serve). Otherwise it is the pool's own ``WORKER_CODE``.
 TIMED_WORKER_CODE = (
     "import time; t0 = time.perf_counter(); import os, sys; "
     "sys.path[:] = [sys.argv[1], *(p for p in sys.path if p)]; "
     "import mpipe._backends._process._worker as w; t1 = time.perf_counter(); marks = [t0, t1]\n"
     "main, init = w.main, w.Worker.__init__\n"
-    "def timed_main(endpoint):\n"
+    "def timed_main(endpoint, imports=()):\n"
+    "    marks.append(time.perf_counter()); [__import__(name) for name in imports]\n"
     "    marks.append(time.perf_counter()); main(endpoint)\n"
     "def timed_init(self, channel):\n"
     "    marks.append(time.perf_counter()); init(self, channel); marks.append(time.perf_counter())\n"
@@ -111,6 +114,7 @@ BOOT_STEPS = (
     "  worker: launch to interpreter up",
     "  worker: its imports (boot module)",
     "  worker: endpoint read (transport imported)",
+    "  worker: payload libraries the parent has (numpy here) imported",
     "  worker: channel connected (arena mapped, floor faulted in)",
     "  worker: codec made, serving",
 )
@@ -181,7 +185,7 @@ async def pool_parts(workers: int, item: int, parts: dict[str, list[float]]) -> 
             parts[label].append(time.perf_counter() - t0)
         array = np.full(item // 8, 1.0)
         for label in (
-            f"first {item // MiB} MiB array round trip on each worker (numpy, page faults)",
+            f"first {item // MiB} MiB array round trip on each worker (page faults)",
             "  the same arrays again",
         ):
             t0 = time.perf_counter()

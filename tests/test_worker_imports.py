@@ -1,14 +1,17 @@
-"""A worker process imports what it serves with (the transport, the protocol, the codec) and
-loads numpy, pyarrow and dill only when a payload or a callable needs them; a closing pool's
-workers exit without tearing their interpreter down, yet flush their output and run ``atexit``."""
+"""A worker process imports what it serves with (the transport, the protocol, the codec), and
+the payload libraries (numpy, pyarrow) its parent has imported; anything else (dill, the other
+payload library) only when a payload or a callable needs it. A closing pool's workers exit
+without tearing their interpreter down, yet flush their output and run ``atexit``."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 from typing import Any
 
-import numpy as np
-import pyarrow as pa
 import pytest
 from conftest import own_children
 from worker_probe import leave_marks, loaded_modules, start_thread
@@ -20,8 +23,6 @@ pytestmark = pytest.mark.slow
 
 #: What a worker never needs before a payload asks for it.
 NOT_AT_START = (
-    "numpy",
-    "pyarrow",
     "dill",
     "asyncio",
     "jsonschema",
@@ -65,14 +66,54 @@ def test_a_started_worker_has_imported_no_layer_it_does_not_serve_with() -> None
     assert heavy(modules) == []
 
 
-def test_payloads_load_numpy_and_pyarrow_on_demand() -> None:
-    plain, array, table = ask(
-        (loaded_modules, {"a": [1, 2]}),
-        (loaded_modules, np.arange(100_000)),  # in an arena block: decoding needs numpy
-        (loaded_modules, pa.table({"x": list(range(1000))})),
+def test_a_worker_imports_the_payload_libraries_its_parent_has_imported() -> None:
+    import numpy  # noqa: F401
+    import pyarrow  # noqa: F401
+
+    (modules,) = ask((loaded_modules, None))  # the worker has both before its first payload
+    assert "numpy" in modules and "pyarrow" in modules
+
+
+#: A parent that has imported neither numpy nor pyarrow when its pool starts; prints what its
+#: worker had loaded after a plain value, then an array, then a table.
+_LEAN_PARENT = """
+import asyncio, json, sys
+from worker_probe import loaded_modules
+from mpipe._backends import FiringSlot
+from mpipe._backends._process._backend import ProcessBackend
+
+async def main():
+    assert "numpy" not in sys.modules and "pyarrow" not in sys.modules
+    backend = ProcessBackend(1)
+    await backend.start()
+    try:
+        plain = await backend.submit(loaded_modules, {"a": [1, 2]}, FiringSlot("p", 0))
+        import numpy as np
+        array = await backend.submit(loaded_modules, np.arange(100_000), FiringSlot("p", 1))
+        import pyarrow as pa
+        table = pa.table({"x": list(range(1000))})
+        tabled = await backend.submit(loaded_modules, table, FiringSlot("p", 2))
+    finally:
+        await backend.close()
+    print(json.dumps([plain, array, tabled]))
+
+asyncio.run(main())
+"""
+
+
+def test_a_lean_parents_workers_load_numpy_and_pyarrow_on_demand() -> None:
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = subprocess.run(
+        [sys.executable, "-c", _LEAN_PARENT],
+        cwd=here,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
-    assert heavy(plain) == []
-    assert "numpy" in array and "pyarrow" not in array
+    assert out.returncode == 0, out.stderr
+    plain, array, table = json.loads(out.stdout)
+    assert "numpy" not in plain and "pyarrow" not in plain and heavy(plain) == []
+    assert "numpy" in array and "pyarrow" not in array  # an array in an arena block needs numpy
     assert "pyarrow" in table
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib
 import inspect
 import os
 import signal
@@ -47,6 +48,7 @@ from ._protocol import (
 
 if TYPE_CHECKING:
     import asyncio
+    from collections.abc import Sequence
 
 # Results of these types need no awaitable or generator check.
 _PLAIN = frozenset({int, float, str, bytes, bool, type(None), dict, list, tuple, set, complex})
@@ -354,10 +356,16 @@ def _close(gen: Any) -> None:
         pass
 
 
-def main(endpoint: Any) -> None:
-    """Serve one endpoint (the worker's life)."""
+def main(endpoint: Any, imports: Sequence[str] = ()) -> None:
+    """Serve one endpoint (the worker's life), after importing ``imports``: the payload
+    libraries the parent uses, imported before the worker says it is ready (``_launch``)."""
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    for name in imports:
+        # A library that fails to import here is left to the first payload that needs it,
+        # which fails its firing with the import's own error.
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
     with endpoint.connect() as channel:
         Worker(channel).serve()
 
@@ -387,7 +395,7 @@ def boot() -> None:
     )
     if os.getppid() != data["parent_pid"]:
         os._exit(0)  # the parent died while this worker was starting
-    main(endpoint)
+    main(endpoint, data["imports"])
     _leave()
 
 
