@@ -20,7 +20,7 @@ the executor's defaults:
   stages (the functions shipped to the workers, the first calls), the first full stream (fresh
   memory faulted in: the source's arrays in the parent, the work's results in the workers, the
   arena past its floor), a second full stream (warm), the parent's kernel time in each, and the
-  stop. Beside them, the same work in one fresh plain interpreter (no pool): numpy's import
+  stop; on a third, the parent's peak RSS in a first and a second stream. Beside them, the same work in one fresh plain interpreter (no pool): numpy's import
   and a first and second serial pass, the part of a first run that any tool pays. The goal: a
   first run costs no more than the pool's start plus 1.5 times a warm run.
 """
@@ -33,14 +33,17 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
+import psutil
 import pytest
 from _anchors import WarmExecutor, cores, identity, line_graph, print_now, scale, total
+from _knobs import rounds
 from joblib import Parallel, delayed
 from joblib.externals.loky import get_reusable_executor
 
@@ -54,6 +57,9 @@ ITEMS = int(os.environ.get("MPIPE_BENCH_COLD_ITEMS", "64"))
 ITEM = int(os.environ.get("MPIPE_BENCH_ITEM_MIB", "8")) * MiB
 BIG = int(os.environ.get("MPIPE_BENCH_BIG_MIB", "256")) * MiB
 ROUNDS = 3
+#: Rounds of the first-run phases: a first run's page faults move with the host's memory (one
+#: round in several pays for fresh huge pages), so its median takes more rounds.
+PHASE_ROUNDS = rounds(5)
 STREAM = f"{ITEMS} x {ITEM // MiB} MiB arrays through two process stages"
 ROUND_TRIP = f"a {BIG // MiB} MiB array through an identity process stage and back"
 COLD_STREAM = f"cold (start, run, stop): {STREAM}"
@@ -195,7 +201,8 @@ def test_first_run_phases(benchmark: Any) -> None:
     """On fresh executors, each step timed apart (not a pytest-benchmark entry: printed at the
     end). One executor: its start, a first full stream, a second (warm) one, its stop. Another:
     its start, a one-item run first (the functions shipped, the workers' first calls), then the
-    full stream, which then pays only for the arena's growth and page faults."""
+    full stream, which then pays only for the arena's growth and page faults. A third: the
+    parent's peak RSS in its first and second streams."""
 
     async def streams(seed: int) -> None:
         async with GraphExecutor(two_stage_graph(), max_workers=N_CORES) as ex:
@@ -230,12 +237,52 @@ def test_first_run_phases(benchmark: Any) -> None:
         _phase("one-item first run (functions shipped, first calls)", t2 - t1)
         _phase("full stream after it (fresh memory faulted in)", t3 - t2)
 
+    async def parent_memory(seed: int) -> None:
+        # A fresh executor again, its parent's RSS sampled in a thread (apart from the timed
+        # streams above): a first stream whose workers are slow to take the first items leaves
+        # the source's arrays waiting in the first pipe, up to its bounds.
+        async with GraphExecutor(two_stage_graph(), max_workers=N_CORES) as ex:
+            await ex.start()
+            for name, offset in (("first", 0), ("second (warm)", 1)):
+                with ParentPeak() as peak:
+                    assert await _stream(ex, seed + offset) == expected(seed + offset)
+                _phase(f"parent's peak RSS over its start, {name} full stream, MiB", peak.mib)
+
     def body() -> None:
         asyncio.run(streams(next(_fresh)))
         asyncio.run(shipped_first(next(_fresh)))
+        asyncio.run(parent_memory(next(_fresh)))
         _plain_process_passes()
 
-    benchmark.pedantic(body, rounds=ROUNDS, iterations=1, warmup_rounds=0)
+    benchmark.pedantic(body, rounds=PHASE_ROUNDS, iterations=1, warmup_rounds=0)
+
+
+class ParentPeak:
+    """This process's peak RSS over its RSS on entry, sampled every 2 ms in a thread."""
+
+    def __init__(self) -> None:
+        self._me = psutil.Process()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="parent-peak", daemon=True)
+        self.base = self.peak = 0
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.002):
+            self.peak = max(self.peak, self._me.memory_info().rss)
+
+    @property
+    def mib(self) -> float:
+        return (self.peak - self.base) / MiB
+
+    def __enter__(self) -> ParentPeak:
+        self.base = self.peak = self._me.memory_info().rss
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._me.memory_info().rss)
 
 
 # The same work in one fresh interpreter, no pool: what any tool's first run pays on this host
