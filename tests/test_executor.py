@@ -155,6 +155,24 @@ class TestInputErrors:
         with pytest.raises(ConfigurationError, match="monitor must be a RunHooks"):
             GraphExecutor(g, monitor=object())
 
+    @pytest.mark.parametrize(
+        ("option", "value", "message"),
+        [
+            ("start_method", "forkserver", "start_method must be 'spawn'"),
+            ("start_method", "fork", "start_method must be 'spawn'"),
+            ("arena_size", 1000, "arena_size must be at least 1 MiB"),
+            ("arena_size", "64MiB", "arena_size must be at least 1 MiB"),
+            ("arena_size", True, "arena_size must be at least 1 MiB"),
+        ],
+    )
+    def test_process_options_are_checked_when_the_executor_is_made(
+        self, option: str, value: object, message: str
+    ) -> None:
+        # Refused at once, whatever the placement, not when a first process run starts a pool.
+        with pytest.raises(ConfigurationError, match=message) as info:
+            GraphExecutor(chain(("a", lambda x: x)), **{option: value})  # type: ignore[arg-type]
+        assert info.value.field == option  # type: ignore[attr-defined]
+
 
 class TestStreams:
     def test_stream_yields_as_items_arrive(self, backend: str) -> None:

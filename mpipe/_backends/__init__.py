@@ -8,7 +8,43 @@ from .._errors import ConfigurationError
 from .._model._placement import check_placement
 from ._base import END, Backend, FiringSlot, Stream, usable_cores
 
-__all__ = ["END", "Backend", "FiringSlot", "Stream", "make_backend", "usable_cores"]
+__all__ = [
+    "END",
+    "Backend",
+    "FiringSlot",
+    "Stream",
+    "check_process_options",
+    "make_backend",
+    "usable_cores",
+]
+
+#: The smallest ``arena_size`` a process pool takes.
+MIN_ARENA_SIZE = 1 << 20
+
+
+def check_process_options(arena_size: Any, start_method: Any) -> None:
+    """Refuse process-pool settings no pool takes, where they are given (an executor's
+    construction checks them before anything runs).
+
+    ``arena_size`` None: the pool's default.
+
+    Raises:
+        ConfigurationError: ``arena_size`` is not a whole number of bytes of at least 1 MiB,
+            or ``start_method`` is not ``"spawn"``.
+    """
+    if start_method != "spawn":
+        raise ConfigurationError(
+            f"start_method must be 'spawn' (each worker a fresh interpreter), got {start_method!r}",
+            "start_method",
+        )
+    if arena_size is not None and (
+        not isinstance(arena_size, int)
+        or isinstance(arena_size, bool)
+        or arena_size < MIN_ARENA_SIZE
+    ):
+        raise ConfigurationError(
+            f"arena_size must be at least 1 MiB (in bytes), got {arena_size!r}", "arena_size"
+        )
 
 
 def make_backend(

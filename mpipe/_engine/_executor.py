@@ -12,7 +12,7 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from .._backends import Backend, make_backend, usable_cores
+from .._backends import Backend, check_process_options, make_backend, usable_cores
 from .._errors import ConfigurationError, ExecutionError, GraphError, PipelineError, ValidationError
 from .._model._graph import ProcessingGraph
 from .._model._interfaces import ProcessorInterface, ProcessorState
@@ -45,7 +45,8 @@ class GraphExecutor(BreakpointAPI):
         arena_size: Bytes of shared memory the process backend faults in up front and keeps
             (default 64 MiB). The arena grows beyond it to whatever payloads need, as far as
             the machine's memory allows, and gives the growth back when idle.
-        start_method: How the process backend starts workers: ``"spawn"`` or ``"forkserver"``.
+        start_method: How the process backend starts workers: ``"spawn"``, the one method
+            (each worker a fresh interpreter, safe when the parent runs threads).
         dask_address: For Dask placement: the address of a running scheduler.
         dask_client: For Dask placement: a running ``distributed.Client``. With neither, a
             ``LocalCluster`` of ``max_workers`` processes is started and closed by the executor.
@@ -60,8 +61,8 @@ class GraphExecutor(BreakpointAPI):
     Raises:
         ConfigurationError: An unknown backend, a bad ``max_workers``, a monitor that is not
             an observer, a ``checkpoint_manager`` that is not a CheckpointManager, an
-            ``on_break`` that is not callable, a ``fuse`` that is not a bool, or a bad Dask
-            setting.
+            ``on_break`` that is not callable, a ``fuse`` that is not a bool, an ``arena_size``
+            under 1 MiB, a ``start_method`` other than ``"spawn"``, or a bad Dask setting.
     """
 
     def __init__(
@@ -100,6 +101,7 @@ class GraphExecutor(BreakpointAPI):
         self.max_workers = max_workers or usable_cores()
         self._workers_chosen = max_workers is not None
         self.monitor = monitor
+        check_process_options(arena_size, start_method)
         self._backend_options: dict[str, dict[str, Any]] = {
             "process": {"start_method": start_method}
         }

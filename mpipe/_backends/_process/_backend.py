@@ -46,6 +46,7 @@ from ..._errors import (
     mark_fatal,
 )
 from ..._transport._errors import SerializationError
+from .. import check_process_options
 from .._base import END as END_OF_STREAM
 from .._base import Backend, FiringSlot, Stream
 from ._launch import launch, worker_threads
@@ -210,15 +211,7 @@ class ProcessBackend(Backend):
                 "worker processes share one arena)",
                 "max_workers",
             )
-        if start_method != "spawn":
-            raise ConfigurationError(
-                f"start_method must be 'spawn', got {start_method!r}",
-                "start_method",
-            )
-        if not isinstance(arena_size, int) or arena_size < _MiB:
-            raise ConfigurationError(
-                f"arena_size must be at least 1 MiB (in bytes), got {arena_size!r}", "arena_size"
-            )
+        check_process_options(arena_size, start_method)
         self.arena_size = arena_size
         self.start_method = start_method
         self.message_size = message_size
