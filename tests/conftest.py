@@ -47,6 +47,23 @@ def worker_fds() -> int:
     return count
 
 
+def share_resource_tracker() -> None:
+    """Start ``multiprocess``'s resource tracker now and count it among the shared processes:
+    a spawned pool starts it once per session, and it lives to the session's end."""
+    from multiprocess import resource_tracker
+
+    resource_tracker.ensure_running()
+    if _resource_tracker_pids not in SHARED_PROCESSES:
+        SHARED_PROCESSES.append(_resource_tracker_pids)
+
+
+def _resource_tracker_pids() -> set[int]:
+    from multiprocess import resource_tracker
+
+    pid = resource_tracker._resource_tracker._pid
+    return set() if pid is None else {pid}
+
+
 def own_children() -> list[psutil.Process]:
     """This process's children, less those of resources shared across tests."""
     shared = _shared_pids()

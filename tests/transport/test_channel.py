@@ -16,7 +16,8 @@ import multiprocess
 import numpy as np
 import pyarrow as pa
 import pytest
-from transport_workers import checksum, serve, start_resource_tracker
+from conftest import share_resource_tracker
+from transport_workers import checksum, serve
 
 from mpipe._transport import (
     Arena,
@@ -35,7 +36,7 @@ MiB = 1 << 20
 
 @pytest.fixture(scope="module", autouse=True)
 def _tracker() -> None:
-    start_resource_tracker()  # spawn starts it once per session: not a leak of one test
+    share_resource_tracker()  # spawn starts it once per session: not a leak of one test
 
 
 def test_in_process_send_receive_and_close() -> None:

@@ -15,7 +15,8 @@ from typing import Any
 import multiprocess
 import numpy as np
 import pytest
-from transport_workers import checksum, serve, start_resource_tracker
+from conftest import share_resource_tracker
+from transport_workers import checksum, serve
 
 from mpipe._transport import Codec, open_arena, open_channel
 
@@ -25,7 +26,7 @@ FULL = os.environ.get("MPIPE_STRESS") == "full"
 
 @pytest.fixture(scope="module", autouse=True)
 def _tracker() -> None:
-    start_resource_tracker()  # spawn starts it once per session: not a leak of one test
+    share_resource_tracker()  # spawn starts it once per session: not a leak of one test
 
 
 def payload_sizes(rng: np.random.Generator, count: int, largest: int) -> list[int]:

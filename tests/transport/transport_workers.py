@@ -83,10 +83,3 @@ def churn(handle: ArenaHandle, rounds: int) -> None:
             assert bytes(view[:16]) == bytes([i & 0xFF]) * min(16, n)
             del view
             block.release()
-
-
-def start_resource_tracker() -> None:
-    """Start multiprocess's resource tracker now, so a test does not count it as its child."""
-    from multiprocess import resource_tracker
-
-    resource_tracker.ensure_running()
