@@ -3,7 +3,8 @@ the first run's time goes.
 
 Run: ``python -m pytest benchmarks/bench_process_cold.py --benchmark-only -q -s -p no:randomly``
 (sizes: ``MPIPE_BENCH_COLD_ITEMS`` arrays of ``MPIPE_BENCH_ITEM_MIB`` MiB, default 64 of 8 MiB,
-and a ``MPIPE_BENCH_BIG_MIB`` round trip, default 256 MiB).
+and a ``MPIPE_BENCH_BIG_MIB`` round trip, default 256 MiB; ``MPIPE_BENCH_PHASE_ROUNDS`` rounds
+of the first-run phases, default 5).
 
 A script that runs one graph once pays for starting the pool, shipping its functions, growing
 the shared memory and faulting it in; the other benchmarks time warm pools only. Here, with
@@ -59,7 +60,7 @@ BIG = int(os.environ.get("MPIPE_BENCH_BIG_MIB", "256")) * MiB
 ROUNDS = 3
 #: Rounds of the first-run phases: a first run's page faults move with the host's memory (one
 #: round in several pays for fresh huge pages), so its median takes more rounds.
-PHASE_ROUNDS = rounds(5)
+PHASE_ROUNDS = rounds(int(os.environ.get("MPIPE_BENCH_PHASE_ROUNDS", "5")))
 STREAM = f"{ITEMS} x {ITEM // MiB} MiB arrays through two process stages"
 ROUND_TRIP = f"a {BIG // MiB} MiB array through an identity process stage and back"
 COLD_STREAM = f"cold (start, run, stop): {STREAM}"

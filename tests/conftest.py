@@ -1,8 +1,10 @@
 """Shared fixtures: every test must leave no child process and no shared memory behind.
 
-The one exception is a resource deliberately shared by many tests, such as the session's Dask
+The one exception is a resource deliberately shared by many tests, such as the test run's Dask
 cluster: its fixture registers a function naming its processes in ``SHARED_PROCESSES``, the leak
-check tolerates those, and the fixture itself checks at its end that they are gone.
+check tolerates those, and the fixture itself checks at its end that they are gone. The other is
+``multiprocess``'s resource tracker (``share_resource_tracker``), which lives as long as the test
+process does.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ def worker_fds() -> int:
 
 def share_resource_tracker() -> None:
     """Start ``multiprocess``'s resource tracker now and count it among the shared processes:
-    a spawned pool starts it once per session, and it lives to the session's end."""
+    a spawned pool starts it once per test process, and it lives as long as that process."""
     from multiprocess import resource_tracker
 
     resource_tracker.ensure_running()

@@ -173,6 +173,12 @@ class TestInputErrors:
             GraphExecutor(chain(("a", lambda x: x)), **{option: value})  # type: ignore[arg-type]
         assert info.value.field == option  # type: ignore[attr-defined]
 
+    def test_a_process_pool_made_without_an_arena_size_takes_the_default(self) -> None:
+        from mpipe._backends._process._backend import ARENA_SIZE, ProcessBackend
+
+        assert ProcessBackend(1, arena_size=None).arena_size == ARENA_SIZE
+        assert ProcessBackend(1).arena_size == ARENA_SIZE
+
 
 class TestStreams:
     def test_stream_yields_as_items_arrive(self, backend: str) -> None:

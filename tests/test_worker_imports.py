@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from conftest import own_children
-from worker_probe import leave_marks, loaded_modules, start_thread
+from worker_probe import leave_marks, loaded_modules, loaded_modules_and_double, start_thread
 
 from mpipe._backends import FiringSlot
 from mpipe._backends._process._backend import ProcessBackend
@@ -72,6 +72,29 @@ def test_a_worker_imports_the_payload_libraries_its_parent_has_imported() -> Non
 
     (modules,) = ask((loaded_modules, None))  # the worker has both before its first payload
     assert "numpy" in modules and "pyarrow" in modules
+
+
+def test_a_worker_imports_only_the_payload_libraries_its_parent_has(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import numpy  # noqa: F401
+
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # the parent blocks pyarrow: not imported
+    (modules,) = ask((loaded_modules, None))
+    assert "numpy" in modules and "pyarrow" not in modules
+
+
+def test_a_payload_library_that_fails_to_import_leaves_its_worker_serving(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import import_marks  # noqa: F401  (imported here; the workers' import fails)
+
+    from mpipe._backends._process import _launch
+
+    monkeypatch.setattr(_launch, "PAYLOAD_LIBRARIES", ("import_marks",))
+    monkeypatch.setenv("MPIPE_TEST_IMPORT_FAILS", "1")
+    ((modules, answer),) = ask((loaded_modules_and_double, 21))
+    assert answer == 42 and "import_marks" not in modules
 
 
 #: A parent that has imported neither numpy nor pyarrow when its pool starts; prints what its

@@ -15,6 +15,11 @@ def loaded_modules(arg: object) -> list[str]:
     return sorted(sys.modules)
 
 
+def loaded_modules_and_double(x: int) -> tuple[list[str], int]:
+    """The modules loaded in this process, and twice ``x`` (a worker that serves)."""
+    return sorted(sys.modules), 2 * x
+
+
 def leave_marks(path: str) -> int:
     """Register an ``atexit`` function that writes ``path`` and print a line without flushing
     it: both must survive the worker's exit. Returns this process's id."""

@@ -36,7 +36,7 @@ MiB = 1 << 20
 
 @pytest.fixture(scope="module", autouse=True)
 def _tracker() -> None:
-    share_resource_tracker()  # spawn starts it once per session: not a leak of one test
+    share_resource_tracker()  # spawn starts it once per test run: not a leak of one test
 
 
 def test_in_process_send_receive_and_close() -> None:

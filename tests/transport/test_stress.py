@@ -26,7 +26,7 @@ FULL = os.environ.get("MPIPE_STRESS") == "full"
 
 @pytest.fixture(scope="module", autouse=True)
 def _tracker() -> None:
-    share_resource_tracker()  # spawn starts it once per session: not a leak of one test
+    share_resource_tracker()  # spawn starts it once per test run: not a leak of one test
 
 
 def payload_sizes(rng: np.random.Generator, count: int, largest: int) -> list[int]:

@@ -89,6 +89,8 @@ START_TIMEOUT = 60.0
 #: becoming ready in between) break the pool: its workers cannot start.
 START_FAILURES = 3
 START_WINDOW = 60.0
+#: Bytes of shared memory a pool faults in up front and keeps, unless told otherwise.
+ARENA_SIZE = 64 * _MiB
 #: Workers one pool can hold: the arena counts references per process in 64 slots, and the
 #: parent holds slot 0.
 MAX_WORKERS = 63
@@ -186,7 +188,8 @@ class ProcessBackend(Backend):
     Args:
         max_workers: Worker processes (at most ``MAX_WORKERS``).
         arena_size: Bytes of shared memory mapped and faulted in up front, and kept (the
-            arena grows beyond them as payloads need, and gives the growth back when idle).
+            arena grows beyond them as payloads need, and gives the growth back when idle);
+            None: ``ARENA_SIZE``.
         start_method: ``"spawn"``: every worker is a fresh interpreter (the one method, safe
             when the parent has threads); kept as an option for forward compatibility.
         message_size: Largest ring message in bytes; larger payloads go through the arena.
@@ -200,7 +203,7 @@ class ProcessBackend(Backend):
     def __init__(
         self,
         max_workers: int,
-        arena_size: int = 64 * _MiB,
+        arena_size: int | None = None,
         start_method: str = "spawn",
         message_size: int = 1016,
     ) -> None:
@@ -212,6 +215,8 @@ class ProcessBackend(Backend):
                 "max_workers",
             )
         check_process_options(arena_size, start_method)
+        if arena_size is None:
+            arena_size = ARENA_SIZE
         self.arena_size = arena_size
         self.start_method = start_method
         self.message_size = message_size

@@ -44,7 +44,8 @@ PAYLOAD_LIBRARIES = ("numpy", "pyarrow")
 
 def payload_libraries() -> list[str]:
     """The :data:`PAYLOAD_LIBRARIES` this process has imported: what its workers import ahead."""
-    return [name for name in PAYLOAD_LIBRARIES if name in sys.modules]
+    # A None entry is an import the parent blocked on purpose: not imported.
+    return [name for name in PAYLOAD_LIBRARIES if sys.modules.get(name) is not None]
 
 
 #: The environment variables that size the thread pools of numeric libraries (OpenMP,
