@@ -21,7 +21,8 @@ the executor's defaults:
   stages (the functions shipped to the workers, the first calls), the first full stream (fresh
   memory faulted in: the source's arrays in the parent, the work's results in the workers, the
   arena past its floor), a second full stream (warm), the parent's kernel time in each, and the
-  stop; on a third, the parent's peak RSS in a first and a second stream. Beside them, the same work in one fresh plain interpreter (no pool): numpy's import
+  stop; on a third, the parent's peak RSS in a first and a second stream; on a fourth, the big
+  round trip's first run and a warm one. Beside them, the same work in one fresh plain interpreter (no pool): numpy's import
   and a first and second serial pass, the part of a first run that any tool pays. The goal: a
   first run costs no more than the pool's start plus 1.5 times a warm run.
 """
@@ -203,7 +204,8 @@ def test_first_run_phases(benchmark: Any) -> None:
     end). One executor: its start, a first full stream, a second (warm) one, its stop. Another:
     its start, a one-item run first (the functions shipped, the workers' first calls), then the
     full stream, which then pays only for the arena's growth and page faults. A third: the
-    parent's peak RSS in its first and second streams."""
+    parent's peak RSS in its first and second streams. A fourth: the big round trip, first
+    and warm."""
 
     async def streams(seed: int) -> None:
         async with GraphExecutor(two_stage_graph(), max_workers=N_CORES) as ex:
@@ -249,10 +251,27 @@ def test_first_run_phases(benchmark: Any) -> None:
                     assert await _stream(ex, seed + offset) == expected(seed + offset)
                 _phase(f"parent's peak RSS over its start, {name} full stream, MiB", peak.mib)
 
+    async def round_trips() -> None:
+        # The big round trip on a fresh executor: its first run grows the arena past its floor
+        # by the payload's size, and every page of that growth is faulted in for the first time.
+        graph = line_graph([identity], execution="process")
+        async with GraphExecutor(graph, max_workers=N_CORES) as ex:
+            await ex.start()
+            for name in ("first", "second (warm)"):
+                x = big_array()
+                t0, sys0 = time.perf_counter(), os.times().system
+                out = (await ex.execute({"s0": x}))["s0:output"]
+                t1, sys1 = time.perf_counter(), os.times().system
+                assert out[-1] == x[-1]
+                del out, x
+                _phase(f"{name} {BIG // MiB} MiB round trip", t1 - t0)
+                _phase(f"parent's system time in the {name} round trip", sys1 - sys0)
+
     def body() -> None:
         asyncio.run(streams(next(_fresh)))
         asyncio.run(shipped_first(next(_fresh)))
         asyncio.run(parent_memory(next(_fresh)))
+        asyncio.run(round_trips())
         _plain_process_passes()
 
     benchmark.pedantic(body, rounds=PHASE_ROUNDS, iterations=1, warmup_rounds=0)
@@ -296,29 +315,40 @@ t0 = time.perf_counter()
 import numpy as np
 t1 = time.perf_counter()
 from _work import scale, total
-items, size = int(sys.argv[1]), int(sys.argv[2])
+items, size, big = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 passes = []
 for seed in (1, 2):
     t = time.perf_counter()
     sum(total(scale(np.full(size // 8, float(seed + i)))) for i in range(items))
     passes.append(time.perf_counter() - t)
-print(t1 - t0, *passes)
+# The big payload copied into fresh memory of this process (numpy asks for huge pages), then
+# into the same memory again: what a first touch of that many bytes costs outside the arena.
+x = np.full(big // 8, 1.0)
+copies = []
+for _ in range(2):
+    t = time.perf_counter()
+    y = np.empty_like(x) if not copies else y
+    np.copyto(y, x)
+    copies.append(time.perf_counter() - t)
+print(t1 - t0, *passes, *copies)
 """
 
 
 def _plain_process_passes() -> None:
     here = os.path.dirname(os.path.abspath(__file__))
     out = subprocess.run(
-        [sys.executable, "-c", _PLAIN, str(ITEMS), str(ITEM)],
+        [sys.executable, "-c", _PLAIN, str(ITEMS), str(ITEM), str(BIG)],
         cwd=here,
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    imported, first, again = (float(x) for x in out.split())
+    imported, first, again, big_first, big_again = (float(x) for x in out.split())
     _phase("plain process: import numpy", imported)
     _phase("plain process: the stream's work serially, first pass", first)
     _phase("plain process: the same, second pass", again)
+    _phase(f"plain process: {BIG // MiB} MiB copied into fresh memory", big_first)
+    _phase(f"plain process: {BIG // MiB} MiB copied into the same memory again", big_again)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -336,6 +366,14 @@ def report(request: pytest.FixtureRequest) -> Iterator[None]:
     lines.append(
         f"  {verdict:8s} first run <= pool start + 1.5 x a warm run: the first stream took "
         f"{first:.3f} s past the pool's start, {first / warm:.2f}x the warm one ({warm:.3f} s)"
+    )
+    first_big = median[f"first {BIG // MiB} MiB round trip"]
+    warm_big = median[f"second (warm) {BIG // MiB} MiB round trip"]
+    verdict = "met" if first_big <= 1.5 * warm_big else "NOT met"
+    lines.append(
+        f"  {verdict:8s} the same for the {BIG // MiB} MiB round trip: the first took "
+        f"{first_big:.3f} s past the pool's start, {first_big / warm_big:.2f}x the warm one "
+        f"({warm_big:.3f} s)"
     )
     plain = (
         median["plain process: import numpy"]
