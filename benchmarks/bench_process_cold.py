@@ -4,7 +4,8 @@ the first run's time goes.
 Run: ``python -m pytest benchmarks/bench_process_cold.py --benchmark-only -q -s -p no:randomly``
 (sizes: ``MPIPE_BENCH_COLD_ITEMS`` arrays of ``MPIPE_BENCH_ITEM_MIB`` MiB, default 64 of 8 MiB,
 and a ``MPIPE_BENCH_BIG_MIB`` round trip, default 256 MiB; ``MPIPE_BENCH_PHASE_ROUNDS`` rounds
-of the first-run phases, default 5).
+of the first-run phases, default 5; ``MPIPE_BENCH_COLD_ARENA_MIB``: the ``arena_size`` of the
+phases' round-trip executor, default the executor's own).
 
 A script that runs one graph once pays for starting the pool, shipping its functions, growing
 the shared memory and faulting it in; the other benchmarks time warm pools only. Here, with
@@ -62,6 +63,8 @@ ROUNDS = 3
 #: Rounds of the first-run phases: a first run's page faults move with the host's memory (one
 #: round in several pays for fresh huge pages), so its median takes more rounds.
 PHASE_ROUNDS = rounds(int(os.environ.get("MPIPE_BENCH_PHASE_ROUNDS", "5")))
+#: ``arena_size`` of the executor whose big round trips the phases time (MiB; 0: the default).
+ROUND_TRIP_ARENA = int(os.environ.get("MPIPE_BENCH_COLD_ARENA_MIB", "0")) * MiB
 STREAM = f"{ITEMS} x {ITEM // MiB} MiB arrays through two process stages"
 ROUND_TRIP = f"a {BIG // MiB} MiB array through an identity process stage and back"
 COLD_STREAM = f"cold (start, run, stop): {STREAM}"
@@ -255,8 +258,11 @@ def test_first_run_phases(benchmark: Any) -> None:
         # The big round trip on a fresh executor: its first run grows the arena past its floor
         # by the payload's size, and every page of that growth is faulted in for the first time.
         graph = line_graph([identity], execution="process")
-        async with GraphExecutor(graph, max_workers=N_CORES) as ex:
+        arena = {"arena_size": ROUND_TRIP_ARENA} if ROUND_TRIP_ARENA else {}
+        async with GraphExecutor(graph, max_workers=N_CORES, **arena) as ex:
+            t0 = time.perf_counter()
             await ex.start()
+            _phase("pool start for the round trips", time.perf_counter() - t0)
             for name in ("first", "second (warm)"):
                 x = big_array()
                 t0, sys0 = time.perf_counter(), os.times().system
