@@ -23,8 +23,9 @@ the executor's defaults:
   memory faulted in: the source's arrays in the parent, the work's results in the workers, the
   arena past its floor), a second full stream (warm), the parent's kernel time in each, and the
   stop; on a third, the parent's peak RSS in a first and a second stream; on a fourth, the big
-  round trip's first run and a warm one. Beside them, the same work in one fresh plain interpreter (no pool): numpy's import
-  and a first and second serial pass, the part of a first run that any tool pays. The goal: a
+  round trip's first run and a warm one. Beside them, the same work in one fresh plain
+  interpreter (no pool): numpy's import, a first and second serial pass, and the big payload
+  copied into fresh memory and again, the part of a first run that any tool pays. The goal: a
   first run costs no more than the pool's start plus 1.5 times a warm run.
 """
 
