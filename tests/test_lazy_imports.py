@@ -56,6 +56,18 @@ def test_a_name_loads_only_its_layer() -> None:
     assert sorted(m for m in ("numpy", "mpipe._engine", "mpipe._config") if m in loaded) == []
 
 
+def test_a_monitor_and_an_executor_load_no_numpy() -> None:
+    # A process pool's workers import numpy as they start when their parent has imported it:
+    # mpipe's own observers must not be the reason (they load numpy when they first fold rows).
+    loaded = modules_after(
+        "import mpipe\n"
+        "graph = mpipe.create_simple_pipeline([('a', abs)])\n"
+        "mpipe.GraphExecutor(graph, monitor=mpipe.Monitor(), checkpoint_manager=None)"
+    )
+    assert "mpipe._observe._monitor._core" in loaded
+    assert sorted(m for m in ("numpy", "pyarrow") if m in loaded) == []
+
+
 def test_v2_submodule_loads_only_its_names() -> None:
     loaded = modules_after("from processor_pipeline.v2.core.graph import ProcessingGraph")
     assert "mpipe._engine._executor" in loaded

@@ -20,8 +20,6 @@ import time
 from operator import attrgetter
 from typing import Any
 
-import numpy as np
-
 from ..._model._pipe import byte_metrics, pipe_resets
 from .._hooks import Timeline
 
@@ -169,6 +167,8 @@ class RunSeries:
                     counts[n] += 1
                     busy[n] += end - begin
         else:
+            import numpy as np  # loaded by the first large catch-up, not by making a monitor
+
             codes = np.fromiter(
                 (index.get(pid, -1) for pid in spans.ids(start, stop)), np.intp, stop - start
             )

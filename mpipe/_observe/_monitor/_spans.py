@@ -13,8 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from .._hooks import Timeline
 from ._stats import ProcessorStats
 
@@ -29,6 +27,8 @@ FOLD_EVERY = 4096
 
 def _floats(chunks: list[bytes]) -> Any:
     """Native float64 bytes, joined, as a numpy array."""
+    import numpy as np  # numpy loads with the first fold, not with the monitor
+
     return np.frombuffer(b"".join(chunks), dtype=np.float64)
 
 
@@ -121,6 +121,8 @@ class SpanBook:
         parts = [(t, a, b) for t, a, b in parts if b > a]
         if not parts:
             return
+        import numpy as np  # loaded by the first fold that has rows, not by making a monitor
+
         ids: list[str] = []
         for timeline, start, stop in parts:
             ids.extend(timeline.waits.ids(start, stop))
@@ -143,6 +145,8 @@ class SpanBook:
         ``closed``: the parts are whole runs that ended (each adds its active window, first
         firing start to last firing end, to the processor's); else one part, of the live run.
         """
+        import numpy as np  # loaded by the first fold, not by making a monitor
+
         ids: list[str] = []
         for timeline, start, stop in parts:
             ids.extend(timeline.spans.ids(start, stop))
