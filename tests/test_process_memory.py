@@ -208,6 +208,51 @@ def test_an_input_too_big_for_memory_fails_the_run_in_the_parent() -> None:
     assert info.value.failed_processors == ["use"]
 
 
+def test_a_pool_told_of_its_first_input_faults_that_much_in_as_it_starts() -> None:
+    async def main() -> dict[str, int]:
+        backend = _backend.ProcessBackend(1, arena_size=8 * MiB)
+        backend.expect(40 * MiB)
+        await backend.start()
+        try:
+            return backend._arena.stats()  # type: ignore[union-attr]
+        finally:
+            await backend.close()
+
+    stats = asyncio.run(main())
+    # The heap grew past its 8 MiB floor to hold 40 MiB, faulted in, and free for the payloads
+    # (what is in use is the worker's rings).
+    assert stats["resident_bytes"] >= 40 * MiB, stats
+    assert stats["used_bytes"] < MiB, stats
+
+
+def test_a_run_that_starts_its_pool_announces_its_batch_input(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    told: list[int] = []
+    monkeypatch.setattr(_backend.ProcessBackend, "expect", lambda self, n: told.append(n))
+    data = np.ones(5 * MiB, dtype=np.uint8)
+
+    async def main() -> None:
+        async with GraphExecutor(process_graph(identity), backend="process", max_workers=1) as ex:
+            await ex.execute({"p": data})  # starts the pool: told first
+            await ex.execute({"p": data})  # the pool runs already: nothing to tell
+        async with GraphExecutor(process_graph(identity), backend="process", max_workers=1) as ex:
+            await ex.execute_stream({"p": [data]})  # a stream's items are not known ahead
+
+    asyncio.run(main())
+    assert told == [5 * MiB]
+
+
+def test_an_input_too_big_for_memory_announced_still_fails_the_run_by_name() -> None:
+    # The pool cannot fault it in ahead (no error there); the run fails as it would anyway.
+    with pytest.raises(ExecutionError) as info:
+        GraphExecutor(process_graph(identity), backend="process", max_workers=1).run(
+            {"p": too_big()}
+        )
+    assert isinstance(info.value.cause, PayloadTooLargeError)
+    assert "does not fit in memory" in str(info.value.cause)
+
+
 def test_the_default_worker_count_works_on_a_128_core_host(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -150,6 +150,12 @@ class Backend(ABC):
         let go of what the backend holds for it. Local generators need nothing."""
         del stream
 
+    def expect(self, nbytes: int) -> None:
+        """Before :meth:`start`: the first run brings ``nbytes`` of input payloads for this
+        backend's processors; it may prepare memory for them while it starts. Nothing by
+        default."""
+        del nbytes
+
     def preload(self, fns: Sequence[Callable[[Any], Any]]) -> None:
         """The backend just started and will run ``fns``: it may get them ready ahead of their
         first calls (worker processes load them, imports included). Nothing by default."""

@@ -21,7 +21,7 @@ from .._observe._breakpoints import BreakpointAPI, BreakpointHit, BreakpointMana
 from .._observe._checkpoints import CheckpointManager
 from .._observe._hooks import RunHooks
 from ._plan import Plan, compile_plan, give_back, take_spare
-from ._run import Run, prepare_run
+from ._run import Run, announce_inputs, prepare_run
 
 __all__ = ["GraphExecutor"]
 
@@ -220,6 +220,8 @@ class GraphExecutor(BreakpointAPI):
                 self._check_breakpoints()
             for backend in plan.backends:
                 if not backend.started or backend.broken is not None:
+                    if not streaming:  # a batch's payloads are known before the pools start
+                        announce_inputs(plan, data)
                     await self._start_backends(plan)
                     break
             # Feeders (a stream's input, a resumed run's replays) run on the inline backend.

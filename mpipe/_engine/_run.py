@@ -21,6 +21,7 @@ from .._backends import Backend
 from .._errors import ConfigurationError, ExecutionError
 from .._model._graph import ProcessingGraph, connection_id
 from .._model._interfaces import ProcessorState
+from .._model._pipe import payload_nbytes
 from .._model._processors import BaseProcessor
 from .._observe._breakpoints import BreakpointManager
 from .._observe._checkpoints import CheckpointManager
@@ -31,7 +32,7 @@ from ._nodes import Node, ResultSink, feeder
 from ._plan import Plan, lifecycle_of, strategy_resets
 from ._scheduler import Scheduler
 
-__all__ = ["Run", "new_run_id", "prepare_run"]
+__all__ = ["Run", "announce_inputs", "new_run_id", "prepare_run"]
 
 
 # An enum member read from its class takes the interpreter's slow path; a global does not.
@@ -248,6 +249,22 @@ def prepare_run(
             checkpointer.write_manifest(list(graph.nodes))
         hooks.append(checkpointer)
     return Run(plan, Scheduler(nodes, feeders, sink, hooks, info.run_id), info, procs, lifecycle)
+
+
+def announce_inputs(plan: Plan, data: Any) -> None:
+    """Tell each backend of ``plan`` how many bytes of the batch input ``data`` go to its
+    sources (``Backend.expect``), before the backends start. The common input only (one item
+    per one-pipe source, every source named); otherwise nothing is announced."""
+    single = plan.single_entries
+    if single is None or type(data) is not dict or data.keys() != single.keys():
+        return
+    sizes: dict[Backend, int] = {}
+    for key, value in data.items():
+        backend = getattr(single[key].consumer, "backend", None)
+        if backend is not None:
+            sizes[backend] = sizes.get(backend, 0) + payload_nbytes(value)
+    for backend, nbytes in sizes.items():
+        backend.expect(nbytes)
 
 
 def _input_totals(plan: Plan, feeds: list[Feed], streaming: bool) -> dict[str, int]:

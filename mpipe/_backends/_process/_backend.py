@@ -30,6 +30,7 @@ in ``_launch.py``, and what a worker does in ``_worker.py``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import signal
@@ -45,7 +46,7 @@ from ..._errors import (
     WorkerCrashedError,
     mark_fatal,
 )
-from ..._transport._errors import SerializationError
+from ..._transport._errors import ArenaFullError, PayloadTooLargeError, SerializationError
 from .. import check_process_options
 from .._base import END as END_OF_STREAM
 from .._base import Backend, FiringSlot, Stream
@@ -221,6 +222,8 @@ class ProcessBackend(Backend):
         self.start_method = start_method
         self.message_size = message_size
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Bytes of input the first run brings (``expect``): faulted in while the workers start.
+        self._expected = 0
         self._arena: Any = None
         self._codec: Any = None
         self._workers: dict[int, _Worker] = {}
@@ -256,11 +259,28 @@ class ProcessBackend(Backend):
             for slot in range(1, self.max_workers + 1):
                 self._spawn(slot)
             self._arena.populate_floor()
+            self._grow_ahead()
             waits = [w.ready for w in self._workers.values()]
             await asyncio.wait_for(asyncio.gather(*waits), START_TIMEOUT)
         except BaseException:
             await self.close()
             raise
+
+    def expect(self, nbytes: int) -> None:
+        """Before ``start()``: the first run brings ``nbytes`` of input payloads. Past what the
+        arena's floor holds, the pool faults that much more in while its workers start, rather
+        than in the run (where writing the payload would fault each page in, one by one); the
+        memory is given back when the pool goes idle, as any growth is."""
+        self._expected = nbytes
+
+    def _grow_ahead(self) -> None:
+        nbytes, self._expected = self._expected, 0
+        if nbytes <= self.arena_size // 2:
+            return  # the floor holds it
+        # A block that big, faulted in and freed at once: the payloads take its pages. No room
+        # is no error here; the payload that needs the room reports it.
+        with contextlib.suppress(ArenaFullError, PayloadTooLargeError):
+            self._arena.alloc(nbytes, 0.0).release()
 
     def _spawn(self, slot: int) -> _Worker:
         from ..._transport import open_channel
