@@ -220,7 +220,7 @@ class GraphExecutor(BreakpointAPI):
                 self._check_breakpoints()
             for backend in plan.backends:
                 if not backend.started or backend.broken is not None:
-                    if not streaming:  # a batch's payloads are known before the pools start
+                    if not streaming and resume is None:  # a batch's input, known ahead
                         announce_inputs(plan, data)
                     await self._start_backends(plan)
                     break

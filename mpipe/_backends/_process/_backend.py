@@ -246,6 +246,7 @@ class ProcessBackend(Backend):
             await self.close()  # a broken pool starts afresh, or says why it cannot
         from ..._transport import Codec, open_arena
 
+        expected, self._expected = self._expected, 0  # told for this start only
         self._loop = asyncio.get_running_loop()
         self.broken = None
         self._start_failures.clear()
@@ -259,7 +260,7 @@ class ProcessBackend(Backend):
             for slot in range(1, self.max_workers + 1):
                 self._spawn(slot)
             self._arena.populate_floor()
-            self._grow_ahead()
+            self._grow_ahead(expected)
             waits = [w.ready for w in self._workers.values()]
             await asyncio.wait_for(asyncio.gather(*waits), START_TIMEOUT)
         except BaseException:
@@ -267,14 +268,15 @@ class ProcessBackend(Backend):
             raise
 
     def expect(self, nbytes: int) -> None:
-        """Before ``start()``: the first run brings ``nbytes`` of input payloads. Past what the
-        arena's floor holds, the pool faults that much more in while its workers start, rather
-        than in the run (where writing the payload would fault each page in, one by one); the
-        memory is given back when the pool goes idle, as any growth is."""
-        self._expected = nbytes
+        """Before ``start()``: the first run brings ``nbytes`` of input payloads. Past half the
+        arena's floor (which holds smaller inputs), the pool grows the arena by that much and
+        faults it in while its workers start, rather than in the run, when the payload's block
+        is allocated; the memory is given back when the pool goes idle, as any growth is.
+        Ignored by a pool that runs already."""
+        if not self.started or self.broken is not None:
+            self._expected = nbytes
 
-    def _grow_ahead(self) -> None:
-        nbytes, self._expected = self._expected, 0
+    def _grow_ahead(self, nbytes: int) -> None:
         if nbytes <= self.arena_size // 2:
             return  # the floor holds it
         # A block that big, faulted in and freed at once: the payloads take its pages. No room

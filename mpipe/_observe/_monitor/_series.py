@@ -15,6 +15,7 @@ place when thinned, so another thread (the dashboard's) can copy them while the 
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from operator import attrgetter
@@ -160,14 +161,16 @@ class RunSeries:
             self.cursor = stop
             return
         counts, busy, index = self.counts, self.busy, self._index
-        if stop - start < SMALL:
+        # Row by row while few rows came, or while this process has no numpy yet: importing it
+        # here would hold the event loop up for a tenth of a second in the middle of the run.
+        if stop - start < SMALL or "numpy" not in sys.modules:
             for pid, _, begin, end, _ in spans.rows(start, stop):
                 n = index.get(pid)
                 if n is not None:
                     counts[n] += 1
                     busy[n] += end - begin
         else:
-            import numpy as np  # loaded by the first large catch-up, not by making a monitor
+            import numpy as np
 
             codes = np.fromiter(
                 (index.get(pid, -1) for pid in spans.ids(start, stop)), np.intp, stop - start

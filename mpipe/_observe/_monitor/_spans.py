@@ -121,7 +121,7 @@ class SpanBook:
         parts = [(t, a, b) for t, a, b in parts if b > a]
         if not parts:
             return
-        import numpy as np  # loaded by the first fold that has rows, not by making a monitor
+        import numpy as np  # loaded by the first fold with rows (a read of the metrics, say)
 
         ids: list[str] = []
         for timeline, start, stop in parts:
