@@ -248,6 +248,31 @@ def test_a_run_that_starts_its_pool_announces_its_batch_input(
     assert told == [5 * MiB]
 
 
+def test_a_run_that_fails_after_its_pool_grew_ahead_gives_the_growth_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mpipe._engine import _executor
+
+    monkeypatch.setattr(_backend, "TRIM_DELAY", 0.0)
+
+    def fails(*_: Any) -> Any:
+        raise RuntimeError("the run could not be prepared")
+
+    monkeypatch.setattr(_executor, "prepare_run", fails)
+
+    async def main() -> dict[str, int]:
+        graph = process_graph(identity)
+        async with GraphExecutor(graph, backend="process", max_workers=1, arena_size=8 * MiB) as ex:
+            with pytest.raises(RuntimeError, match="could not be prepared"):
+                await ex.execute({"p": np.ones(40 * MiB, dtype=np.uint8)})
+            stats: dict[str, int] = ex._backends["process"]._arena.stats()  # type: ignore[attr-defined]
+            return stats
+
+    stats = asyncio.run(main())
+    assert stats["heap_bytes"] >= 40 * MiB  # the pool grew ahead for the input
+    assert stats["resident_bytes"] <= 8 * MiB, stats  # and gave it back: no run followed
+
+
 def test_an_input_too_big_for_memory_announced_still_fails_the_run_by_name() -> None:
     # The pool cannot fault it in ahead (no error there); the run fails as it would anyway.
     with pytest.raises(ExecutionError) as info:

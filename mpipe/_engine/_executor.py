@@ -247,6 +247,10 @@ class GraphExecutor(BreakpointAPI):
             self._busy = False
             if not self._entered:
                 await self.aclose()
+            else:  # no run follows: the pools go idle as after a run (and give growth back)
+                for backend in self._backends.values():
+                    if backend.started:
+                        backend.idle()
             raise
         self._current = run
         return run
