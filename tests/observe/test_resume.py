@@ -18,6 +18,7 @@ from mpipe import (
     ProcessingGraph,
     SimpleProcessor,
 )
+from mpipe._engine import _scheduler
 
 from ._graphs import chain
 
@@ -79,7 +80,14 @@ def test_resume_reruns_only_what_did_not_complete(run: Any, tmp_path: Path) -> N
     assert calls.calls == {"src": 1, "left": 1, "right": 1, "join": 2}
 
 
-def test_streams_and_multi_output_processors_replay_in_order(run: Any) -> None:
+def test_streams_and_multi_output_processors_replay_in_order(
+    run: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "split" must take all 30 items, and so complete, before "merge" first fails and halts
+    # the run. The scheduler gives way to other processors once a time slice is spent: on a
+    # slow host the slice could end mid-stream and "merge" fail first (then "split", not
+    # completed, reruns on resume with the batch input, None). No slice ends in this test.
+    monkeypatch.setattr(_scheduler, "SLICE", 60.0)
     calls = _Calls()
     graph = ProcessingGraph("split")
     split = SimpleProcessor(
