@@ -21,7 +21,6 @@ from .._backends import Backend
 from .._errors import ConfigurationError, ExecutionError
 from .._model._graph import ProcessingGraph, connection_id
 from .._model._interfaces import ProcessorState
-from .._model._pipe import payload_nbytes
 from .._model._processors import BaseProcessor
 from .._observe._breakpoints import BreakpointManager
 from .._observe._checkpoints import CheckpointManager
@@ -254,26 +253,21 @@ def prepare_run(
 def announce_inputs(plan: Plan, data: Any) -> None:
     """Tell each backend of ``plan`` how many bytes of the batch input ``data`` go to its
     sources (``Backend.expect``), before the backends start. The common input only (one item
-    per one-pipe source, every source named), and only payloads whose bytes travel as they are
-    (arrays, Arrow data, bytes): a lazy object's size says nothing of what it sends."""
+    per one-pipe source, every source named), and only payloads whose bytes the codec sends as
+    they are (``arena_nbytes``: arrays, Arrow data, bytes); a lazy object's size says nothing
+    of what it sends."""
     single = plan.single_entries
     if single is None or type(data) is not dict or data.keys() != single.keys():
         return
+    from .._transport._raw import arena_nbytes
+
     sizes: dict[Backend, int] = {}
     for key, value in data.items():
         backend = getattr(single[key].consumer, "backend", None)
-        if backend is not None and _copied_whole(value):
-            sizes[backend] = sizes.get(backend, 0) + payload_nbytes(value)
-    for backend, nbytes in sizes.items():
-        backend.expect(nbytes)
-
-
-def _copied_whole(value: Any) -> bool:
-    """Whether the codec sends ``value`` as its bytes: a numpy array, Arrow data, or bytes."""
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return True
-    module = type(value).__module__
-    return (module == "numpy" and type(value).__name__ == "ndarray") or module.startswith("pyarrow")
+        if backend is not None and (nbytes := arena_nbytes(value)):
+            sizes[backend] = sizes.get(backend, 0) + nbytes
+    for backend, total in sizes.items():
+        backend.expect(total)
 
 
 def _input_totals(plan: Plan, feeds: list[Feed], streaming: bool) -> dict[str, int]:

@@ -46,6 +46,9 @@ from typing import TYPE_CHECKING, Any
 
 from ._arena import Arena, Block
 from ._errors import CorruptMessageError, SerializationError
+from ._raw import ARROW as _RAW_ARROW
+from ._raw import NUMPY as _RAW_NUMPY
+from ._raw import ndarray_type, raw_kind
 
 __all__ = ["Codec"]
 
@@ -101,30 +104,6 @@ def _address(view: memoryview) -> int:
     import numpy as np
 
     return int(np.frombuffer(view, dtype=np.uint8).__array_interface__["data"][0])
-
-
-#: The Arrow types the codec writes as IPC, and numpy's ndarray: found once their package is
-#: imported (by anyone); until then no object can be one of them.
-_ARROW: tuple[type, ...] = ()
-_NDARRAY: Any = None  # numpy.ndarray once numpy is loaded
-
-
-def _arrow_types() -> tuple[type, ...]:
-    """The Arrow types the codec writes as IPC; none while pyarrow was never imported."""
-    global _ARROW
-    pa = sys.modules.get("pyarrow")
-    if pa is not None and not _ARROW:
-        _ARROW = (pa.Table, pa.RecordBatch, pa.Array, pa.ChunkedArray)
-    return _ARROW
-
-
-def _ndarray_type() -> Any:
-    """``numpy.ndarray``, or None while numpy was never imported."""
-    global _NDARRAY
-    np = sys.modules.get("numpy")
-    if np is not None and _NDARRAY is None:
-        _NDARRAY = np.ndarray
-    return _NDARRAY
 
 
 class _Hold:
@@ -257,11 +236,10 @@ class Codec:
         again = self._resend(obj, peer)
         if again is not None:
             return again
-        arrow = _ARROW or _arrow_types()
-        if arrow and isinstance(obj, arrow):
+        kind = raw_kind(obj)
+        if kind is _RAW_ARROW:
             return self._encode_arrow(obj, peer)
-        ndarray = _NDARRAY or _ndarray_type()
-        if ndarray is not None and isinstance(obj, ndarray) and not obj.dtype.hasobject:
+        if kind is _RAW_NUMPY:
             return self._encode_numpy(obj, peer)
         return self._encode_pickle(obj, peer)
 
@@ -298,7 +276,7 @@ class Codec:
             _, block, message = origin
             block.share(peer)
             return message
-        ndarray = _NDARRAY or _ndarray_type()
+        ndarray = ndarray_type()
         if ndarray is None or not isinstance(obj, ndarray):
             return None
         if not obj.dtype.hasobject and obj.flags.c_contiguous:
